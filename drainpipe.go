@@ -1,0 +1,125 @@
+// Package drainpipe holds the domain types and the interfaces that connect
+// drainpipe's parts: the journal between ingest and aggregation, and the
+// store that keeps per-minute, per-10-minute and per-hour buckets.
+//
+// Each dependency lives in its own package that implements these interfaces
+// (sqlite/ for the embedded default; later postgres/ and kafka/ for the
+// scale-out roles), and cmd/drainpipe wires them together.
+package drainpipe
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned when an app, series or record does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrExists is returned when creating something that already exists.
+var ErrExists = errors.New("already exists")
+
+// App is one Heroku app whose drain posts to drainpipe.
+type App struct {
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Credentials are what an app presents: the drain's basic-auth pair and a
+// read-only API token that sees only this app.
+type Credentials struct {
+	DrainUser   string
+	DrainSecret string
+	APIToken    string
+}
+
+// Batch is one acknowledged drain POST as it is kept in the journal: the raw
+// logplex-1 body and the headers that matter for counting.
+type Batch struct {
+	App        string
+	FrameID    string // Logplex-Frame-Id; empty when the client sent none
+	ReceivedAt time.Time
+	Body       []byte
+	// Dropped and Lost are the Logplex-Drop-Count and Logplex-Lost-Count
+	// headers sent by log-shuttle style clients.
+	Dropped int64
+	Lost    int64
+}
+
+// Record is a Batch read back from the journal with its position.
+type Record struct {
+	Seq int64
+	Batch
+}
+
+// Journal is the durable, ordered, replayable log between ingest and
+// aggregation. Append returns only once the batch is durable; a batch whose
+// (App, FrameID) was already appended is not appended again and reports
+// duplicate=true.
+type Journal interface {
+	Append(ctx context.Context, b Batch) (seq int64, duplicate bool, err error)
+	// Read returns up to max records with Seq > after, in order.
+	Read(ctx context.Context, after int64, max int) ([]Record, error)
+	// Trim forgets records with Seq <= upTo (they are safely aggregated).
+	Trim(ctx context.Context, upTo int64) error
+	Close() error
+}
+
+// Tier is a bucket width kept by the store.
+type Tier time.Duration
+
+// The tiers the store keeps; a query step maps onto one of them.
+const (
+	Tier1m  = Tier(time.Minute)
+	Tier10m = Tier(10 * time.Minute)
+	Tier1h  = Tier(time.Hour)
+)
+
+// Tiers lists the stored tiers from finest to coarsest.
+var Tiers = [...]Tier{Tier1m, Tier10m, Tier1h}
+
+// Duration returns the tier's bucket width.
+func (t Tier) Duration() time.Duration { return time.Duration(t) }
+
+// String names the tier as a step ("1m", "10m", "1h").
+func (t Tier) String() string {
+	switch t {
+	case Tier1m:
+		return "1m"
+	case Tier10m:
+		return "10m"
+	case Tier1h:
+		return "1h"
+	}
+	return time.Duration(t).String()
+}
+
+// EventKind classifies an app event shown on the events chart.
+type EventKind string
+
+// Event kinds.
+const (
+	EventDeploy  EventKind = "deploy"
+	EventRelease EventKind = "release"
+	EventScale   EventKind = "scale"
+	EventConfig  EventKind = "config"
+	EventRestart EventKind = "restart"
+	EventCrash   EventKind = "crash"
+	EventStart   EventKind = "start"
+	EventStop    EventKind = "stop"
+	EventExit    EventKind = "exit"
+	EventState   EventKind = "state"
+	EventError   EventKind = "dyno_error" // R10, R14 ... as discrete events
+)
+
+// Event is a discrete happening in an app's life: a deploy, a restart, a
+// crash, a scaling.
+type Event struct {
+	Time        time.Time `json:"time"`
+	App         string    `json:"-"`
+	ProcessType string    `json:"process_type,omitempty"`
+	Dyno        string    `json:"dyno,omitempty"`
+	Kind        EventKind `json:"kind"`
+	Code        string    `json:"code,omitempty"`
+	Detail      string    `json:"detail"`
+}
