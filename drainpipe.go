@@ -123,3 +123,6 @@ type Event struct {
 	Code        string    `json:"code,omitempty"`
 	Detail      string    `json:"detail"`
 }
+
+// ErrUnauthorized is returned when credentials do not match.
+var ErrUnauthorized = errors.New("unauthorized")

@@ -1,0 +1,354 @@
+package metrics
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/drainpipe/drainpipe/logline"
+)
+
+// Gauges holds one dyno's runtime samples in a bucket, indexed by
+// logline.Gauge.
+type Gauges [logline.NumGauges]Stat
+
+// Merge adds o's samples to g.
+func (g *Gauges) Merge(o *Gauges) {
+	for i := range g {
+		g[i].Merge(&o[i])
+	}
+}
+
+// Custom is one l2met custom metric in a bucket.
+type Custom struct {
+	Kind logline.CustomKind
+	// Count metrics use Total; sample metrics use Stat; measure metrics use
+	// Dist.
+	Total float64
+	Stat  Stat
+	Dist  Dist
+}
+
+// Merge adds o to c. Metrics of another kind under the same name are kept
+// by the first kind seen.
+func (c *Custom) Merge(o *Custom) {
+	if c.Kind == 0 {
+		c.Kind = o.Kind
+	}
+	if c.Kind != o.Kind {
+		return
+	}
+	c.Total += o.Total
+	c.Stat.Merge(&o.Stat)
+	c.Dist.Merge(&o.Dist)
+}
+
+// MaxCustomPerBucket bounds the custom metric names one bucket keeps, so an
+// app that logs unbounded names cannot grow a bucket without limit. Names
+// beyond it are counted in the log-loss series as "rejected.custom_limit".
+const MaxCustomPerBucket = 200
+
+// Bucket is everything drainpipe keeps for one app's process type over one
+// time bucket. The zero value is empty; maps are created on first use.
+type Bucket struct {
+	// Requests counts router request lines, with or without a status.
+	Requests int64
+	// Service and Connect are the router's service and connect times in ms.
+	Service Dist
+	Connect Dist
+	// Status counts requests per HTTP status code.
+	Status map[int]int64
+	// HCodes counts router errors per H code; RCodes dyno errors per R code.
+	HCodes map[string]int64
+	RCodes map[string]int64
+	// Dynos holds runtime samples per dyno source ("web.1").
+	Dynos map[string]*Gauges
+	// LogLoss counts lost or rejected lines by reason ("L10",
+	// "rejected.malformed", ...).
+	LogLoss map[string]int64
+	// Custom holds l2met custom metrics by name.
+	Custom map[string]*Custom
+}
+
+// Empty reports whether nothing was recorded in b.
+func (b *Bucket) Empty() bool {
+	return b.Requests == 0 && b.Service.Count == 0 && b.Connect.Count == 0 &&
+		len(b.Status) == 0 && len(b.HCodes) == 0 && len(b.RCodes) == 0 &&
+		len(b.Dynos) == 0 && len(b.LogLoss) == 0 && len(b.Custom) == 0
+}
+
+// Count5xx returns the number of requests answered with a 5xx status.
+func (b *Bucket) Count5xx() int64 {
+	var n int64
+	for code, c := range b.Status {
+		if code >= 500 && code <= 599 {
+			n += c
+		}
+	}
+	return n
+}
+
+// AddStatus counts one request with the given status (0 = none given).
+func (b *Bucket) AddStatus(status int) {
+	b.Requests++
+	if status <= 0 {
+		return
+	}
+	if b.Status == nil {
+		b.Status = make(map[int]int64, 4)
+	}
+	b.Status[status]++
+}
+
+// AddCode counts one occurrence of an error code in m (HCodes or RCodes).
+// The map lookup with string(code) does not allocate for existing codes.
+func addCode(m *map[string]int64, code []byte, n int64) {
+	if *m == nil {
+		*m = make(map[string]int64, 2)
+	}
+	if _, ok := (*m)[string(code)]; ok {
+		(*m)[string(code)] += n
+		return
+	}
+	(*m)[string(code)] = n
+}
+
+// AddHCode counts a router error code.
+func (b *Bucket) AddHCode(code []byte) { addCode(&b.HCodes, code, 1) }
+
+// AddRCode counts a dyno error code.
+func (b *Bucket) AddRCode(code []byte) { addCode(&b.RCodes, code, 1) }
+
+// AddLogLoss counts n lost or rejected lines under reason.
+func (b *Bucket) AddLogLoss(reason []byte, n int64) { addCode(&b.LogLoss, reason, n) }
+
+// Dyno returns the gauges of the named dyno, creating them when missing.
+func (b *Bucket) Dyno(source []byte) *Gauges {
+	if g, ok := b.Dynos[string(source)]; ok {
+		return g
+	}
+	if b.Dynos == nil {
+		b.Dynos = make(map[string]*Gauges, 4)
+	}
+	g := new(Gauges)
+	b.Dynos[string(source)] = g
+	return g
+}
+
+// CustomMetric returns the named custom metric of the given kind, creating
+// it when missing; it returns nil when the bucket already holds
+// MaxCustomPerBucket names.
+func (b *Bucket) CustomMetric(name []byte, kind logline.CustomKind) *Custom {
+	if c, ok := b.Custom[string(name)]; ok {
+		return c
+	}
+	if len(b.Custom) >= MaxCustomPerBucket {
+		return nil
+	}
+	if b.Custom == nil {
+		b.Custom = make(map[string]*Custom, 4)
+	}
+	c := &Custom{Kind: kind}
+	b.Custom[string(name)] = c
+	return c
+}
+
+// Merge adds everything in o to b. Merging is exact, commutative and
+// associative, which is what lets late data, several dynos and coarser
+// steps be folded together in any order.
+func (b *Bucket) Merge(o *Bucket) {
+	if o == nil {
+		return
+	}
+	b.Requests += o.Requests
+	b.Service.Merge(&o.Service)
+	b.Connect.Merge(&o.Connect)
+	mergeCounts(&b.Status, o.Status)
+	mergeCounts(&b.HCodes, o.HCodes)
+	mergeCounts(&b.RCodes, o.RCodes)
+	mergeCounts(&b.LogLoss, o.LogLoss)
+	for k, g := range o.Dynos {
+		if b.Dynos == nil {
+			b.Dynos = make(map[string]*Gauges, len(o.Dynos))
+		}
+		mine, ok := b.Dynos[k]
+		if !ok {
+			mine = new(Gauges)
+			b.Dynos[k] = mine
+		}
+		mine.Merge(g)
+	}
+	for k, c := range o.Custom {
+		if b.Custom == nil {
+			b.Custom = make(map[string]*Custom, len(o.Custom))
+		}
+		mine, ok := b.Custom[k]
+		if !ok {
+			if len(b.Custom) >= MaxCustomPerBucket {
+				continue
+			}
+			mine = &Custom{Kind: c.Kind}
+			b.Custom[k] = mine
+		}
+		mine.Merge(c)
+	}
+}
+
+func mergeCounts[K comparable](dst *map[K]int64, src map[K]int64) {
+	if len(src) == 0 {
+		return
+	}
+	if *dst == nil {
+		*dst = make(map[K]int64, len(src))
+	}
+	for k, v := range src {
+		(*dst)[k] += v
+	}
+}
+
+// GaugeStat merges one gauge over the dynos in b; when dyno is non-empty
+// only that dyno counts.
+func (b *Bucket) GaugeStat(g logline.Gauge, dyno string) Stat {
+	var s Stat
+	for name, gs := range b.Dynos {
+		if dyno != "" && name != dyno {
+			continue
+		}
+		s.Merge(&gs[g])
+	}
+	return s
+}
+
+const encodingVersion = 1
+
+// Encode appends b's binary encoding to dst. Map entries are written in
+// sorted key order so equal buckets encode to equal bytes.
+func (b *Bucket) Encode(dst []byte) []byte {
+	e := encoder{b: dst}
+	e.uvarint(encodingVersion)
+	e.uvarint(uint64(b.Requests))
+	b.Service.encode(&e)
+	b.Connect.encode(&e)
+	codes := make([]int, 0, len(b.Status))
+	for k := range b.Status {
+		codes = append(codes, k)
+	}
+	sort.Ints(codes)
+	e.uvarint(uint64(len(codes)))
+	for _, k := range codes {
+		e.uvarint(uint64(k))
+		e.uvarint(uint64(b.Status[k]))
+	}
+	encodeCounts(&e, b.HCodes)
+	encodeCounts(&e, b.RCodes)
+	encodeCounts(&e, b.LogLoss)
+	names := sortedKeys(b.Dynos)
+	e.uvarint(uint64(len(names)))
+	for _, n := range names {
+		e.str(n)
+		g := b.Dynos[n]
+		for i := range g {
+			g[i].encode(&e)
+		}
+	}
+	names = sortedKeys(b.Custom)
+	e.uvarint(uint64(len(names)))
+	for _, n := range names {
+		c := b.Custom[n]
+		e.str(n)
+		e.uvarint(uint64(c.Kind))
+		e.float(c.Total)
+		c.Stat.encode(&e)
+		c.Dist.encode(&e)
+	}
+	return e.b
+}
+
+func encodeCounts(e *encoder, m map[string]int64) {
+	keys := sortedKeys(m)
+	e.uvarint(uint64(len(keys)))
+	for _, k := range keys {
+		e.str(k)
+		e.varint(m[k])
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Decode parses an encoding made by Encode into a fresh Bucket. Corrupt
+// input returns an error, never a partly filled bucket.
+func Decode(p []byte) (*Bucket, error) {
+	r := decoder{b: p}
+	if v := r.uvarint(); v != encodingVersion {
+		if r.err != nil {
+			return nil, fmt.Errorf("decode bucket: %w", r.err)
+		}
+		return nil, fmt.Errorf("decode bucket: unknown encoding version %d", v)
+	}
+	b := &Bucket{Requests: int64(r.uvarint())}
+	if err := b.Service.decode(&r); err != nil {
+		return nil, fmt.Errorf("decode bucket service: %w", err)
+	}
+	if err := b.Connect.decode(&r); err != nil {
+		return nil, fmt.Errorf("decode bucket connect: %w", err)
+	}
+	if n := r.count(); n > 0 {
+		b.Status = make(map[int]int64, n)
+		for i := 0; i < n && r.err == nil; i++ {
+			k := int(r.uvarint())
+			b.Status[k] = int64(r.uvarint())
+		}
+	}
+	b.HCodes = decodeCounts(&r)
+	b.RCodes = decodeCounts(&r)
+	b.LogLoss = decodeCounts(&r)
+	if n := r.count(); n > 0 {
+		b.Dynos = make(map[string]*Gauges, n)
+		for i := 0; i < n && r.err == nil; i++ {
+			name := r.str()
+			g := new(Gauges)
+			for j := range g {
+				g[j].decode(&r)
+			}
+			b.Dynos[name] = g
+		}
+	}
+	if n := r.count(); n > 0 {
+		b.Custom = make(map[string]*Custom, n)
+		for i := 0; i < n && r.err == nil; i++ {
+			name := r.str()
+			c := &Custom{Kind: logline.CustomKind(r.uvarint()), Total: r.float()}
+			c.Stat.decode(&r)
+			if err := c.Dist.decode(&r); err != nil {
+				return nil, fmt.Errorf("decode bucket custom %q: %w", name, err)
+			}
+			b.Custom[name] = c
+		}
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("decode bucket: %w", r.err)
+	}
+	if len(r.b) != 0 {
+		return nil, fmt.Errorf("decode bucket: %d trailing bytes", len(r.b))
+	}
+	return b, nil
+}
+
+func decodeCounts(r *decoder) map[string]int64 {
+	n := r.count()
+	if n == 0 {
+		return nil
+	}
+	m := make(map[string]int64, n)
+	for i := 0; i < n && r.err == nil; i++ {
+		k := r.str()
+		m[k] = r.varint()
+	}
+	return m
+}

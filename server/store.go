@@ -1,0 +1,60 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/metrics"
+)
+
+// Store is what the HTTP server needs from the store: the app registry
+// with its credentials, and read access to buckets and events. The
+// embedded implementation is sqlite.Store.
+type Store interface {
+	// CreateApp registers an app and returns fresh credentials in plain
+	// text; only their hashes are kept. It returns drainpipe.ErrExists when
+	// the name is taken.
+	CreateApp(ctx context.Context, name string) (drainpipe.App, drainpipe.Credentials, error)
+	// ListApps returns every app, ordered by name.
+	ListApps(ctx context.Context) ([]drainpipe.App, error)
+	// VerifyDrain checks a drain's basic-auth pair. It returns
+	// drainpipe.ErrNotFound for an unknown app and drainpipe.ErrUnauthorized when the
+	// pair does not match.
+	VerifyDrain(ctx context.Context, app, user, secret string) error
+	// AppForToken returns the app an API token belongs to, or
+	// drainpipe.ErrNotFound.
+	AppForToken(ctx context.Context, token string) (string, error)
+	// Buckets returns the stored rows of tier for app in [start, end),
+	// ordered by time. processType "" means every process type.
+	Buckets(ctx context.Context, app, processType string, tier drainpipe.Tier, start, end time.Time) ([]metrics.Row, error)
+	// RequestCounts returns per-bucket request and 5xx counts of every app
+	// (all process types summed per app and bucket) in [start, end).
+	RequestCounts(ctx context.Context, tier drainpipe.Tier, start, end time.Time) ([]metrics.RequestCount, error)
+	// Events returns app's events in [start, end), oldest first; a non-empty
+	// dyno keeps only that dyno's events (and app-wide ones such as deploys).
+	Events(ctx context.Context, app string, start, end time.Time, dyno string) ([]drainpipe.Event, error)
+	// LastEvents returns the latest deploy, release, restart or crash event
+	// of every app, by app name.
+	LastEvents(ctx context.Context) (map[string]drainpipe.Event, error)
+	// Formation returns the process types and dyno names seen for app.
+	Formation(ctx context.Context, app string) ([]ProcessType, error)
+	// CustomMetrics returns the custom metric names seen for app.
+	CustomMetrics(ctx context.Context, app string) ([]CustomMetric, error)
+	// Retention tells how long each tier is kept, so queries beyond it
+	// answer nulls without touching the store.
+	Retention() map[drainpipe.Tier]time.Duration
+}
+
+// ProcessType is one process type of an app's formation.
+type ProcessType struct {
+	Name  string   `json:"name"`
+	Dynos []string `json:"dynos"`
+}
+
+// CustomMetric names one l2met custom metric and its kind ("count",
+// "sample" or "measure").
+type CustomMetric struct {
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+}
