@@ -3,6 +3,8 @@ package drain
 import (
 	"context"
 	"time"
+
+	"github.com/drainpipe/drainpipe/logplex"
 )
 
 // Logplex's batch limits, the Batcher's defaults.
@@ -53,8 +55,10 @@ func SenderBatcher(ctx context.Context, c *Client, maxMessages, maxBytes int) *B
 	})
 }
 
-// Add appends one line as a frame (syslog APP-NAME appName, e.g. "heroku"
-// or "app"; PROCID procID, e.g. "router" or "web.1"), flushing first if the
+// Add appends one line as a frame written by logplex.AppendMessage (syslog
+// APP-NAME appName, e.g. "heroku" or "app"; PROCID procID, e.g. "router" or
+// "web.1"; PRI 190; one trailing newline of msg is dropped and the frame
+// ends in its own), flushing first if the
 // frame would not fit and afterwards if the batch is full. It returns the
 // flush error, if any; the line is kept either way.
 func (b *Batcher) Add(t time.Time, appName, procID, msg string) error {
@@ -68,7 +72,7 @@ func (b *Batcher) Add(t time.Time, appName, procID, msg string) error {
 		err = b.Flush()
 	}
 	start := len(b.buf)
-	b.buf = appendFrame(b.buf, t, host, appName, procID, msg)
+	b.buf = logplex.AppendMessage(b.buf, t, host, appName, procID, msg)
 	if b.n > 0 && len(b.buf) > b.MaxBytes {
 		// The estimate was short: move the frame into the next batch.
 		frame := append([]byte(nil), b.buf[start:]...)
