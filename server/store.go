@@ -18,6 +18,9 @@ type Store interface {
 	CreateApp(ctx context.Context, name string) (drainpipe.App, drainpipe.Credentials, error)
 	// ListApps returns every app, ordered by name.
 	ListApps(ctx context.Context) ([]drainpipe.App, error)
+	// App returns one app, or drainpipe.ErrNotFound. The query API uses it
+	// to answer 404 for an unknown app before reading any data.
+	App(ctx context.Context, name string) (drainpipe.App, error)
 	// VerifyDrain checks a drain's basic-auth pair. It returns
 	// drainpipe.ErrNotFound for an unknown app and drainpipe.ErrUnauthorized when the
 	// pair does not match.
@@ -26,7 +29,10 @@ type Store interface {
 	// drainpipe.ErrNotFound.
 	AppForToken(ctx context.Context, token string) (string, error)
 	// Buckets returns the stored rows of tier for app in [start, end),
-	// ordered by time. processType "" means every process type.
+	// ordered by time. processType "" means every process type; app ""
+	// means every app (the fleet summary of GET /api/apps reads the last
+	// two hours of Tier10m this way, in one call). Coarser tiers must be
+	// as fresh as Tier1m, the still-open bucket included.
 	Buckets(ctx context.Context, app, processType string, tier drainpipe.Tier, start, end time.Time) ([]metrics.Row, error)
 	// RequestCounts returns per-bucket request and 5xx counts of every app
 	// (all process types summed per app and bucket) in [start, end).

@@ -1,0 +1,192 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/logplex"
+)
+
+// maxFrameIDLen bounds the Logplex-Frame-Id kept in the journal. Logplex
+// sends 32 hex digits; longer ids are replaced by their SHA-256, which
+// keeps deduplication exact while bounding what a client can make us store.
+const maxFrameIDLen = 128
+
+// handleDrain is POST /drains/{app}: SPEC §1.1 and §4.
+//
+// The checks run in this order, each answering at once:
+//  1. more than MaxConcurrentDrains in flight → 503 + Retry-After (Logplex retries);
+//  2. unknown app → 404 (before credentials, as SPEC §4 asks; app names are
+//     not secret, the drain URL's credentials are);
+//  3. missing or wrong basic auth → 401;
+//  4. Content-Length above MaxBodyBytes, or a body that turns out larger → 413;
+//  5. a body in which not even one frame can be read → 400 with the reason;
+//  6. journal append fails → 503 (Logplex retries with the same Frame-Id).
+//
+// Otherwise 200 with an empty body, also for a duplicate Frame-Id. A body
+// whose tail cannot be framed is accepted: the aggregator counts the tail
+// as rejected lines.
+func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
+	status := http.StatusOK
+	defer func() { s.m.drainRequests.WithLabelValues(strconv.Itoa(status)).Inc() }()
+	fail := func(code int, msg string) {
+		status = code
+		writeError(w, code, msg)
+	}
+
+	select {
+	case s.drainSem <- struct{}{}:
+		defer func() { <-s.drainSem }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		fail(http.StatusServiceUnavailable, "too many concurrent drain requests; retry")
+		return
+	}
+	s.m.drainInFlight.Inc()
+	defer s.m.drainInFlight.Dec()
+
+	ctx := r.Context()
+	app := r.PathValue("app")
+	user, secret, _ := r.BasicAuth()
+	if err := s.store.VerifyDrain(ctx, app, user, secret); err != nil {
+		switch {
+		case errors.Is(err, drainpipe.ErrNotFound):
+			fail(http.StatusNotFound, "unknown app "+strconv.Quote(app))
+		case errors.Is(err, drainpipe.ErrUnauthorized):
+			w.Header().Set("WWW-Authenticate", `Basic realm="drainpipe"`)
+			fail(http.StatusUnauthorized, "wrong or missing drain credentials")
+		default:
+			s.log.Error("drain: verifying credentials failed", "app", app, "err", err)
+			w.Header().Set("Retry-After", "1")
+			fail(http.StatusServiceUnavailable, "cannot verify credentials right now; retry")
+		}
+		return
+	}
+
+	limit := s.cfg.MaxBodyBytes
+	if r.ContentLength > limit {
+		fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes exceeds the limit of %d bytes", r.ContentLength, limit))
+		return
+	}
+	body, err := readBody(w, r, limit)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds the limit of %d bytes", limit))
+			return
+		}
+		s.log.Debug("drain: reading body failed", "app", app, "err", err)
+		fail(http.StatusBadRequest, "cannot read body: "+err.Error())
+		return
+	}
+
+	frames, ferr := countFrames(body)
+	if ferr != nil {
+		s.m.drainBadFrames.WithLabelValues(ferr.Reason).Inc()
+	}
+	if frames == 0 {
+		reason := "empty body"
+		if ferr != nil {
+			reason = ferr.Error()
+		}
+		s.log.Debug("drain: body cannot be framed", "app", app, "reason", reason)
+		fail(http.StatusBadRequest, "cannot frame body: "+reason)
+		return
+	}
+
+	b := drainpipe.Batch{
+		App:        app,
+		FrameID:    frameID(r.Header.Get("Logplex-Frame-Id")),
+		ReceivedAt: s.now().UTC(),
+		Body:       body,
+		Dropped:    headerCount(r.Header.Get("Logplex-Drop-Count")),
+		Lost:       headerCount(r.Header.Get("Logplex-Lost-Count")),
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), appendTimeout)
+	start := time.Now()
+	_, dup, err := s.journal.Append(actx, b)
+	s.m.journalAppend.Observe(time.Since(start).Seconds())
+	cancel()
+	if err != nil {
+		s.log.Error("drain: journal append failed", "app", app, "frame_id", b.FrameID, "bytes", len(body), "err", err)
+		w.Header().Set("Retry-After", "1")
+		fail(http.StatusServiceUnavailable, "cannot store batch right now; retry")
+		return
+	}
+	if dup {
+		s.m.drainDuplicates.Inc()
+	} else {
+		s.m.drainLines.Add(float64(frames))
+		s.m.drainBytes.Add(float64(len(body)))
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusOK)
+}
+
+// readBody reads the whole request body, at most limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= limit {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(rd); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// countFrames returns how many frames can be read from body and the
+// framing error that stopped the reader, if any.
+func countFrames(body []byte) (int, *logplex.FrameError) {
+	rd := logplex.NewReader(body)
+	n := 0
+	for {
+		_, err := rd.Next()
+		if err == nil {
+			n++
+			continue
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		var fe *logplex.FrameError
+		if errors.As(err, &fe) {
+			return n, fe
+		}
+		return n, &logplex.FrameError{Offset: rd.Offset(), Reason: err.Error()}
+	}
+}
+
+// frameID normalizes a Logplex-Frame-Id header value.
+func frameID(h string) string {
+	h = strings.TrimSpace(h)
+	if len(h) <= maxFrameIDLen {
+		return h
+	}
+	sum := sha256.Sum256([]byte(h))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// headerCount parses a Logplex-Drop-Count style header; anything that is
+// not a non-negative integer is ignored (0).
+func headerCount(h string) int64 {
+	if h == "" {
+		return 0
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(h), 10, 64)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}

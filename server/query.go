@@ -1,0 +1,521 @@
+package server
+
+import (
+	"errors"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/logline"
+	"github.com/drainpipe/drainpipe/metrics"
+)
+
+// maxEvents bounds the events listed in one answer; the newest are kept.
+const maxEvents = 10000
+
+// A count series is null in a bucket that holds no line of the kind that
+// would produce it, and 0 where such lines were seen without this key:
+// status and H codes need router lines, R codes need runtime samples or
+// dyno errors, log loss needs anything at all, events need an event.
+
+// nameParam reads an optional process_type or dyno query parameter.
+// Heroku process types and dyno names are short words of letters, digits,
+// "_", "-" and ".".
+func nameParam(r *http.Request, key string) (string, error) {
+	v := r.URL.Query().Get(key)
+	if v == "" {
+		return "", nil
+	}
+	if !validName(v) {
+		return "", badRequestf("%s %q is not a process type or dyno name", key, v)
+	}
+	return v, nil
+}
+
+func validName(v string) bool {
+	if len(v) == 0 || len(v) > 64 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// seriesRequest parses the window and process type of a series request
+// and fetches its buckets. pt is the process type from the path, or ""
+// to read the process_type parameter (default defaultPT). It writes the
+// error answer and returns ok=false on failure.
+func (s *Server) seriesRequest(w http.ResponseWriter, r *http.Request, app, pt, defaultPT string) (win window, buckets []*metrics.Bucket, ok bool) {
+	win, err := s.parseWindow(r)
+	if err != nil {
+		s.queryError(w, r, err)
+		return win, nil, false
+	}
+	if pt == "" {
+		if pt, err = nameParam(r, "process_type"); err != nil {
+			s.queryError(w, r, err)
+			return win, nil, false
+		}
+		if pt == "" {
+			pt = defaultPT
+		}
+	} else if !validName(pt) {
+		s.queryError(w, r, badRequestf("process type %q is not valid", pt))
+		return win, nil, false
+	}
+	buckets, err = s.fetch(r.Context(), app, pt, win)
+	if err != nil {
+		s.queryError(w, r, err)
+		return win, nil, false
+	}
+	return win, buckets, true
+}
+
+// queryError answers 400 for a bad request, 404 for something not found,
+// and 500 otherwise.
+func (s *Server) queryError(w http.ResponseWriter, r *http.Request, err error) {
+	var br *badRequest
+	switch {
+	case errors.As(err, &br):
+		writeError(w, http.StatusBadRequest, br.msg)
+	case errors.Is(err, drainpipe.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not found")
+	default:
+		s.internalError(w, r, err)
+	}
+}
+
+// latencySummary is the whole range of GET …/router-metrics/latency, from
+// one distribution merged over every bucket.
+type latencySummary struct {
+	Requests int64  `json:"requests"`
+	P50      number `json:"p50"`
+	P95      number `json:"p95"`
+	P99      number `json:"p99"`
+	Max      number `json:"max"`
+}
+
+// handleLatency is GET /api/apps/{app}/router-metrics/latency.
+func (s *Server) handleLatency(w http.ResponseWriter, r *http.Request, app string) {
+	win, buckets, ok := s.seriesRequest(w, r, app, "", "web")
+	if !ok {
+		return
+	}
+	p50, p95, p99, pmax, c95 := newValues(win.n), newValues(win.n), newValues(win.n), newValues(win.n), newValues(win.n)
+	var all metrics.Dist
+	var requests int64
+	for i, b := range buckets {
+		if b == nil {
+			continue
+		}
+		requests += b.Requests
+		all.Merge(&b.Service)
+		if v, ok := b.Service.Quantile(0.50); ok {
+			p50[i] = v
+		}
+		if v, ok := b.Service.Quantile(0.95); ok {
+			p95[i] = v
+		}
+		if v, ok := b.Service.Quantile(0.99); ok {
+			p99[i] = v
+		}
+		if b.Service.Count > 0 {
+			pmax[i] = b.Service.Max
+		}
+		if v, ok := b.Connect.Quantile(0.95); ok {
+			c95[i] = v
+		}
+	}
+	body := newSeriesBody(win)
+	body.Data["latency.ms.p50"] = p50
+	body.Data["latency.ms.p95"] = p95
+	body.Data["latency.ms.p99"] = p99
+	body.Data["latency.ms.max"] = pmax
+	body.Data["latency.connect.ms.p95"] = c95
+	sum := &latencySummary{Requests: requests, Max: null}
+	sum.P50 = optional(all.Quantile(0.50))
+	sum.P95 = optional(all.Quantile(0.95))
+	sum.P99 = optional(all.Quantile(0.99))
+	if all.Count > 0 {
+		sum.Max = number(all.Max)
+	}
+	body.Summary = sum
+	writeJSON(w, http.StatusOK, body)
+}
+
+// countSeries builds one series per key of the maps get returns, null in
+// buckets where seen is false.
+func countSeries[K comparable](body *seriesBody, buckets []*metrics.Bucket, name func(K) string,
+	get func(*metrics.Bucket) map[K]int64, seen func(*metrics.Bucket) bool) {
+	n := len(buckets)
+	series := map[K]values{}
+	for i, b := range buckets {
+		if b == nil {
+			continue
+		}
+		for k, c := range get(b) {
+			v, ok := series[k]
+			if !ok {
+				v = newValues(n)
+				series[k] = v
+			}
+			v[i] = float64(c)
+		}
+	}
+	for k, v := range series {
+		for i, b := range buckets {
+			if b != nil && math.IsNaN(v[i]) && seen(b) {
+				v[i] = 0
+			}
+		}
+		body.put(name(k), v)
+	}
+}
+
+func routerSeen(b *metrics.Bucket) bool {
+	return b.Requests > 0 || len(b.Status) > 0 || len(b.HCodes) > 0
+}
+
+func dynoSeen(b *metrics.Bucket) bool {
+	return len(b.Dynos) > 0 || len(b.RCodes) > 0
+}
+
+func anySeen(b *metrics.Bucket) bool { return !b.Empty() }
+
+// handleStatus is GET /api/apps/{app}/router-metrics/status.
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request, app string) {
+	win, buckets, ok := s.seriesRequest(w, r, app, "", "web")
+	if !ok {
+		return
+	}
+	body := newSeriesBody(win)
+	countSeries(body, buckets, strconv.Itoa, func(b *metrics.Bucket) map[int]int64 { return b.Status }, routerSeen)
+	writeJSON(w, http.StatusOK, body)
+}
+
+func identity(s string) string { return s }
+
+// handleRouterErrors is GET /api/apps/{app}/router-metrics/errors.
+func (s *Server) handleRouterErrors(w http.ResponseWriter, r *http.Request, app string) {
+	win, buckets, ok := s.seriesRequest(w, r, app, "", "web")
+	if !ok {
+		return
+	}
+	body := newSeriesBody(win)
+	countSeries(body, buckets, identity, func(b *metrics.Bucket) map[string]int64 { return b.HCodes }, routerSeen)
+	writeJSON(w, http.StatusOK, body)
+}
+
+// handleDynoErrors is GET /api/apps/{app}/formation/{type}/metrics/errors.
+func (s *Server) handleDynoErrors(w http.ResponseWriter, r *http.Request, app string) {
+	win, buckets, ok := s.seriesRequest(w, r, app, r.PathValue("type"), "")
+	if !ok {
+		return
+	}
+	body := newSeriesBody(win)
+	countSeries(body, buckets, identity, func(b *metrics.Bucket) map[string]int64 { return b.RCodes }, dynoSeen)
+	writeJSON(w, http.StatusOK, body)
+}
+
+// handleLogLoss is GET /api/apps/{app}/log-loss: every process type.
+func (s *Server) handleLogLoss(w http.ResponseWriter, r *http.Request, app string) {
+	win, err := s.parseWindow(r)
+	if err != nil {
+		s.queryError(w, r, err)
+		return
+	}
+	buckets, err := s.fetch(r.Context(), app, "", win)
+	if err != nil {
+		s.queryError(w, r, err)
+		return
+	}
+	body := newSeriesBody(win)
+	countSeries(body, buckets, identity, func(b *metrics.Bucket) map[string]int64 { return b.LogLoss }, anySeen)
+	writeJSON(w, http.StatusOK, body)
+}
+
+// gaugeKey names a runtime gauge's series.
+type gaugeKey struct {
+	gauge  logline.Gauge
+	prefix string
+	mean   bool // also a .mean series; every gauge has .max
+}
+
+var memoryGauges = []gaugeKey{
+	{logline.GaugeMemTotal, "memory.total.bytes", true},
+	{logline.GaugeMemRSS, "memory.rss.bytes", true},
+	{logline.GaugeMemSwap, "memory.swap.bytes", true},
+	{logline.GaugeMemCache, "memory.cache.bytes", true},
+	{logline.GaugeMemQuota, "memory.quota.bytes", false},
+}
+
+var loadGauges = []gaugeKey{
+	{logline.GaugeLoad1m, "load.avg.1m", true},
+	{logline.GaugeLoad5m, "load.avg.5m", true},
+	{logline.GaugeLoad15m, "load.avg.15m", true},
+}
+
+// handleMemory is GET /api/apps/{app}/formation/{type}/metrics/memory.
+func (s *Server) handleMemory(w http.ResponseWriter, r *http.Request, app string) {
+	s.gaugeSeries(w, r, app, memoryGauges)
+}
+
+// handleLoad is GET /api/apps/{app}/formation/{type}/metrics/load.
+func (s *Server) handleLoad(w http.ResponseWriter, r *http.Request, app string) {
+	s.gaugeSeries(w, r, app, loadGauges)
+}
+
+// gaugeSeries answers mean and max of runtime gauges over all dynos of the
+// path's process type, or of the one dyno named by ?dyno=. Every key is
+// present, all null when there is no data.
+func (s *Server) gaugeSeries(w http.ResponseWriter, r *http.Request, app string, keys []gaugeKey) {
+	dyno, err := nameParam(r, "dyno")
+	if err != nil {
+		s.queryError(w, r, err)
+		return
+	}
+	win, buckets, ok := s.seriesRequest(w, r, app, r.PathValue("type"), "")
+	if !ok {
+		return
+	}
+	body := newSeriesBody(win)
+	for _, k := range keys {
+		mean, max := newValues(win.n), newValues(win.n)
+		for i, b := range buckets {
+			if b == nil {
+				continue
+			}
+			st := b.GaugeStat(k.gauge, dyno)
+			if st.Count == 0 {
+				continue
+			}
+			mean[i] = st.Sum / float64(st.Count)
+			max[i] = st.Max
+		}
+		if k.mean {
+			body.Data[k.prefix+".mean"] = mean
+		}
+		body.Data[k.prefix+".max"] = max
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// eventJSON is one event in an answer; every field is always present.
+type eventJSON struct {
+	Time        string `json:"time"`
+	Kind        string `json:"kind"`
+	ProcessType string `json:"process_type"`
+	Dyno        string `json:"dyno"`
+	Code        string `json:"code"`
+	Detail      string `json:"detail"`
+}
+
+func toEventJSON(e drainpipe.Event) eventJSON {
+	return eventJSON{
+		Time:        e.Time.UTC().Format(time.RFC3339Nano),
+		Kind:        string(e.Kind),
+		ProcessType: e.ProcessType,
+		Dyno:        e.Dyno,
+		Code:        e.Code,
+		Detail:      e.Detail,
+	}
+}
+
+// handleEvents is GET /api/apps/{app}/events: event counts per kind and
+// bucket, and the events themselves. Events of every process type are
+// listed unless process_type is given; app-wide events (deploys, releases,
+// scaling, config) have no process type and are always listed.
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, app string) {
+	win, err := s.parseWindow(r)
+	if err != nil {
+		s.queryError(w, r, err)
+		return
+	}
+	pt, err := nameParam(r, "process_type")
+	if err != nil {
+		s.queryError(w, r, err)
+		return
+	}
+	dyno, err := nameParam(r, "dyno")
+	if err != nil {
+		s.queryError(w, r, err)
+		return
+	}
+	evs, err := s.store.Events(r.Context(), app, win.start, win.end, dyno)
+	if err != nil {
+		s.queryError(w, r, err)
+		return
+	}
+	list := make([]eventJSON, 0, len(evs))
+	series := map[string]values{}
+	seen := make([]bool, win.n)
+	for _, e := range evs {
+		if pt != "" && e.ProcessType != "" && e.ProcessType != pt {
+			continue
+		}
+		i := win.index(e.Time)
+		if i < 0 {
+			continue
+		}
+		v, ok := series[string(e.Kind)]
+		if !ok {
+			v = newValues(win.n)
+			series[string(e.Kind)] = v
+		}
+		if math.IsNaN(v[i]) {
+			v[i] = 0
+		}
+		v[i]++
+		seen[i] = true
+		list = append(list, toEventJSON(e))
+	}
+	body := newSeriesBody(win)
+	for k, v := range series {
+		for i := range v {
+			if seen[i] && math.IsNaN(v[i]) {
+				v[i] = 0
+			}
+		}
+		body.Data[k] = v
+	}
+	if len(list) > maxEvents {
+		list = list[len(list)-maxEvents:]
+	}
+	body.Events = &list
+	writeJSON(w, http.StatusOK, body)
+}
+
+// handleFormation is GET /api/apps/{app}/formation.
+func (s *Server) handleFormation(w http.ResponseWriter, r *http.Request, app string) {
+	pts, err := s.store.Formation(r.Context(), app)
+	if err != nil {
+		s.queryError(w, r, err)
+		return
+	}
+	if pts == nil {
+		pts = []ProcessType{}
+	}
+	for i := range pts {
+		if pts[i].Dynos == nil {
+			pts[i].Dynos = []string{}
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"process_types": pts})
+}
+
+// handleCustomList is GET /api/apps/{app}/custom-metrics.
+func (s *Server) handleCustomList(w http.ResponseWriter, r *http.Request, app string) {
+	ms, err := s.store.CustomMetrics(r.Context(), app)
+	if err != nil {
+		s.queryError(w, r, err)
+		return
+	}
+	if ms == nil {
+		ms = []CustomMetric{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"metrics": ms})
+}
+
+// customKinds maps logline.CustomKind to its API name.
+var customKinds = map[logline.CustomKind]string{
+	logline.CustomCount:   "count",
+	logline.CustomSample:  "sample",
+	logline.CustomMeasure: "measure",
+}
+
+// handleCustomSeries is GET /api/apps/{app}/custom-metrics/{name}. Without
+// process_type every process type is merged.
+func (s *Server) handleCustomSeries(w http.ResponseWriter, r *http.Request, app string) {
+	name := r.PathValue("name")
+	ms, err := s.store.CustomMetrics(r.Context(), app)
+	if err != nil {
+		s.queryError(w, r, err)
+		return
+	}
+	i := slices.IndexFunc(ms, func(m CustomMetric) bool { return m.Name == name })
+	if i < 0 {
+		writeError(w, http.StatusNotFound, "custom metric "+strconv.Quote(name)+" not found")
+		return
+	}
+	kindName := ms[i].Kind
+	var kind logline.CustomKind
+	for k, n := range customKinds {
+		if n == kindName {
+			kind = k
+		}
+	}
+	win, buckets, ok := s.seriesRequest(w, r, app, "", "")
+	if !ok {
+		return
+	}
+	body := newSeriesBody(win)
+	body.Kind = kindName
+	n := win.n
+	get := func(b *metrics.Bucket) *metrics.Custom {
+		if b == nil {
+			return nil
+		}
+		c := b.Custom[name]
+		if c == nil || (kind != 0 && c.Kind != kind) {
+			return nil
+		}
+		return c
+	}
+	switch kind {
+	case logline.CustomCount:
+		sum := newValues(n)
+		for i, b := range buckets {
+			if c := get(b); c != nil {
+				sum[i] = c.Total
+			}
+		}
+		body.put("sum", sum)
+	case logline.CustomSample:
+		last, mean, max := newValues(n), newValues(n), newValues(n)
+		for i, b := range buckets {
+			c := get(b)
+			if c == nil || c.Stat.Count == 0 {
+				continue
+			}
+			last[i], max[i] = c.Stat.Last, c.Stat.Max
+			mean[i] = c.Stat.Sum / float64(c.Stat.Count)
+		}
+		body.put("last", last)
+		body.put("mean", mean)
+		body.put("max", max)
+	default: // measure, and anything unknown is read as a distribution
+		keys := []string{"count", "sum", "min", "max", "mean", "p50", "p95", "p99"}
+		vs := make([]values, len(keys))
+		for k := range vs {
+			vs[k] = newValues(n)
+		}
+		for i, b := range buckets {
+			c := get(b)
+			if c == nil || c.Dist.Count == 0 {
+				continue
+			}
+			d := &c.Dist
+			vs[0][i] = float64(d.Count)
+			vs[1][i] = d.Sum
+			vs[2][i] = d.Min
+			vs[3][i] = d.Max
+			vs[4][i] = d.Sum / float64(d.Count)
+			for k, q := range []float64{0.50, 0.95, 0.99} {
+				if v, ok := d.Quantile(q); ok {
+					vs[5+k][i] = v
+				}
+			}
+		}
+		for k, key := range keys {
+			body.put(key, vs[k])
+		}
+	}
+	writeJSON(w, http.StatusOK, body)
+}
