@@ -1,0 +1,73 @@
+// Number, byte and time formatting shared by the pages and charts.
+
+export const MB = 1048576; // Heroku's "MB" in runtime metrics is 2^20 bytes.
+
+export function fmtNum(v: number | null | undefined, digits = 0): string {
+  if (v == null || !isFinite(v)) return '–';
+  return v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: 0 });
+}
+
+/** fmtCompact renders 12345 as "12.3k". */
+export function fmtCompact(v: number | null | undefined): string {
+  if (v == null || !isFinite(v)) return '–';
+  const a = Math.abs(v);
+  if (a >= 1e9) return (v / 1e9).toFixed(a >= 1e10 ? 0 : 1) + 'G';
+  if (a >= 1e6) return (v / 1e6).toFixed(a >= 1e7 ? 0 : 1) + 'M';
+  if (a >= 1e4) return (v / 1e3).toFixed(a >= 1e5 ? 0 : 1) + 'k';
+  if (a >= 100) return v.toFixed(0);
+  if (a >= 10) return v.toFixed(1).replace(/\.0$/, '');
+  return v.toFixed(2).replace(/\.?0+$/, '') || '0';
+}
+
+export function fmtMs(v: number | null | undefined): string {
+  if (v == null || !isFinite(v)) return '–';
+  if (v >= 10000) return (v / 1000).toFixed(1) + ' s';
+  if (v >= 100) return v.toFixed(0) + ' ms';
+  return v.toFixed(1).replace(/\.0$/, '') + ' ms';
+}
+
+export function fmtBytes(v: number | null | undefined): string {
+  if (v == null || !isFinite(v)) return '–';
+  const mb = v / MB;
+  if (mb >= 1024) return (mb / 1024).toFixed(2) + ' GB';
+  if (mb >= 100) return mb.toFixed(0) + ' MB';
+  if (mb >= 1) return mb.toFixed(1) + ' MB';
+  return mb.toFixed(2) + ' MB';
+}
+
+export function fmtPct(v: number | null | undefined): string {
+  if (v == null || !isFinite(v)) return '–';
+  if (v === 0) return '0%';
+  if (v < 0.01) return '<0.01%';
+  if (v < 10) return v.toFixed(2).replace(/\.?0+$/, '') + '%';
+  return v.toFixed(0) + '%';
+}
+
+/** fmtAgo renders a past time relative to now: "3 min ago". */
+export function fmtAgo(t: string | number | Date | null | undefined, now = Date.now()): string {
+  if (t == null) return '–';
+  const ms = now - new Date(t).getTime();
+  if (!isFinite(ms)) return '–';
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return 'just now';
+  const m = Math.round(s / 60);
+  if (m < 60) return `${m} min ago`;
+  const hr = Math.round(m / 60);
+  if (hr < 48) return `${hr} h ago`;
+  return `${Math.round(hr / 24)} d ago`;
+}
+
+const pad = (n: number) => (n < 10 ? '0' : '') + n;
+
+/** fmtTime formats a time in UTC or local time, e.g. "Nov 25 14:05 UTC". */
+export function fmtTime(t: number | Date, utc: boolean, withSeconds = false): string {
+  const d = typeof t === 'number' ? new Date(t) : t;
+  const mon = MONTHS[utc ? d.getUTCMonth() : d.getMonth()];
+  const day = utc ? d.getUTCDate() : d.getDate();
+  const hh = utc ? d.getUTCHours() : d.getHours();
+  const mm = utc ? d.getUTCMinutes() : d.getMinutes();
+  const ss = utc ? d.getUTCSeconds() : d.getSeconds();
+  return `${mon} ${day} ${pad(hh)}:${pad(mm)}${withSeconds ? ':' + pad(ss) : ''}${utc ? ' UTC' : ''}`;
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
