@@ -1,0 +1,150 @@
+// Package embedded runs all of drainpipe in one process on the embedded
+// default: the SQLite journal and store in a data directory, the
+// aggregator, the retention loop and the HTTP server.
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/aggregate"
+	"github.com/drainpipe/drainpipe/server"
+	"github.com/drainpipe/drainpipe/sqlite"
+)
+
+// Config configures a single-process drainpipe.
+type Config struct {
+	DataDir    string
+	Listen     string // host:port; port 0 picks a free one
+	AdminToken string
+	PublicURL  string
+	Retention  map[drainpipe.Tier]time.Duration // nil: sqlite.DefaultRetention
+	Aggregate  aggregate.Config
+	Server     server.Config // AdminToken and PublicURL are filled from above
+	Dashboard  http.Handler
+}
+
+// Node is a running single-process drainpipe.
+type Node struct {
+	URL      string // base URL the server listens on
+	Store    *sqlite.Store
+	Journal  *sqlite.Journal
+	Registry *prometheus.Registry
+
+	log    *slog.Logger
+	httpd  *http.Server
+	ln     net.Listener
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errc   chan error
+}
+
+// Start opens the data directory, replays the journal into the store and
+// starts serving. Stop it with Close.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	j, err := sqlite.OpenJournal(ctx, filepath.Join(cfg.DataDir, "journal.db"), log)
+	if err != nil {
+		return nil, err
+	}
+	st, err := sqlite.OpenStore(ctx, filepath.Join(cfg.DataDir, "metrics.db"), cfg.Retention, log)
+	if err != nil {
+		j.Close()
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	aggCfg := cfg.Aggregate
+	if aggCfg.MaxAge == 0 {
+		aggCfg.MaxAge = st.Retention()[drainpipe.Tier1m]
+	}
+	agg := aggregate.New(aggCfg, j, st, j.Notify(), log, reg)
+
+	scfg := cfg.Server
+	scfg.AdminToken = cfg.AdminToken
+	scfg.PublicURL = cfg.PublicURL
+	if cfg.Dashboard != nil {
+		scfg.Dashboard = cfg.Dashboard
+	}
+	srv := server.New(scfg, j, st, log, reg)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		st.Close()
+		j.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	n := &Node{
+		URL: "http://" + ln.Addr().String(), Store: st, Journal: j, Registry: reg,
+		log: log, ln: ln, cancel: cancel, errc: make(chan error, 3),
+		httpd: srv.HTTPServer(cfg.Listen),
+	}
+	n.wg.Add(3)
+	go func() {
+		defer n.wg.Done()
+		if err := agg.Run(runCtx); err != nil {
+			n.errc <- fmt.Errorf("aggregator: %w", err)
+		}
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.retention(runCtx)
+	}()
+	go func() {
+		defer n.wg.Done()
+		if err := n.httpd.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.errc <- fmt.Errorf("http server: %w", err)
+		}
+	}()
+	log.Info("drainpipe serving", "url", n.URL, "data", cfg.DataDir)
+	return n, nil
+}
+
+// Err returns a channel that receives the first fatal error of a part.
+func (n *Node) Err() <-chan error { return n.errc }
+
+// retention drops expired partitions now and then, reporting what it did.
+func (n *Node) retention(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		dropped, err := n.Store.DropExpired(ctx, time.Now())
+		if err != nil && ctx.Err() == nil {
+			n.log.Error("retention", "err", err)
+		} else if len(dropped) > 0 {
+			n.log.Info("retention dropped partitions", "tables", dropped)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Close stops serving (letting in-flight drains finish), makes a last
+// flush and closes the databases.
+func (n *Node) Close() error {
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := n.httpd.Shutdown(shutdownCtx)
+	n.cancel()
+	n.wg.Wait()
+	return errors.Join(err, n.Journal.Close(), n.Store.Close())
+}

@@ -1,0 +1,158 @@
+package metrics
+
+import (
+	"bytes"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"testing"
+
+	"github.com/drainpipe/drainpipe/logline"
+)
+
+func exactQuantile(sorted []float64, q float64) float64 {
+	// The same rank definition DDSketch uses: the value at rank q*(n-1).
+	return sorted[int(q*float64(len(sorted)-1))]
+}
+
+// TestQuantilesAfterMerge spreads a log-normal latency distribution over
+// 10 dynos × 60 minutes, merges all the pieces, and checks that p50, p95,
+// p99 and p99.9 are within 1% of the exact values.
+func TestQuantilesAfterMerge(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var all []float64
+	var total Dist
+	for piece := 0; piece < 600; piece++ {
+		var d Dist
+		for i := 0; i < 50; i++ {
+			v := math.Exp(4 + 0.8*rng.NormFloat64()) // median ~55 ms
+			d.Add(v)
+			all = append(all, v)
+		}
+		total.Merge(&d)
+	}
+	sort.Float64s(all)
+	if total.Count != int64(len(all)) {
+		t.Fatalf("count = %d, want %d", total.Count, len(all))
+	}
+	if total.Min != all[0] || total.Max != all[len(all)-1] {
+		t.Fatalf("min/max = %v/%v, want %v/%v", total.Min, total.Max, all[0], all[len(all)-1])
+	}
+	for _, q := range []float64{0.5, 0.95, 0.99, 0.999} {
+		got, ok := total.Quantile(q)
+		want := exactQuantile(all, q)
+		if !ok || math.Abs(got-want)/want > RelativeAccuracy {
+			t.Errorf("p%v = %v, want %v ±1%%", q*100, got, want)
+		}
+	}
+}
+
+func sampleBucket(rng *rand.Rand) *Bucket {
+	b := new(Bucket)
+	for i := 0; i < 100; i++ {
+		b.AddStatus([]int{200, 200, 200, 304, 404, 503}[rng.IntN(6)])
+		b.Service.Add(rng.ExpFloat64() * 100)
+		b.Connect.Add(float64(rng.IntN(3)))
+	}
+	b.AddHCode([]byte("H12"))
+	b.AddRCode([]byte("R14"))
+	b.AddLogLoss([]byte("L10"), 7)
+	g := b.Dyno([]byte("web.1"))
+	g[logline.GaugeMemRSS].Add(200<<20, 1)
+	g[logline.GaugeLoad1m].Add(0.5, 1)
+	c := b.CustomMetric([]byte("db.query"), logline.CustomMeasure)
+	c.Dist.Add(12)
+	b.CustomMetric([]byte("signups"), logline.CustomCount).Total += 3
+	b.CustomMetric([]byte("queue.depth"), logline.CustomSample).Stat.Add(9, 5)
+	return b
+}
+
+func TestEncodeRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	b := sampleBucket(rng)
+	enc := b.Encode(nil)
+	got, err := Decode(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Encode(nil), enc) {
+		t.Fatal("re-encoding a decoded bucket changed it")
+	}
+	if got.Requests != 100 || got.HCodes["H12"] != 1 || got.LogLoss["L10"] != 7 {
+		t.Fatalf("decoded counts wrong: %+v", got)
+	}
+	p1, _ := b.Service.Quantile(0.95)
+	p2, _ := got.Service.Quantile(0.95)
+	if p1 != p2 {
+		t.Fatalf("p95 changed through encoding: %v vs %v", p1, p2)
+	}
+	if got.Custom["signups"].Total != 3 || got.Custom["queue.depth"].Stat.Last != 9 {
+		t.Fatalf("custom metrics lost: %+v", got.Custom)
+	}
+}
+
+func TestMergeIsOrderIndependent(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	parts := []*Bucket{sampleBucket(rng), sampleBucket(rng), sampleBucket(rng)}
+	var ab, ba Bucket
+	for _, p := range parts {
+		ab.Merge(p)
+	}
+	for i := len(parts) - 1; i >= 0; i-- {
+		ba.Merge(parts[i])
+	}
+	if ab.Requests != 300 || ab.Requests != ba.Requests || ab.Status[200] != ba.Status[200] || ab.Count5xx() != ba.Count5xx() {
+		t.Fatalf("merge order changed counts: %d/%d", ab.Requests, ba.Requests)
+	}
+	q1, _ := ab.Service.Quantile(0.99)
+	q2, _ := ba.Service.Quantile(0.99)
+	if q1 != q2 {
+		t.Fatalf("merge order changed p99: %v vs %v", q1, q2)
+	}
+}
+
+func TestDecodeRejectsCorruptInput(t *testing.T) {
+	enc := sampleBucket(rand.New(rand.NewPCG(7, 8))).Encode(nil)
+	for _, n := range []int{0, 1, 5, len(enc) / 2, len(enc) - 1} {
+		if _, err := Decode(enc[:n]); err == nil {
+			t.Errorf("Decode of %d/%d bytes succeeded", n, len(enc))
+		}
+	}
+	if _, err := Decode(append(enc, 0)); err == nil {
+		t.Error("Decode with a trailing byte succeeded")
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add(sampleBucket(rand.New(rand.NewPCG(9, 10))).Encode(nil))
+	f.Add([]byte{1, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		b, err := Decode(p)
+		if err != nil {
+			return
+		}
+		// Whatever decodes must encode and decode again.
+		if _, err := Decode(b.Encode(nil)); err != nil {
+			t.Fatalf("re-decode: %v", err)
+		}
+	})
+}
+
+func BenchmarkDistAdd(b *testing.B) {
+	var d Dist
+	d.Add(1)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		d.Add(float64(i%5000) + 0.5)
+	}
+}
+
+func BenchmarkBucketMerge(b *testing.B) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	src := sampleBucket(rng)
+	var dst Bucket
+	b.ReportAllocs()
+	for b.Loop() {
+		dst.Merge(src)
+	}
+}

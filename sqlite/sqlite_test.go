@@ -1,0 +1,231 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/metrics"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func TestJournalDedupSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "journal.db")
+	j, err := OpenJournal(ctx, path, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := drainpipe.Batch{App: "a", FrameID: "f1", ReceivedAt: time.Now(), Body: []byte("x")}
+	seq, dup, err := j.Append(ctx, b)
+	if err != nil || dup || seq == 0 {
+		t.Fatalf("first append: seq=%d dup=%v err=%v", seq, dup, err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j, err = OpenJournal(ctx, path, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if _, dup, err := j.Append(ctx, b); err != nil || !dup {
+		t.Fatalf("retry after restart: dup=%v err=%v", dup, err)
+	}
+	// The same frame id for another app is not a duplicate.
+	b.App = "other"
+	if _, dup, err := j.Append(ctx, b); err != nil || dup {
+		t.Fatalf("other app: dup=%v err=%v", dup, err)
+	}
+	recs, err := j.Read(ctx, 0, 10)
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("read: %d records, err=%v", len(recs), err)
+	}
+}
+
+func TestJournalConcurrentAppendsAreOrderedAndComplete(t *testing.T) {
+	ctx := context.Background()
+	j, err := OpenJournal(ctx, filepath.Join(t.TempDir(), "j.db"), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	var wg sync.WaitGroup
+	const n = 400
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Every batch is sent twice, as a retrying client would.
+			b := drainpipe.Batch{App: "a", FrameID: fmt.Sprint(i % (n / 2)), ReceivedAt: time.Now(), Body: []byte{byte(i)}}
+			if _, _, err := j.Append(ctx, b); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	recs, err := j.Read(ctx, 0, 10*n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != n/2 {
+		t.Fatalf("%d records kept, want %d", len(recs), n/2)
+	}
+	for i := 1; i < len(recs); i++ {
+		if recs[i].Seq <= recs[i-1].Seq {
+			t.Fatalf("records out of order at %d", i)
+		}
+	}
+	if err := j.Trim(ctx, recs[len(recs)/2].Seq); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := j.Read(ctx, 0, 10*n)
+	if len(rest) != len(recs)-len(recs)/2-1 {
+		t.Fatalf("after trim %d records, want %d", len(rest), len(recs)-len(recs)/2-1)
+	}
+}
+
+func openStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := OpenStore(context.Background(), filepath.Join(t.TempDir(), "m.db"), nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func delta(app, ptype string, at time.Time, requests int, latency float64) metrics.Row {
+	b := new(metrics.Bucket)
+	for i := 0; i < requests; i++ {
+		b.AddStatus(200)
+		b.Service.Add(latency)
+	}
+	return metrics.Row{App: app, ProcessType: ptype, Time: at, Bucket: b}
+}
+
+func TestApplyMergesLateDataIntoEveryTier(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	f1 := &metrics.Flush{Position: 5, Rows: []metrics.Row{
+		delta("a", "web", t0, 10, 100),
+		delta("a", "web", t0.Add(time.Minute), 5, 200),
+	}}
+	if err := s.Apply(ctx, f1); err != nil {
+		t.Fatal(err)
+	}
+	// Late data for the first minute, after it was flushed.
+	f2 := &metrics.Flush{Position: 9, Rows: []metrics.Row{delta("a", "web", t0.Add(30*time.Second), 3, 300)}}
+	if err := s.Apply(ctx, f2); err != nil {
+		t.Fatal(err)
+	}
+	if pos, _ := s.Position(ctx); pos != 9 {
+		t.Fatalf("position = %d, want 9", pos)
+	}
+	rows, err := s.Buckets(ctx, "a", "web", drainpipe.Tier1m, t0, t0.Add(time.Hour))
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("1m rows: %d, err %v", len(rows), err)
+	}
+	if rows[0].Bucket.Requests != 13 || rows[1].Bucket.Requests != 5 {
+		t.Fatalf("1m requests = %d, %d; want 13, 5", rows[0].Bucket.Requests, rows[1].Bucket.Requests)
+	}
+	if rows[0].Bucket.Service.Max != 300 {
+		t.Fatalf("late max lost: %v", rows[0].Bucket.Service.Max)
+	}
+	for _, tier := range []drainpipe.Tier{drainpipe.Tier10m, drainpipe.Tier1h} {
+		rows, err := s.Buckets(ctx, "a", "", tier, t0, t0.Add(time.Hour))
+		if err != nil || len(rows) != 1 || rows[0].Bucket.Requests != 18 {
+			t.Fatalf("%v: rows=%d err=%v", tier, len(rows), err)
+		}
+	}
+	counts, err := s.RequestCounts(ctx, drainpipe.Tier1m, t0, t0.Add(time.Hour))
+	if err != nil || len(counts) != 2 || counts[0].Requests+counts[1].Requests != 18 {
+		t.Fatalf("request counts %+v err %v", counts, err)
+	}
+}
+
+func TestDropExpiredDropsWholePartitions(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	old := now.Add(-5 * 24 * time.Hour)
+	if err := s.Apply(ctx, &metrics.Flush{Position: 1, Rows: []metrics.Row{
+		delta("a", "web", old, 1, 1), delta("a", "web", now, 1, 1),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	dropped, err := s.DropExpired(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dropped) != 1 {
+		t.Fatalf("dropped %v, want the one old 1m partition", dropped)
+	}
+	rows, _ := s.Buckets(ctx, "a", "web", drainpipe.Tier1m, old.Add(-time.Hour), now.Add(time.Hour))
+	if len(rows) != 1 || !rows[0].Time.Equal(now) {
+		t.Fatalf("1m rows after retention: %+v", rows)
+	}
+	rows, _ = s.Buckets(ctx, "a", "web", drainpipe.Tier1h, old.Add(-time.Hour), now.Add(time.Hour))
+	if len(rows) != 2 {
+		t.Fatalf("hourly tier must keep both hours, has %d", len(rows))
+	}
+}
+
+func TestCorruptBucketIsReportedNotReplaced(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	if err := s.Apply(ctx, &metrics.Flush{Position: 1, Rows: []metrics.Row{delta("a", "web", t0, 1, 1)}}); err != nil {
+		t.Fatal(err)
+	}
+	table := s.partitionsIn(drainpipe.Tier1m, t0, t0.Add(time.Minute))[0]
+	if _, err := s.db.Exec(`UPDATE ` + table + ` SET data = x'0102'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Buckets(ctx, "a", "web", drainpipe.Tier1m, t0, t0.Add(time.Minute)); err == nil {
+		t.Fatal("reading a corrupt bucket succeeded")
+	}
+	err := s.Apply(ctx, &metrics.Flush{Position: 2, Rows: []metrics.Row{delta("a", "web", t0, 1, 1)}})
+	if err == nil {
+		t.Fatal("merging into a corrupt bucket succeeded")
+	}
+	if pos, _ := s.Position(ctx); pos != 1 {
+		t.Fatalf("a failed flush moved the position to %d", pos)
+	}
+}
+
+func TestAppsAndCredentials(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	_, cred, err := s.CreateApp(ctx, "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.CreateApp(ctx, "shop"); !errors.Is(err, drainpipe.ErrExists) {
+		t.Fatalf("duplicate create: %v", err)
+	}
+	if err := s.VerifyDrain(ctx, "shop", cred.DrainUser, cred.DrainSecret); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.VerifyDrain(ctx, "shop", cred.DrainUser, "wrong"); !errors.Is(err, drainpipe.ErrUnauthorized) {
+		t.Fatalf("wrong secret: %v", err)
+	}
+	if err := s.VerifyDrain(ctx, "nope", cred.DrainUser, cred.DrainSecret); !errors.Is(err, drainpipe.ErrNotFound) {
+		t.Fatalf("unknown app: %v", err)
+	}
+	if app, err := s.AppForToken(ctx, cred.APIToken); err != nil || app != "shop" {
+		t.Fatalf("token: %q %v", app, err)
+	}
+	if _, err := s.AppForToken(ctx, "dpa_nope"); !errors.Is(err, drainpipe.ErrNotFound) {
+		t.Fatalf("bad token: %v", err)
+	}
+}

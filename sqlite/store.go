@@ -1,0 +1,719 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/logline"
+	"github.com/drainpipe/drainpipe/metrics"
+	"github.com/drainpipe/drainpipe/server"
+)
+
+const storeSchema = `
+CREATE TABLE IF NOT EXISTS apps (
+	name         TEXT PRIMARY KEY,
+	created_at   INTEGER NOT NULL,
+	drain_user   TEXT NOT NULL,
+	secret_hash  TEXT NOT NULL,
+	token_hash   TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS meta (
+	key   TEXT PRIMARY KEY,
+	value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO meta(key, value) VALUES ('journal_position', 0);
+CREATE TABLE IF NOT EXISTS partitions (
+	tier  INTEGER NOT NULL,
+	start INTEGER NOT NULL,
+	name  TEXT NOT NULL,
+	PRIMARY KEY (tier, start)
+);
+CREATE TABLE IF NOT EXISTS events (
+	id      INTEGER PRIMARY KEY,
+	app     TEXT NOT NULL,
+	ts      INTEGER NOT NULL,
+	ptype   TEXT NOT NULL,
+	dyno    TEXT NOT NULL,
+	kind    TEXT NOT NULL,
+	code    TEXT NOT NULL,
+	detail  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_app_ts ON events(app, ts);
+CREATE TABLE IF NOT EXISTS dynos (
+	app       TEXT NOT NULL,
+	ptype     TEXT NOT NULL,
+	dyno      TEXT NOT NULL,
+	last_seen INTEGER NOT NULL,
+	PRIMARY KEY (app, ptype, dyno)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS custom_names (
+	app  TEXT NOT NULL,
+	name TEXT NOT NULL,
+	kind INTEGER NOT NULL,
+	PRIMARY KEY (app, name)
+) WITHOUT ROWID;
+`
+
+// DefaultRetention is how long each tier is kept unless configured
+// otherwise (SPEC §2).
+func DefaultRetention() map[drainpipe.Tier]time.Duration {
+	return map[drainpipe.Tier]time.Duration{
+		drainpipe.Tier1m:  3 * 24 * time.Hour,
+		drainpipe.Tier10m: 35 * 24 * time.Hour,
+		drainpipe.Tier1h:  400 * 24 * time.Hour,
+	}
+}
+
+// partitionSpan is the time one partition table of a tier covers.
+// Retention drops whole partitions, so a tier keeps up to one span more
+// than its retention.
+func partitionSpan(t drainpipe.Tier) time.Duration {
+	switch t {
+	case drainpipe.Tier1m:
+		return 24 * time.Hour
+	case drainpipe.Tier10m:
+		return 7 * 24 * time.Hour
+	default:
+		return 30 * 24 * time.Hour
+	}
+}
+
+// Store is the embedded metrics store. Each tier's buckets live in
+// time-partitioned tables (b<minutes>_<unix start>); rollups into the
+// coarser tiers happen on write, by merging the same deltas.
+type Store struct {
+	db        *sql.DB
+	log       *slog.Logger
+	retention map[drainpipe.Tier]time.Duration
+
+	mu    sync.Mutex
+	parts map[partKey]string // partition tables known to exist
+	auth  map[string]appAuth // cache of app credentials by name
+}
+
+type partKey struct {
+	tier  drainpipe.Tier
+	start int64
+}
+
+type appAuth struct {
+	user       string
+	secretHash string
+}
+
+var _ server.Store = (*Store)(nil)
+
+// OpenStore opens or creates the store database at path. A nil retention
+// means DefaultRetention.
+func OpenStore(ctx context.Context, path string, retention map[drainpipe.Tier]time.Duration, log *slog.Logger) (*Store, error) {
+	db, err := open(ctx, path, storeSchema)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if retention == nil {
+		retention = DefaultRetention()
+	}
+	s := &Store{db: db, log: log, retention: retention, parts: map[partKey]string{}, auth: map[string]appAuth{}}
+	rows, err := db.QueryContext(ctx, `SELECT tier, start, name FROM partitions`)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: list partitions: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k partKey
+		var name string
+		var tier int64
+		if err := rows.Scan(&tier, &k.start, &name); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("store: scan partition: %w", err)
+		}
+		k.tier = drainpipe.Tier(tier)
+		s.parts[k] = name
+	}
+	return s, rows.Err()
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Retention tells how long each tier is kept.
+func (s *Store) Retention() map[drainpipe.Tier]time.Duration { return s.retention }
+
+// Position returns the journal position the store has absorbed.
+func (s *Store) Position(ctx context.Context) (int64, error) {
+	var p int64
+	if err := s.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'journal_position'`).Scan(&p); err != nil {
+		return 0, fmt.Errorf("store: read journal position: %w", err)
+	}
+	return p, nil
+}
+
+func hashSecret(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+func randomToken(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// CreateApp registers an app with fresh credentials. Secrets are 32 random
+// bytes, so a plain SHA-256 of them is enough to keep (no slow KDF needed:
+// there is nothing to brute-force).
+func (s *Store) CreateApp(ctx context.Context, name string) (drainpipe.App, drainpipe.Credentials, error) {
+	user, err := randomToken(9)
+	if err != nil {
+		return drainpipe.App{}, drainpipe.Credentials{}, err
+	}
+	user = "u" + strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(user))
+	secret, err := randomToken(32)
+	if err != nil {
+		return drainpipe.App{}, drainpipe.Credentials{}, err
+	}
+	token, err := randomToken(32)
+	if err != nil {
+		return drainpipe.App{}, drainpipe.Credentials{}, err
+	}
+	token = "dpa_" + token
+	now := time.Now().UTC().Truncate(time.Second)
+	res, err := s.db.ExecContext(ctx,
+		`INSERT OR IGNORE INTO apps(name, created_at, drain_user, secret_hash, token_hash) VALUES (?, ?, ?, ?, ?)`,
+		name, now.Unix(), user, hashSecret(secret), hashSecret(token))
+	if err != nil {
+		return drainpipe.App{}, drainpipe.Credentials{}, fmt.Errorf("store: create app %q: %w", name, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return drainpipe.App{}, drainpipe.Credentials{}, fmt.Errorf("store: create app %q: %w", name, drainpipe.ErrExists)
+	}
+	return drainpipe.App{Name: name, CreatedAt: now},
+		drainpipe.Credentials{DrainUser: user, DrainSecret: secret, APIToken: token}, nil
+}
+
+// ListApps returns every app ordered by name.
+func (s *Store) ListApps(ctx context.Context) ([]drainpipe.App, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name, created_at FROM apps ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list apps: %w", err)
+	}
+	defer rows.Close()
+	var out []drainpipe.App
+	for rows.Next() {
+		var a drainpipe.App
+		var created int64
+		if err := rows.Scan(&a.Name, &created); err != nil {
+			return nil, fmt.Errorf("store: scan app: %w", err)
+		}
+		a.CreatedAt = time.Unix(created, 0).UTC()
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// App returns one app, or drainpipe.ErrNotFound.
+func (s *Store) App(ctx context.Context, name string) (drainpipe.App, error) {
+	a := drainpipe.App{Name: name}
+	var created int64
+	err := s.db.QueryRowContext(ctx, `SELECT created_at FROM apps WHERE name = ?`, name).Scan(&created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, fmt.Errorf("app %q: %w", name, drainpipe.ErrNotFound)
+	}
+	if err != nil {
+		return a, fmt.Errorf("store: look up app %q: %w", name, err)
+	}
+	a.CreatedAt = time.Unix(created, 0).UTC()
+	return a, nil
+}
+
+// VerifyDrain checks a drain's basic-auth pair against the stored hash.
+func (s *Store) VerifyDrain(ctx context.Context, app, user, secret string) error {
+	s.mu.Lock()
+	a, ok := s.auth[app]
+	s.mu.Unlock()
+	if !ok {
+		err := s.db.QueryRowContext(ctx, `SELECT drain_user, secret_hash FROM apps WHERE name = ?`, app).Scan(&a.user, &a.secretHash)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("app %q: %w", app, drainpipe.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("store: look up app %q: %w", app, err)
+		}
+		s.mu.Lock()
+		s.auth[app] = a
+		s.mu.Unlock()
+	}
+	userOK := subtle.ConstantTimeCompare([]byte(user), []byte(a.user)) == 1
+	secretOK := subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(a.secretHash)) == 1
+	if !userOK || !secretOK {
+		return fmt.Errorf("app %q: %w", app, drainpipe.ErrUnauthorized)
+	}
+	return nil
+}
+
+// AppForToken returns the app whose API token this is.
+func (s *Store) AppForToken(ctx context.Context, token string) (string, error) {
+	var name string
+	err := s.db.QueryRowContext(ctx, `SELECT name FROM apps WHERE token_hash = ?`, hashSecret(token)).Scan(&name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("token: %w", drainpipe.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: look up token: %w", err)
+	}
+	return name, nil
+}
+
+// partition returns the name of tier's partition table holding ts,
+// creating it inside tx when it does not exist yet. Tables created in tx
+// are remembered in local until the transaction commits.
+func (s *Store) partition(ctx context.Context, tx *sql.Tx, tier drainpipe.Tier, ts time.Time, local map[partKey]string) (string, error) {
+	span := int64(partitionSpan(tier) / time.Second)
+	start := ts.Unix() - ts.Unix()%span
+	if ts.Unix() < 0 && ts.Unix()%span != 0 {
+		start -= span
+	}
+	k := partKey{tier, start}
+	s.mu.Lock()
+	name, ok := s.parts[k]
+	s.mu.Unlock()
+	if ok {
+		return name, nil
+	}
+	if name, ok := local[k]; ok {
+		return name, nil
+	}
+	name = fmt.Sprintf("b%d_%d", int64(tier.Duration()/time.Minute), start)
+	ddl := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s (
+	app      TEXT NOT NULL,
+	ptype    TEXT NOT NULL,
+	ts       INTEGER NOT NULL,
+	requests INTEGER NOT NULL,
+	err5xx   INTEGER NOT NULL,
+	data     BLOB NOT NULL,
+	PRIMARY KEY (app, ptype, ts)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS %[1]s_ts ON %[1]s(ts, app, requests, err5xx);`, name)
+	if _, err := tx.ExecContext(ctx, ddl); err != nil {
+		return "", fmt.Errorf("store: create partition %s: %w", name, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO partitions(tier, start, name) VALUES (?, ?, ?)`, int64(tier), start, name); err != nil {
+		return "", fmt.Errorf("store: record partition %s: %w", name, err)
+	}
+	local[k] = name
+	return name, nil
+}
+
+type groupKey struct {
+	app, ptype string
+	ts         int64
+}
+
+// Apply merges a flush into every tier and records its journal position,
+// all in one transaction. Deltas are merged into what is stored, never
+// written over it, so late data and replays of partial minutes add up.
+func (s *Store) Apply(ctx context.Context, f *metrics.Flush) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin flush: %w", err)
+	}
+	defer tx.Rollback()
+	created := map[partKey]string{}
+	for _, tier := range drainpipe.Tiers {
+		groups := map[groupKey]*metrics.Bucket{}
+		var order []groupKey
+		for _, r := range f.Rows {
+			ts := r.Time.Truncate(tier.Duration()).Unix()
+			k := groupKey{r.App, r.ProcessType, ts}
+			g, ok := groups[k]
+			if !ok {
+				g = new(metrics.Bucket)
+				groups[k] = g
+				order = append(order, k)
+			}
+			g.Merge(r.Bucket)
+		}
+		for _, k := range order {
+			table, err := s.partition(ctx, tx, tier, time.Unix(k.ts, 0), created)
+			if err != nil {
+				return err
+			}
+			if err := mergeRow(ctx, tx, table, k, groups[k]); err != nil {
+				return err
+			}
+		}
+	}
+	for _, e := range f.Events {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO events(app, ts, ptype, dyno, kind, code, detail) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			e.App, e.Time.UnixNano(), e.ProcessType, e.Dyno, string(e.Kind), e.Code, e.Detail); err != nil {
+			return fmt.Errorf("store: insert event: %w", err)
+		}
+	}
+	if err := s.recordNames(ctx, tx, f); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = 'journal_position'`, f.Position); err != nil {
+		return fmt.Errorf("store: record journal position: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit flush: %w", err)
+	}
+	if len(created) > 0 {
+		s.mu.Lock()
+		for k, name := range created {
+			s.parts[k] = name
+		}
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+func mergeRow(ctx context.Context, tx *sql.Tx, table string, k groupKey, delta *metrics.Bucket) error {
+	var old []byte
+	err := tx.QueryRowContext(ctx, `SELECT data FROM `+table+` WHERE app = ? AND ptype = ? AND ts = ?`, k.app, k.ptype, k.ts).Scan(&old)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return fmt.Errorf("store: read bucket %s/%s@%d: %w", k.app, k.ptype, k.ts, err)
+	default:
+		b, err := metrics.Decode(old)
+		if err != nil {
+			// A corrupt bucket is reported, never silently replaced.
+			return fmt.Errorf("store: bucket %s/%s@%d in %s: %w", k.app, k.ptype, k.ts, table, err)
+		}
+		b.Merge(delta)
+		delta = b
+	}
+	_, err = tx.ExecContext(ctx,
+		`INSERT OR REPLACE INTO `+table+`(app, ptype, ts, requests, err5xx, data) VALUES (?, ?, ?, ?, ?, ?)`,
+		k.app, k.ptype, k.ts, delta.Requests, delta.Count5xx(), delta.Encode(nil))
+	if err != nil {
+		return fmt.Errorf("store: write bucket %s/%s@%d: %w", k.app, k.ptype, k.ts, err)
+	}
+	return nil
+}
+
+func (s *Store) recordNames(ctx context.Context, tx *sql.Tx, f *metrics.Flush) error {
+	type dk struct{ app, ptype, dyno string }
+	seen := map[dk]int64{}
+	type ck struct{ app, name string }
+	customs := map[ck]logline.CustomKind{}
+	for _, r := range f.Rows {
+		t := r.Time.Unix()
+		if seen[dk{r.App, r.ProcessType, ""}] < t {
+			seen[dk{r.App, r.ProcessType, ""}] = t
+		}
+		for d := range r.Bucket.Dynos {
+			if seen[dk{r.App, r.ProcessType, d}] < t {
+				seen[dk{r.App, r.ProcessType, d}] = t
+			}
+		}
+		for n, c := range r.Bucket.Custom {
+			customs[ck{r.App, n}] = c.Kind
+		}
+	}
+	for k, t := range seen {
+		if k.ptype == "" {
+			continue // app-wide rows (log loss) are not a process type
+		}
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO dynos(app, ptype, dyno, last_seen) VALUES (?, ?, ?, ?)
+			 ON CONFLICT(app, ptype, dyno) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)`,
+			k.app, k.ptype, k.dyno, t); err != nil {
+			return fmt.Errorf("store: record dyno: %w", err)
+		}
+	}
+	for k, kind := range customs {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO custom_names(app, name, kind) VALUES (?, ?, ?)`, k.app, k.name, int(kind)); err != nil {
+			return fmt.Errorf("store: record custom metric name: %w", err)
+		}
+	}
+	return nil
+}
+
+// partitionsIn returns the existing partition tables of tier that overlap
+// [start, end), oldest first.
+func (s *Store) partitionsIn(tier drainpipe.Tier, start, end time.Time) []string {
+	span := int64(partitionSpan(tier) / time.Second)
+	type p struct {
+		start int64
+		name  string
+	}
+	var ps []p
+	s.mu.Lock()
+	for k, name := range s.parts {
+		if k.tier == tier && k.start < end.Unix() && k.start+span > start.Unix() {
+			ps = append(ps, p{k.start, name})
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(ps, func(i, j int) bool { return ps[i].start < ps[j].start })
+	names := make([]string, len(ps))
+	for i, x := range ps {
+		names[i] = x.name
+	}
+	return names
+}
+
+// Buckets returns the stored rows of tier for app in [start, end).
+func (s *Store) Buckets(ctx context.Context, app, processType string, tier drainpipe.Tier, start, end time.Time) ([]metrics.Row, error) {
+	var out []metrics.Row
+	for _, table := range s.partitionsIn(tier, start, end) {
+		q := `SELECT app, ptype, ts, data FROM ` + table + ` WHERE ts >= ? AND ts < ?`
+		args := []any{start.Unix(), end.Unix()}
+		if app != "" {
+			q += ` AND app = ?`
+			args = append(args, app)
+		}
+		if processType != "" {
+			q += ` AND ptype = ?`
+			args = append(args, processType)
+		}
+		q += ` ORDER BY ts`
+		rows, err := s.db.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: query %s: %w", table, err)
+		}
+		for rows.Next() {
+			var r metrics.Row
+			var ts int64
+			var data []byte
+			if err := rows.Scan(&r.App, &r.ProcessType, &ts, &data); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: scan %s: %w", table, err)
+			}
+			b, err := metrics.Decode(data)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: bucket %s/%s@%d in %s: %w", r.App, r.ProcessType, ts, table, err)
+			}
+			r.Time = time.Unix(ts, 0).UTC()
+			r.Bucket = b
+			out = append(out, r)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("store: query %s: %w", table, err)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	return out, nil
+}
+
+// RequestCounts returns per-bucket request and 5xx counts of every app.
+func (s *Store) RequestCounts(ctx context.Context, tier drainpipe.Tier, start, end time.Time) ([]metrics.RequestCount, error) {
+	var out []metrics.RequestCount
+	for _, table := range s.partitionsIn(tier, start, end) {
+		rows, err := s.db.QueryContext(ctx,
+			`SELECT app, ts, SUM(requests), SUM(err5xx) FROM `+table+` WHERE ts >= ? AND ts < ? GROUP BY app, ts`,
+			start.Unix(), end.Unix())
+		if err != nil {
+			return nil, fmt.Errorf("store: request counts in %s: %w", table, err)
+		}
+		for rows.Next() {
+			var c metrics.RequestCount
+			var ts int64
+			if err := rows.Scan(&c.App, &ts, &c.Requests, &c.Errors5xx); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: scan request counts: %w", err)
+			}
+			c.Time = time.Unix(ts, 0).UTC()
+			out = append(out, c)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("store: request counts in %s: %w", table, err)
+		}
+	}
+	return out, nil
+}
+
+// Events returns app's events in [start, end), oldest first, at most
+// 10,000 of them.
+func (s *Store) Events(ctx context.Context, app string, start, end time.Time, dyno string) ([]drainpipe.Event, error) {
+	q := `SELECT ts, ptype, dyno, kind, code, detail FROM events WHERE app = ? AND ts >= ? AND ts < ?`
+	args := []any{app, start.UnixNano(), end.UnixNano()}
+	if dyno != "" {
+		q += ` AND (dyno = ? OR dyno = '')`
+		args = append(args, dyno)
+	}
+	q += ` ORDER BY ts, id LIMIT 10000`
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: events of %q: %w", app, err)
+	}
+	defer rows.Close()
+	var out []drainpipe.Event
+	for rows.Next() {
+		e := drainpipe.Event{App: app}
+		var ts int64
+		var kind string
+		if err := rows.Scan(&ts, &e.ProcessType, &e.Dyno, &kind, &e.Code, &e.Detail); err != nil {
+			return nil, fmt.Errorf("store: scan event: %w", err)
+		}
+		e.Time = time.Unix(0, ts).UTC()
+		e.Kind = drainpipe.EventKind(kind)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// LastEvents returns each app's latest deploy, release, restart or crash.
+func (s *Store) LastEvents(ctx context.Context) (map[string]drainpipe.Event, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT e.app, e.ts, e.ptype, e.dyno, e.kind, e.code, e.detail
+		FROM events e JOIN (
+			SELECT app, MAX(ts) AS m FROM events
+			WHERE kind IN ('deploy', 'release', 'restart', 'crash')
+			GROUP BY app
+		) x ON e.app = x.app AND e.ts = x.m
+		WHERE e.kind IN ('deploy', 'release', 'restart', 'crash')`)
+	if err != nil {
+		return nil, fmt.Errorf("store: last events: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]drainpipe.Event{}
+	for rows.Next() {
+		var e drainpipe.Event
+		var ts int64
+		var kind string
+		if err := rows.Scan(&e.App, &ts, &e.ProcessType, &e.Dyno, &kind, &e.Code, &e.Detail); err != nil {
+			return nil, fmt.Errorf("store: scan last event: %w", err)
+		}
+		e.Time = time.Unix(0, ts).UTC()
+		e.Kind = drainpipe.EventKind(kind)
+		out[e.App] = e
+	}
+	return out, rows.Err()
+}
+
+// Formation returns the process types and dynos seen for app.
+func (s *Store) Formation(ctx context.Context, app string) ([]server.ProcessType, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT ptype, dyno FROM dynos WHERE app = ? ORDER BY ptype, dyno`, app)
+	if err != nil {
+		return nil, fmt.Errorf("store: formation of %q: %w", app, err)
+	}
+	defer rows.Close()
+	var out []server.ProcessType
+	for rows.Next() {
+		var ptype, dyno string
+		if err := rows.Scan(&ptype, &dyno); err != nil {
+			return nil, fmt.Errorf("store: scan formation: %w", err)
+		}
+		if len(out) == 0 || out[len(out)-1].Name != ptype {
+			out = append(out, server.ProcessType{Name: ptype, Dynos: []string{}})
+		}
+		if dyno != "" {
+			p := &out[len(out)-1]
+			p.Dynos = append(p.Dynos, dyno)
+		}
+	}
+	for i := range out {
+		sortDynos(out[i].Dynos)
+	}
+	return out, rows.Err()
+}
+
+// sortDynos orders "web.2" before "web.10".
+func sortDynos(d []string) {
+	sort.Slice(d, func(i, j int) bool {
+		a, b := d[i], d[j]
+		if len(a) != len(b) {
+			return len(a) < len(b)
+		}
+		return a < b
+	})
+}
+
+var customKindNames = map[logline.CustomKind]string{
+	logline.CustomCount:   "count",
+	logline.CustomSample:  "sample",
+	logline.CustomMeasure: "measure",
+}
+
+// CustomMetrics returns the custom metric names seen for app.
+func (s *Store) CustomMetrics(ctx context.Context, app string) ([]server.CustomMetric, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name, kind FROM custom_names WHERE app = ? ORDER BY name`, app)
+	if err != nil {
+		return nil, fmt.Errorf("store: custom metrics of %q: %w", app, err)
+	}
+	defer rows.Close()
+	out := []server.CustomMetric{}
+	for rows.Next() {
+		var m server.CustomMetric
+		var kind int
+		if err := rows.Scan(&m.Name, &kind); err != nil {
+			return nil, fmt.Errorf("store: scan custom metric: %w", err)
+		}
+		m.Kind = customKindNames[logline.CustomKind(kind)]
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// DropExpired drops every partition whose whole time range lies beyond its
+// tier's retention at now, and deletes events older than the longest
+// retention. It returns the dropped tables' names.
+func (s *Store) DropExpired(ctx context.Context, now time.Time) ([]string, error) {
+	var dropped []string
+	s.mu.Lock()
+	var victims []partKey
+	names := map[partKey]string{}
+	for k, name := range s.parts {
+		end := time.Unix(k.start, 0).Add(partitionSpan(k.tier))
+		if !end.After(now.Add(-s.retention[k.tier])) {
+			victims = append(victims, k)
+			names[k] = name
+		}
+	}
+	s.mu.Unlock()
+	for _, k := range victims {
+		name := names[k]
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return dropped, fmt.Errorf("store: begin drop %s: %w", name, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+name); err != nil {
+			tx.Rollback()
+			return dropped, fmt.Errorf("store: drop %s: %w", name, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM partitions WHERE tier = ? AND start = ?`, int64(k.tier), k.start); err != nil {
+			tx.Rollback()
+			return dropped, fmt.Errorf("store: forget %s: %w", name, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return dropped, fmt.Errorf("store: commit drop %s: %w", name, err)
+		}
+		s.mu.Lock()
+		delete(s.parts, k)
+		s.mu.Unlock()
+		dropped = append(dropped, name)
+	}
+	longest := time.Duration(0)
+	for _, r := range s.retention {
+		longest = max(longest, r)
+	}
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM events WHERE ts < ?`, now.Add(-longest).UnixNano()); err != nil {
+		return dropped, fmt.Errorf("store: expire events: %w", err)
+	}
+	return dropped, nil
+}
