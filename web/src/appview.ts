@@ -68,12 +68,12 @@ function maxOf(a: Series | undefined): number | null {
 
 const codeSort = (a: string, b: string) => a.localeCompare(b, 'en', { numeric: true });
 
-const EVENT_LANES: { label: string; kinds: string[]; color: (p: ReturnType<typeof palette>) => string }[] = [
-  { label: 'Deploys & releases', kinds: ['deploy', 'release'], color: (p) => p.deploy },
-  { label: 'Scaling & config', kinds: ['scale', 'config'], color: (p) => p.cycle[5] },
-  { label: 'Restarts', kinds: ['restart', 'start', 'stop', 'exit', 'state'], color: (p) => p.cycle[1] },
-  { label: 'Crashes', kinds: ['crash'], color: (p) => p.crash },
-  { label: 'Dyno errors', kinds: ['dyno_error'], color: (p) => p.cycle[6] },
+const EVENT_LANES: { label: string; short: string; kinds: string[]; color: (p: ReturnType<typeof palette>) => string }[] = [
+  { label: 'Deploys & releases', short: 'deploy', kinds: ['deploy', 'release'], color: (p) => p.deploy },
+  { label: 'Scaling & config', short: 'scale', kinds: ['scale', 'config'], color: (p) => p.cycle[5] },
+  { label: 'Restarts', short: 'restart', kinds: ['restart', 'start', 'stop', 'exit', 'state'], color: (p) => p.cycle[1] },
+  { label: 'Crashes', short: 'crash', kinds: ['crash'], color: (p) => p.crash },
+  { label: 'Dyno errors', short: 'error', kinds: ['dyno_error'], color: (p) => p.cycle[6] },
 ];
 
 const PLATFORM_KINDS = new Set(['deploy', 'release', 'scale', 'config']);
@@ -216,7 +216,7 @@ export class AppView implements View {
     this.customSection.hidden = true;
     this.box('events', 'Events', this.s.dyno ? 'restarts, crashes and errors of this dyno; click a marker for details' : 'deploys, releases, scaling, restarts, crashes; click a marker for details', true);
     if (!this.s.dyno) {
-      this.box('latency', 'Response time', 'router service time, p50 · p95 · p99 · max');
+      this.box('latency', 'Response time', 'router service time, p50 · p95 · p99 · max (toggle in legend)');
       this.box('throughput', 'Throughput', 'requests per minute by status class');
       this.box('router-errors', 'Router errors', 'H codes, per step');
     }
@@ -332,7 +332,7 @@ export class AppView implements View {
         }
         frame.markers = markers;
         const f = { ...frame, xs: xsOf(res, frame.xs) };
-        const rr = () => this.renderEvents(box, f, evs);
+        const rr = () => this.renderEvents(box, f, evs, res.data ?? {});
         this.renderers.set('events', rr);
         return rr();
       }),
@@ -460,7 +460,7 @@ export class AppView implements View {
       { label: 'p50', values: L('latency.ms.p50'), color: p.p50 },
       { label: 'p95', values: L('latency.ms.p95'), color: p.p95, width: 2 },
       { label: 'p99', values: L('latency.ms.p99'), color: p.p99 },
-      { label: 'max', values: L('latency.ms.max'), color: p.max, dash: [4, 3], width: 1 },
+      { label: 'max', values: L('latency.ms.max'), color: p.max, dash: [4, 3], width: 1, show: false },
       { label: 'connect p95', values: L('latency.connect.ms.p95'), color: p.connect, width: 1, show: false },
     ].filter((l) => l.values.length), 'ms', 'No requests in this range.');
   }
@@ -564,21 +564,26 @@ export class AppView implements View {
     return box.draw(this.group, f, { unit: 'num', lines, counts: k === 'count', points: pts, height: 150 });
   }
 
-  private renderEvents(box: ChartBox, f: Frame, evs: AppEvent[]): Promise<void> {
+  private renderEvents(box: ChartBox, f: Frame, evs: AppEvent[], data: Record<string, Series>): Promise<void> {
     const p = palette();
     const n = f.xs.length;
     const t0 = f.xs[0];
     const idxOf = (e: AppEvent) => Math.floor((Date.parse(e.time) / 1000 - t0) / f.step);
-    const lanes: EventLane[] = EVENT_LANES.map((l) => ({ label: l.label, color: l.color(p), counts: new Array(n).fill(null) }));
-    let points = 0;
-    for (const e of evs) {
-      const i = idxOf(e);
-      const li = EVENT_LANES.findIndex((l) => l.kinds.includes(e.kind));
-      if (i < 0 || i >= n || li < 0) continue;
+    const lanes: EventLane[] = EVENT_LANES.map((l) => ({ label: l.label, short: l.short, color: l.color(p), counts: new Array(n).fill(null) }));
+    const add = (kind: string, i: number, k: number) => {
+      const li = EVENT_LANES.findIndex((l) => l.kinds.includes(kind));
+      if (i < 0 || i >= n || li < 0 || !k) return;
       const c = lanes[li].counts;
-      if (c[i] == null) points++;
-      c[i] = ((c[i] as number | null) ?? 0) + 1;
+      c[i] = ((c[i] as number | null) ?? 0) + k;
+    };
+    // Counts per kind come from the answer's series (complete even when the
+    // event list is capped); the list is the fallback and gives the details.
+    if (Object.keys(data).length) {
+      for (const kind in data) data[kind].forEach((v, i) => v && add(kind, i, v));
+    } else {
+      for (const e of evs) add(e.kind, idxOf(e), 1);
     }
+    const points = countNonNull(lanes.map((l) => l.counts));
     clear(box.extra);
     if (points === 0) {
       box.empty(this.s.dyno ? 'No events for this dyno in this range.' : 'No deploys, restarts or other events in this range.');

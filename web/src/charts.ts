@@ -6,7 +6,7 @@
 import uPlot from 'uplot';
 import type { Series } from './api';
 import { clear, h } from './dom';
-import { fmtBytes, fmtCompact, fmtMs, fmtNum, fmtTime } from './format';
+import { axisTimes, fmtBytes, fmtCompact, fmtMs, fmtNum, fmtTime } from './format';
 import { palette } from './theme';
 
 export type Unit = 'ms' | 'rpm' | 'count' | 'bytes' | 'load' | 'num';
@@ -65,8 +65,11 @@ function fmtAxis(unit: Unit, v: number): string {
   switch (unit) {
     case 'ms':
       return v >= 1000 ? fmtCompact(v / 1000) + 's' : fmtCompact(v) + 'ms';
-    case 'bytes':
-      return fmtBytes(v).replace(' ', '');
+    case 'bytes': {
+      const mb = v / 1048576;
+      if (mb === 0) return '0';
+      return mb >= 1024 ? fmtCompact(mb / 1024) + 'GB' : fmtCompact(mb) + 'MB';
+    }
     default:
       return fmtCompact(v);
   }
@@ -122,20 +125,19 @@ function tooltipPlugin(unit: Unit, frame: Frame, raw: Series[], counts: boolean)
         let any = false;
         for (let i = 1; i < u.series.length; i++) {
           const s = u.series[i];
-          if (!s.show) continue;
           const v = raw[i - 1]?.[idx] ?? (counts ? 0 : null);
           any = true;
           tip.appendChild(
             h(
               'div',
-              { class: 'u-tip-row' },
+              { class: 'u-tip-row' + (s.show ? '' : ' off') },
               h('span', { class: 'u-tip-dot', style: `background:${String(s.stroke instanceof Function ? s.stroke(u, i) : s.stroke)}` }),
               h('span', { class: 'u-tip-label' }, String(s.label)),
               h('span', { class: 'u-tip-val' }, v == null ? 'no data' : fmtUnit(unit, v)),
             ),
           );
         }
-        if (!any) tip.appendChild(h('div', null, 'all series hidden'));
+        if (!any) tip.appendChild(h('div', null, 'no series'));
         tip.style.display = 'block';
         const w = u.over.clientWidth;
         const left = u.cursor.left;
@@ -174,6 +176,20 @@ function markerPlugin(markers: Marker[]): uPlot.Plugin {
 }
 
 const stepped = uPlot.paths.stepped!({ align: 1 });
+
+/** y-axis increments for counts: whole numbers only */
+const INT_INCRS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 2e6, 5e6, 1e7, 1e8, 1e9];
+
+/** xAxis is the shared time axis: 24-hour labels in UTC or local time. */
+function xAxis(frame: Frame): uPlot.Axis {
+  const pal = palette();
+  return {
+    stroke: pal.axis,
+    grid: { stroke: pal.grid, width: 1 },
+    ticks: { stroke: pal.grid, width: 1 },
+    values: (_u, splits, _ax, _space, incr) => axisTimes(splits, incr, frame.utc),
+  };
+}
 
 /**
  * ChartBox is one chart's container. Its element carries the test hooks:
@@ -270,12 +286,13 @@ export class ChartBox {
         },
       },
       axes: [
-        { stroke: pal.axis, grid: { stroke: pal.grid, width: 1 }, ticks: { stroke: pal.grid, width: 1 } },
+        xAxis(frame),
         {
           stroke: pal.axis,
           grid: { stroke: pal.grid, width: 1 },
           ticks: { stroke: pal.grid, width: 1 },
-          size: 58,
+          size: 62,
+          incrs: spec.counts ? INT_INCRS : undefined,
           values: (_u, splits) => splits.map((v) => fmtAxis(unit, v)),
         },
       ],
@@ -345,6 +362,7 @@ export class ChartBox {
 /** EventLane is one row of the events chart: a group of event kinds. */
 export interface EventLane {
   label: string;
+  short: string;
   color: string;
   counts: Series; // events per bucket
 }
@@ -374,8 +392,15 @@ export function drawEvents(
   const p = box.draw(group, frame, spec, {
     scales: { x: { time: true }, y: { range: [0.4, n + 0.6] } },
     axes: [
-      { stroke: pal.axis, grid: { stroke: pal.grid, width: 1 }, ticks: { stroke: pal.grid, width: 1 } },
-      { show: false },
+      xAxis(frame),
+      {
+        stroke: pal.axis,
+        grid: { show: false },
+        ticks: { show: false },
+        size: 62,
+        splits: () => lanes.map((_, i) => n - i),
+        values: (_u, splits) => splits.map((v) => lanes[n - v]?.short ?? ''),
+      },
     ],
     series: [
       {},

@@ -135,7 +135,7 @@ function buildRow(r: Row, lastLabel: (r: Row) => [string, string]): HTMLTableRow
   const link = h('a', { href: appURL(r.name), tabindex: '-1' }, r.name);
   tr.append(
     td('name', link, r.noData ? h('span', { class: 'badge muted' }, 'no data yet') : ''),
-    td('rpm', h('span', { class: 'rpm' }, r.rpm == null ? '–' : fmtNum(r.rpm, r.rpm < 10 ? 1 : 0)), sparkline(r.spark)),
+    td('rpm', h('span', { class: 'rpm' }, r.rpm == null || r.noData ? '–' : fmtNum(r.rpm, r.rpm < 10 ? 1 : 0)), sparkline(r.spark)),
     td(
       'p95',
       fmtMs(r.p95),

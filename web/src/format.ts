@@ -71,3 +71,17 @@ export function fmtTime(t: number | Date, utc: boolean, withSeconds = false): st
 }
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** axisTimes labels time-axis ticks in 24-hour time, adding the date where the day changes. */
+export function axisTimes(splits: number[], incr: number, utc: boolean): string[] {
+  let lastDay = '';
+  return splits.map((s) => {
+    const d = new Date(s * 1000);
+    const day = `${MONTHS[utc ? d.getUTCMonth() : d.getMonth()]} ${utc ? d.getUTCDate() : d.getDate()}`;
+    if (incr >= 86400) return day;
+    const hm = pad(utc ? d.getUTCHours() : d.getHours()) + ':' + pad(utc ? d.getUTCMinutes() : d.getMinutes());
+    const label = day !== lastDay ? hm + '\n' + day : hm;
+    lastDay = day;
+    return label;
+  });
+}

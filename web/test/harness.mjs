@@ -1,0 +1,158 @@
+// Shared helpers for the browser tests and the benchmark: launch Debian's
+// Chromium through playwright-core (no browser download), start the real
+// `drainpipe demo` server (DRAINPIPE_BIN), and wait for its backfill.
+//
+// DASHBOARD_FAKE=1 points the tests at web/dev/fake-api.mjs instead: a
+// dev-only convenience for working on the dashboard without the Go server.
+// It is refused under CI=true, where the real binary is required.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const webDir = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const repoDir = join(webDir, '..');
+export const CI = process.env.CI === 'true';
+
+export function chromiumPath() {
+  const p = process.env.CHROMIUM || '/usr/bin/chromium';
+  return existsSync(p) ? p : null;
+}
+
+/** why the browser tests cannot run here, or null when they can */
+export function missing() {
+  const miss = [];
+  if (!chromiumPath()) miss.push(`Chromium not found at ${process.env.CHROMIUM || '/usr/bin/chromium'} (apt-get install chromium)`);
+  if (process.env.DASHBOARD_FAKE === '1') {
+    if (CI) miss.push('DASHBOARD_FAKE=1 is dev-only and not allowed under CI=true');
+  } else {
+    const bin = process.env.DRAINPIPE_BIN;
+    if (!bin) miss.push('DRAINPIPE_BIN is not set (path to a built drainpipe binary)');
+    else if (!existsSync(bin)) miss.push(`DRAINPIPE_BIN=${bin} does not exist`);
+  }
+  return miss.length ? miss.join('; ') : null;
+}
+
+export async function launch() {
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath: chromiumPath(),
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic'],
+  });
+}
+
+/**
+ * startServer spawns `$DRAINPIPE_BIN demo --listen 127.0.0.1:0 --data <tmp>`
+ * (or the dev fake) and resolves with {url, token, stop, proc, dataDir} once
+ * it printed `URL: …` and `Admin token: …`.
+ */
+export async function startServer({ extraArgs = [], fakeApps = 0 } = {}) {
+  let cmd;
+  let argv;
+  let dataDir = null;
+  if (process.env.DASHBOARD_FAKE === '1') {
+    if (CI) throw new Error('DASHBOARD_FAKE=1 is dev-only');
+    cmd = process.execPath;
+    argv = [join(webDir, 'dev/fake-api.mjs'), '--port', '0', '--apps', String(fakeApps)];
+  } else {
+    dataDir = mkdtempSync(join(tmpdir(), 'drainpipe-web-test-'));
+    cmd = process.env.DRAINPIPE_BIN;
+    argv = ['demo', '--listen', '127.0.0.1:0', '--data', dataDir, ...extraArgs];
+  }
+  const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stderr.on('data', (d) => {
+    err += d;
+    if (err.length > 20000) err = err.slice(-10000);
+  });
+  const info = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not print URL and token within 60 s.\nstdout: ${out}\nstderr: ${err}`)), 60000);
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}.\nstdout: ${out}\nstderr: ${err}`));
+    });
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const url = /URL:\s*(https?:\/\/\S+)/i.exec(out);
+      const token = /Admin token:\s*(\S+)/i.exec(out);
+      if (url && token) {
+        clearTimeout(timer);
+        resolve({ url: url[1].replace(/\/$/, ''), token: token[1] });
+      }
+    });
+  });
+  proc.removeAllListeners('exit');
+  const stop = async () => {
+    if (proc.exitCode == null) {
+      proc.kill('SIGTERM');
+      await new Promise((r) => {
+        const t = setTimeout(() => {
+          proc.kill('SIGKILL');
+          r();
+        }, 5000);
+        proc.once('exit', () => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  };
+  return { ...info, proc, dataDir, stop, stderr: () => err, stdout: () => out };
+}
+
+export async function api(server, path, token = server.token) {
+  const res = await fetch(server.url + path, { headers: { Authorization: `Bearer ${token}` } });
+  if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+/**
+ * waitForBackfill polls /api/apps until every app has requests in its
+ * summary (the demo backfills history at start). After `graceMs` it settles
+ * for the apps that have data, as long as there is at least one.
+ */
+export async function waitForBackfill(server, { timeoutMs = 180000, graceMs = 90000 } = {}) {
+  const t0 = Date.now();
+  let apps = [];
+  for (;;) {
+    try {
+      apps = await api(server, '/api/apps');
+    } catch {
+      apps = [];
+    }
+    const withData = apps.filter((a) => (a.summary?.requests ?? 0) > 0);
+    if (apps.length && withData.length === apps.length) return apps;
+    if (withData.length && Date.now() - t0 > graceMs) return apps;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`backfill not done after ${timeoutMs} ms: ${JSON.stringify(apps.map((a) => [a.name, a.summary?.requests]))}`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+/** newPage opens a page already signed in (token put in sessionStorage, never the URL). */
+export async function newPage(browser, server, { theme = 'light', width = 1280, height = 800, signedIn = true } = {}) {
+  const ctx = await browser.newContext({ viewport: { width, height }, colorScheme: theme, deviceScaleFactor: 1 });
+  if (signedIn) {
+    await ctx.addInitScript((token) => {
+      try {
+        sessionStorage.setItem('drainpipe.token', token);
+      } catch {}
+    }, server.token);
+  }
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  return page;
+}
+
+export async function waitReady(page, timeout = 30000) {
+  await page.waitForSelector('#root[data-ready="true"]', { timeout });
+}
+
+/** charts returns {id: {state, points}} for every chart on the page. */
+export function charts(page) {
+  return page.$$eval('[data-chart]', (els) =>
+    Object.fromEntries(els.map((e) => [e.dataset.chart, { state: e.dataset.state, points: Number(e.dataset.points), fp: e.dataset.fingerprint || '' }])),
+  );
+}
