@@ -1,0 +1,471 @@
+package logline
+
+import "bytes"
+
+// Error reports a line that claims to be a known kind but is broken in a
+// way that makes it uncountable (for example a router line whose status is
+// not a number). Callers count such lines as rejected, by Reason.
+//
+// The values are shared and must not be modified; compare them with
+// errors.As. Reason is short and constant, usable as a metric label.
+type Error struct {
+	Kind   Kind // the kind the line claimed to be
+	Reason string
+}
+
+func (e *Error) Error() string {
+	return "logline: bad " + kindNames[e.Kind] + " line: " + e.Reason
+}
+
+var kindNames = [...]string{
+	KindUnknown: "unknown",
+	KindRouter:  "router",
+	KindRuntime: "runtime",
+	KindDyno:    "dyno",
+	KindAPI:     "api",
+	KindLogLoss: "log loss",
+	KindCustom:  "custom",
+}
+
+// The errors Parse returns. They are preallocated so that Parse never
+// allocates, not even on bad input.
+var (
+	errBadStatus     = &Error{KindRouter, "bad status"}
+	errNoStatus      = &Error{KindRouter, "missing status"}
+	errNoSample      = &Error{KindRuntime, "no parsable sample"}
+	errBadExitStatus = &Error{KindDyno, "bad exit status"}
+)
+
+// web is the process type of router lines that no dyno served.
+var web = []byte("web")
+
+// Parse classifies one message and fills out with what it says. appName and
+// procID are the syslog APP-NAME and PROCID (`heroku` / `router`, `app` /
+// `web.1`, ...); msg is the message text. out is reset first, so it can be
+// reused between calls; only the part of out that matches out.Kind is
+// meaningful, and every byte slice in it aliases msg or procID (except the
+// constant process type "web", which must not be modified).
+//
+// Classification (SPEC §1.3):
+//
+//   - heroku router: KindRouter. A line without a numeric status counts only
+//     when at=error (Status 0); a request line (at= or method=) without one
+//     is an *Error; other router text is KindUnknown.
+//   - heroku <dyno> with "sample#": KindRuntime. Memory values are converted
+//     to bytes: B or no unit = bytes; kB, KB, K, KiB = 1024; MB, M, MiB =
+//     1,048,576; GB, G, GiB = 1024³; TB, T, TiB = 1024⁴. A sample with any
+//     other unit (or a load average with a unit) is skipped. When the line
+//     names known gauges but none parses it is an *Error; a line with only
+//     unknown sample# names is KindUnknown.
+//   - heroku <dyno> otherwise: KindDyno for the R-code and lifecycle lines
+//     listed in DynoEvent, else KindUnknown.
+//   - heroku <any procid but router> with "Error Lnn": KindLogLoss. Dropped
+//     is the number right before " message(s)", or 1 when there is none.
+//   - app api: KindAPI for release, deploy, scale and config lines, else
+//     KindUnknown.
+//   - any other line (app output, and senders with their own APP-NAME such
+//     as log-shuttle): KindCustom when it carries count#/measure#/sample#
+//     metrics, else KindUnknown. A metric whose value is not a number
+//     (optionally followed by a unit made of letters, '%', '/' or '_') is
+//     skipped; `count#name` without a value counts 1, as in l2met.
+//
+// Unknown keys are ignored. Parse never allocates.
+func Parse(appName, procID, msg []byte, out *Line) error {
+	out.reset()
+	if string(appName) == "heroku" {
+		if string(procID) == "router" {
+			return parseRouter(msg, out)
+		}
+		if isLogLoss(msg) {
+			parseLogLoss(msg, out)
+			return nil
+		}
+		if !isDynoName(procID) || string(procID) == "logplex" {
+			return nil
+		}
+		if bytes.Contains(msg, []byte("sample#")) {
+			return parseRuntime(procID, msg, out)
+		}
+		return parseDyno(procID, msg, out)
+	}
+	if string(appName) == "app" && string(procID) == "api" {
+		parseAPI(msg, out)
+		return nil
+	}
+	parseCustom(msg, out)
+	return nil
+}
+
+// reset clears what a previous Parse may have set. Of the Custom array only
+// the entries that were in use are cleared.
+func (l *Line) reset() {
+	n := l.NumCustom
+	if n > MaxCustom {
+		n = MaxCustom
+	}
+	if n > 0 {
+		clear(l.Custom[:n])
+	}
+	l.Kind = KindUnknown
+	l.Router = Router{}
+	l.Runtime = Runtime{}
+	l.Dyno = Dyno{}
+	l.API = API{}
+	l.LogLoss = LogLoss{}
+	l.NumCustom = 0
+	l.CustomSource = nil
+	l.CustomDropped = 0
+}
+
+func parseRouter(msg []byte, out *Line) error {
+	r := &out.Router
+	var status []byte
+	s := scanner{b: msg}
+	for s.next() {
+		switch string(s.key) {
+		case "at":
+			r.At = s.val
+		case "code":
+			r.Code = s.val
+		case "method":
+			r.Method = s.val
+		case "path":
+			r.Path = s.val
+		case "host":
+			r.Host = s.val
+		case "dyno":
+			r.Dyno = s.val
+		case "connect":
+			r.ConnectMS, r.HasConnect = parseMS(s.val)
+		case "service":
+			r.ServiceMS, r.HasService = parseMS(s.val)
+		case "status":
+			status = s.val
+		case "bytes":
+			if n, ok := parseUint(s.val); ok {
+				r.Bytes = n
+			}
+		}
+	}
+	if len(status) > 0 {
+		n, ok := parseUint(status)
+		if !ok || n < 100 || n > 999 {
+			return errBadStatus
+		}
+		r.Status = int(n)
+	} else if string(r.At) != "error" {
+		if r.At != nil || r.Method != nil {
+			return errNoStatus
+		}
+		return nil // some other router text: nothing to count
+	}
+	r.ProcessType = processType(r.Dyno)
+	out.Kind = KindRouter
+	return nil
+}
+
+// parseMS parses a router duration such as "18ms", "18.5ms" or "18" into
+// milliseconds; "s" and "us"/"µs" are converted too.
+func parseMS(b []byte) (float64, bool) {
+	v, n, ok := parseNumber(b)
+	if !ok || v < 0 {
+		return 0, false
+	}
+	switch string(b[n:]) {
+	case "", "ms":
+		return v, true
+	case "s":
+		return v * 1000, true
+	case "us", "µs":
+		return v / 1000, true
+	}
+	return 0, false
+}
+
+// processType is the part of a dyno name before the first dot, "web" when
+// that is empty (no dyno, or a malformed name such as ".1"), so a process
+// type is never empty.
+func processType(dyno []byte) []byte {
+	i := bytes.IndexByte(dyno, '.')
+	if i < 0 {
+		i = len(dyno)
+	}
+	if i == 0 {
+		return web
+	}
+	return dyno[:i:i]
+}
+
+// isDynoName reports whether p looks like a dyno or process name: a letter,
+// then letters, digits, '.', '_' or '-' (web.1, worker.2, run.1234,
+// scheduler.1, release.42).
+func isDynoName(p []byte) bool {
+	if len(p) == 0 {
+		return false
+	}
+	if c := p[0] | 0x20; c < 'a' || c > 'z' {
+		return false
+	}
+	for _, c := range p {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9',
+			c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func parseRuntime(procID, msg []byte, out *Line) error {
+	rt := &out.Runtime
+	known := false
+	s := scanner{b: msg}
+	for s.next() {
+		var g Gauge
+		mem := true
+		switch string(s.key) {
+		case "source":
+			rt.Source = s.val
+			continue
+		case "dyno":
+			rt.Dyno = s.val
+			continue
+		case "sample#load_avg_1m":
+			g, mem = GaugeLoad1m, false
+		case "sample#load_avg_5m":
+			g, mem = GaugeLoad5m, false
+		case "sample#load_avg_15m":
+			g, mem = GaugeLoad15m, false
+		case "sample#memory_total":
+			g = GaugeMemTotal
+		case "sample#memory_rss":
+			g = GaugeMemRSS
+		case "sample#memory_cache":
+			g = GaugeMemCache
+		case "sample#memory_swap":
+			g = GaugeMemSwap
+		case "sample#memory_quota":
+			g = GaugeMemQuota
+		default:
+			continue
+		}
+		known = true
+		v, n, ok := parseNumber(s.val)
+		if !ok {
+			continue
+		}
+		unit := s.val[n:]
+		if mem {
+			m, ok := byteMultiplier(unit)
+			if !ok {
+				continue
+			}
+			v *= m
+		} else if len(unit) != 0 {
+			continue
+		}
+		rt.Values[g] = v
+		rt.Has |= 1 << g
+	}
+	if rt.Has == 0 {
+		if known {
+			return errNoSample
+		}
+		return nil
+	}
+	if len(rt.Source) == 0 {
+		rt.Source = procID
+	}
+	rt.ProcessType = processType(rt.Source)
+	out.Kind = KindRuntime
+	return nil
+}
+
+// byteMultiplier converts a memory unit to bytes (binary multiples, so MB
+// is 1,048,576 as Heroku means it). No unit means bytes.
+func byteMultiplier(unit []byte) (float64, bool) {
+	switch string(unit) {
+	case "", "B", "b", "bytes":
+		return 1, true
+	case "kB", "KB", "kb", "K", "k", "KiB":
+		return 1 << 10, true
+	case "MB", "mb", "M", "MiB":
+		return 1 << 20, true
+	case "GB", "gb", "G", "GiB":
+		return 1 << 30, true
+	case "TB", "tb", "T", "TiB":
+		return 1 << 40, true
+	}
+	return 0, false
+}
+
+func parseDyno(procID, msg []byte, out *Line) error {
+	d := &out.Dyno
+	switch {
+	case bytes.HasPrefix(msg, []byte("Error R")):
+		code := msg[len("Error "):]
+		i := 1
+		for i < len(code) && code[i] >= '0' && code[i] <= '9' {
+			i++
+		}
+		if i == 1 || (i < len(code) && code[i] != ' ' && code[i] != '(' && code[i] != ':') {
+			return nil // not an R code: ordinary text
+		}
+		d.Event = DynoError
+		d.Code = code[:i:i]
+	case bytes.HasPrefix(msg, []byte("Process running mem=")):
+		d.Event = DynoMemory
+	case bytes.HasPrefix(msg, []byte("State changed from ")):
+		d.Event = DynoState
+		rest := msg[len("State changed from "):]
+		if i := bytes.Index(rest, []byte(" to ")); i >= 0 {
+			to := bytes.TrimRight(rest[i+len(" to "):], " \t.")
+			if string(to) == "crashed" {
+				d.Event = DynoCrash
+			}
+		}
+	case bytes.HasPrefix(msg, []byte("Restarting")):
+		d.Event = DynoRestart
+	case bytes.HasPrefix(msg, []byte("Cycling")):
+		d.Event = DynoCycling
+	case bytes.HasPrefix(msg, []byte("Stopping ")):
+		d.Event = DynoStopping
+	case bytes.HasPrefix(msg, []byte("Process exited with status ")):
+		n, ok := leadingUint(msg[len("Process exited with status "):])
+		if !ok || n > 1<<31 {
+			return errBadExitStatus
+		}
+		d.Event = DynoExit
+		d.ExitStatus = int(n)
+	case bytes.HasPrefix(msg, []byte("Starting process with command")):
+		d.Event = DynoStart
+	default:
+		return nil
+	}
+	d.Source = procID
+	d.ProcessType = processType(procID)
+	d.Detail = msg
+	out.Kind = KindDyno
+	return nil
+}
+
+func parseAPI(msg []byte, out *Line) {
+	var ev APIEvent
+	switch {
+	case bytes.HasPrefix(msg, []byte("Release v")):
+		ev = APIRelease
+	case bytes.HasPrefix(msg, []byte("Deploy ")):
+		ev = APIDeploy
+	case bytes.HasPrefix(msg, []byte("Scaled to ")), bytes.HasPrefix(msg, []byte("Scale to ")):
+		ev = APIScale
+	case (bytes.HasPrefix(msg, []byte("Set ")) || bytes.HasPrefix(msg, []byte("Remove ")) ||
+		bytes.HasPrefix(msg, []byte("Unset ")) || bytes.HasPrefix(msg, []byte("Update "))) &&
+		bytes.Contains(msg, []byte(" config var")):
+		ev = APIConfig
+	default:
+		return
+	}
+	out.API = API{Event: ev, Detail: msg}
+	out.Kind = KindAPI
+}
+
+// isLogLoss reports whether msg starts with "Error L" and a digit.
+func isLogLoss(msg []byte) bool {
+	return len(msg) > len("Error L") && bytes.HasPrefix(msg, []byte("Error L")) &&
+		msg[len("Error L")] >= '0' && msg[len("Error L")] <= '9'
+}
+
+func parseLogLoss(msg []byte, out *Line) {
+	code := msg[len("Error "):]
+	i := 1
+	for i < len(code) && code[i] >= '0' && code[i] <= '9' {
+		i++
+	}
+	out.LogLoss.Code = code[:i:i]
+	out.LogLoss.Dropped = 1
+	rest := code[i:]
+	for {
+		j := bytes.Index(rest, []byte(" message"))
+		if j < 0 {
+			break
+		}
+		k := j
+		for k > 0 && rest[k-1] >= '0' && rest[k-1] <= '9' {
+			k--
+		}
+		if k < j && (k == 0 || rest[k-1] == ' ') {
+			if n, ok := parseUint(rest[k:j]); ok {
+				out.LogLoss.Dropped = n
+			}
+			break
+		}
+		rest = rest[j+1:]
+	}
+	out.Kind = KindLogLoss
+}
+
+func parseCustom(msg []byte, out *Line) {
+	if bytes.IndexByte(msg, '#') < 0 {
+		return
+	}
+	s := scanner{b: msg}
+	for s.next() {
+		k := s.key
+		var kind CustomKind
+		switch {
+		case bytes.HasPrefix(k, []byte("count#")):
+			kind, k = CustomCount, k[len("count#"):]
+		case bytes.HasPrefix(k, []byte("measure#")):
+			kind, k = CustomMeasure, k[len("measure#"):]
+		case bytes.HasPrefix(k, []byte("sample#")):
+			kind, k = CustomSample, k[len("sample#"):]
+		default:
+			if string(k) == "source" && s.hasEq {
+				out.CustomSource = s.val
+			}
+			continue
+		}
+		if len(k) == 0 {
+			continue
+		}
+		var v float64
+		var unit []byte
+		if len(s.val) == 0 {
+			if kind != CustomCount {
+				continue
+			}
+			v = 1
+		} else {
+			var n int
+			var ok bool
+			v, n, ok = parseNumber(s.val)
+			if !ok || !isUnit(s.val[n:]) {
+				continue
+			}
+			unit = s.val[n:len(s.val):len(s.val)]
+		}
+		if out.NumCustom == MaxCustom {
+			out.CustomDropped++
+			continue
+		}
+		out.Custom[out.NumCustom] = Custom{Kind: kind, Name: k, Value: v, Unit: unit}
+		out.NumCustom++
+	}
+	if out.NumCustom > 0 {
+		out.Kind = KindCustom
+	}
+}
+
+// isUnit reports whether u can be the unit after a metric value: empty, or
+// letters, '%', '/', '_' (ms, MB, req/s, %, µs).
+func isUnit(u []byte) bool {
+	for _, c := range u {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '%', c == '/', c == '_', c >= 0x80:
+		default:
+			return false
+		}
+	}
+	return true
+}
