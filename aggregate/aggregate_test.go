@@ -1,0 +1,213 @@
+package aggregate
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/logline"
+	"github.com/drainpipe/drainpipe/logplex"
+	"github.com/drainpipe/drainpipe/metrics"
+	"github.com/drainpipe/drainpipe/sqlite"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+
+func frame(body []byte, at time.Time, app, proc, msg string) []byte {
+	return logplex.AppendMessage(body, at, "host", app, proc, msg)
+}
+
+func record(seq int64, body []byte) drainpipe.Record {
+	return drainpipe.Record{Seq: seq, Batch: drainpipe.Batch{App: "shop", ReceivedAt: t0.Add(2 * time.Minute), Body: body}}
+}
+
+func rowsByKey(f *metrics.Flush) map[string]*metrics.Bucket {
+	m := map[string]*metrics.Bucket{}
+	for _, r := range f.Rows {
+		m[r.ProcessType+"@"+r.Time.Format("15:04")] = r.Bucket
+	}
+	return m
+}
+
+func TestFoldCountsEveryKind(t *testing.T) {
+	var body []byte
+	body = frame(body, t0.Add(1*time.Second), "heroku", "router", `at=info method=GET path=/ host=x request_id=1 fwd="1.2.3.4" dyno=web.1 connect=1ms service=18ms status=200 bytes=13 protocol=https`)
+	body = frame(body, t0.Add(2*time.Second), "heroku", "router", `at=error code=H12 desc="Request timeout" method=GET path=/ host=x request_id=2 fwd="1.2.3.4" dyno=web.2 connect=0ms service=30000ms status=503 bytes=0`)
+	body = frame(body, t0.Add(3*time.Second), "heroku", "router", `at=error code=H10 desc="App crashed" method=GET path=/ host=x request_id=3 fwd="1.2.3.4" dyno= connect= service= status=503 bytes=`)
+	body = frame(body, t0.Add(4*time.Second), "heroku", "web.1", `source=web.1 dyno=heroku.1.abc sample#memory_total=21.00MB sample#memory_rss=21.22MB sample#memory_cache=0.00MB sample#memory_swap=0.00MB sample#memory_pgpgin=348836pages sample#memory_pgpgout=343403pages sample#memory_quota=512.00MB`)
+	body = frame(body, t0.Add(5*time.Second), "heroku", "worker.1", `source=worker.1 dyno=heroku.1.def sample#load_avg_1m=2.46 sample#load_avg_5m=1.06 sample#load_avg_15m=0.99`)
+	body = frame(body, t0.Add(6*time.Second), "heroku", "web.1", `Error R14 (Memory quota exceeded)`)
+	body = frame(body, t0.Add(7*time.Second), "heroku", "web.1", `Error R14 (Memory quota exceeded)`)
+	body = frame(body, t0.Add(8*time.Second), "app", "api", `Deploy e6442b7c by user dev@example.com`)
+	body = frame(body, t0.Add(9*time.Second), "heroku", "logplex", `Error L10 (output buffer overflow): 12 messages dropped since 2026-11-25T09:59:00+00:00.`)
+	body = frame(body, t0.Add(61*time.Second), "app", "web.1", `measure#db.query=200ms count#signups=2 sample#queue.depth=99`)
+	body = frame(body, t0.Add(62*time.Second), "heroku", "router", `at=info method=GET path=/ host=x dyno=web.1 connect=1ms service=abc status=oops bytes=1`)
+	body = frame(body, t0.Add(-10*24*time.Hour), "heroku", "router", `at=info method=GET path=/ dyno=web.1 connect=1ms service=5ms status=200`)
+	body = append(body, "12 garbage"...)
+
+	s := NewState(3*24*time.Hour, 5*time.Minute)
+	rec := record(1, body)
+	s.Fold(&rec)
+	f := s.Take(1)
+	b := rowsByKey(f)
+	web := b["web@10:00"]
+	if web == nil || web.Requests != 3 || web.Status[200] != 1 || web.Status[503] != 2 {
+		t.Fatalf("web minute: %+v", web)
+	}
+	if web.HCodes["H12"] != 1 || web.HCodes["H10"] != 1 || web.RCodes["R14"] != 2 {
+		t.Fatalf("codes: H %v R %v", web.HCodes, web.RCodes)
+	}
+	if web.Service.Count != 2 || web.Service.Max != 30000 {
+		t.Fatalf("service dist: count %d max %v", web.Service.Count, web.Service.Max)
+	}
+	if got := web.Dynos["web.1"][logline.GaugeMemQuota].Max; got != 512*1048576 {
+		t.Fatalf("memory quota = %v", got)
+	}
+	if got := b["worker@10:00"].Dynos["worker.1"][logline.GaugeLoad1m].Last; got != 2.46 {
+		t.Fatalf("load = %v", got)
+	}
+	if got := b["@10:00"].LogLoss["L10"]; got != 12 {
+		t.Fatalf("L10 = %d", got)
+	}
+	if c := b["web@10:01"].Custom; c["db.query"].Dist.Count != 1 || c["signups"].Total != 2 || c["queue.depth"].Stat.Last != 99 {
+		t.Fatalf("custom = %+v", c)
+	}
+	// The unparsable router line, the too-old line and the unframeable tail
+	// are counted as rejected, at their time or arrival time.
+	loss := map[string]int64{}
+	for _, r := range f.Rows {
+		for k, v := range r.Bucket.LogLoss {
+			loss[k] += v
+		}
+	}
+	if loss[ReasonMalformed] != 1 || loss[ReasonTooOld] != 1 || loss[ReasonFraming] != 1 {
+		t.Fatalf("rejections = %v", loss)
+	}
+	kinds := map[drainpipe.EventKind]int{}
+	for _, e := range f.Events {
+		kinds[e.Kind]++
+	}
+	if kinds[drainpipe.EventDeploy] != 1 || kinds[drainpipe.EventError] != 1 {
+		t.Fatalf("events = %v (R14 must give one event per dyno and minute)", kinds)
+	}
+}
+
+// failingSink fails its first n Apply calls, then passes to the store.
+type failingSink struct {
+	*sqlite.Store
+	fail int
+}
+
+func (f *failingSink) Apply(ctx context.Context, fl *metrics.Flush) error {
+	if f.fail > 0 {
+		f.fail--
+		return errors.New("injected failure")
+	}
+	return f.Store.Apply(ctx, fl)
+}
+
+// TestReplayAfterCrashIsExact folds records, "crashes" (drops the
+// aggregator without flushing), starts a new aggregator on the same
+// journal and store, and checks every line is counted exactly once.
+func TestReplayAfterCrashIsExact(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	j, err := sqlite.OpenJournal(ctx, filepath.Join(dir, "j.db"), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	st, err := sqlite.OpenStore(ctx, filepath.Join(dir, "m.db"), nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now().UTC()
+	appendN := func(n int) {
+		var body []byte
+		for i := 0; i < n; i++ {
+			body = frame(body, now, "heroku", "router", `at=info method=GET path=/ dyno=web.1 connect=1ms service=5ms status=200`)
+		}
+		if _, _, err := j.Append(ctx, drainpipe.Batch{App: "shop", ReceivedAt: now, Body: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendN(10)
+	appendN(20)
+	sink := &failingSink{Store: st, fail: 1}
+	a := New(Config{}, j, sink, nil, quiet, nil)
+	if _, err := a.readOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.Flush(ctx) // fails: state must be kept
+	appendN(5)
+	if _, err := a.readOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.Flush(ctx) // applies all 35 lines and position 3
+	appendN(7)
+	if _, err := a.readOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Crash: the 7 folded lines were never flushed. A new aggregator
+	// resumes from the stored position.
+	b := New(Config{}, j, st, nil, quiet, nil)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- b.Run(runCtx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if pos, _ := st.Position(ctx); pos == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("replay did not reach position 4")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	rows, err := st.Buckets(ctx, "shop", "web", drainpipe.Tier1h, now.Add(-time.Hour), now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, r := range rows {
+		total += r.Bucket.Requests
+	}
+	if total != 42 {
+		t.Fatalf("counted %d requests, want exactly 42", total)
+	}
+}
+
+func BenchmarkFold(b *testing.B) {
+	var body []byte
+	n := 0
+	for i := 0; i < 100; i++ {
+		at := t0.Add(time.Duration(i) * 100 * time.Millisecond)
+		body = frame(body, at, "heroku", "router", `at=info method=GET path=/products/123 host=shop.herokuapp.com request_id=8601b555-6a83-4c12-8269-97c8e32cdb22 fwd="204.204.204.204" dyno=web.3 connect=1ms service=87ms status=200 bytes=1234 protocol=https`)
+		n++
+		if i%10 == 0 {
+			body = frame(body, at, "heroku", "web.3", `source=web.3 dyno=heroku.2808254.d97d0ea7 sample#memory_total=210.00MB sample#memory_rss=200.22MB sample#memory_cache=10.00MB sample#memory_swap=0.00MB sample#memory_pgpgin=348836pages sample#memory_pgpgout=343403pages sample#memory_quota=512.00MB`)
+			n++
+		}
+	}
+	s := NewState(3*24*time.Hour, 5*time.Minute)
+	rec := record(1, body)
+	s.Fold(&rec) // create the buckets once
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Fold(&rec)
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "lines/s")
+}
