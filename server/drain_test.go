@@ -295,3 +295,42 @@ func metricValue(c prometheus.Metric) float64 {
 	}
 	return -1
 }
+
+// TestDrainOverHTTP runs the drain endpoint behind a real listener with
+// HTTPServer's settings: a large body is refused with 413 that the client
+// actually receives, and a normal POST works over keep-alive.
+func TestDrainOverHTTP(t *testing.T) {
+	h := newHarness(t, Config{MaxBodyBytes: 64 << 10})
+	ts := httptest.NewUnstartedServer(nil)
+	hs := h.srv.HTTPServer("")
+	ts.Config = hs
+	ts.Start()
+	defer ts.Close()
+
+	post := func(body io.Reader, length int64) int {
+		t.Helper()
+		r, _ := http.NewRequest("POST", ts.URL+"/drains/storefront", body)
+		r.ContentLength = length
+		r.SetBasicAuth("u-storefront", "s-storefront")
+		resp, err := ts.Client().Do(r)
+		if err != nil {
+			t.Fatalf("POST: %v", err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	big := strings.Repeat(frame(routerLine), 2000) // ~350 KB
+	if code := post(strings.NewReader(big), int64(len(big))); code != 413 {
+		t.Errorf("large body: %d, want 413", code)
+	}
+	if code := post(io.MultiReader(strings.NewReader(big)), -1); code != 413 {
+		t.Errorf("large chunked body: %d, want 413", code)
+	}
+	small := frame(routerLine)
+	for i := 0; i < 3; i++ {
+		if code := post(strings.NewReader(small), int64(len(small))); code != 200 {
+			t.Errorf("small body: %d, want 200", code)
+		}
+	}
+}
