@@ -57,6 +57,10 @@ func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
 
 	ctx := r.Context()
 	app := r.PathValue("app")
+	if !ValidAppName(app) {
+		fail(http.StatusNotFound, "unknown app "+strconv.Quote(app))
+		return
+	}
 	user, secret, _ := r.BasicAuth()
 	if err := s.store.VerifyDrain(ctx, app, user, secret); err != nil {
 		switch {

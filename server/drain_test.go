@@ -155,6 +155,7 @@ func TestDrainRejects(t *testing.T) {
 		want string // substring of the JSON error
 	}{
 		{"unknown app", drainReq{app: "nope", body: frame(routerLine)}, 404, "unknown app"},
+		{"invalid app name", drainReq{app: "Bad%20Name", body: frame(routerLine)}, 404, "unknown app"},
 		{"unknown app without auth", drainReq{app: "nope", noAuth: true, body: frame(routerLine)}, 404, "unknown app"},
 		{"no auth", drainReq{noAuth: true, body: frame(routerLine)}, 401, "credentials"},
 		{"wrong secret", drainReq{user: "u-storefront", pass: "bad", body: frame(routerLine)}, 401, "credentials"},

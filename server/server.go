@@ -242,7 +242,7 @@ func (s *Server) api(h func(http.ResponseWriter, *http.Request, principal)) http
 func (s *Server) appAPI(h func(http.ResponseWriter, *http.Request, string)) http.Handler {
 	return s.api(func(w http.ResponseWriter, r *http.Request, p principal) {
 		app := r.PathValue("app")
-		if !p.canSee(app) {
+		if !p.canSee(app) || !ValidAppName(app) {
 			writeError(w, http.StatusNotFound, "app not found")
 			return
 		}
