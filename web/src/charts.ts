@@ -81,6 +81,13 @@ export function countNonNull(arrs: Series[]): number {
   return n;
 }
 
+/** fingerprint is a cheap checksum of what a chart shows (a test hook: did the data change?). */
+function fingerprint(xs: number[], arrs: Series[]): string {
+  let h = xs.length ? xs[0] + xs.length * 7919 : 0;
+  for (const a of arrs) for (let i = 0; i < a.length; i++) if (a[i] != null) h = (h * 31 + Math.round((a[i] as number) * 1000) + i) % 2147483647;
+  return String(h);
+}
+
 /** ChartGroup links the charts of one page: cursor sync, zoom sync, hidden series. */
 export class ChartGroup {
   readonly key = 'dp-' + Math.random().toString(36).slice(2);
@@ -230,6 +237,8 @@ export class ChartBox {
     this.body.appendChild(h('div', { class: 'chart-msg ' + cls, role: state === 'error' ? 'alert' : null }, ...nodes));
     this.el.dataset.state = state;
     this.el.dataset.points = '0';
+    this.el.dataset.buckets = '0';
+    this.el.dataset.fingerprint = state;
   }
 
   loading(): void {
@@ -261,6 +270,7 @@ export class ChartBox {
       frame.xs,
       ...spec.lines.map((l) => (spec.counts ? l.values.map((v) => v ?? 0) : l.values)),
     ];
+    const fp = fingerprint(frame.xs, raw);
     this.destroyPlot();
     clear(this.body);
     const unit = spec.unit;
@@ -318,6 +328,8 @@ export class ChartBox {
           () => {
             this.el.dataset.state = 'ready';
             this.el.dataset.points = String(points);
+            this.el.dataset.buckets = String(frame.xs.length);
+            this.el.dataset.fingerprint = fp;
             resolve();
           },
         ],
