@@ -339,8 +339,8 @@ func sharedHTTPClient() *http.Client {
 // up to maxConnsPerHost idle keep-alive connections per host (Go's default
 // of 2 would make concurrent senders dial a new connection for most
 // requests), a dialer that connects without binding a local address first,
-// and HTTP/2 when the server offers it over TLS. Per-request timeouts come
-// from the Client, not from here.
+// HTTP/2 when the server offers it over TLS, and no redirect following.
+// Per-request timeouts come from the Client, not from here.
 func NewHTTPClient(maxConnsPerHost int) *http.Client {
 	if maxConnsPerHost <= 0 {
 		maxConnsPerHost = 64
@@ -356,5 +356,10 @@ func NewHTTPClient(maxConnsPerHost int) *http.Client {
 		TLSHandshakeTimeout:   5 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
-	return &http.Client{Transport: tr}
+	return &http.Client{
+		Transport: tr,
+		// Like Logplex, never follow a redirect (Go would turn the POST
+		// into a body-less GET): a 3xx is an answer, and not a 2xx.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }

@@ -530,3 +530,24 @@ func TestFramesParseWithLogplex(t *testing.T) {
 		t.Errorf("trailing: %v", err)
 	}
 }
+
+func TestClientDoesNotFollowRedirects(t *testing.T) {
+	rc := &recorder{}
+	rc.hook = func(n int, w http.ResponseWriter, r *http.Request) bool {
+		if n == 0 {
+			http.Redirect(w, r, "/elsewhere", http.StatusFound)
+			return true
+		}
+		return false
+	}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	c := newClient(t, srv, Config{})
+	if err := c.Send(context.Background(), testBody(1), 1); err != nil {
+		t.Fatal(err)
+	}
+	reqs := rc.requests()
+	if len(reqs) != 2 || reqs[1].path != "/drains/storefront" || len(reqs[1].body) == 0 {
+		t.Fatalf("requests %+v: a 302 should be retried at the drain URL, not followed", reqs)
+	}
+}
