@@ -337,7 +337,10 @@ func (l *loader) live(ctx context.Context, cursor time.Time) {
 			l.cursor.Store(cursor.UnixNano())
 			continue
 		}
-		wait := max(cursor.Add(time.Second).Sub(l.opt.Now())+20*time.Millisecond, 10*time.Millisecond)
+		// Sleep until just after the next second completes, but wake at
+		// least every 200 ms so that a clock that jumps (or a fake one in
+		// tests) is followed promptly.
+		wait := min(max(cursor.Add(time.Second).Sub(l.opt.Now())+20*time.Millisecond, 10*time.Millisecond), 200*time.Millisecond)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
