@@ -66,6 +66,9 @@ function maxOf(a: Series | undefined): number | null {
   return m;
 }
 
+/** tick yields to the event loop (a macrotask), so network callbacks are not starved by drawing. */
+const tick = () => new Promise<void>((r) => setTimeout(r, 0));
+
 const codeSort = (a: string, b: string) => a.localeCompare(b, 'en', { numeric: true });
 
 const EVENT_LANES: { label: string; short: string; kinds: string[]; color: (p: ReturnType<typeof palette>) => string }[] = [
@@ -273,15 +276,16 @@ export class AppView implements View {
     const fetchSeries = <T extends SeriesResponse>(path: string, extra: Record<string, string> = {}) =>
       get<T>(ap + path, { ...base, ...extra }, ac.signal);
 
-    // Formation (process types and dynos) — once per app/type, in parallel with the rest.
-    const formationP = this.formationFor === s.app + '/' + s.type ? Promise.resolve() : this.loadFormation(ac.signal);
+    // Requests go out in this order (a browser runs 6 at a time per host):
+    // the custom-metric list first, as its series need a second round trip.
+    const draws: Promise<unknown>[] = [];
+    if (!s.dyno) draws.push(this.loadCustom(base, frame, ac.signal, stale));
 
-    // Events first: the other charts draw their markers from them.
+    // Events next: the other charts draw their markers from them.
     const eventsP = fetchSeries<EventsResponse>('/events', s.dyno ? dynoQ : {}).then(
       (r) => r,
       (e) => e as Error,
     );
-    const draws: Promise<unknown>[] = [];
     const results: Record<string, SeriesResponse | null> = {};
     let failures = 0;
     let latencySummary: LatencyResponse['summary'] = null;
@@ -291,7 +295,8 @@ export class AppView implements View {
       if (!box) return;
       draws.push(
         Promise.all([p, eventsP]).then(
-          ([res]) => {
+          async ([res]) => {
+            await tick(); // let other answers' callbacks (new requests) run first
             if (stale()) return;
             results[id] = res;
             const f = { ...frame, xs: xsOf(res, frame.xs) };
@@ -311,7 +316,8 @@ export class AppView implements View {
 
     // Markers from the events answer.
     draws.push(
-      eventsP.then((res) => {
+      eventsP.then(async (res) => {
+        await tick();
         if (stale()) return;
         const box = this.boxes.get('events')!;
         if (res instanceof Error) {
@@ -338,6 +344,8 @@ export class AppView implements View {
       }),
     );
 
+    chart('memory', fetchSeries(`/formation/${encodeURIComponent(s.type)}/metrics/memory`, dynoQ), (res, f) => this.renderMemory(f, res));
+    chart('load', fetchSeries(`/formation/${encodeURIComponent(s.type)}/metrics/load`, dynoQ), (res, f) => this.renderLoad(f, res));
     if (!s.dyno) {
       if (isWeb) {
         chart('latency', fetchSeries<LatencyResponse>('/router-metrics/latency'), (res, f) => {
@@ -356,10 +364,9 @@ export class AppView implements View {
         this.renderCodes('dyno-errors', f, res, 'No dyno errors in this range.'),
       );
       chart('log-loss', fetchSeries('/log-loss'), (res, f) => this.renderCodes('log-loss', f, res, 'No log loss in this range.'));
-      draws.push(this.loadCustom(base, frame, ac.signal, stale));
     }
-    chart('memory', fetchSeries(`/formation/${encodeURIComponent(s.type)}/metrics/memory`, dynoQ), (res, f) => this.renderMemory(f, res));
-    chart('load', fetchSeries(`/formation/${encodeURIComponent(s.type)}/metrics/load`, dynoQ), (res, f) => this.renderLoad(f, res));
+    // Formation (process types and dynos): once per app and type.
+    const formationP = this.formationFor === s.app + '/' + s.type ? Promise.resolve() : this.loadFormation(ac.signal);
 
     await Promise.all([...draws, formationP.catch(() => undefined)]);
     if (stale()) return;
@@ -423,6 +430,7 @@ export class AppView implements View {
         box.loading();
         try {
           const res = await get<CustomSeriesResponse>(ap + '/custom-metrics/' + encodeURIComponent(m.name), params, signal);
+          await tick();
           if (stale()) return;
           const f = { ...frame, xs: xsOf(res, frame.xs) };
           const rr = () => this.renderCustom(box, f, res, m.kind);

@@ -99,7 +99,12 @@ export class ChartGroup {
     if (this.syncing) return;
     this.syncing = true;
     const { min, max } = src.scales.x;
-    for (const u of this.charts) if (u !== src && min != null && max != null) u.setScale('x', { min, max });
+    // Only charts whose range differs: a new chart's initial scale must not
+    // redraw every other chart.
+    for (const u of this.charts) {
+      if (u === src || min == null || max == null) continue;
+      if (u.scales.x.min !== min || u.scales.x.max !== max) u.setScale('x', { min, max });
+    }
     this.syncing = false;
   }
 }
