@@ -33,8 +33,8 @@ const COLS: { key: SortKey; label: string; num: boolean; title: string }[] = [
   { key: 'e5xx', label: '5xx', num: true, title: 'Share of requests answered with a 5xx status in the last hour' },
   { key: 'h', label: 'H errors', num: true, title: 'Router errors (H codes) in the last hour' },
   { key: 'mem', label: 'Memory', num: true, title: 'Peak memory of any dyno as a share of its quota, last hour' },
-  { key: 'last', label: 'Last event', num: true, title: 'Most recent deploy, release or restart' },
-  { key: 'trouble', label: 'Status', num: true, title: 'Why an app needs attention: rising p95, 5xx over 1%, R14, log loss' },
+  { key: 'last', label: 'Last event', num: false, title: 'Most recent deploy, release or restart' },
+  { key: 'trouble', label: 'Status', num: false, title: 'Why an app needs attention: rising p95, 5xx over 1%, R14, log loss' },
 ];
 
 const num = (v: unknown): number | null => (typeof v === 'number' && isFinite(v) ? v : null);
@@ -123,12 +123,14 @@ function sparkline(vals: (number | null)[]): SVGElement {
 function td(col: string, ...children: (Node | string)[]): HTMLTableCellElement {
   const c = document.createElement('td');
   c.dataset.col = col;
+  c.setAttribute('role', 'cell');
   for (const ch of children) c.append(ch);
   return c;
 }
 
 function buildRow(r: Row, lastLabel: (r: Row) => [string, string]): HTMLTableRowElement {
   const tr = document.createElement('tr');
+  tr.setAttribute('role', 'row');
   tr.tabIndex = 0;
   tr.dataset.app = r.name;
   if (r.reasons.length) tr.className = 'trouble';
@@ -169,7 +171,7 @@ export class FleetView implements View {
   el: HTMLElement;
   private rows: Row[] = [];
   private apps = new Map<string, AppInfo>();
-  private tbody = h('tbody');
+  private tbody = h('tbody', { role: 'rowgroup' });
   private ths = new Map<SortKey, HTMLTableCellElement>();
   private status = h('p', { class: 'muted', 'aria-live': 'polite', id: 'fleet-status' });
   private msg = h('div', { class: 'fleet-msg' });
@@ -194,15 +196,15 @@ export class FleetView implements View {
     this.live = h('input', { type: 'checkbox', id: 'fleet-live' });
     this.live.checked = q.get('live') === '1';
 
-    const headRow = h('tr');
+    const headRow = h('tr', { role: 'row' });
     for (const c of COLS) {
       const btn = h('button', { type: 'button', class: 'sort', title: c.title }, c.label, h('span', { class: 'arrow', 'aria-hidden': 'true' }));
       btn.addEventListener('click', () => this.setSort(c.key));
-      const th = h('th', { scope: 'col', class: c.num ? 'num' : '', 'data-col': c.key }, btn);
+      const th = h('th', { scope: 'col', role: 'columnheader', class: c.num ? 'num' : '', 'data-col': c.key }, btn);
       this.ths.set(c.key, th);
       headRow.appendChild(th);
     }
-    const table = h('table', { class: 'fleet', 'aria-describedby': 'fleet-status' }, h('caption', { class: 'sr-only' }, 'Apps, last hour. Column headers sort.'), h('thead', null, headRow), this.tbody);
+    const table = h('table', { class: 'fleet', role: 'table', 'aria-describedby': 'fleet-status' }, h('caption', { class: 'sr-only' }, 'Apps, last hour. Column headers sort.'), h('thead', { role: 'rowgroup' }, headRow), this.tbody);
 
     this.tbody.addEventListener('click', (e) => {
       const t = e.target as HTMLElement;

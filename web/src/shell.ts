@@ -10,10 +10,26 @@ declare global {
   }
 }
 
-/** setReady flips #root[data-ready]: false while a view loads, true once drawn. */
+let readyGen = 0;
+
+/**
+ * setReady flips #root[data-ready]: false while a view loads, and true once
+ * everything is drawn — after the next frame has been painted, so the
+ * benchmark's figure includes layout and paint.
+ */
 export function setReady(ready: boolean): void {
-  root().dataset.ready = String(ready);
-  if (ready) window.__readyAt = performance.now();
+  const gen = ++readyGen;
+  if (!ready) {
+    root().dataset.ready = 'false';
+    return;
+  }
+  const mark = () => {
+    if (gen !== readyGen) return; // a reload started meanwhile
+    root().dataset.ready = 'true';
+    window.__readyAt = performance.now();
+  };
+  if (document.visibilityState === 'visible') requestAnimationFrame(() => setTimeout(mark, 0));
+  else mark();
 }
 
 export interface Route {
