@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/embedded"
+	"github.com/drainpipe/drainpipe/web"
+)
+
+// serveFlags are the flags shared by serve and demo.
+type serveFlags struct {
+	data       string
+	listen     string
+	adminToken string
+	publicURL  string
+	role       string
+	keep1m     time.Duration
+	keep10m    time.Duration
+	keep1h     time.Duration
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet, defaultData, defaultListen string) {
+	fs.StringVar(&f.data, "data", defaultData, "data directory (journal.db, metrics.db, admin-token)")
+	fs.StringVar(&f.listen, "listen", defaultListen, "address to listen on; defaults to :$PORT when PORT is set")
+	fs.StringVar(&f.adminToken, "admin-token", "", "admin bearer token; generated and kept in the data directory when empty")
+	fs.StringVar(&f.publicURL, "public-url", "", "base URL drains are reached at, for the drain URLs drainpipe prints (default: from the request)")
+	fs.DurationVar(&f.keep1m, "retention-1m", 72*time.Hour, "how long 1-minute buckets are kept")
+	fs.DurationVar(&f.keep10m, "retention-10m", 35*24*time.Hour, "how long 10-minute buckets are kept")
+	fs.DurationVar(&f.keep1h, "retention-1h", 400*24*time.Hour, "how long hourly buckets are kept")
+}
+
+func (f *serveFlags) config() (embedded.Config, error) {
+	listen := f.listen
+	if listen == "" {
+		if port := os.Getenv("PORT"); port != "" {
+			listen = ":" + port
+		} else {
+			listen = ":8080"
+		}
+	}
+	token, err := adminToken(f.data, f.adminToken)
+	if err != nil {
+		return embedded.Config{}, err
+	}
+	return embedded.Config{
+		DataDir: f.data, Listen: listen, AdminToken: token, PublicURL: f.publicURL,
+		Retention: map[drainpipe.Tier]time.Duration{
+			drainpipe.Tier1m: f.keep1m, drainpipe.Tier10m: f.keep10m, drainpipe.Tier1h: f.keep1h,
+		},
+		Dashboard: web.Handler(),
+	}, nil
+}
+
+// adminToken returns the configured token, or the one kept in the data
+// directory, creating it on first start.
+func adminToken(dataDir, configured string) (string, error) {
+	if configured != "" {
+		return configured, nil
+	}
+	path := filepath.Join(dataDir, "admin-token")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return "", fmt.Errorf("create data dir: %w", err)
+	}
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("generate admin token: %w", err)
+	}
+	token := "dpk_" + base64.RawURLEncoding.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("keep admin token: %w", err)
+	}
+	return token, nil
+}
+
+func serveCommand(e *env) *ffcli.Command {
+	var f serveFlags
+	fs := flag.NewFlagSet("drainpipe serve", flag.ContinueOnError)
+	f.register(fs, "drainpipe-data", "")
+	fs.StringVar(&f.role, "role", "all", "which part to run: all (embedded default); ingest, aggregate and api need Kafka and PostgreSQL (not yet available)")
+	return &ffcli.Command{
+		Name:       "serve",
+		ShortUsage: "drainpipe serve [--data DIR] [--listen ADDR] [--admin-token TOKEN]",
+		ShortHelp:  "Run drainpipe: drain ingest, aggregation, store, API and dashboard in one process.",
+		LongHelp: `Runs everything in one process on the embedded default: a SQLite
+journal and store in --data, the aggregator, retention, the JSON API and
+the dashboard. Environment: DRAINPIPE_DATA, DRAINPIPE_LISTEN (PORT is
+honoured when no listen address is given), DRAINPIPE_ADMIN_TOKEN, ...
+
+Attach an app with "drainpipe apps create NAME" and then
+"heroku drains:add <printed drain URL> -a NAME".`,
+		FlagSet: fs,
+		Options: envOptions(),
+		Exec: func(ctx context.Context, _ []string) error {
+			if f.role != "all" {
+				return fmt.Errorf("--role %s needs the Kafka/PostgreSQL scale-out, which this build does not have yet; use --role all", f.role)
+			}
+			cfg, err := f.config()
+			if err != nil {
+				return err
+			}
+			n, err := embedded.Start(ctx, cfg, e.log)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "drainpipe %s serving on %s (data in %s)\n", version, n.URL, cfg.DataDir)
+			if f.adminToken == "" {
+				fmt.Fprintf(e.stdout, "Admin token: kept in %s\n", filepath.Join(cfg.DataDir, "admin-token"))
+			}
+			select {
+			case <-ctx.Done():
+			case err = <-n.Err():
+			}
+			return joinErr(err, n.Close())
+		},
+	}
+}
+
+func joinErr(a, b error) error {
+	if a == nil {
+		return b
+	}
+	if b == nil {
+		return a
+	}
+	return fmt.Errorf("%w; %w", a, b)
+}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/drainpipe/drainpipe/gen"
+)
+
+// trafficFlags are the generator settings shared by demo and loadgen.
+type trafficFlags struct {
+	apps        int
+	backfill    time.Duration
+	rate        float64
+	seed        uint64
+	concurrency int
+}
+
+// runTraffic backfills [now-backfill, now) for fleet and then, when live,
+// follows real time until ctx ends or, when liveFor > 0, for liveFor. It
+// draws a live progress line on w.
+func runTraffic(ctx context.Context, fleet []gen.AppSpec, senders map[string]gen.Sender, tf trafficFlags, live bool, liveFor time.Duration, w io.Writer) (gen.Progress, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	tty := isTerminal(w)
+	var lastLive time.Time
+	backfillDone := false
+	opt := gen.Options{
+		Seed: tf.seed, Concurrency: tf.concurrency, Live: live, ProgressInterval: 250 * time.Millisecond,
+		Progress: func(p gen.Progress) {
+			switch {
+			case p.Phase == "backfill" && tty:
+				fmt.Fprintf(w, "\rbackfill %3.0f%%  %s lines sent  %s lines/s  ", 100*p.Backfilled, human(p.Sent), human(int64(float64(p.Sent)/max(p.Elapsed.Seconds(), 0.001))))
+			case p.Phase == "backfill":
+				if time.Since(lastLive) > 2*time.Second {
+					fmt.Fprintf(w, "backfill %3.0f%%  %d lines sent\n", 100*p.Backfilled, p.Sent)
+					lastLive = time.Now()
+				}
+			case !backfillDone:
+				backfillDone = true
+				fmt.Fprintf(w, "\rbackfill done: %d lines in %s (%s lines/s)%s\n", p.Sent, p.Elapsed.Round(100*time.Millisecond),
+					human(int64(float64(p.Sent)/max(p.Elapsed.Seconds(), 0.001))), clearEOL)
+				lastLive = time.Now()
+				if liveFor > 0 {
+					time.AfterFunc(liveFor, cancel)
+				}
+			case p.Phase == "live" && tty:
+				fmt.Fprintf(w, "\rlive: %s lines sent, %d failed, now at %s  ", human(p.Sent), p.Failed, p.Cursor.Format("15:04:05"))
+			case p.Phase == "live" && time.Since(lastLive) > 30*time.Second:
+				fmt.Fprintf(w, "live: %d lines sent, %d failed\n", p.Sent, p.Failed)
+				lastLive = time.Now()
+			}
+		},
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	p, err := gen.Run(ctx, fleet, senders, now.Add(-tf.backfill), now, opt)
+	if live && errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return p, err
+}
+
+const clearEOL = "\x1b[K"
+
+// human formats a count as 1234, 12.3k or 4.56M.
+func human(n int64) string {
+	switch {
+	case n >= 1_000_000:
+		return fmt.Sprintf("%.2fM", float64(n)/1e6)
+	case n >= 10_000:
+		return fmt.Sprintf("%.1fk", float64(n)/1e3)
+	}
+	return fmt.Sprint(n)
+}
