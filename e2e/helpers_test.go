@@ -80,6 +80,20 @@ func do(t *testing.T, method, u, token string, header http.Header, body []byte) 
 	return resp.StatusCode, b
 }
 
+// doReq sends a prepared request with body and returns status and body.
+func doReq(t *testing.T, req *http.Request, body []byte) (int, []byte) {
+	t.Helper()
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.ContentLength = int64(len(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
 // postDrain POSTs a logplex-1 body to a drain URL with credentials, under
 // the given frame id.
 func postDrain(t *testing.T, drainURL, frameID string, body []byte, msgs int) int {

@@ -110,7 +110,7 @@ func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
 
 	b := drainpipe.Batch{
 		App:        app,
-		FrameID:    frameID(r.Header.Get("Logplex-Frame-Id")),
+		FrameID:    batchID(r.Header),
 		ReceivedAt: s.now().UTC(),
 		Body:       body,
 		Dropped:    headerCount(r.Header.Get("Logplex-Drop-Count")),
@@ -170,6 +170,20 @@ func countFrames(body []byte) (int, *logplex.FrameError) {
 		}
 		return n, &logplex.FrameError{Offset: rd.Offset(), Reason: err.Error()}
 	}
+}
+
+// batchID returns the id that makes a retried POST a no-op: the
+// Logplex-Frame-Id, or, for log-shuttle (which sends none), its
+// X-Request-Id, which it keeps across the retries of one batch. The
+// X-Request-Id is namespaced so it can never collide with a Frame-Id.
+func batchID(h http.Header) string {
+	if id := frameID(h.Get("Logplex-Frame-Id")); id != "" {
+		return id
+	}
+	if id := frameID(h.Get("X-Request-Id")); id != "" {
+		return "x-request-id:" + id
+	}
+	return ""
 }
 
 // frameID normalizes a Logplex-Frame-Id header value.
