@@ -57,7 +57,7 @@ func (c *apiClient) createApp(ctx context.Context, name string) (createdApp, err
 }
 
 func appsCommand(e *env) *ffcli.Command {
-	fs := flag.NewFlagSet("drainpipe apps create", flag.ContinueOnError)
+	fs := e.flags("drainpipe apps create")
 	url := fs.String("url", "http://localhost:8080", "base URL of the drainpipe server")
 	token := fs.String("admin-token", "", "admin bearer token of the server (required)")
 	create := &ffcli.Command{

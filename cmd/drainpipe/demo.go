@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"net/url"
 	"os"
@@ -18,7 +17,7 @@ import (
 func demoCommand(e *env) *ffcli.Command {
 	var sf serveFlags
 	var tf trafficFlags
-	fs := flag.NewFlagSet("drainpipe demo", flag.ContinueOnError)
+	fs := e.flags("drainpipe demo")
 	sf.register(fs, "", "127.0.0.1:8080")
 	fs.IntVar(&tf.apps, "apps", 3, "number of synthetic apps (at least 3)")
 	fs.DurationVar(&tf.backfill, "backfill", 24*time.Hour, "history to backfill before going live")

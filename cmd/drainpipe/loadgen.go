@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"time"
 
@@ -14,7 +13,7 @@ import (
 
 func loadgenCommand(e *env) *ffcli.Command {
 	var tf trafficFlags
-	fs := flag.NewFlagSet("drainpipe loadgen", flag.ContinueOnError)
+	fs := e.flags("drainpipe loadgen")
 	base := fs.String("url", "http://localhost:8080", "base URL of the drainpipe server")
 	token := fs.String("admin-token", "", "admin bearer token, to create the apps (required)")
 	prefix := fs.String("prefix", "", "prefix for the generated app names, so runs against one server do not collide")

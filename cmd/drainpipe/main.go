@@ -59,7 +59,7 @@ dashes as underscores (for example DRAINPIPE_ADMIN_TOKEN).`,
 		},
 		Exec: func(context.Context, []string) error { return flag.ErrHelp },
 	}
-	root.FlagSet = flag.NewFlagSet("drainpipe", flag.ContinueOnError)
+	root.FlagSet = e.flags("drainpipe")
 	root.FlagSet.SetOutput(stderr)
 	if err := root.Parse(args); err != nil {
 		return err
@@ -86,4 +86,12 @@ func versionCommand(e *env) *ffcli.Command {
 			return nil
 		},
 	}
+}
+
+// flags returns a flag set for a command that reports errors and usage on
+// the command's stderr.
+func (e *env) flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	return fs
 }

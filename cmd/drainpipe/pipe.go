@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -18,7 +17,7 @@ import (
 )
 
 func pipeCommand(e *env) *ffcli.Command {
-	fs := flag.NewFlagSet("drainpipe pipe", flag.ContinueOnError)
+	fs := e.flags("drainpipe pipe")
 	app := fs.String("app", "", "app name (must match the drain URL's app when both are given)")
 	drainURL := fs.String("url", "", "drain URL with credentials, http(s)://USER:SECRET@HOST/drains/APP (required)")
 	batch := fs.Int("batch", 500, "lines per POST at most")

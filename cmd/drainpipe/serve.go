@@ -88,7 +88,7 @@ func adminToken(dataDir, configured string) (string, error) {
 
 func serveCommand(e *env) *ffcli.Command {
 	var f serveFlags
-	fs := flag.NewFlagSet("drainpipe serve", flag.ContinueOnError)
+	fs := e.flags("drainpipe serve")
 	f.register(fs, "drainpipe-data", "")
 	fs.StringVar(&f.role, "role", "all", "which part to run: all (embedded default); ingest, aggregate and api need Kafka and PostgreSQL (not yet available)")
 	return &ffcli.Command{
