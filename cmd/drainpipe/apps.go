@@ -75,6 +75,13 @@ Environment: DRAINPIPE_URL, DRAINPIPE_ADMIN_TOKEN.`,
 		FlagSet: fs,
 		Options: envOptions(),
 		Exec: func(ctx context.Context, args []string) error {
+			// Allow flags after the name too: apps create NAME --url URL.
+			if len(args) > 1 {
+				if err := fs.Parse(args[1:]); err != nil {
+					return err
+				}
+				args = append(args[:1], fs.Args()...)
+			}
 			if len(args) != 1 {
 				return fmt.Errorf("apps create: want exactly one app name, got %d arguments", len(args))
 			}

@@ -67,7 +67,7 @@ func startNode(t *testing.T) *embedded.Node {
 // and checks every router line was counted and bad lines were skipped.
 func TestAppsCreateAndPipe(t *testing.T) {
 	n := startNode(t)
-	out, _, err := runCmd(t, "", "apps", "create", "--url", n.URL, "--admin-token", "adm", "tailed")
+	out, _, err := runCmd(t, "", "apps", "create", "tailed", "--url", n.URL, "--admin-token", "adm")
 	if err != nil {
 		t.Fatal(err)
 	}
