@@ -69,7 +69,7 @@ export function toRow(a: AppInfo): Row {
   return {
     name: a.name,
     rpm,
-    spark,
+    spark: spark.slice(0, -1), // the current minute is still filling up
     requests,
     p95,
     p95Rise,

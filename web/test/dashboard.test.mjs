@@ -12,6 +12,7 @@ import { CI, api, charts, launch, missing, newPage, repoDir, startServer, waitFo
 const why = missing();
 const shots = join(repoDir, 'docs', 'screenshots');
 const T = { timeout: 180000 };
+const SETUP = { timeout: 420000 };
 
 if (why && CI) {
   test('browser test prerequisites', () => assert.fail(`CI=true but ${why}`));
@@ -45,7 +46,7 @@ if (why && CI) {
           break;
         }
       }
-    }, T);
+    }, SETUP);
 
     after(async () => {
       await browser?.close();

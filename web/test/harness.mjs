@@ -114,7 +114,7 @@ export async function api(server, path, token = server.token) {
  * summary (the demo backfills history at start). After `graceMs` it settles
  * for the apps that have data, as long as there is at least one.
  */
-export async function waitForBackfill(server, { timeoutMs = 180000, graceMs = 90000 } = {}) {
+export async function waitForBackfill(server, { timeoutMs = 360000, graceMs = 120000 } = {}) {
   const t0 = Date.now();
   let apps = [];
   for (;;) {
