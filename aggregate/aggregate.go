@@ -224,6 +224,10 @@ type State struct {
 	events            []drainpipe.Event
 	size              int
 	flushedPos        int64
+	// rSeen avoids one event per R14 line (they repeat every 20 s): one
+	// dyno_error event per app, dyno, code and minute. It outlives flushes
+	// and is pruned by time in Take.
+	rSeen map[rKey]struct{}
 	onLine            func(kind string)
 
 	// scratch reused for every line: no per-line allocations.
@@ -234,20 +238,18 @@ type State struct {
 
 type appState struct {
 	ptypes map[string]map[int64]*metrics.Bucket
-	// rSeen avoids one event per R14 line (they repeat every 20 s): one
-	// dyno_error event per dyno, code and minute.
-	rSeen map[rKey]struct{}
 }
 
+// rKey identifies the dyno_error event of one app's dyno, code and minute.
 type rKey struct {
-	dyno, code string
-	minute     int64
+	app, dyno, code string
+	minute          int64
 }
 
 // NewState returns an empty fold that rejects lines more than maxAge older
 // or maxFuture newer than their arrival.
 func NewState(maxAge, maxFuture time.Duration) *State {
-	return &State{maxAge: int64(maxAge), maxFuture: int64(maxFuture), apps: map[string]*appState{}}
+	return &State{maxAge: int64(maxAge), maxFuture: int64(maxFuture), apps: map[string]*appState{}, rSeen: map[rKey]struct{}{}}
 }
 
 // Size returns the number of buckets held.
@@ -265,7 +267,7 @@ func (s *State) count(kind string) {
 func (s *State) bucket(app string, ptype []byte, t int64) *metrics.Bucket {
 	as, ok := s.apps[app]
 	if !ok {
-		as = &appState{ptypes: map[string]map[int64]*metrics.Bucket{}, rSeen: map[rKey]struct{}{}}
+		as = &appState{ptypes: map[string]map[int64]*metrics.Bucket{}}
 		s.apps[app] = as
 	}
 	mins, ok := as.ptypes[string(ptype)]
@@ -419,12 +421,11 @@ var dynoEventKinds = map[logline.DynoEvent]drainpipe.EventKind{
 func (s *State) foldDyno(app string, t int64, d *logline.Dyno) {
 	if d.Event == logline.DynoError {
 		s.bucket(app, d.ProcessType, t).AddRCode(d.Code)
-		as := s.apps[app]
-		k := rKey{string(d.Source), string(d.Code), t - t%int64(time.Minute)}
-		if _, seen := as.rSeen[k]; seen {
+		k := rKey{app, string(d.Source), string(d.Code), t - t%int64(time.Minute)}
+		if _, seen := s.rSeen[k]; seen {
 			return
 		}
-		as.rSeen[k] = struct{}{}
+		s.rSeen[k] = struct{}{}
 		s.addEvent(app, t, d.ProcessType, d.Source, drainpipe.EventError, d.Code, d.Detail)
 		return
 	}
@@ -477,6 +478,17 @@ func (s *State) Take(pos int64) *metrics.Flush {
 	s.apps = map[string]*appState{}
 	s.events = nil
 	s.size = 0
+	// Forget R-code dedup keys of minutes well in the past; a late R14
+	// line for them at worst adds one more event.
+	var newest int64
+	for k := range s.rSeen {
+		newest = max(newest, k.minute)
+	}
+	for k := range s.rSeen {
+		if k.minute < newest-int64(5*time.Minute) {
+			delete(s.rSeen, k)
+		}
+	}
 	return f
 }
 

@@ -211,3 +211,24 @@ func BenchmarkFold(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "lines/s")
 }
+
+// TestR14EventsDedupAcrossFlushes checks that R14 lines, which repeat every
+// 20 s, give one event per dyno and minute even when they fall in
+// different flushes, while every line is still counted.
+func TestR14EventsDedupAcrossFlushes(t *testing.T) {
+	s := NewState(3*24*time.Hour, 5*time.Minute)
+	var events, r14 int
+	for i := 0; i < 6; i++ { // 2 minutes of R14 every 20 s, one flush each
+		body := frame(nil, t0.Add(time.Duration(i)*20*time.Second), "heroku", "web.1", "Error R14 (Memory quota exceeded)")
+		rec := record(int64(i+1), body)
+		s.Fold(&rec)
+		f := s.Take(int64(i + 1))
+		events += len(f.Events)
+		for _, r := range f.Rows {
+			r14 += int(r.Bucket.RCodes["R14"])
+		}
+	}
+	if r14 != 6 || events != 2 {
+		t.Fatalf("R14 counted %d times (want 6) with %d events (want 2)", r14, events)
+	}
+}
