@@ -19,11 +19,7 @@ func demoCommand(e *env) *ffcli.Command {
 	var tf trafficFlags
 	fs := e.flags("drainpipe demo")
 	sf.register(fs, "", "127.0.0.1:8080")
-	fs.IntVar(&tf.apps, "apps", 3, "number of synthetic apps (at least 3)")
-	fs.DurationVar(&tf.backfill, "backfill", 24*time.Hour, "history to backfill before going live")
-	fs.Float64Var(&tf.rate, "rate", 1, "traffic multiplier (1 = about 31 requests/s over the 3 demo apps)")
-	fs.Uint64Var(&tf.seed, "seed", 1, "seed of the synthetic traffic")
-	fs.IntVar(&tf.concurrency, "concurrency", 8, "drain POSTs in flight during the backfill")
+	tf.register(fs, 24*time.Hour)
 	return &ffcli.Command{
 		Name:       "demo",
 		ShortUsage: "drainpipe demo [--listen ADDR] [--data DIR] [--apps N] [--backfill 24h]",

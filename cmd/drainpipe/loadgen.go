@@ -18,11 +18,7 @@ func loadgenCommand(e *env) *ffcli.Command {
 	token := fs.String("admin-token", "", "admin bearer token, to create the apps (required)")
 	prefix := fs.String("prefix", "", "prefix for the generated app names, so runs against one server do not collide")
 	duration := fs.Duration("duration", 0, "after the backfill, send live traffic for this long (0: stop after the backfill)")
-	fs.IntVar(&tf.apps, "apps", 3, "number of synthetic apps")
-	fs.DurationVar(&tf.backfill, "backfill", time.Hour, "history to send, as fast as the server takes it")
-	fs.Float64Var(&tf.rate, "rate", 1, "traffic multiplier per app")
-	fs.Uint64Var(&tf.seed, "seed", 1, "seed of the synthetic traffic")
-	fs.IntVar(&tf.concurrency, "concurrency", 8, "drain POSTs in flight")
+	tf.register(fs, time.Hour)
 	return &ffcli.Command{
 		Name:       "loadgen",
 		ShortUsage: "drainpipe loadgen --url URL --admin-token TOKEN [--apps N] [--backfill 1h] [--duration 0]",

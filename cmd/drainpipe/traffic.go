@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -17,6 +18,14 @@ type trafficFlags struct {
 	rate        float64
 	seed        uint64
 	concurrency int
+}
+
+func (tf *trafficFlags) register(fs *flag.FlagSet, backfill time.Duration) {
+	fs.IntVar(&tf.apps, "apps", 3, "number of synthetic apps (the first 3 are storefront, api-gateway and billing-worker)")
+	fs.DurationVar(&tf.backfill, "backfill", backfill, "history to send first, as fast as the server takes it")
+	fs.Float64Var(&tf.rate, "rate", 1, "traffic multiplier per app (1 = about 31 requests/s over the 3 demo apps)")
+	fs.Uint64Var(&tf.seed, "seed", 1, "seed of the synthetic traffic")
+	fs.IntVar(&tf.concurrency, "concurrency", 8, "drain POSTs in flight")
 }
 
 // runTraffic backfills [now-backfill, now) for fleet and then, when live,
