@@ -5,7 +5,12 @@
 //
 //   node dev/fake-api.mjs [--port 8099] [--apps 500]
 //   admin token: dev-admin      app token for storefront: dev-storefront
-import { createServer } from 'node:http';
+//
+//   node dev/fake-api.mjs --proxy http://127.0.0.1:8080
+//   serves web/dist from disk and forwards /api/ to a real drainpipe (which
+//   embeds the dist it was built with), to try a fresh build without
+//   rebuilding the Go binary.
+import { createServer, request as httpRequest } from 'node:http';
 import { readFileSync, existsSync } from 'node:fs';
 import { join, dirname, extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -199,9 +204,21 @@ function auth(req) {
   return created.get(m[1]) ?? null;
 }
 
+const PROXY = opt('--proxy', '');
+
 const server = createServer((req, res) => {
   const u = new URL(req.url, 'http://x');
   const p = u.pathname;
+  if (PROXY && (p.startsWith('/api/') || p.startsWith('/drains/'))) {
+    const up = new URL(req.url, PROXY);
+    const preq = httpRequest(up, { method: req.method, headers: { ...req.headers, host: up.host } }, (pres) => {
+      res.writeHead(pres.statusCode, pres.headers);
+      pres.pipe(res);
+    });
+    preq.on('error', (e) => send(res, 502, { error: String(e) }));
+    req.pipe(preq);
+    return;
+  }
   if (p.startsWith('/api/')) {
     const who = auth(req);
     if (!who) return send(res, 401, { error: 'invalid or missing token' });
@@ -268,7 +285,7 @@ const server = createServer((req, res) => {
 });
 server.listen(PORT, '127.0.0.1', () => {
   const addr = server.address();
-  console.log(`DEV-ONLY fake drainpipe API (${apps.length} apps)`);
+  console.log(PROXY ? `DEV-ONLY: dist from disk, API from ${PROXY}` : `DEV-ONLY fake drainpipe API (${apps.length} apps)`);
   console.log(`URL: http://127.0.0.1:${addr.port}`);
   console.log(`Admin token: ${ADMIN}`);
 });

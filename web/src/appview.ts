@@ -126,7 +126,14 @@ export class AppView implements View {
   private renderers = new Map<string, Renderer>();
   private grid = h('div', { class: 'charts' });
   private customGrid = h('div', { class: 'charts small' });
-  private customSection = h('section', { class: 'custom', 'aria-labelledby': 'custom-title', hidden: true }, h('h2', { id: 'custom-title' }, 'Custom metrics'), h('p', { class: 'muted' }, 'From count#, sample# and measure# lines in the app\u2019s output, all process types.'), this.customGrid);
+  private customNote = h('p', { class: 'muted custom-note' });
+  private customSection = h('section', { class: 'custom', 'aria-labelledby': 'custom-title', hidden: true }, h('h2', { id: 'custom-title' }, 'Custom metrics'), h('p', { class: 'muted' }, 'From count#, sample# and measure# lines in the app\u2019s output, all process types.'), this.customNote, this.customGrid);
+  /** Custom metrics load once their section nears the viewport (an app may have dozens). */
+  private customRevealed = false;
+  private customPending = false;
+  private coreDone = false;
+  private io: IntersectionObserver | null = null;
+  private cur: { base: Record<string, string>; frame: Frame; signal: AbortSignal; stale: () => boolean } | null = null;
   private summary = h('dl', { class: 'summary', 'aria-label': 'Summary for the selected range' });
   private notice = h('div', { class: 'app-notice' });
   private title = h('h1');
@@ -181,6 +188,7 @@ export class AppView implements View {
       this.grid,
       this.customSection,
     );
+    this.io = new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && this.revealCustom(), { rootMargin: '200px 0px' });
     this.unTheme = onThemeChange(() => {
       for (const r of this.renderers.values()) r();
     });
@@ -203,8 +211,8 @@ export class AppView implements View {
     return true;
   }
 
-  private box(id: string, title: string, sub = '', wide = false, parent: HTMLElement = this.grid): ChartBox {
-    const b = new ChartBox(id, title, sub, wide);
+  private box(id: string, title: string, sub = '', wide = false, parent: HTMLElement = this.grid, height = 200): ChartBox {
+    const b = new ChartBox(id, title, sub, wide, height);
     this.boxes.set(id, b);
     parent.append(b.el);
     return b;
@@ -216,8 +224,9 @@ export class AppView implements View {
     this.renderers.clear();
     clear(this.grid);
     clear(this.customGrid);
-    this.customSection.hidden = true;
-    this.box('events', 'Events', this.s.dyno ? 'restarts, crashes and errors of this dyno; click a marker for details' : 'deploys, releases, scaling, restarts, crashes; click a marker for details', true);
+    this.customSection.hidden = !!this.s.dyno;
+    this.customNote.textContent = this.customRevealed ? '' : 'Loading when scrolled into view…';
+    this.box('events', 'Events', this.s.dyno ? 'restarts, crashes and errors of this dyno; click a marker for details' : 'deploys, releases, scaling, restarts, crashes; click a marker for details', true, this.grid, 180);
     if (!this.s.dyno) {
       this.box('latency', 'Response time', 'router service time, p50 · p95 · p99 · max (toggle in legend)');
       this.box('throughput', 'Throughput', 'requests per minute by status class');
@@ -247,6 +256,7 @@ export class AppView implements View {
     this.abort?.abort();
     clearTimeout(this.timer);
     this.unTheme();
+    this.io?.disconnect();
     for (const b of this.boxes.values()) b.destroy();
   }
 
@@ -279,7 +289,10 @@ export class AppView implements View {
     // Requests go out in this order (a browser runs 6 at a time per host):
     // the custom-metric list first, as its series need a second round trip.
     const draws: Promise<unknown>[] = [];
-    if (!s.dyno) draws.push(this.loadCustom(base, frame, ac.signal, stale));
+    this.cur = { base, frame, signal: ac.signal, stale };
+    this.coreDone = false;
+    this.customPending = false;
+    if (!s.dyno && this.customRevealed) draws.push(this.loadCustom(base, frame, ac.signal, stale));
 
     // Events next: the other charts draw their markers from them.
     const eventsP = fetchSeries<EventsResponse>('/events', s.dyno ? dynoQ : {}).then(
@@ -371,8 +384,28 @@ export class AppView implements View {
     await Promise.all([...draws, formationP.catch(() => undefined)]);
     if (stale()) return;
     this.renderSummary(results, latencySummary, failures);
-    setReady(true);
+    this.coreDone = true;
+    if (!this.customPending) setReady(true);
+    // Watch for the custom-metrics section only once the core charts have
+    // their final height (an observer fires at once for a visible section).
+    if (!this.customRevealed && !s.dyno) this.io?.observe(this.customSection);
     if (s.live) this.timer = window.setTimeout(() => this.load(), REFRESH_MS);
+  }
+
+  /** revealCustom loads the custom metrics the first time their section nears the viewport. */
+  private revealCustom(): void {
+    if (this.customRevealed || this.s.dyno || !this.cur) return;
+    this.customRevealed = true;
+    this.io?.disconnect();
+    this.customNote.textContent = '';
+    const { base, frame, signal, stale } = this.cur;
+    this.customPending = true;
+    setReady(false);
+    this.loadCustom(base, frame, signal, stale).then(() => {
+      if (stale()) return;
+      this.customPending = false;
+      if (this.coreDone) setReady(true);
+    });
   }
 
   private async loadFormation(signal: AbortSignal): Promise<void> {
@@ -421,12 +454,12 @@ export class AppView implements View {
     if (stale()) return;
     const want = new Set(list.map((m) => 'custom-' + m.name));
     for (const [id, b] of this.boxes) if (id.startsWith('custom-') && !want.has(id)) (b.destroy(), this.boxes.delete(id));
-    this.customSection.hidden = list.length === 0;
+    this.customNote.textContent = list.length ? '' : 'None yet: log count#, sample# or measure# lines (l2met style) and they appear here.';
     const params = { start_time: base.start_time, end_time: base.end_time, step: base.step };
     await Promise.all(
       list.map(async (m) => {
         const id = 'custom-' + m.name;
-        const box = this.boxes.get(id) ?? this.box(id, m.name, m.kind, false, this.customGrid);
+        const box = this.boxes.get(id) ?? this.box(id, m.name, m.kind, false, this.customGrid, 150);
         box.loading();
         try {
           const res = await get<CustomSeriesResponse>(ap + '/custom-metrics/' + encodeURIComponent(m.name), params, signal);

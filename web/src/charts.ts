@@ -216,7 +216,8 @@ export class ChartBox {
   u: uPlot | null = null;
   private ro: ResizeObserver | null = null;
 
-  constructor(readonly id: string, title: string, subtitle = '', wide = false) {
+  /** height: the plot height, so the loading placeholder takes the chart's room (no layout shift) */
+  constructor(readonly id: string, title: string, subtitle = '', wide = false, private height = 200) {
     const tid = 'chart-' + id.replace(/[^a-zA-Z0-9_-]/g, '_');
     this.body = h('div', { class: 'chart-body' });
     this.extra = h('div', { class: 'chart-extra' });
@@ -239,7 +240,8 @@ export class ChartBox {
   private message(state: string, cls: string, ...nodes: (Node | string)[]): void {
     this.destroyPlot();
     clear(this.body);
-    this.body.appendChild(h('div', { class: 'chart-msg ' + cls, role: state === 'error' ? 'alert' : null }, ...nodes));
+    const style = state === 'loading' ? `min-height:${this.height + 58}px` : null;
+    this.body.appendChild(h('div', { class: 'chart-msg ' + cls, role: state === 'error' ? 'alert' : null, style }, ...nodes));
     this.el.dataset.state = state;
     this.el.dataset.points = '0';
     this.el.dataset.buckets = '0';

@@ -64,7 +64,10 @@ async function fleetServer() {
     // fleet summary lists them.
     console.error(`  loading ${NAPPS} apps with drainpipe loadgen …`);
     await new Promise((resolve, reject) => {
-      const p = spawn(process.env.DRAINPIPE_BIN, ['loadgen', '--apps', String(NAPPS), '--url', s.url, '--admin-token', s.token], { stdio: ['ignore', 'inherit', 'inherit'] });
+      // A tenth of the demo's traffic per app and an hour of history keep the
+      // load short on a small machine; the fleet page reads only the last hour.
+      const extra = (process.env.LOADGEN_ARGS ?? '--rate 0.1 --backfill 1h').split(/\s+/).filter(Boolean);
+      const p = spawn(process.env.DRAINPIPE_BIN, ['loadgen', '--apps', String(NAPPS), '--prefix', 'lg-', '--url', s.url, '--admin-token', s.token, ...extra], { stdio: ['ignore', 'inherit', 'inherit'] });
       p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`loadgen exited with ${code}`))));
     });
   }

@@ -123,12 +123,23 @@ if (why && CI) {
         if (has) assert.ok(c[id].state === 'ready' && c[id].points > 0, `${id}: API has data, chart drew ${c[id].points} points`);
         else assert.equal(c[id].state, 'empty', `${id}: API has no data, chart says so`);
       }
-      const custom = await api(server, `/api/apps/${encodeURIComponent(main)}/custom-metrics`);
-      for (const m of custom.metrics ?? []) {
-        const cc = c['custom-' + m.name];
-        assert.ok(cc, `custom metric ${m.name} has a chart`);
-        assert.notEqual(cc.state, 'error', `custom metric ${m.name} loaded`);
+      // Custom metrics load when their section is scrolled near.
+      const custom = (await api(server, `/api/apps/${encodeURIComponent(main)}/custom-metrics`)).metrics ?? [];
+      assert.equal(Object.keys(c).filter((k) => k.startsWith('custom-')).length, 0, 'custom metrics wait until scrolled to');
+      await page.$eval('section.custom', (e) => e.scrollIntoView());
+      await page.waitForFunction(
+        (n) => document.querySelectorAll('[data-chart^="custom-"]:not([data-state="loading"])').length === n && document.querySelector('#root').dataset.ready === 'true',
+        custom.length,
+        { timeout: 30000 },
+      );
+      const cc = await charts(page);
+      for (const m of custom) {
+        const x = cc['custom-' + m.name];
+        assert.ok(x, `custom metric ${m.name} has a chart`);
+        assert.notEqual(x.state, 'error', `custom metric ${m.name} loaded`);
       }
+      if (custom.length) assert.ok(custom.some((m) => cc['custom-' + m.name].points > 0), 'custom metrics drew points');
+      await page.evaluate(() => window.scrollTo(0, 0));
       // Summary strip from the merged distribution.
       const p95 = await page.textContent('[data-stat="p95"] dd');
       assert.match(p95, /\d/);

@@ -100,7 +100,15 @@ export async function startServer({ extraArgs = [], fakeApps = 0 } = {}) {
     }
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   };
-  return { ...info, proc, dataDir, stop, stderr: () => err, stdout: () => out };
+  // The demo logs "backfill done" on stderr once its history is sent.
+  let backfilled = false;
+  const watch = (d) => {
+    if (/backfill done/.test(String(d))) backfilled = true;
+  };
+  proc.stderr.on('data', watch);
+  proc.stdout.on('data', watch);
+  if (/backfill done/.test(err + out)) backfilled = true;
+  return { ...info, proc, dataDir, stop, stderr: () => err, stdout: () => out, backfilled: () => backfilled || !!process.env.DASHBOARD_FAKE };
 }
 
 export async function api(server, path, token = server.token) {
@@ -124,8 +132,13 @@ export async function waitForBackfill(server, { timeoutMs = 360000, graceMs = 12
       apps = [];
     }
     const withData = apps.filter((a) => (a.summary?.requests ?? 0) > 0);
-    if (apps.length && withData.length === apps.length) return apps;
-    if (withData.length && Date.now() - t0 > graceMs) return apps;
+    const sent = server.backfilled ? server.backfilled() : true;
+    if (sent && apps.length && withData.length === apps.length) {
+      // Give the aggregator a moment to fold in the last of the backfill.
+      await new Promise((r) => setTimeout(r, 2000));
+      return api(server, '/api/apps');
+    }
+    if (sent && withData.length && Date.now() - t0 > graceMs) return apps;
     if (Date.now() - t0 > timeoutMs) throw new Error(`backfill not done after ${timeoutMs} ms: ${JSON.stringify(apps.map((a) => [a.name, a.summary?.requests]))}`);
     await new Promise((r) => setTimeout(r, 1000));
   }
