@@ -511,6 +511,9 @@ export class AppView implements View {
     const d = res.data ?? {};
     const n = f.xs.length;
     const stepMin = f.step / 60;
+    // The last bucket may still be open: divide by the minutes it has had so far.
+    const nowS = Date.now() / 1000;
+    const minutesIn = (i: number) => Math.min(stepMin, Math.max(1, (nowS - f.xs[i]) / 60));
     const classes = ['2xx', '3xx', '4xx', '5xx'];
     const colors = [p.s2xx, p.s3xx, p.s4xx, p.s5xx];
     const out: Series[] = classes.map(() => new Array(n).fill(null));
@@ -523,7 +526,7 @@ export class AppView implements View {
         const v = arr[i];
         if (v == null) continue;
         any[i] = true;
-        out[c][i] = ((out[c][i] as number | null) ?? 0) + v / stepMin;
+        out[c][i] = ((out[c][i] as number | null) ?? 0) + v / minutesIn(i);
       }
     }
     // A bucket with any requests shows 0 for the classes it lacks.
