@@ -17,6 +17,7 @@ import {
   appPath,
   get,
 } from './api';
+import uPlot from 'uplot';
 import { ChartBox, ChartGroup, type EventLane, type Frame, type LineSpec, type Marker, countNonNull, drawEvents } from './charts';
 import { clear, copyButton, h } from './dom';
 import { fmtBytes, fmtMs, fmtNum, fmtPct, fmtTime } from './format';
@@ -478,7 +479,7 @@ export class AppView implements View {
 
   // ---- renderers -------------------------------------------------------
 
-  private draw(id: string, f: Frame, lines: LineSpec[], unit: Parameters<ChartBox['draw']>[2]['unit'], empty: string, counts = false, height?: number): Promise<void> {
+  private draw(id: string, f: Frame, lines: LineSpec[], unit: Parameters<ChartBox['draw']>[2]['unit'], empty: string, counts = false, height?: number, extra?: Parameters<ChartBox['draw']>[3]): Promise<void> {
     const box = this.boxes.get(id);
     if (!box) return Promise.resolve();
     const pts = countNonNull(lines.map((l) => l.values));
@@ -486,24 +487,41 @@ export class AppView implements View {
       box.empty(...this.emptyNodes(empty));
       return Promise.resolve();
     }
-    return box.draw(this.group, f, { unit, lines, counts, points: pts, height });
+    return box.draw(this.group, f, { unit, lines, counts, points: pts, height }, extra);
   }
 
   private emptyNodes(msg: string): (Node | string)[] {
     return [h('span', null, msg)];
   }
 
+  private latencyLog = false;
+
   private renderLatency(f: Frame, res: SeriesResponse): Promise<void> {
     const p = palette();
     const d = res.data ?? {};
-    const L = (k: string) => d[k] ?? [];
+    const box = this.boxes.get('latency');
+    if (box && !box.actions.firstChild) {
+      const cb = h('input', { type: 'checkbox', id: 'latency-log' });
+      cb.checked = this.latencyLog;
+      cb.addEventListener('change', () => {
+        this.latencyLog = cb.checked;
+        this.renderers.get('latency')?.();
+      });
+      box.actions.append(h('label', { class: 'check small', title: 'Logarithmic y axis: spikes no longer flatten the percentiles' }, cb, 'Log scale'));
+    }
+    const log = this.latencyLog;
+    // A log axis cannot show 0: those points become gaps.
+    const L = (k: string) => (log ? (d[k] ?? []).map((v) => (v != null && v > 0 ? v : null)) : d[k] ?? []);
+    const extra = log
+      ? { scales: { x: { time: true }, y: { distr: 3 as const, log: 10 as const, range: (_u: unknown, min: number | null, max: number | null) => uPlot.rangeLog(Math.max(0.1, min ?? 1), Math.max(1, max ?? 10), 10, true) as [number, number] } } }
+      : undefined;
     return this.draw('latency', f, [
       { label: 'p50', values: L('latency.ms.p50'), color: p.p50 },
       { label: 'p95', values: L('latency.ms.p95'), color: p.p95, width: 2 },
       { label: 'p99', values: L('latency.ms.p99'), color: p.p99 },
       { label: 'max', values: L('latency.ms.max'), color: p.max, dash: [4, 3], width: 1, show: false },
       { label: 'connect p95', values: L('latency.connect.ms.p95'), color: p.connect, width: 1, show: false },
-    ].filter((l) => l.values.length), 'ms', 'No requests in this range.');
+    ].filter((l) => l.values.length), 'ms', 'No requests in this range.', false, undefined, extra);
   }
 
   private renderThroughput(f: Frame, res: SeriesResponse): Promise<void> {

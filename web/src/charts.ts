@@ -212,6 +212,8 @@ export class ChartBox {
   readonly el: HTMLElement;
   readonly body: HTMLDivElement;
   readonly extra: HTMLDivElement;
+  /** controls in the chart's header (e.g. the latency chart's log scale) */
+  readonly actions: HTMLSpanElement = h('span', { class: 'chart-actions' });
   /** the uPlot instance while a chart is shown */
   u: uPlot | null = null;
   private ro: ResizeObserver | null = null;
@@ -224,7 +226,7 @@ export class ChartBox {
     this.el = h(
       'section',
       { class: 'chart' + (wide ? ' wide' : ''), 'data-chart': id, 'data-state': 'loading', 'data-points': '0', 'aria-labelledby': tid },
-      h('header', null, h('h3', { id: tid }, title), subtitle ? h('span', { class: 'sub' }, subtitle) : null),
+      h('header', null, h('h3', { id: tid }, title), subtitle ? h('span', { class: 'sub' }, subtitle) : null, this.actions),
       this.body,
       this.extra,
     );
@@ -310,7 +312,13 @@ export class ChartBox {
           ticks: { stroke: pal.grid, width: 1 },
           size: 62,
           incrs: spec.counts ? INT_INCRS : undefined,
-          values: (_u, splits) => splits.map((v) => fmtAxis(unit, v)),
+          values: (u, splits) =>
+            splits.map((v) => {
+              if (v == null) return '';
+              // On a log axis, label the powers of ten only.
+              if (u.scales.y.distr === 3 && Math.abs(Math.log10(v) - Math.round(Math.log10(v))) > 1e-6) return '';
+              return fmtAxis(unit, v);
+            }),
         },
       ],
       series: [
