@@ -12,7 +12,7 @@
 // already running instead. DASHBOARD_FAKE=1 runs against the dev-only fake
 // API (numbers from it are not the ones to report).
 import { spawn } from 'node:child_process';
-import { api, launch, missing, newPage, startServer, waitForBackfill } from './harness.mjs';
+import { api, launch, missing, newPage, startServer, waitForBackfill, waitQuiet } from './harness.mjs';
 
 const args = process.argv.slice(2);
 const opt = (k, d) => (args.includes(k) ? args[args.indexOf(k) + 1] : d);
@@ -28,14 +28,14 @@ const median = (xs) => {
 async function measure(browser, server, path, runs) {
   const ready = [];
   const apiMax = [];
-  // One context: the first run is cold, later runs reuse the HTTP cache as a
-  // returning user would. Each run is a fresh page and a full navigation.
-  const page0 = await newPage(browser, server);
-  const ctx = page0.context();
-  await page0.close();
+  // One tab: the first run is cold (fresh renderer, empty cache); the others
+  // are full navigations in the same tab with the HTTP cache warm, as for a
+  // returning user who opens a link or types the URL.
+  const page = await newPage(browser, server);
+  const ctx = page.context();
   let cold = null;
   for (let i = 0; i < runs + 1; i++) {
-    const page = await ctx.newPage();
+    if (i) await page.goto(server.url + '/favicon.svg');
     await page.goto(server.url + path, { waitUntil: 'commit' });
     await page.waitForSelector('#root[data-ready="true"]', { timeout: 60000 });
     const r = await page.evaluate(() => ({
@@ -50,7 +50,6 @@ async function measure(browser, server, path, runs) {
       apiMax.push(r.api);
     }
     if (i === runs) console.error(`  ${path}: ${r.charts} charts drawn, ${r.rows} fleet rows`);
-    await page.close();
   }
   await ctx.close();
   return { cold: cold.readyAt, median: median(ready), min: Math.min(...ready), max: Math.max(...ready), api: median(apiMax) };
@@ -76,6 +75,7 @@ async function fleetServer() {
     if (apps.length >= NAPPS) break;
     await new Promise((r) => setTimeout(r, 1000));
   }
+  await waitQuiet(s);
   return s;
 }
 
@@ -90,6 +90,7 @@ try {
   const s = process.env.BENCH_URL ? { url: process.env.BENCH_URL.replace(/\/$/, ''), token: process.env.BENCH_TOKEN, stop: async () => {} } : await startServer();
   try {
     const apps = await waitForBackfill(s, fake ? { graceMs: 1000 } : {});
+    await waitQuiet(s);
     const app = apps.filter((a) => a.summary?.requests > 0).sort((a, b) => b.summary.requests - a.summary.requests)[0].name;
     rows.push([`app page 24h (${app})`, await measure(browser, s, `/apps/${app}?range=24h`, RUNS)]);
     rows.push([`fleet page (${apps.length} demo apps)`, await measure(browser, s, '/', RUNS)]);

@@ -144,6 +144,34 @@ export async function waitForBackfill(server, { timeoutMs = 360000, graceMs = 12
   }
 }
 
+/**
+ * waitQuiet waits until the aggregator has caught up with what the drain
+ * took in (drainpipe's own /metrics), so a benchmark does not race the
+ * backfill's aggregation for the CPU. Gives up quietly after timeoutMs.
+ */
+export async function waitQuiet(server, { timeoutMs = 180000, slack = 20000 } = {}) {
+  const total = (text, name) =>
+    text
+      .split('\n')
+      .filter((l) => l.startsWith(name + ' ') || l.startsWith(name + '{'))
+      .reduce((a, l) => a + Number(l.trim().split(/\s+/).pop()), 0);
+  const t0 = Date.now();
+  while (Date.now() - t0 < timeoutMs) {
+    try {
+      const res = await fetch(server.url + '/metrics');
+      if (!res.ok) return false;
+      const text = await res.text();
+      const drained = total(text, 'drainpipe_drain_lines_total');
+      const applied = total(text, 'drainpipe_aggregate_lines_total');
+      if (!drained || drained - applied <= slack) return true;
+    } catch {
+      return false;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return false;
+}
+
 /** newPage opens a page already signed in (token put in sessionStorage, never the URL). */
 export async function newPage(browser, server, { theme = 'light', width = 1280, height = 800, signedIn = true } = {}) {
   const ctx = await browser.newContext({ viewport: { width, height }, colorScheme: theme, deviceScaleFactor: 1 });
