@@ -393,7 +393,7 @@ func (s *State) foldCustom(app string, t int64, procID []byte, l *logline.Line) 
 	for i := 0; i < l.NumCustom; i++ {
 		c := &l.Custom[i]
 		m := b.CustomMetric(c.Name, c.Kind)
-		if m == nil || m.Kind != c.Kind {
+		if m == nil {
 			s.reject(app, t, ReasonCustomCap, 1)
 			continue
 		}

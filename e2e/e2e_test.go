@@ -22,10 +22,15 @@ type line struct {
 	msg       string
 }
 
-// exact returns the value at rank q*(n-1) of sorted values, the rank
-// definition the sketch answers for.
+// exact returns the q-quantile of sorted values as numpy's default
+// percentile computes it: linear interpolation at rank q*(n-1).
 func exact(sorted []float64, q float64) float64 {
-	return sorted[int(q*float64(len(sorted)-1))]
+	r := q * float64(len(sorted)-1)
+	k := int(r)
+	if k+1 >= len(sorted) {
+		return sorted[len(sorted)-1]
+	}
+	return sorted[k] + (sorted[k+1]-sorted[k])*(r-float64(k))
 }
 
 func within1pct(got *float64, want float64) bool {

@@ -1,11 +1,18 @@
 package metrics
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"hash/crc32"
 	"sort"
 
 	"github.com/drainpipe/drainpipe/logline"
 )
+
+// ErrChecksum reports a stored bucket whose bytes do not match their
+// checksum: the storage under it corrupted them.
+var ErrChecksum = errors.New("checksum mismatch: corrupt bucket")
 
 // Gauges holds one dyno's runtime samples in a bucket, indexed by
 // logline.Gauge.
@@ -18,9 +25,12 @@ func (g *Gauges) Merge(o *Gauges) {
 	}
 }
 
-// Custom is one l2met custom metric in a bucket.
+// Custom is one l2met custom metric name in a bucket. One name may be
+// used with several kinds (count#hits and measure#hits); each kind keeps
+// its own aggregate, so none is lost.
 type Custom struct {
-	Kind logline.CustomKind
+	// Kinds has bit 1<<kind set for every logline.CustomKind seen.
+	Kinds uint8
 	// Count metrics use Total; sample metrics use Stat; measure metrics use
 	// Dist.
 	Total float64
@@ -28,23 +38,21 @@ type Custom struct {
 	Dist  Dist
 }
 
-// Merge adds o to c. Metrics of another kind under the same name are kept
-// by the first kind seen.
+// Has reports whether the metric was seen with kind k.
+func (c *Custom) Has(k logline.CustomKind) bool { return c.Kinds&(1<<k) != 0 }
+
+// Merge adds o to c.
 func (c *Custom) Merge(o *Custom) {
-	if c.Kind == 0 {
-		c.Kind = o.Kind
-	}
-	if c.Kind != o.Kind {
-		return
-	}
+	c.Kinds |= o.Kinds
 	c.Total += o.Total
 	c.Stat.Merge(&o.Stat)
 	c.Dist.Merge(&o.Dist)
 }
 
-// MaxCustomPerBucket bounds the custom metric names one bucket keeps, so an
-// app that logs unbounded names cannot grow a bucket without limit. Names
-// beyond it are counted in the log-loss series as "rejected.custom_limit".
+// MaxCustomPerBucket bounds the custom metric names one minute bucket
+// keeps, so an app that logs unbounded names cannot grow a bucket without
+// limit. Names beyond it are counted in the log-loss series as
+// "rejected.custom_limit". Merging (rollups) does not drop names.
 const MaxCustomPerBucket = 200
 
 // Bucket is everything drainpipe keeps for one app's process type over one
@@ -134,21 +142,22 @@ func (b *Bucket) Dyno(source []byte) *Gauges {
 	return g
 }
 
-// CustomMetric returns the named custom metric of the given kind, creating
-// it when missing; it returns nil when the bucket already holds
+// CustomMetric returns the named custom metric, marked as seen with kind,
+// creating it when missing; it returns nil when the bucket already holds
 // MaxCustomPerBucket names.
 func (b *Bucket) CustomMetric(name []byte, kind logline.CustomKind) *Custom {
-	if c, ok := b.Custom[string(name)]; ok {
-		return c
+	c, ok := b.Custom[string(name)]
+	if !ok {
+		if len(b.Custom) >= MaxCustomPerBucket {
+			return nil
+		}
+		if b.Custom == nil {
+			b.Custom = make(map[string]*Custom, 4)
+		}
+		c = new(Custom)
+		b.Custom[string(name)] = c
 	}
-	if len(b.Custom) >= MaxCustomPerBucket {
-		return nil
-	}
-	if b.Custom == nil {
-		b.Custom = make(map[string]*Custom, 4)
-	}
-	c := &Custom{Kind: kind}
-	b.Custom[string(name)] = c
+	c.Kinds |= 1 << kind
 	return c
 }
 
@@ -183,10 +192,7 @@ func (b *Bucket) Merge(o *Bucket) {
 		}
 		mine, ok := b.Custom[k]
 		if !ok {
-			if len(b.Custom) >= MaxCustomPerBucket {
-				continue
-			}
-			mine = &Custom{Kind: c.Kind}
+			mine = new(Custom)
 			b.Custom[k] = mine
 		}
 		mine.Merge(c)
@@ -218,7 +224,10 @@ func (b *Bucket) GaugeStat(g logline.Gauge, dyno string) Stat {
 	return s
 }
 
-const encodingVersion = 1
+// encodingVersion 2: own sketch encoding and a CRC-32C trailer.
+const encodingVersion = 2
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Encode appends b's binary encoding to dst. Map entries are written in
 // sorted key order so equal buckets encode to equal bytes.
@@ -255,12 +264,12 @@ func (b *Bucket) Encode(dst []byte) []byte {
 	for _, n := range names {
 		c := b.Custom[n]
 		e.str(n)
-		e.uvarint(uint64(c.Kind))
+		e.uvarint(uint64(c.Kinds))
 		e.float(c.Total)
 		c.Stat.encode(&e)
 		c.Dist.encode(&e)
 	}
-	return e.b
+	return binary.LittleEndian.AppendUint32(e.b, crc32.Checksum(e.b[len(dst):], castagnoli))
 }
 
 func encodeCounts(e *encoder, m map[string]int64) {
@@ -284,7 +293,14 @@ func sortedKeys[V any](m map[string]V) []string {
 // Decode parses an encoding made by Encode into a fresh Bucket. Corrupt
 // input returns an error, never a partly filled bucket.
 func Decode(p []byte) (*Bucket, error) {
-	r := decoder{b: p}
+	if len(p) < 4 {
+		return nil, fmt.Errorf("decode bucket: %w", errShort)
+	}
+	body, sum := p[:len(p)-4], binary.LittleEndian.Uint32(p[len(p)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return nil, fmt.Errorf("decode bucket: %w", ErrChecksum)
+	}
+	r := decoder{b: body}
 	if v := r.uvarint(); v != encodingVersion {
 		if r.err != nil {
 			return nil, fmt.Errorf("decode bucket: %w", r.err)
@@ -323,7 +339,7 @@ func Decode(p []byte) (*Bucket, error) {
 		b.Custom = make(map[string]*Custom, n)
 		for i := 0; i < n && r.err == nil; i++ {
 			name := r.str()
-			c := &Custom{Kind: logline.CustomKind(r.uvarint()), Total: r.float()}
+			c := &Custom{Kinds: uint8(r.uvarint()), Total: r.float()}
 			c.Stat.decode(&r)
 			if err := c.Dist.decode(&r); err != nil {
 				return nil, fmt.Errorf("decode bucket custom %q: %w", name, err)

@@ -2,6 +2,8 @@ package metrics
 
 import (
 	"bytes"
+	"encoding/binary"
+	"hash/crc32"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -10,9 +12,14 @@ import (
 	"github.com/drainpipe/drainpipe/logline"
 )
 
+// exactQuantile is numpy's default (linear) percentile of sorted values.
 func exactQuantile(sorted []float64, q float64) float64 {
-	// The same rank definition DDSketch uses: the value at rank q*(n-1).
-	return sorted[int(q*float64(len(sorted)-1))]
+	r := q * float64(len(sorted)-1)
+	k := int(r)
+	if k+1 >= len(sorted) {
+		return sorted[len(sorted)-1]
+	}
+	return sorted[k] + (sorted[k+1]-sorted[k])*(r-float64(k))
 }
 
 // TestQuantilesAfterMerge spreads a log-normal latency distribution over
@@ -123,10 +130,44 @@ func TestDecodeRejectsCorruptInput(t *testing.T) {
 	}
 }
 
+// TestQuantilesOfSmallDistributions checks the interpolation on the
+// cases where snapping to one rank is far off: two values, and ten.
+func TestQuantilesOfSmallDistributions(t *testing.T) {
+	for _, vals := range [][]float64{{0, 30000}, {10, 11, 12, 13, 14, 15, 16, 17, 18, 19}, {5}, {0, 0, 0, 7}} {
+		var d Dist
+		for _, v := range vals {
+			d.Add(v)
+		}
+		for _, q := range []float64{0, 0.5, 0.95, 0.99, 1} {
+			got, ok := d.Quantile(q)
+			want := exactQuantile(vals, q)
+			if !ok || math.Abs(got-want) > RelativeAccuracy*want+1e-9 {
+				t.Errorf("%v: q%v = %v, want %v ±1%%", vals, q, got, want)
+			}
+		}
+	}
+}
+
+func TestDecodeDetectsBitFlips(t *testing.T) {
+	enc := sampleBucket(rand.New(rand.NewPCG(13, 14))).Encode(nil)
+	for i := 0; i < len(enc); i += 7 {
+		bad := append([]byte(nil), enc...)
+		bad[i] ^= 0x10
+		if _, err := Decode(bad); err == nil {
+			t.Fatalf("flipping a bit of byte %d went unnoticed", i)
+		}
+	}
+}
+
+// FuzzDecode feeds arbitrary bytes to Decode behind a valid checksum, so
+// that the decoder itself (not only the checksum) meets corrupt input.
 func FuzzDecode(f *testing.F) {
-	f.Add(sampleBucket(rand.New(rand.NewPCG(9, 10))).Encode(nil))
-	f.Add([]byte{1, 0, 0, 0})
-	f.Fuzz(func(t *testing.T, p []byte) {
+	enc := sampleBucket(rand.New(rand.NewPCG(9, 10))).Encode(nil)
+	f.Add(enc[:len(enc)-4])
+	f.Add([]byte{2, 0, 0, 0})
+	f.Add([]byte("\x010000000000000000000000000001\x050000000000000\xdc\xdc\xdc\xdc\xdc0000000000000000000000000000"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		p := binary.LittleEndian.AppendUint32(append([]byte(nil), body...), crc32.Checksum(body, castagnoli))
 		b, err := Decode(p)
 		if err != nil {
 			return

@@ -86,17 +86,40 @@ func (d *Dist) Merge(o *Dist) {
 	}
 }
 
-// Quantile returns the q-quantile (0..1) within RelativeAccuracy, clamped
-// to the exact min and max, and false when the distribution is empty.
+// Quantile returns the q-quantile (0..1) and false when the distribution
+// is empty. It interpolates linearly between the values at the ranks
+// around q·(n−1), as numpy's default percentile does, reading each rank's
+// value from the sketch (within RelativeAccuracy) and the lowest and
+// highest ranks from the exact min and max. So small and sparse
+// distributions get the same answer an exact computation would, within
+// the sketch's accuracy, instead of snapping to one side.
 func (d *Dist) Quantile(q float64) (float64, bool) {
-	if d.Count == 0 || d.sketch == nil || d.sketch.IsEmpty() {
+	if d.Count == 0 || d.sketch == nil || d.sketch.IsEmpty() || !(q >= 0 && q <= 1) {
 		return 0, false
 	}
-	v, err := d.sketch.GetValueAtQuantile(q)
-	if err != nil {
-		return 0, false
+	n := d.sketch.GetCount()
+	r := q * (n - 1)
+	k := math.Floor(r)
+	v := d.valueAtRank(k, n)
+	if f := r - k; f > 0 {
+		v += (d.valueAtRank(k+1, n) - v) * f
 	}
 	return math.Min(math.Max(v, d.Min), d.Max), true
+}
+
+// valueAtRank returns the value of the observation at 0-based rank k of n.
+func (d *Dist) valueAtRank(k, n float64) float64 {
+	switch {
+	case k <= 0:
+		return d.Min
+	case k >= n-1:
+		return d.Max
+	}
+	zc := d.sketch.GetZeroCount()
+	if k < zc {
+		return 0
+	}
+	return indexMapping.Value(d.sketch.GetPositiveValueStore().KeyAtRank(k - zc))
 }
 
 // Mean returns the exact mean and false when empty.
@@ -115,11 +138,81 @@ func (d *Dist) encode(e *encoder) {
 	e.float(d.Sum)
 	e.float(d.Min)
 	e.float(d.Max)
-	var sk []byte
-	if d.sketch != nil {
-		d.sketch.Encode(&sk, true)
+	encodeSketch(e, d.sketch)
+}
+
+// encodeSketch writes a sketch as its zero count and its positive bins
+// (index deltas and counts as varints). drainpipe writes and reads this
+// itself rather than through the library's decoder, so that a corrupt
+// encoding is rejected with an error and can never make the decoder
+// allocate without bound.
+func encodeSketch(e *encoder, s *ddsketch.DDSketch) {
+	if s == nil {
+		e.uvarint(0)
+		e.uvarint(0)
+		return
 	}
-	e.bytes(sk)
+	e.uvarint(uint64(math.Round(s.GetZeroCount())))
+	st := s.GetPositiveValueStore()
+	bins := 0
+	st.ForEach(func(int, float64) bool { bins++; return false })
+	e.uvarint(uint64(bins))
+	prev := 0
+	st.ForEach(func(index int, count float64) bool {
+		e.varint(int64(index - prev))
+		e.uvarint(uint64(math.Round(count)))
+		prev = index
+		return false
+	})
+}
+
+// Bounds of a valid bin index: those of the smallest and largest values
+// the mapping can index.
+var (
+	minSketchIndex = indexMapping.Index(indexMapping.MinIndexableValue())
+	maxSketchIndex = indexMapping.Index(indexMapping.MaxIndexableValue())
+)
+
+// decodeSketch reads what encodeSketch wrote and checks that the bins are
+// in range, ascending, and add up to want observations.
+func decodeSketch(r *decoder, want int64) (*ddsketch.DDSketch, error) {
+	zero := r.uvarint()
+	bins := r.count()
+	if r.err != nil {
+		return nil, r.err
+	}
+	pos := store.NewDenseStore()
+	total := zero
+	index := 0
+	for i := 0; i < bins; i++ {
+		delta := r.varint()
+		count := r.uvarint()
+		if r.err != nil {
+			return nil, r.err
+		}
+		if (i > 0 && delta <= 0) || delta > int64(maxSketchIndex-minSketchIndex) || delta < int64(minSketchIndex-maxSketchIndex) {
+			return nil, fmt.Errorf("sketch bin %d: bad index step %d", i, delta)
+		}
+		index += int(delta)
+		if index < minSketchIndex || index > maxSketchIndex || count == 0 {
+			return nil, fmt.Errorf("sketch bin %d: index %d or count %d out of range", i, index, count)
+		}
+		total += count
+		if total > uint64(want) {
+			return nil, fmt.Errorf("sketch holds more than the %d observations counted", want)
+		}
+		pos.AddWithCount(index, float64(count))
+	}
+	if total != uint64(want) {
+		return nil, fmt.Errorf("sketch holds %d observations, want %d", total, want)
+	}
+	s := ddsketch.NewDDSketch(indexMapping, pos, store.NewDenseStore())
+	if zero > 0 {
+		if err := s.AddWithCount(0, float64(zero)); err != nil {
+			return nil, fmt.Errorf("sketch zero count: %w", err)
+		}
+	}
+	return s, nil
 }
 
 func (d *Dist) decode(r *decoder) error {
@@ -130,17 +223,14 @@ func (d *Dist) decode(r *decoder) error {
 	d.Sum = r.float()
 	d.Min = r.float()
 	d.Max = r.float()
-	sk := r.bytes()
 	if r.err != nil {
 		return r.err
 	}
-	if len(sk) > 0 {
-		s, err := ddsketch.DecodeDDSketch(sk, store.DenseStoreConstructor, indexMapping)
-		if err != nil {
-			return fmt.Errorf("decode sketch: %w", err)
-		}
-		d.sketch = s
+	s, err := decodeSketch(r, d.Count)
+	if err != nil {
+		return fmt.Errorf("decode sketch: %w", err)
 	}
+	d.sketch = s
 	return nil
 }
 

@@ -656,7 +656,7 @@ func TestListApps(t *testing.T) {
 	if sf.Requests != 4 || sf.Status5xx != 1 || sf.HErrors != 1 || sf.RErrors != 1 || sf.R14 != 1 || sf.LogLoss != 4 {
 		t.Errorf("storefront summary = %+v", sf)
 	}
-	if sf.P95 == nil || !within(*sf.P95, 100, 0.01) || sf.P95Prev == nil || *sf.P95Prev != 1 {
+	if sf.P95 == nil || !within(*sf.P95, 195, 0.01) || sf.P95Prev == nil || *sf.P95Prev != 1 {
 		t.Errorf("p95 = %v prev %v", vals([]*float64{sf.P95}), vals([]*float64{sf.P95Prev}))
 	}
 	if sf.MemoryPeak == nil || *sf.MemoryPeak != 300 || *sf.MemoryQuota != 512 {

@@ -463,7 +463,7 @@ func (s *Server) handleCustomSeries(w http.ResponseWriter, r *http.Request, app 
 			return nil
 		}
 		c := b.Custom[name]
-		if c == nil || (kind != 0 && c.Kind != kind) {
+		if c == nil || (kind != 0 && !c.Has(kind)) {
 			return nil
 		}
 		return c

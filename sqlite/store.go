@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS custom_names (
 	app  TEXT NOT NULL,
 	name TEXT NOT NULL,
 	kind INTEGER NOT NULL,
-	PRIMARY KEY (app, name)
+	PRIMARY KEY (app, name, kind)
 ) WITHOUT ROWID;
 `
 
@@ -413,8 +413,11 @@ func mergeRow(ctx context.Context, tx *sql.Tx, table string, k groupKey, delta *
 func (s *Store) recordNames(ctx context.Context, tx *sql.Tx, f *metrics.Flush) error {
 	type dk struct{ app, ptype, dyno string }
 	seen := map[dk]int64{}
-	type ck struct{ app, name string }
-	customs := map[ck]logline.CustomKind{}
+	type ck struct {
+		app, name string
+		kind      logline.CustomKind
+	}
+	customs := map[ck]struct{}{}
 	for _, r := range f.Rows {
 		t := r.Time.Unix()
 		if seen[dk{r.App, r.ProcessType, ""}] < t {
@@ -426,7 +429,11 @@ func (s *Store) recordNames(ctx context.Context, tx *sql.Tx, f *metrics.Flush) e
 			}
 		}
 		for n, c := range r.Bucket.Custom {
-			customs[ck{r.App, n}] = c.Kind
+			for _, k := range []logline.CustomKind{logline.CustomCount, logline.CustomSample, logline.CustomMeasure} {
+				if c.Has(k) {
+					customs[ck{r.App, n, k}] = struct{}{}
+				}
+			}
 		}
 	}
 	for k, t := range seen {
@@ -440,8 +447,8 @@ func (s *Store) recordNames(ctx context.Context, tx *sql.Tx, f *metrics.Flush) e
 			return fmt.Errorf("store: record dyno: %w", err)
 		}
 	}
-	for k, kind := range customs {
-		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO custom_names(app, name, kind) VALUES (?, ?, ?)`, k.app, k.name, int(kind)); err != nil {
+	for k := range customs {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO custom_names(app, name, kind) VALUES (?, ?, ?)`, k.app, k.name, int(k.kind)); err != nil {
 			return fmt.Errorf("store: record custom metric name: %w", err)
 		}
 	}
@@ -652,7 +659,7 @@ var customKindNames = map[logline.CustomKind]string{
 
 // CustomMetrics returns the custom metric names seen for app.
 func (s *Store) CustomMetrics(ctx context.Context, app string) ([]server.CustomMetric, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, kind FROM custom_names WHERE app = ? ORDER BY name`, app)
+	rows, err := s.db.QueryContext(ctx, `SELECT name, kind FROM custom_names WHERE app = ? ORDER BY name, kind`, app)
 	if err != nil {
 		return nil, fmt.Errorf("store: custom metrics of %q: %w", app, err)
 	}
