@@ -227,8 +227,8 @@ type State struct {
 	// rSeen avoids one event per R14 line (they repeat every 20 s): one
 	// dyno_error event per app, dyno, code and minute. It outlives flushes
 	// and is pruned by time in Take.
-	rSeen map[rKey]struct{}
-	onLine            func(kind string)
+	rSeen  map[rKey]struct{}
+	onLine func(kind string)
 
 	// scratch reused for every line: no per-line allocations.
 	reader logplex.Reader
