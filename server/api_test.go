@@ -555,6 +555,60 @@ func TestCustomMetrics(t *testing.T) {
 	}
 }
 
+func TestCustomMetricKeysAndKinds(t *testing.T) {
+	h := newHarness(t, Config{})
+	// hits is used as count#hits and measure#hits; CustomMetrics lists one
+	// entry per (name, kind), by name then kind.
+	h.store.custom["storefront"] = []CustomMetric{{"hits", "count"}, {"hits", "measure"}, {"idle", "sample"}}
+	b := new(metrics.Bucket)
+	b.CustomMetric([]byte("hits"), logline.CustomCount).Total += 7
+	b.CustomMetric([]byte("hits"), logline.CustomMeasure).Dist.Add(12)
+	h.store.add("storefront", "web", at(10, 0), b)
+	win := []string{"start_time", "2026-11-25T10:00:00Z", "end_time", "2026-11-25T10:02:00Z", "step", "1m"}
+	keys := func(s series) []string {
+		var out []string
+		for k := range s.Data {
+			out = append(out, k)
+		}
+		sort.Strings(out)
+		return out
+	}
+
+	// Default: the first kind listed for the name.
+	s := h.series(q("/api/apps/storefront/custom-metrics/hits", win...), admin)
+	if s.Kind != "count" || !slices.Equal(keys(s), []string{"sum"}) || !slices.Equal(vals(s.Data["sum"]), []any{7.0, nil}) {
+		t.Errorf("hits = %s %v", s.Kind, s.Data)
+	}
+	s = h.series(q("/api/apps/storefront/custom-metrics/hits", append(win, "kind", "measure")...), admin)
+	if s.Kind != "measure" || !slices.Equal(keys(s), []string{"count", "max", "mean", "min", "p50", "p95", "p99", "sum"}) ||
+		!slices.Equal(vals(s.Data["count"]), []any{1.0, nil}) || !slices.Equal(vals(s.Data["sum"]), []any{12.0, nil}) {
+		t.Errorf("hits measure = %s %v", s.Kind, s.Data)
+	}
+	// No data at all: every key of the kind, all null.
+	s = h.series(q("/api/apps/storefront/custom-metrics/idle", win...), admin)
+	if s.Kind != "sample" || !slices.Equal(keys(s), []string{"last", "max", "mean"}) {
+		t.Errorf("idle = %s %v", s.Kind, s.Data)
+	}
+	for k, v := range s.Data {
+		if !slices.Equal(vals(v), []any{nil, nil}) {
+			t.Errorf("idle %s = %v, want all null", k, vals(v))
+		}
+	}
+	w := h.do("GET", q("/api/apps/storefront/custom-metrics/hits", append(win, "kind", "measure")...), admin, "")
+	if !strings.Contains(w.Body.String(), `"kind":"measure"`) {
+		t.Errorf("top-level kind missing: %s", w.Body.String())
+	}
+	if w := h.do("GET", q("/api/apps/storefront/custom-metrics/hits", "kind", "gauge"), admin, ""); w.Code != 400 {
+		t.Errorf("unknown kind: %d %s", w.Code, w.Body.String())
+	}
+	if w := h.do("GET", q("/api/apps/storefront/custom-metrics/hits", "kind", "sample"), admin, ""); w.Code != 404 || !strings.Contains(w.Body.String(), "no kind") {
+		t.Errorf("kind the name lacks: %d %s", w.Code, w.Body.String())
+	}
+	if w := h.do("GET", q("/api/apps/storefront/custom-metrics/nope", "kind", "count"), admin, ""); w.Code != 404 {
+		t.Errorf("unknown name with kind: %d", w.Code)
+	}
+}
+
 func TestLogLoss(t *testing.T) {
 	h := newHarness(t, Config{})
 	b := new(metrics.Bucket)

@@ -430,27 +430,47 @@ var customKinds = map[logline.CustomKind]string{
 	logline.CustomMeasure: "measure",
 }
 
+// customKindNamed returns the CustomKind of an API kind name.
+func customKindNamed(name string) (logline.CustomKind, bool) {
+	for k, n := range customKinds {
+		if n == name {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
 // handleCustomSeries is GET /api/apps/{app}/custom-metrics/{name}. Without
-// process_type every process type is merged.
+// process_type every process type is merged. A name used with several
+// kinds is answered for ?kind=count|sample|measure, by default for the
+// first kind CustomMetrics lists for it. The data keys are fixed by kind
+// and always present (all null without data): count → sum; sample → last,
+// mean, max; measure → count, sum, min, max, mean, p50, p95, p99.
 func (s *Server) handleCustomSeries(w http.ResponseWriter, r *http.Request, app string) {
 	name := r.PathValue("name")
+	wantKind := r.URL.Query().Get("kind")
+	if _, ok := customKindNamed(wantKind); wantKind != "" && !ok {
+		s.queryError(w, r, badRequestf("unknown kind %q (use count, sample or measure)", wantKind))
+		return
+	}
 	ms, err := s.store.CustomMetrics(r.Context(), app)
 	if err != nil {
 		s.queryError(w, r, err)
 		return
 	}
-	i := slices.IndexFunc(ms, func(m CustomMetric) bool { return m.Name == name })
+	i := slices.IndexFunc(ms, func(m CustomMetric) bool {
+		return m.Name == name && (wantKind == "" || m.Kind == wantKind)
+	})
 	if i < 0 {
-		writeError(w, http.StatusNotFound, "custom metric "+strconv.Quote(name)+" not found")
+		msg := "custom metric " + strconv.Quote(name) + " not found"
+		if wantKind != "" && slices.ContainsFunc(ms, func(m CustomMetric) bool { return m.Name == name }) {
+			msg = "custom metric " + strconv.Quote(name) + " has no kind " + strconv.Quote(wantKind)
+		}
+		writeError(w, http.StatusNotFound, msg)
 		return
 	}
 	kindName := ms[i].Kind
-	var kind logline.CustomKind
-	for k, n := range customKinds {
-		if n == kindName {
-			kind = k
-		}
-	}
+	kind, _ := customKindNamed(kindName) // 0 for a kind this server does not know: read as measure
 	win, buckets, ok := s.seriesRequest(w, r, app, "", "")
 	if !ok {
 		return
@@ -476,7 +496,7 @@ func (s *Server) handleCustomSeries(w http.ResponseWriter, r *http.Request, app 
 				sum[i] = c.Total
 			}
 		}
-		body.put("sum", sum)
+		body.Data["sum"] = sum
 	case logline.CustomSample:
 		last, mean, max := newValues(n), newValues(n), newValues(n)
 		for i, b := range buckets {
@@ -487,9 +507,9 @@ func (s *Server) handleCustomSeries(w http.ResponseWriter, r *http.Request, app 
 			last[i], max[i] = c.Stat.Last, c.Stat.Max
 			mean[i] = c.Stat.Sum / float64(c.Stat.Count)
 		}
-		body.put("last", last)
-		body.put("mean", mean)
-		body.put("max", max)
+		body.Data["last"] = last
+		body.Data["mean"] = mean
+		body.Data["max"] = max
 	default: // measure, and anything unknown is read as a distribution
 		keys := []string{"count", "sum", "min", "max", "mean", "p50", "p95", "p99"}
 		vs := make([]values, len(keys))
@@ -514,7 +534,7 @@ func (s *Server) handleCustomSeries(w http.ResponseWriter, r *http.Request, app 
 			}
 		}
 		for k, key := range keys {
-			body.put(key, vs[k])
+			body.Data[key] = vs[k]
 		}
 	}
 	writeJSON(w, http.StatusOK, body)
