@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,8 +79,11 @@ const (
 	ReasonTooOld    = "rejected.too_old"
 	ReasonFuture    = "rejected.future"
 	ReasonCustomCap = "rejected.custom_limit"
-	ReasonDropCount = "drop_count" // Logplex-Drop-Count header
-	ReasonLostCount = "lost_count" // Logplex-Lost-Count header
+	// ReasonCardinality counts lines that would have added a process type,
+	// dyno or custom metric name beyond an app's limits (see Limits).
+	ReasonCardinality = "rejected.cardinality"
+	ReasonDropCount   = "drop_count" // Logplex-Drop-Count header
+	ReasonLostCount   = "lost_count" // Logplex-Lost-Count header
 )
 
 // Aggregator folds journal records into buckets and flushes them.
@@ -93,6 +97,11 @@ type Aggregator struct {
 	state    *State
 	pos      int64
 	lastTrim time.Time
+
+	// health is read by HTTP handlers while Run writes it.
+	healthMu     sync.Mutex
+	failingSince time.Time // zero while flushes succeed
+	lastErr      error
 
 	mLines    *prometheus.CounterVec
 	mFlushes  prometheus.Counter
@@ -161,8 +170,8 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			a.Flush(ctx)
 			lastFlush = time.Now()
 		}
-		if n == a.cfg.ReadBatch {
-			continue // behind: keep reading
+		if n > 0 {
+			continue // maybe behind: keep reading until the journal is dry
 		}
 		select {
 		case <-ctx.Done():
@@ -187,6 +196,22 @@ func (a *Aggregator) readOnce(ctx context.Context) (int, error) {
 	return len(recs), nil
 }
 
+// UnhealthyAfter is how long flushes may keep failing before Health
+// reports the aggregator unhealthy.
+const UnhealthyAfter = 30 * time.Second
+
+// Health returns an error while flushes to the store have been failing for
+// longer than UnhealthyAfter, so /healthz turns 503 instead of hiding a
+// stalled pipeline.
+func (a *Aggregator) Health(context.Context) error {
+	a.healthMu.Lock()
+	defer a.healthMu.Unlock()
+	if !a.failingSince.IsZero() && time.Since(a.failingSince) > UnhealthyAfter {
+		return fmt.Errorf("aggregator: flushes failing since %s: %w", a.failingSince.UTC().Format(time.RFC3339), a.lastErr)
+	}
+	return nil
+}
+
 // Flush applies everything folded so far to the store. On failure the
 // state is kept and merged into the next attempt, which is still exact
 // because the store applies a flush entirely or not at all.
@@ -200,8 +225,17 @@ func (a *Aggregator) Flush(ctx context.Context) {
 		a.mFlushErr.Inc()
 		a.log.Error("aggregate: flush failed; will retry", "err", err, "position", a.pos)
 		a.state.Restore(f)
+		a.healthMu.Lock()
+		if a.failingSince.IsZero() {
+			a.failingSince = time.Now()
+		}
+		a.lastErr = err
+		a.healthMu.Unlock()
 		return
 	}
+	a.healthMu.Lock()
+	a.failingSince, a.lastErr = time.Time{}, nil
+	a.healthMu.Unlock()
 	a.state.flushedPos = a.pos
 	a.mFlushDur.Observe(time.Since(start).Seconds())
 	a.mFlushes.Inc()
@@ -224,6 +258,9 @@ type State struct {
 	events            []drainpipe.Event
 	size              int
 	flushedPos        int64
+	// limits tracks, per app, the process types, dynos and custom metric
+	// names seen lately, to bound what one app can make the store keep.
+	limits map[string]*appLimits
 	// rSeen avoids one event per R14 line (they repeat every 20 s): one
 	// dyno_error event per app, dyno, code and minute. It outlives flushes
 	// and is pruned by time in Take.
@@ -249,7 +286,8 @@ type rKey struct {
 // NewState returns an empty fold that rejects lines more than maxAge older
 // or maxFuture newer than their arrival.
 func NewState(maxAge, maxFuture time.Duration) *State {
-	return &State{maxAge: int64(maxAge), maxFuture: int64(maxFuture), apps: map[string]*appState{}, rSeen: map[rKey]struct{}{}}
+	return &State{maxAge: int64(maxAge), maxFuture: int64(maxFuture), apps: map[string]*appState{},
+		rSeen: map[rKey]struct{}{}, limits: map[string]*appLimits{}}
 }
 
 // Size returns the number of buckets held.
@@ -286,6 +324,67 @@ func (s *State) bucket(app string, ptype []byte, t int64) *metrics.Bucket {
 		s.size++
 	}
 	return b
+}
+
+// Per-app limits on what hostile or runaway input can make drainpipe keep.
+// A name counts against its limit while it was seen within limitWindow;
+// one-off dynos (run.1234) and old process types age out.
+const (
+	MaxProcessTypes = 32
+	MaxDynos        = 256
+	MaxCustomNames  = 500
+	limitWindow     = int64(time.Hour)
+)
+
+type appLimits struct {
+	ptypes, dynos, customs lastSeen
+}
+
+// lastSeen maps names to the last time (Unix ns) they were seen.
+type lastSeen map[string]int64
+
+// admit reports whether name may be kept under a limit of max names, and
+// records it as seen at t. It allocates only for a new name and at most
+// once a minute for a known one.
+func (m lastSeen) admit(name []byte, t int64, max int) bool {
+	if last, ok := m[string(name)]; ok {
+		if t-last > int64(time.Minute) {
+			m[string(name)] = t
+		}
+		return true
+	}
+	if len(m) >= max {
+		for k, last := range m {
+			if last < t-limitWindow {
+				delete(m, k)
+			}
+		}
+		if len(m) >= max {
+			return false
+		}
+	}
+	m[string(name)] = t
+	return true
+}
+
+func (s *State) appLimits(app string) *appLimits {
+	l, ok := s.limits[app]
+	if !ok {
+		l = &appLimits{ptypes: lastSeen{}, dynos: lastSeen{}, customs: lastSeen{}}
+		s.limits[app] = l
+	}
+	return l
+}
+
+// admit checks a line's process type and (when not nil) dyno against the
+// app's limits, counting the line as rejected when they are exceeded.
+func (s *State) admit(app string, t int64, ptype, dyno []byte) bool {
+	l := s.appLimits(app)
+	if l.ptypes.admit(ptype, t, MaxProcessTypes) && (dyno == nil || l.dynos.admit(dyno, t, MaxDynos)) {
+		return true
+	}
+	s.reject(app, t, ReasonCardinality, 1)
+	return false
 }
 
 var noType = []byte{}
@@ -343,6 +442,9 @@ func (s *State) FoldLine(app string, recv int64, h *logplex.Header) {
 	switch l.Kind {
 	case logline.KindRouter:
 		r := &l.Router
+		if !s.admit(app, t, r.ProcessType, nil) {
+			return
+		}
 		b := s.bucket(app, r.ProcessType, t)
 		b.AddStatus(r.Status)
 		if r.HasService {
@@ -357,6 +459,9 @@ func (s *State) FoldLine(app string, recv int64, h *logplex.Header) {
 		s.count("router")
 	case logline.KindRuntime:
 		r := &l.Runtime
+		if !s.admit(app, t, r.ProcessType, r.Source) {
+			return
+		}
 		g := s.bucket(app, r.ProcessType, t).Dyno(r.Source)
 		for i := range g {
 			if r.Has&(1<<i) != 0 {
@@ -365,6 +470,9 @@ func (s *State) FoldLine(app string, recv int64, h *logplex.Header) {
 		}
 		s.count("runtime")
 	case logline.KindDyno:
+		if !s.admit(app, t, l.Dyno.ProcessType, l.Dyno.Source) {
+			return
+		}
 		s.foldDyno(app, t, &l.Dyno)
 		s.count("dyno")
 	case logline.KindAPI:
@@ -389,9 +497,18 @@ func processType(procID []byte) []byte {
 }
 
 func (s *State) foldCustom(app string, t int64, procID []byte, l *logline.Line) {
-	b := s.bucket(app, processType(procID), t)
+	ptype := processType(procID)
+	if !s.admit(app, t, ptype, nil) {
+		return
+	}
+	b := s.bucket(app, ptype, t)
+	names := s.limits[app].customs
 	for i := 0; i < l.NumCustom; i++ {
 		c := &l.Custom[i]
+		if !names.admit(c.Name, t, MaxCustomNames) {
+			s.reject(app, t, ReasonCardinality, 1)
+			continue
+		}
 		m := b.CustomMetric(c.Name, c.Kind)
 		if m == nil {
 			s.reject(app, t, ReasonCustomCap, 1)

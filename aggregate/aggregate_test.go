@@ -3,9 +3,11 @@ package aggregate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -230,5 +232,76 @@ func TestR14EventsDedupAcrossFlushes(t *testing.T) {
 	}
 	if r14 != 6 || events != 2 {
 		t.Fatalf("R14 counted %d times (want 6) with %d events (want 2)", r14, events)
+	}
+}
+
+// TestCardinalityLimits checks that one app cannot make drainpipe keep
+// unbounded process types or dynos: lines beyond the limits are counted
+// as rejected, and names not seen for an hour make room again.
+func TestCardinalityLimits(t *testing.T) {
+	s := NewState(3*24*time.Hour, 5*time.Minute)
+	var body []byte
+	for i := 0; i < MaxProcessTypes+8; i++ {
+		body = frame(body, t0, "heroku", "router", fmt.Sprintf("at=info method=GET path=/ dyno=type%d.1 connect=1ms service=5ms status=200", i))
+	}
+	rec := record(1, body)
+	s.Fold(&rec)
+	f := s.Take(1)
+	var requests, rejected int64
+	types := map[string]bool{}
+	for _, r := range f.Rows {
+		requests += r.Bucket.Requests
+		rejected += r.Bucket.LogLoss[ReasonCardinality]
+		if r.Bucket.Requests > 0 {
+			types[r.ProcessType] = true
+		}
+	}
+	if requests != MaxProcessTypes || rejected != 8 || len(types) != MaxProcessTypes {
+		t.Fatalf("kept %d requests in %d types, rejected %d; want %d, %d, 8", requests, len(types), rejected, MaxProcessTypes, MaxProcessTypes)
+	}
+	// Two hours later the old types have aged out.
+	later := t0.Add(2 * time.Hour)
+	body = frame(nil, later, "heroku", "router", "at=info method=GET path=/ dyno=fresh.1 connect=1ms service=5ms status=200")
+	rec = drainpipe.Record{Seq: 2, Batch: drainpipe.Batch{App: "shop", ReceivedAt: later, Body: body}}
+	s.Fold(&rec)
+	f = s.Take(2)
+	if len(f.Rows) != 1 || f.Rows[0].ProcessType != "fresh" || f.Rows[0].Bucket.Requests != 1 {
+		t.Fatalf("after aging: %+v", f.Rows)
+	}
+}
+
+func TestHealthReportsStalledFlushes(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	j, err := sqlite.OpenJournal(ctx, filepath.Join(dir, "j.db"), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	st, err := sqlite.OpenStore(ctx, filepath.Join(dir, "m.db"), nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	body := frame(nil, time.Now(), "heroku", "router", "at=info method=GET path=/ dyno=web.1 connect=1ms service=5ms status=200")
+	if _, _, err := j.Append(ctx, drainpipe.Batch{App: "shop", ReceivedAt: time.Now(), Body: body}); err != nil {
+		t.Fatal(err)
+	}
+	a := New(Config{}, j, &failingSink{Store: st, fail: 1000}, nil, quiet, nil)
+	if _, err := a.readOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.Flush(ctx)
+	if err := a.Health(ctx); err != nil {
+		t.Fatalf("unhealthy right after the first failure: %v", err)
+	}
+	a.failingSince = time.Now().Add(-UnhealthyAfter - time.Second) // as if failing for long
+	if err := a.Health(ctx); err == nil || !strings.Contains(err.Error(), "injected failure") {
+		t.Fatalf("Health after a long stall = %v", err)
+	}
+	a.sink = st
+	a.Flush(ctx)
+	if err := a.Health(ctx); err != nil {
+		t.Fatalf("still unhealthy after a successful flush: %v", err)
 	}
 }

@@ -194,7 +194,13 @@ func (j *Journal) commit(group []*appendReq) error {
 	return nil
 }
 
-// Read returns up to max records with Seq > after, in order.
+// MaxReadBytes bounds the bodies one Read returns (at least one record is
+// always returned), so catching up on large batches cannot take unbounded
+// memory.
+const MaxReadBytes = 32 << 20
+
+// Read returns up to max records with Seq > after, in order, stopping
+// early once MaxReadBytes of bodies are read.
 func (j *Journal) Read(ctx context.Context, after int64, max int) ([]drainpipe.Record, error) {
 	rows, err := j.db.QueryContext(ctx,
 		`SELECT seq, app, frame_id, received_at, body, dropped, lost FROM journal WHERE seq > ? ORDER BY seq LIMIT ?`,
@@ -204,7 +210,8 @@ func (j *Journal) Read(ctx context.Context, after int64, max int) ([]drainpipe.R
 	}
 	defer rows.Close()
 	var out []drainpipe.Record
-	for rows.Next() {
+	size := 0
+	for size < MaxReadBytes && rows.Next() {
 		var r drainpipe.Record
 		var recv int64
 		if err := rows.Scan(&r.Seq, &r.App, &r.FrameID, &recv, &r.Body, &r.Dropped, &r.Lost); err != nil {
@@ -212,6 +219,7 @@ func (j *Journal) Read(ctx context.Context, after int64, max int) ([]drainpipe.R
 		}
 		r.ReceivedAt = time.Unix(0, recv).UTC()
 		out = append(out, r)
+		size += len(r.Body)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("journal: read: %w", err)

@@ -180,26 +180,37 @@ func TestDropExpiredDropsWholePartitions(t *testing.T) {
 	}
 }
 
-func TestCorruptBucketIsReportedNotReplaced(t *testing.T) {
+func TestCorruptBucketIsQuarantined(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
 	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	if err := s.Apply(ctx, &metrics.Flush{Position: 1, Rows: []metrics.Row{delta("a", "web", t0, 1, 1)}}); err != nil {
+	if err := s.Apply(ctx, &metrics.Flush{Position: 1, Rows: []metrics.Row{delta("a", "web", t0, 5, 1), delta("b", "web", t0, 7, 1)}}); err != nil {
 		t.Fatal(err)
 	}
 	table := s.partitionsIn(drainpipe.Tier1m, t0, t0.Add(time.Minute))[0]
-	if _, err := s.db.Exec(`UPDATE ` + table + ` SET data = x'0102'`); err != nil {
+	if _, err := s.db.Exec(`UPDATE ` + table + ` SET data = x'0102030405' WHERE app = 'a'`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Buckets(ctx, "a", "web", drainpipe.Tier1m, t0, t0.Add(time.Minute)); err == nil {
-		t.Fatal("reading a corrupt bucket succeeded")
+	// The corrupt row is left out of answers; its neighbour is not.
+	rows, err := s.Buckets(ctx, "", "web", drainpipe.Tier1m, t0, t0.Add(time.Minute))
+	if err != nil || len(rows) != 1 || rows[0].App != "b" {
+		t.Fatalf("query with a corrupt row: %d rows, err %v", len(rows), err)
 	}
-	err := s.Apply(ctx, &metrics.Flush{Position: 2, Rows: []metrics.Row{delta("a", "web", t0, 1, 1)}})
-	if err == nil {
-		t.Fatal("merging into a corrupt bucket succeeded")
+	// A flush touching it moves it to quarantine and goes on.
+	if err := s.Apply(ctx, &metrics.Flush{Position: 2, Rows: []metrics.Row{delta("a", "web", t0, 1, 1)}}); err != nil {
+		t.Fatal(err)
 	}
-	if pos, _ := s.Position(ctx); pos != 1 {
-		t.Fatalf("a failed flush moved the position to %d", pos)
+	if pos, _ := s.Position(ctx); pos != 2 {
+		t.Fatalf("position %d after the flush, want 2", pos)
+	}
+	var n int
+	var data []byte
+	if err := s.db.QueryRow(`SELECT COUNT(*), MAX(data) FROM quarantine WHERE app = 'a'`).Scan(&n, &data); err != nil || n != 1 || string(data) != "\x01\x02\x03\x04\x05" {
+		t.Fatalf("quarantine: %d rows, data %x, err %v", n, data, err)
+	}
+	rows, _ = s.Buckets(ctx, "a", "web", drainpipe.Tier1m, t0, t0.Add(time.Minute))
+	if len(rows) != 1 || rows[0].Bucket.Requests != 1 {
+		t.Fatalf("row after quarantine: %+v", rows)
 	}
 }
 

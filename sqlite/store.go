@@ -59,6 +59,16 @@ CREATE TABLE IF NOT EXISTS dynos (
 	last_seen INTEGER NOT NULL,
 	PRIMARY KEY (app, ptype, dyno)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS quarantine (
+	id        INTEGER PRIMARY KEY,
+	tbl       TEXT NOT NULL,
+	app       TEXT NOT NULL,
+	ptype     TEXT NOT NULL,
+	ts        INTEGER NOT NULL,
+	data      BLOB NOT NULL,
+	error     TEXT NOT NULL,
+	moved_at  INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS custom_names (
 	app  TEXT NOT NULL,
 	name TEXT NOT NULL,
@@ -354,7 +364,7 @@ func (s *Store) Apply(ctx context.Context, f *metrics.Flush) error {
 			if err != nil {
 				return err
 			}
-			if err := mergeRow(ctx, tx, table, k, groups[k]); err != nil {
+			if err := s.mergeRow(ctx, tx, table, k, groups[k]); err != nil {
 				return err
 			}
 		}
@@ -385,7 +395,12 @@ func (s *Store) Apply(ctx context.Context, f *metrics.Flush) error {
 	return nil
 }
 
-func mergeRow(ctx context.Context, tx *sql.Tx, table string, k groupKey, delta *metrics.Bucket) error {
+// mergeRow merges delta into the stored row of k. A stored row that fails
+// its checksum or does not decode is moved, bytes intact, to the
+// quarantine table and reported; the delta then starts the row afresh, so
+// one corrupt row costs only its own history, never the flushes of every
+// other app.
+func (s *Store) mergeRow(ctx context.Context, tx *sql.Tx, table string, k groupKey, delta *metrics.Bucket) error {
 	var old []byte
 	err := tx.QueryRowContext(ctx, `SELECT data FROM `+table+` WHERE app = ? AND ptype = ? AND ts = ?`, k.app, k.ptype, k.ts).Scan(&old)
 	switch {
@@ -393,10 +408,15 @@ func mergeRow(ctx context.Context, tx *sql.Tx, table string, k groupKey, delta *
 	case err != nil:
 		return fmt.Errorf("store: read bucket %s/%s@%d: %w", k.app, k.ptype, k.ts, err)
 	default:
-		b, err := metrics.Decode(old)
-		if err != nil {
-			// A corrupt bucket is reported, never silently replaced.
-			return fmt.Errorf("store: bucket %s/%s@%d in %s: %w", k.app, k.ptype, k.ts, table, err)
+		b, derr := metrics.Decode(old)
+		if derr != nil {
+			s.log.Error("store: corrupt bucket moved to quarantine", "table", table, "app", k.app, "process_type", k.ptype, "ts", k.ts, "err", derr)
+			if _, err := tx.ExecContext(ctx,
+				`INSERT INTO quarantine(tbl, app, ptype, ts, data, error, moved_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+				table, k.app, k.ptype, k.ts, old, derr.Error(), time.Now().Unix()); err != nil {
+				return fmt.Errorf("store: quarantine bucket %s/%s@%d: %w", k.app, k.ptype, k.ts, err)
+			}
+			break
 		}
 		b.Merge(delta)
 		delta = b
@@ -508,8 +528,11 @@ func (s *Store) Buckets(ctx context.Context, app, processType string, tier drain
 			}
 			b, err := metrics.Decode(data)
 			if err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("store: bucket %s/%s@%d in %s: %w", r.App, r.ProcessType, ts, table, err)
+				// Reported, never silently read: the row is left out of
+				// the answer and moved to quarantine by the next flush
+				// that touches it.
+				s.log.Error("store: corrupt bucket left out of a query", "table", table, "app", r.App, "process_type", r.ProcessType, "ts", ts, "err", err)
+				continue
 			}
 			r.Time = time.Unix(ts, 0).UTC()
 			r.Bucket = b
