@@ -351,6 +351,7 @@ export class AppView implements View {
           else if (e.kind === 'crash') markers.push({ t: Date.parse(e.time) / 1000, color: pal.crash });
         }
         frame.markers = markers;
+        this.lastEvents = evs;
         const f = { ...frame, xs: xsOf(res, frame.xs) };
         const rr = () => this.renderEvents(box, f, evs, res.data ?? {});
         this.renderers.set('events', rr);
@@ -495,6 +496,7 @@ export class AppView implements View {
   }
 
   private latencyLog = false;
+  private lastEvents: AppEvent[] = [];
 
   private renderLatency(f: Frame, res: SeriesResponse): Promise<void> {
     const p = palette();
@@ -722,6 +724,15 @@ export class AppView implements View {
     stat('memory', 'Peak memory', peak == null ? '–' : fmtBytes(peak) + (pctMem != null ? ` (${fmtPct(pctMem)})` : ''), quota ? `quota ${fmtBytes(quota)}` : '', pctMem != null && pctMem >= 100);
     const ld = maxOf(data('load')['load.avg.1m.max']);
     stat('load', 'Max load (1m)', ld == null ? '–' : fmtNum(ld, 2));
+    if (s.dyno) {
+      const mine = this.lastEvents.filter((e) => e.dyno === s.dyno);
+      const restarts = mine.filter((e) => e.kind === 'restart' || e.kind === 'crash').length;
+      const crashes = mine.filter((e) => e.kind === 'crash').length;
+      stat('restarts', 'Restarts', fmtNum(restarts), 'restart and crash events of this dyno in the range', crashes > 0);
+      stat('crashes', 'Crashes', fmtNum(crashes), '', crashes > 0);
+      const rerr = mine.filter((e) => e.kind === 'dyno_error').length;
+      stat('r-errors', 'R errors', fmtNum(rerr), '', rerr > 0);
+    }
     if (!s.dyno) {
       const re = Object.values(data('dyno-errors')).reduce((a, v) => a + sum(v), 0);
       stat('r-errors', 'R errors', fmtNum(re), '', re > 0);

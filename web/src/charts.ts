@@ -360,7 +360,17 @@ export class ChartBox {
       },
       ...extra,
     };
+    // A text alternative for the canvas: each series' latest value.
+    const title = this.el.querySelector('h3')?.textContent ?? this.id;
+    const latest = spec.lines
+      .filter((l) => l.show !== false)
+      .map((l) => {
+        for (let i = l.values.length - 1; i >= 0; i--) if (l.values[i] != null) return `${l.label} ${fmtUnit(unit, l.values[i])}`;
+        return `${l.label} no data`;
+      });
     const u = new uPlot(opts, data, this.body);
+    u.ctx.canvas.setAttribute('role', 'img');
+    u.ctx.canvas.setAttribute('aria-label', `${title} chart, ${frame.xs.length} buckets. Latest: ${latest.join(', ')}.`);
     this.u = u;
     group.charts.add(u);
     const origDestroy = u.destroy.bind(u);

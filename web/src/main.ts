@@ -19,7 +19,7 @@ const main = h('main', { id: 'main', tabindex: '-1' });
 
 function syncThemeBtn(): void {
   const dark = theme() === 'dark';
-  themeBtn.textContent = dark ? '☀ Light' : '☾ Dark';
+  themeBtn.replaceChildren(h('span', { 'aria-hidden': 'true' }, dark ? '☀' : '☾'), h('span', { class: 'wide-only' }, dark ? ' Light' : ' Dark'));
   themeBtn.setAttribute('aria-label', dark ? 'Switch to light theme' : 'Switch to dark theme');
 }
 

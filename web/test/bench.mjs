@@ -25,19 +25,27 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-async function measure(browser, server, path, runs) {
+async function measure(browser, server, path, runs, { height = 800, custom = 0 } = {}) {
   const ready = [];
   const apiMax = [];
   // One tab: the first run is cold (fresh renderer, empty cache); the others
   // are full navigations in the same tab with the HTTP cache warm, as for a
   // returning user who opens a link or types the URL.
-  const page = await newPage(browser, server);
+  const page = await newPage(browser, server, { height });
   const ctx = page.context();
   let cold = null;
   for (let i = 0; i < runs + 1; i++) {
     if (i) await page.goto(server.url + '/favicon.svg');
     await page.goto(server.url + path, { waitUntil: 'commit' });
     await page.waitForSelector('#root[data-ready="true"]', { timeout: 60000 });
+    if (custom) {
+      // Tall viewport: the custom-metrics section is on screen and loads too.
+      await page.waitForFunction(
+        (n) => document.querySelectorAll('[data-chart^="custom-"]:not([data-state="loading"])').length >= n && document.querySelector('#root').dataset.ready === 'true',
+        custom,
+        { timeout: 60000 },
+      );
+    }
     const r = await page.evaluate(() => ({
       readyAt: window.__readyAt,
       api: Math.max(0, ...performance.getEntriesByType('resource').filter((e) => e.name.includes('/api/')).map((e) => e.duration)),
@@ -93,6 +101,8 @@ try {
     await waitQuiet(s);
     const app = apps.filter((a) => a.summary?.requests > 0).sort((a, b) => b.summary.requests - a.summary.requests)[0].name;
     rows.push([`app page 24h (${app})`, await measure(browser, s, `/apps/${app}?range=24h`, RUNS)]);
+    const nCustom = ((await api(s, `/api/apps/${encodeURIComponent(app)}/custom-metrics`)).metrics ?? []).length;
+    if (nCustom) rows.push([`  same + ${nCustom} custom, 1280×4000`, await measure(browser, s, `/apps/${app}?range=24h`, RUNS, { height: 4000, custom: nCustom })]);
     rows.push([`fleet page (${apps.length} demo apps)`, await measure(browser, s, '/', RUNS)]);
   } finally {
     await s.stop();
