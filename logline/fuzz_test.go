@@ -42,6 +42,8 @@ func FuzzParse(f *testing.F) {
 		{"heroku", "web.1", "State changed from up to crashed"},
 		{"heroku", "web.1", "Process exited with status 143"},
 		{"heroku", "logplex", specLogLoss},
+		{"app", "web.3", "State changed from starting to up"},
+		{"heroku", "router", `at=error code=H123 method=GET status=503`},
 		{"app", "api", "Scaled to web@2:Standard-1X worker@1:Standard-2X by user foo@example.com"},
 		{"app", "web.1", specCustom + " source=web.1"},
 		{"app", "web.1", "count#a count#b= measure#c=1e3ms sample#d=-.5%"},
@@ -90,6 +92,9 @@ func FuzzParse(f *testing.F) {
 			if len(r.ProcessType) == 0 {
 				t.Fatalf("empty process type")
 			}
+			if len(r.Code) > 0 && (len(r.Code) != 3 || !errorCode(r.Code, 'H', 10, 99)) {
+				t.Fatalf("router code %q", r.Code)
+			}
 			for _, s := range [][]byte{r.At, r.Code, r.Dyno, r.ProcessType, r.Method, r.Path, r.Host} {
 				in("router field", s)
 			}
@@ -113,12 +118,15 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("dyno event %d code %q", l.Dyno.Event, l.Dyno.Code)
 			}
 			in("code", l.Dyno.Code)
+			if len(l.Dyno.Code) > 0 && (len(l.Dyno.Code) != 3 || !errorCode(l.Dyno.Code, 'R', 10, 99)) {
+				t.Fatalf("dyno code %q", l.Dyno.Code)
+			}
 		case KindAPI:
 			if l.API.Event == APINone {
 				t.Fatalf("api without event")
 			}
 		case KindLogLoss:
-			if l.LogLoss.Dropped < 0 || len(l.LogLoss.Code) < 2 {
+			if l.LogLoss.Dropped < 0 || len(l.LogLoss.Code) != 3 || !errorCode(l.LogLoss.Code, 'L', 10, 15) {
 				t.Fatalf("log loss %+v", l.LogLoss)
 			}
 		case KindCustom:

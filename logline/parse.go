@@ -50,19 +50,30 @@ var web = []byte("web")
 //
 //   - heroku router: KindRouter. A line without a numeric status counts only
 //     when at=error (Status 0); a request line (at= or method=) without one
-//     is an *Error; other router text is KindUnknown.
+//     is an *Error; other router text is KindUnknown. Code is kept only when
+//     it is an H code H10–H99; any other code= value is dropped (Code
+//     empty) while the request still counts.
 //   - heroku <dyno> with "sample#": KindRuntime. Memory values are converted
 //     to bytes: B or no unit = bytes; kB, KB, K, KiB = 1024; MB, M, MiB =
 //     1,048,576; GB, G, GiB = 1024³; TB, T, TiB = 1024⁴. A sample with any
 //     other unit (or a load average with a unit) is skipped. When the line
 //     names known gauges but none parses it is an *Error; a line with only
 //     unknown sample# names is KindUnknown.
-//   - heroku <dyno> otherwise: KindDyno for the R-code and lifecycle lines
-//     listed in DynoEvent, else KindUnknown.
-//   - heroku <any procid but router> with "Error Lnn": KindLogLoss. Dropped
-//     is the number right before " message(s)", or 1 when there is none.
+//   - heroku <dyno> otherwise: KindDyno for the R-code (R10–R99) and
+//     lifecycle lines listed in DynoEvent, else KindUnknown.
+//   - heroku <any procid but router> with "Error L10" … "Error L15":
+//     KindLogLoss. Dropped is the number right before " message(s)", or 1
+//     when there is none. Other L codes are KindUnknown.
 //   - app api: KindAPI for release, deploy, scale and config lines, else
 //     KindUnknown.
+//   - app <dyno> (PROCID such as web.3 or worker.1: a process type, a dot,
+//     digits) whose message is an exact lifecycle phrase, as in SPEC §1.1's
+//     example: KindDyno, as from heroku <dyno>. The phrases are messages
+//     starting with "State changed from ", "Starting process with command ",
+//     "Process exited with status <n>", "Process running mem=" or
+//     "Error Rnn (", and the whole messages "Stopping all processes with
+//     SIGTERM", "Restarting" and "Cycling". Anything else falls through to
+//     the custom-metrics rule below.
 //   - any other line (app output, and senders with their own APP-NAME such
 //     as log-shuttle): KindCustom when it carries count#/measure#/sample#
 //     metrics, else KindUnknown. A metric whose value is not a number
@@ -88,12 +99,84 @@ func Parse(appName, procID, msg []byte, out *Line) error {
 		}
 		return parseDyno(procID, msg, out)
 	}
-	if string(appName) == "app" && string(procID) == "api" {
-		parseAPI(msg, out)
-		return nil
+	if string(appName) == "app" {
+		if string(procID) == "api" {
+			parseAPI(msg, out)
+			return nil
+		}
+		if isDynoProc(procID) && isLifecyclePhrase(msg) {
+			if err := parseDyno(procID, msg, out); err == nil && out.Kind == KindDyno {
+				return nil
+			}
+			out.Kind = KindUnknown
+			out.Dyno = Dyno{}
+		}
 	}
 	parseCustom(msg, out)
 	return nil
+}
+
+// isDynoProc reports whether p is a dyno name as Logplex writes it in
+// PROCID: a process type (a letter, then letters, digits, '_' or '-'), a
+// dot and the dyno number (web.3, worker.1, run.1234).
+func isDynoProc(p []byte) bool {
+	dot := bytes.IndexByte(p, '.')
+	if dot < 1 || dot == len(p)-1 {
+		return false
+	}
+	if c := p[0] | 0x20; c < 'a' || c > 'z' {
+		return false
+	}
+	for _, c := range p[1:dot] {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	for _, c := range p[dot+1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// isLifecyclePhrase reports whether msg is one of the exact dyno
+// lifecycle phrases of SPEC §1.3 item 3, as the platform writes them. An
+// app's own output that merely starts with a similar word ("Restarting
+// worker pool", "Error Reading file") is not.
+func isLifecyclePhrase(msg []byte) bool {
+	switch {
+	case bytes.HasPrefix(msg, []byte("State changed from ")),
+		bytes.HasPrefix(msg, []byte("Starting process with command ")),
+		bytes.HasPrefix(msg, []byte("Process exited with status ")),
+		bytes.HasPrefix(msg, []byte("Process running mem=")):
+		return true
+	case bytes.HasPrefix(msg, []byte("Error ")):
+		// "Error R14 (Memory quota exceeded)"
+		c := msg[len("Error "):]
+		return errorCode(c, 'R', 10, 99) && len(c) > 4 && c[3] == ' ' && c[4] == '('
+	}
+	switch string(bytes.TrimRight(msg, " \t\r\n")) {
+	case "Stopping all processes with SIGTERM", "Restarting", "Cycling":
+		return true
+	}
+	return false
+}
+
+// errorCode reports whether b starts with a Heroku error code: letter and
+// two digits forming a number in [lo, hi], followed by the end of b or by
+// ' ', '(' or ':'. Codes outside the documented families are not counted,
+// so hostile input cannot invent unbounded series keys.
+func errorCode(b []byte, letter byte, lo, hi int) bool {
+	if len(b) < 3 || b[0] != letter || b[1] < '0' || b[1] > '9' || b[2] < '0' || b[2] > '9' {
+		return false
+	}
+	if n := int(b[1]-'0')*10 + int(b[2]-'0'); n < lo || n > hi {
+		return false
+	}
+	return len(b) == 3 || b[3] == ' ' || b[3] == '(' || b[3] == ':'
 }
 
 // reset clears what a previous Parse may have set. Of the Custom array only
@@ -158,6 +241,9 @@ func parseRouter(msg []byte, out *Line) error {
 			return errNoStatus
 		}
 		return nil // some other router text: nothing to count
+	}
+	if len(r.Code) != 3 || !errorCode(r.Code, 'H', 10, 99) {
+		r.Code = nil // not an H code: the request counts, the code does not
 	}
 	r.ProcessType = processType(r.Dyno)
 	out.Kind = KindRouter
@@ -305,15 +391,11 @@ func parseDyno(procID, msg []byte, out *Line) error {
 	switch {
 	case bytes.HasPrefix(msg, []byte("Error R")):
 		code := msg[len("Error "):]
-		i := 1
-		for i < len(code) && code[i] >= '0' && code[i] <= '9' {
-			i++
-		}
-		if i == 1 || (i < len(code) && code[i] != ' ' && code[i] != '(' && code[i] != ':') {
+		if !errorCode(code, 'R', 10, 99) {
 			return nil // not an R code: ordinary text
 		}
 		d.Event = DynoError
-		d.Code = code[:i:i]
+		d.Code = code[:3:3]
 	case bytes.HasPrefix(msg, []byte("Process running mem=")):
 		d.Event = DynoMemory
 	case bytes.HasPrefix(msg, []byte("State changed from ")):
@@ -370,21 +452,16 @@ func parseAPI(msg []byte, out *Line) {
 	out.Kind = KindAPI
 }
 
-// isLogLoss reports whether msg starts with "Error L" and a digit.
+// isLogLoss reports whether msg starts with "Error L10" … "Error L15".
 func isLogLoss(msg []byte) bool {
-	return len(msg) > len("Error L") && bytes.HasPrefix(msg, []byte("Error L")) &&
-		msg[len("Error L")] >= '0' && msg[len("Error L")] <= '9'
+	return bytes.HasPrefix(msg, []byte("Error ")) && errorCode(msg[len("Error "):], 'L', 10, 15)
 }
 
 func parseLogLoss(msg []byte, out *Line) {
 	code := msg[len("Error "):]
-	i := 1
-	for i < len(code) && code[i] >= '0' && code[i] <= '9' {
-		i++
-	}
-	out.LogLoss.Code = code[:i:i]
+	out.LogLoss.Code = code[:3:3]
 	out.LogLoss.Dropped = 1
-	rest := code[i:]
+	rest := code[3:]
 	for {
 		j := bytes.Index(rest, []byte(" message"))
 		if j < 0 {

@@ -15,6 +15,8 @@ const (
 	specMemory      = `source=web.1 dyno=heroku.2808254.d97d0ea7-… sample#memory_total=21.00MB sample#memory_rss=21.22MB sample#memory_cache=0.00MB sample#memory_swap=0.00MB sample#memory_pgpgin=348836pages sample#memory_pgpgout=343403pages sample#memory_quota=512.00MB`
 	specLogLoss     = `Error L10 (output buffer overflow): 1 messages dropped since 2015-05-09T20:19:03+00:00.`
 	specCustom      = `count#signups=1 measure#db.query=200ms sample#queue.depth=99`
+	// specFrame is the frame of SPEC §1.1: APP-NAME app, PROCID web.3.
+	specFrame = `<40>1 2012-11-30T06:45:29+00:00 host app web.3 - State changed from starting to up`
 )
 
 var gaugeNames = [NumGauges]string{"load1m", "load5m", "load15m", "total", "rss", "cache", "swap", "quota"}
@@ -153,6 +155,24 @@ func TestParseRouter(t *testing.T) {
 		{name: "status below 100", app: "heroku", proc: "router", msg: `at=info method=GET status=42`, err: "bad status"},
 		{name: "at=info without status", app: "heroku", proc: "router", msg: `at=info method=GET path=/ dyno=web.1`, err: "missing status"},
 		{name: "empty status at=info", app: "heroku", proc: "router", msg: `at=info method=GET status=`, err: "missing status"},
+
+		// Only H10–H99 count as codes; the request still counts without one.
+		{name: "H80", app: "heroku", proc: "router", msg: `at=error code=H80 desc="Maintenance mode" method=GET path=/ status=503`,
+			want: "router at=error code=H80 dyno= pt=web method=GET path=/ host= connect=- service=- status=503 bytes=0"},
+		{name: "three-digit H code dropped", app: "heroku", proc: "router", msg: `at=error code=H123 method=GET path=/ dyno=web.1 service=5ms status=503`,
+			want: "router at=error code= dyno=web.1 pt=web method=GET path=/ host= connect=- service=5 status=503 bytes=0"},
+		{name: "one-digit H code dropped", app: "heroku", proc: "router", msg: `at=error code=H1 method=GET status=503`,
+			want: "router at=error code= dyno= pt=web method=GET path= host= connect=- service=- status=503 bytes=0"},
+		{name: "H0x dropped", app: "heroku", proc: "router", msg: `at=error code=H05 method=GET status=503`,
+			want: "router at=error code= dyno= pt=web method=GET path= host= connect=- service=- status=503 bytes=0"},
+		{name: "hostile code dropped", app: "heroku", proc: "router", msg: `at=error code="H12; DROP TABLE" method=GET dyno=web.2 service=30000ms status=503`,
+			want: "router at=error code= dyno=web.2 pt=web method=GET path= host= connect=- service=30000 status=503 bytes=0"},
+		{name: "lowercase code dropped", app: "heroku", proc: "router", msg: `at=error code=h12 method=GET status=503`,
+			want: "router at=error code= dyno= pt=web method=GET path= host= connect=- service=- status=503 bytes=0"},
+		{name: "R code on router dropped", app: "heroku", proc: "router", msg: `at=error code=R14 method=GET status=503`,
+			want: "router at=error code= dyno= pt=web method=GET path= host= connect=- service=- status=503 bytes=0"},
+		{name: "bad code without status", app: "heroku", proc: "router", msg: `at=error code=X99 desc="?"`,
+			want: "router at=error code= dyno= pt=web method= path= host= connect=- service=- status=0 bytes=0"},
 	})
 }
 
@@ -217,6 +237,60 @@ func TestParseDyno(t *testing.T) {
 		{name: "Error word", app: "heroku", proc: "web.1", msg: "Error Running things", want: "unknown"},
 		{name: "odd procid", app: "heroku", proc: "!!", msg: "Restarting", want: "unknown"},
 		{name: "bad exit status", app: "heroku", proc: "web.1", msg: "Process exited with status abc", err: "bad exit status"},
+
+		// Only R10–R99 count as dyno error codes.
+		{name: "R code with colon", app: "heroku", proc: "web.1", msg: "Error R12: Exit timeout",
+			want: "dyno source=web.1 pt=web error code=R12 exit=0"},
+		{name: "three-digit R code", app: "heroku", proc: "web.1", msg: "Error R140 (Memory quota exceeded)", want: "unknown"},
+		{name: "one-digit R code", app: "heroku", proc: "web.1", msg: "Error R1 (x)", want: "unknown"},
+		{name: "R0x code", app: "heroku", proc: "web.1", msg: "Error R05 (x)", want: "unknown"},
+		{name: "R code run on", app: "heroku", proc: "web.1", msg: "Error R14x (x)", want: "unknown"},
+		{name: "R without digits", app: "heroku", proc: "web.1", msg: "Error R", want: "unknown"},
+	})
+}
+
+// The platform also writes lifecycle lines with APP-NAME app and the dyno
+// as PROCID, as in SPEC §1.1's example frame.
+func TestParseAppLifecycle(t *testing.T) {
+	// The SPEC example, split as the syslog parser splits it.
+	f := strings.SplitN(specFrame, " ", 7)
+	if f[3] != "app" || f[4] != "web.3" || f[5] != "-" {
+		t.Fatalf("spec frame split: %q", f)
+	}
+	runCases(t, []parseCase{
+		{name: "spec frame", app: f[3], proc: f[4], msg: f[6], want: "dyno source=web.3 pt=web state code= exit=0"},
+		{name: "crash", app: "app", proc: "worker.1", msg: "State changed from up to crashed",
+			want: "dyno source=worker.1 pt=worker crash code= exit=0"},
+		{name: "start", app: "app", proc: "web.1", msg: "Starting process with command `bin/rails server -p $PORT`",
+			want: "dyno source=web.1 pt=web start code= exit=0"},
+		{name: "exit", app: "app", proc: "web.1", msg: "Process exited with status 137",
+			want: "dyno source=web.1 pt=web exit code= exit=137"},
+		{name: "stopping", app: "app", proc: "web.2", msg: "Stopping all processes with SIGTERM",
+			want: "dyno source=web.2 pt=web stopping code= exit=0"},
+		{name: "restarting", app: "app", proc: "web.1", msg: "Restarting", want: "dyno source=web.1 pt=web restart code= exit=0"},
+		{name: "cycling trailing newline", app: "app", proc: "web.1", msg: "Cycling\n", want: "dyno source=web.1 pt=web cycling code= exit=0"},
+		{name: "R14", app: "app", proc: "web.1", msg: "Error R14 (Memory quota exceeded)", want: "dyno source=web.1 pt=web error code=R14 exit=0"},
+		{name: "memory", app: "app", proc: "web.1", msg: "Process running mem=1028M(103.3%)", want: "dyno source=web.1 pt=web memory code= exit=0"},
+		{name: "one-off", app: "app", proc: "run.1234", msg: "State changed from starting to up", want: "dyno source=run.1234 pt=run state code= exit=0"},
+		{name: "underscored type", app: "app", proc: "urgent_worker.2", msg: "Restarting", want: "dyno source=urgent_worker.2 pt=urgent_worker restart code= exit=0"},
+
+		// Not exact phrases: the app's own output.
+		{name: "restarting something", app: "app", proc: "web.1", msg: "Restarting worker pool", want: "unknown"},
+		{name: "cycling something", app: "app", proc: "web.1", msg: "Cycling through items", want: "unknown"},
+		{name: "stopping something", app: "app", proc: "web.1", msg: "Stopping remaining processes with SIGKILL", want: "unknown"},
+		{name: "error word", app: "app", proc: "web.1", msg: "Error Reading config", want: "unknown"},
+		{name: "R code without paren", app: "app", proc: "web.1", msg: "Error R14 happened", want: "unknown"},
+		{name: "bad exit status", app: "app", proc: "web.1", msg: "Process exited with status abc", want: "unknown"},
+		{name: "lifecycle-ish with metrics", app: "app", proc: "web.1", msg: "Restarting count#restarts=1",
+			want: "custom source= dropped=0 count:restarts=1"},
+		// Not dyno PROCIDs.
+		{name: "api procid", app: "app", proc: "api", msg: "Restarting", want: "unknown"},
+		{name: "no dyno number", app: "app", proc: "web", msg: "Restarting", want: "unknown"},
+		{name: "dot without digits", app: "app", proc: "web.x", msg: "Restarting", want: "unknown"},
+		{name: "trailing dot", app: "app", proc: "web.", msg: "Restarting", want: "unknown"},
+		{name: "digit first", app: "app", proc: "1web.1", msg: "Restarting", want: "unknown"},
+		{name: "two dots", app: "app", proc: "web.1.2", msg: "Restarting", want: "unknown"},
+		{name: "other app name", app: "shuttle", proc: "web.1", msg: "Restarting", want: "unknown"},
 	})
 }
 
@@ -242,6 +316,14 @@ func TestParseLogLoss(t *testing.T) {
 		{name: "L15 no count", app: "heroku", proc: "logplex", msg: "Error L15 (tail buffer temporarily unavailable)", want: "logloss L15 dropped=1"},
 		{name: "number not before messages", app: "heroku", proc: "logplex", msg: "Error L13 (Local delivery error) after 3 tries, v2 messages lost", want: "logloss L13 dropped=1"},
 		{name: "other logplex text", app: "heroku", proc: "logplex", msg: "hello", want: "unknown"},
+
+		// Only L10–L15.
+		{name: "L16", app: "heroku", proc: "logplex", msg: "Error L16 (made up): 5 messages dropped", want: "unknown"},
+		{name: "L1", app: "heroku", proc: "logplex", msg: "Error L1 (made up)", want: "unknown"},
+		{name: "L100", app: "heroku", proc: "logplex", msg: "Error L100 (made up)", want: "unknown"},
+		{name: "L10x", app: "heroku", proc: "logplex", msg: "Error L10x", want: "unknown"},
+		{name: "L99 from a dyno", app: "heroku", proc: "web.1", msg: "Error L99 (made up)", want: "unknown"},
+		{name: "bare L12", app: "heroku", proc: "web.1", msg: "Error L12", want: "logloss L12 dropped=1"},
 	})
 }
 
@@ -318,6 +400,12 @@ func TestParseAllocs(t *testing.T) {
 		{"app", "api", "Release v99 created by user foo@example.com"},
 		{"app", "web.1", specCustom + " source=web.1 measure#big=123456789012345678901234567890e-3ms sample#long=98282770073.45619"},
 		{"app", "web.1", "Completed 200 OK in 12ms"},
+		{"app", "web.3", "State changed from starting to up"},
+		{"app", "web.1", "Stopping all processes with SIGTERM"},
+		{"app", "web.1", "Restarting worker pool"},
+		{"app", "web.1", "Process exited with status abc"},
+		{"heroku", "router", `at=error code=H123 method=GET status=503`},
+		{"heroku", "logplex", "Error L16 (made up)"},
 	}
 	var l Line
 	for _, c := range cases {
