@@ -228,6 +228,11 @@ func TestSeriesWindow(t *testing.T) {
 	if s.StartTime != "2026-11-25T10:00:00Z" || s.EndTime != "2026-11-25T10:02:00Z" || len(s.Data["latency.ms.p50"]) != 2 {
 		t.Errorf("offsets: %s %s %d", s.StartTime, s.EndTime, len(s.Data["latency.ms.p50"]))
 	}
+	// RFC 3339 allows lowercase "t" and "z".
+	s = h.series(q(path, "start_time", "2026-11-25t10:00:00z", "end_time", "2026-11-25t11:02:00.5+01:00", "step", "1m"), admin)
+	if s.StartTime != "2026-11-25T10:00:00Z" || s.EndTime != "2026-11-25T10:02:00.5Z" {
+		t.Errorf("lowercase t/z: %s %s", s.StartTime, s.EndTime)
+	}
 
 	// Defaults: end = now, start = end - 1h, step 1m: 60 values.
 	s = h.series(path, admin)

@@ -139,9 +139,9 @@ func (s *Server) parseWindow(r *http.Request) (window, error) {
 
 // parseTime parses an RFC 3339 time. A space where the offset's "+"
 // belongs is taken as "+": an unescaped "+" in a query string arrives as a
-// space.
+// space. Lowercase "t" and "z" are accepted, as RFC 3339 §5.6 allows.
 func parseTime(v string) (time.Time, error) {
-	v = strings.ReplaceAll(v, " ", "+")
+	v = strings.ToUpper(strings.ReplaceAll(v, " ", "+"))
 	return time.Parse(time.RFC3339Nano, v)
 }
 
