@@ -92,7 +92,8 @@ function fingerprint(xs: number[], arrs: Series[]): string {
 export class ChartGroup {
   readonly key = 'dp-' + Math.random().toString(36).slice(2);
   readonly charts = new Set<uPlot>();
-  readonly hidden = new Map<string, Set<string>>();
+  /** per chart id: series the user showed (true) or hid (false) in the legend */
+  readonly shown = new Map<string, Map<string, boolean>>();
   private syncing = false;
 
   syncZoom(src: uPlot): void {
@@ -273,8 +274,8 @@ export class ChartBox {
     const pal = palette();
     const raw = spec.lines.map((l) => l.values);
     const points = spec.points ?? countNonNull(raw);
-    const hidden = group.hidden.get(this.id) ?? new Set<string>();
-    group.hidden.set(this.id, hidden);
+    const shown = group.shown.get(this.id) ?? new Map<string, boolean>();
+    group.shown.set(this.id, shown);
     const data: uPlot.AlignedData = [
       frame.xs,
       ...spec.lines.map((l) => (spec.counts ? l.values.map((v) => v ?? 0) : l.values)),
@@ -329,7 +330,7 @@ export class ChartBox {
             stroke: l.color,
             width: l.width ?? 1.5,
             dash: l.dash,
-            show: hidden.has(l.label) ? false : l.show ?? true,
+            show: shown.get(l.label) ?? l.show ?? true,
             spanGaps: false,
             paths: spec.counts ? stepped : undefined,
             points: { show: false },
@@ -353,8 +354,7 @@ export class ChartBox {
           (u, i) => {
             if (i == null) return;
             const s = u.series[i];
-            if (s.show) hidden.delete(String(s.label));
-            else hidden.add(String(s.label));
+            shown.set(String(s.label), !!s.show);
           },
         ],
       },
