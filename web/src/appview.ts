@@ -678,12 +678,12 @@ export class AppView implements View {
     const tb = h('tbody');
     const frag = document.createDocumentFragment();
     for (const e of evs) {
-      const dyno = e.dyno || e.process_type || '';
+      const dyno = e.dyno || '';
       frag.append(
         h('tr', null,
           h('td', { class: 'nowrap' }, fmtTime(Date.parse(e.time), utc, true)),
           h('td', null, h('span', { class: 'kind kind-' + e.kind }, e.kind.replace('_', ' '))),
-          h('td', null, dyno && this.s.app ? h('a', { href: dynoURL(this.s.app, dyno) }, dyno) : ''),
+          h('td', null, dyno ? h('a', { href: dynoURL(this.s.app, dyno) }, dyno) : e.process_type || ''),
           h('td', null, e.code ?? ''),
           h('td', { class: 'detail' }, e.detail),
         ),
