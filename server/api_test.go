@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -514,6 +515,24 @@ func TestEvents(t *testing.T) {
 	w := h.do("GET", q("/api/apps/billing/events", "start_time", "2026-11-25T09:00:00Z", "end_time", "2026-11-25T09:01:00Z"), admin, "")
 	if !strings.Contains(w.Body.String(), `"events":[]`) {
 		t.Errorf("empty events: %s", w.Body.String())
+	}
+}
+
+// More events than one answer lists: data counts all of them, events lists
+// the newest maxEvents, oldest first.
+func TestEventsListsTheNewest(t *testing.T) {
+	h := newHarness(t, Config{})
+	const n = maxEvents + 5
+	for i := range n {
+		h.store.events = append(h.store.events, drainpipe.Event{Time: at(10, 0).Add(time.Duration(i) * 10 * time.Millisecond),
+			App: "storefront", Kind: drainpipe.EventRestart, ProcessType: "web", Dyno: "web.1", Detail: strconv.Itoa(i)})
+	}
+	s := h.series(q("/api/apps/storefront/events", "start_time", "2026-11-25T10:00:00Z", "end_time", "2026-11-25T10:03:00Z", "step", "1m"), admin)
+	if got := vals(s.Data["restart"]); !slices.Equal(got, []any{6000.0, 4005.0, nil}) {
+		t.Errorf("restart counts = %v", got)
+	}
+	if len(s.Events) != maxEvents || s.Events[0]["detail"] != "5" || s.Events[maxEvents-1]["detail"] != strconv.Itoa(n-1) {
+		t.Errorf("events: %d, first %v, last %v", len(s.Events), s.Events[0], s.Events[len(s.Events)-1])
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 )
 
 // maxEvents bounds the events listed in one answer; the newest are kept.
+// The per-kind counts in data cover every event the store returned (the
+// newest 100,000, see Store.Events), not only the listed ones.
 const maxEvents = 10000
 
 // A count series is null in a bucket that holds no line of the kind that
@@ -331,7 +333,9 @@ func toEventJSON(e drainpipe.Event) eventJSON {
 // handleEvents is GET /api/apps/{app}/events: event counts per kind and
 // bucket, and the events themselves. Events of every process type are
 // listed unless process_type is given; app-wide events (deploys, releases,
-// scaling, config) have no process type and are always listed.
+// scaling, config) have no process type and are always listed. The counts
+// cover every event the store returns; the list holds the newest
+// maxEvents of them, oldest first.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, app string) {
 	win, err := s.parseWindow(r)
 	if err != nil {
@@ -353,7 +357,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, app string
 		s.queryError(w, r, err)
 		return
 	}
-	list := make([]eventJSON, 0, len(evs))
+	kept := evs[:0] // filtered in place: the events in the answer, oldest first
 	series := map[string]values{}
 	seen := make([]bool, win.n)
 	for _, e := range evs {
@@ -374,7 +378,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, app string
 		}
 		v[i]++
 		seen[i] = true
-		list = append(list, toEventJSON(e))
+		kept = append(kept, e)
 	}
 	body := newSeriesBody(win)
 	for k, v := range series {
@@ -385,8 +389,12 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, app string
 		}
 		body.Data[k] = v
 	}
-	if len(list) > maxEvents {
-		list = list[len(list)-maxEvents:]
+	if len(kept) > maxEvents {
+		kept = kept[len(kept)-maxEvents:]
+	}
+	list := make([]eventJSON, len(kept))
+	for i, e := range kept {
+		list[i] = toEventJSON(e)
 	}
 	body.Events = &list
 	writeJSON(w, http.StatusOK, body)

@@ -37,8 +37,10 @@ type Store interface {
 	// RequestCounts returns per-bucket request and 5xx counts of every app
 	// (all process types summed per app and bucket) in [start, end).
 	RequestCounts(ctx context.Context, tier drainpipe.Tier, start, end time.Time) ([]metrics.RequestCount, error)
-	// Events returns app's events in [start, end), oldest first; a non-empty
-	// dyno keeps only that dyno's events (and app-wide ones such as deploys).
+	// Events returns app's events in [start, end), oldest first: the newest
+	// 100,000 of them when there are more. A non-empty dyno keeps only that
+	// dyno's events (and app-wide ones such as deploys). The slice is the
+	// caller's.
 	Events(ctx context.Context, app string, start, end time.Time, dyno string) ([]drainpipe.Event, error)
 	// LastEvents returns the latest deploy, release, restart or crash event
 	// of every app, by app name.

@@ -577,8 +577,11 @@ func (s *Store) RequestCounts(ctx context.Context, tier drainpipe.Tier, start, e
 	return out, nil
 }
 
-// Events returns app's events in [start, end), oldest first, at most
-// 10,000 of them.
+// eventsLimit is the most events one Events call returns (tests lower it).
+var eventsLimit = 100000
+
+// Events returns app's events in [start, end), oldest first: the newest
+// 100,000 of them when there are more.
 func (s *Store) Events(ctx context.Context, app string, start, end time.Time, dyno string) ([]drainpipe.Event, error) {
 	q := `SELECT ts, ptype, dyno, kind, code, detail FROM events WHERE app = ? AND ts >= ? AND ts < ?`
 	args := []any{app, start.UnixNano(), end.UnixNano()}
@@ -586,7 +589,8 @@ func (s *Store) Events(ctx context.Context, app string, start, end time.Time, dy
 		q += ` AND (dyno = ? OR dyno = '')`
 		args = append(args, dyno)
 	}
-	q += ` ORDER BY ts, id LIMIT 10000`
+	q += ` ORDER BY ts DESC, id DESC LIMIT ?`
+	args = append(args, eventsLimit)
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: events of %q: %w", app, err)
@@ -604,7 +608,13 @@ func (s *Store) Events(ctx context.Context, app string, start, end time.Time, dy
 		e.Kind = drainpipe.EventKind(kind)
 		out = append(out, e)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: events of %q: %w", app, err)
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 { // newest first → oldest first
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
 }
 
 // LastEvents returns each app's latest deploy, release, restart or crash.
