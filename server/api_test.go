@@ -788,8 +788,8 @@ func TestHealthAndMetrics(t *testing.T) {
 	sick := New(Config{Health: func(context.Context) error { return errors.New("journal closed") }}, nil, nil, nil, nil)
 	w = httptest.NewRecorder()
 	sick.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/healthz", nil))
-	if w.Code != 503 {
-		t.Errorf("sick healthz: %d", w.Code)
+	if w.Code != 503 || !strings.Contains(w.Body.String(), "journal closed") {
+		t.Errorf("sick healthz: %d %q", w.Code, w.Body.String())
 	}
 }
 
