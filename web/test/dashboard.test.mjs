@@ -7,10 +7,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { CI, api, charts, launch, missing, newPage, repoDir, startServer, waitForBackfill, waitReady } from './harness.mjs';
 
 const why = missing();
-const shots = join(repoDir, 'docs', 'screenshots');
+// Screenshots of the dev-only fake API never land in docs/.
+const shots = process.env.DASHBOARD_FAKE === '1' ? join(tmpdir(), 'drainpipe-fake-screenshots') : join(repoDir, 'docs', 'screenshots');
 const T = { timeout: 180000 };
 const SETUP = { timeout: 420000 };
 
