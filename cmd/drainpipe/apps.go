@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -58,7 +57,7 @@ func (c *apiClient) createApp(ctx context.Context, name string) (createdApp, err
 
 func appsCommand(e *env) *ffcli.Command {
 	fs := e.flags("drainpipe apps create")
-	url := fs.String("url", "http://localhost:8080", "base URL of the drainpipe server")
+	url := fs.String("url", "http://localhost:8080", "base URL of the drainpipe server, not a drain URL; DRAINPIPE_URL sets it too, but pipe reads that variable as a drain URL")
 	token := fs.String("admin-token", "", "admin bearer token of the server (required)")
 	create := &ffcli.Command{
 		Name:       "create",
@@ -71,7 +70,12 @@ URL (with fresh basic-auth credentials) to give to Heroku:
 
 and a read-only API token that sees only this app. The credentials are
 shown once; drainpipe keeps only their hashes.
-Environment: DRAINPIPE_URL, DRAINPIPE_ADMIN_TOKEN.`,
+Environment: DRAINPIPE_URL, DRAINPIPE_ADMIN_TOKEN.
+
+--url is the server's base URL (http://HOST:PORT). "drainpipe pipe --url"
+reads the same DRAINPIPE_URL but wants a drain URL
+(http(s)://USER:SECRET@HOST/drains/APP); set the variable per command
+when you use both.`,
 		FlagSet: fs,
 		Options: envOptions(),
 		Exec: func(ctx context.Context, args []string) error {
@@ -98,11 +102,12 @@ Environment: DRAINPIPE_URL, DRAINPIPE_ADMIN_TOKEN.`,
 			return nil
 		},
 	}
-	return &ffcli.Command{
+	apps := &ffcli.Command{
 		Name:        "apps",
 		ShortUsage:  "drainpipe apps <subcommand>",
 		ShortHelp:   "Manage apps on a running server (create).",
 		Subcommands: []*ffcli.Command{create},
-		Exec:        func(context.Context, []string) error { return flag.ErrHelp },
 	}
+	apps.Exec = func(_ context.Context, args []string) error { return unknownCommand(apps, args) }
+	return apps
 }

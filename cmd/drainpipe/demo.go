@@ -20,7 +20,7 @@ func demoCommand(e *env) *ffcli.Command {
 	fs := e.flags("drainpipe demo")
 	sf.register(fs, "", "127.0.0.1:8080")
 	tf.register(fs, 24*time.Hour)
-	return &ffcli.Command{
+	cmd := &ffcli.Command{
 		Name:       "demo",
 		ShortUsage: "drainpipe demo [--listen ADDR] [--data DIR] [--apps N] [--backfill 24h]",
 		ShortHelp:  "Run a server with realistic synthetic traffic for a few apps.",
@@ -32,47 +32,56 @@ memory episode, a crash, scaling and log loss. The last --backfill of
 history is sent first, as fast as the server takes it, then traffic
 follows real time. Prints the dashboard URL and the admin token.
 
-Without --data the demo keeps its data in a fresh temporary directory.`,
+Without --data the demo keeps its data in a fresh temporary directory.
+It listens on 127.0.0.1:8080 unless --listen (or DRAINPIPE_LISTEN) says
+otherwise.`,
 		FlagSet: fs,
 		Options: envOptions(),
-		Exec: func(ctx context.Context, _ []string) error {
-			if sf.data == "" {
-				dir, err := os.MkdirTemp("", "drainpipe-demo-")
-				if err != nil {
-					return fmt.Errorf("demo: temp dir: %w", err)
-				}
-				sf.data = dir
-			}
-			cfg, err := sf.config()
-			if err != nil {
-				return err
-			}
-			n, err := embedded.Start(ctx, cfg, e.log)
-			if err != nil {
-				return err
-			}
-			fleet := gen.ScaleRPS(gen.DemoFleet(tf.apps, tf.seed), tf.rate)
-			senders, err := demoSenders(ctx, n, fleet)
-			if err != nil {
-				n.Close()
-				return err
-			}
-			fmt.Fprintf(e.stdout, "drainpipe demo with %d apps, data in %s\n\n  URL: %s/\n  Admin token: %s\n\nOpen the URL and sign in with the token. Ctrl-C stops.\n\n",
-				len(fleet), cfg.DataDir, n.URL, cfg.AdminToken)
-			trafficErr := make(chan error, 1)
-			go func() {
-				_, err := runTraffic(ctx, fleet, senders, tf, true, 0, e.stderr)
-				trafficErr <- err
-			}()
-			select {
-			case <-ctx.Done():
-				err = <-trafficErr
-			case err = <-trafficErr:
-			case err = <-n.Err():
-			}
-			return joinErr(err, n.Close())
-		},
 	}
+	cmd.Exec = func(ctx context.Context, args []string) error {
+		if err := noArgs(cmd, args); err != nil {
+			return err
+		}
+		if err := sf.checkRetention(); err != nil {
+			return err
+		}
+		if sf.data == "" {
+			dir, err := os.MkdirTemp("", "drainpipe-demo-")
+			if err != nil {
+				return fmt.Errorf("demo: temp dir: %w", err)
+			}
+			sf.data = dir
+		}
+		cfg, err := sf.config()
+		if err != nil {
+			return err
+		}
+		n, err := embedded.Start(ctx, cfg, e.log)
+		if err != nil {
+			return err
+		}
+		fleet := gen.ScaleRPS(gen.DemoFleet(tf.apps, tf.seed), tf.rate)
+		senders, err := demoSenders(ctx, n, fleet)
+		if err != nil {
+			n.Close()
+			return err
+		}
+		fmt.Fprintf(e.stdout, "drainpipe demo with %d apps, data in %s\n\n  URL: %s/\n  Admin token: %s\n\nOpen the URL and sign in with the token. Ctrl-C stops.\n\n",
+			len(fleet), cfg.DataDir, n.URL, cfg.AdminToken)
+		trafficErr := make(chan error, 1)
+		go func() {
+			_, err := runTraffic(ctx, fleet, senders, tf, true, 0, e.stderr)
+			trafficErr <- err
+		}()
+		select {
+		case <-ctx.Done():
+			err = <-trafficErr
+		case err = <-trafficErr:
+		case err = <-n.Err():
+		}
+		return joinErr(err, n.Close())
+	}
+	return cmd
 }
 
 // demoSenders creates the fleet's apps in the store and a drain client for

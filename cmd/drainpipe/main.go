@@ -27,10 +27,57 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "drainpipe:", err)
-		os.Exit(1)
+	if code := exitCode(err); code != 0 {
+		if err.Error() != "" {
+			fmt.Fprintln(os.Stderr, "drainpipe:", err)
+		}
+		os.Exit(code)
 	}
+}
+
+// usageError is a command line that names no command, an unknown one, or
+// passes arguments a command does not take. run prints the command's usage;
+// drainpipe exits 2, as for a bad flag.
+type usageError struct {
+	cmd *ffcli.Command
+	msg string // "" when no command was given: the usage says it all
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+// exitCode is the process exit status for run's error: 0 for success and
+// for an explicit --help, 2 for a bad command line, 1 otherwise.
+func exitCode(err error) int {
+	var ue *usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		return 2
+	}
+	return 1
+}
+
+// noArgs rejects positional arguments for a command that takes none. The
+// flag package stops at the first one, so any flags after it would be
+// silently ignored otherwise.
+func noArgs(cmd *ffcli.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	return &usageError{cmd: cmd, msg: fmt.Sprintf("%s: unexpected argument %q: it takes no arguments, and flags after one are not read", cmd.Name, args[0])}
+}
+
+// unknownCommand is the Exec of a command that only groups subcommands.
+func unknownCommand(cmd *ffcli.Command, args []string) error {
+	if len(args) == 0 {
+		return &usageError{cmd: cmd}
+	}
+	name := args[0]
+	if cmd.Name != "" {
+		name = cmd.Name + " " + name
+	}
+	return &usageError{cmd: cmd, msg: fmt.Sprintf("unknown command %q (see --help)", name)}
 }
 
 // env holds what commands need from the process: streams and a logger.
@@ -57,15 +104,19 @@ dashes as underscores (for example DRAINPIPE_ADMIN_TOKEN).`,
 		Subcommands: []*ffcli.Command{
 			serveCommand(e), appsCommand(e), pipeCommand(e), demoCommand(e), loadgenCommand(e), versionCommand(e),
 		},
-		Exec: func(context.Context, []string) error { return flag.ErrHelp },
 	}
+	root.Exec = func(_ context.Context, args []string) error { return unknownCommand(root, args) }
 	root.FlagSet = e.flags("drainpipe")
 	root.FlagSet.SetOutput(stderr)
 	if err := root.Parse(args); err != nil {
 		return err
 	}
 	err := root.Run(ctx)
-	if errors.Is(err, flag.ErrHelp) {
+	var ue *usageError
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, ffcli.DefaultUsageFunc(ue.cmd))
+	case errors.Is(err, flag.ErrHelp):
 		fmt.Fprintln(stderr, ffcli.DefaultUsageFunc(root))
 	}
 	return err

@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -39,6 +41,116 @@ func TestEveryCommandHasHelp(t *testing.T) {
 	out, _, err := runCmd(t, "", "version")
 	if err != nil || !strings.HasPrefix(out, "drainpipe ") {
 		t.Errorf("version: %q %v", out, err)
+	}
+}
+
+// A missing or unknown command prints usage and exits non-zero.
+func TestUnknownCommand(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		wantErr string // "" for no message (bare drainpipe)
+	}{
+		{nil, ""},
+		{[]string{"foo"}, `unknown command "foo"`},
+		{[]string{"foo", "--data", "x"}, `unknown command "foo"`},
+		{[]string{"apps"}, ""},
+		{[]string{"apps", "delete", "x"}, `unknown command "apps delete"`},
+	} {
+		_, stderr, err := runCmd(t, "", tc.args...)
+		if code := exitCode(err); code != 2 {
+			t.Errorf("%q: exit %d (err %v), want 2", tc.args, code, err)
+		}
+		if err == nil || err.Error() != "" && tc.wantErr == "" || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("%q: err %v, want %q", tc.args, err, tc.wantErr)
+		}
+		if !strings.Contains(stderr, "USAGE") || !strings.Contains(stderr, "SUBCOMMANDS") {
+			t.Errorf("%q printed no usage:\n%s", tc.args, stderr)
+		}
+	}
+	// --help is not an error.
+	if _, _, err := runCmd(t, "", "--help"); exitCode(err) != 0 {
+		t.Errorf("--help: exit %d", exitCode(err))
+	}
+	if exitCode(errors.New("boom")) != 1 || exitCode(nil) != 0 {
+		t.Error("exitCode of a plain error or nil")
+	}
+}
+
+// serve, demo, loadgen and pipe take no positional arguments: one would
+// silently hide every flag after it.
+func TestStrayArgumentsRejected(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"serve", "extra", "--data", dir},
+		{"serve", "--data", dir, "extra"},
+		{"demo", "extra", "--listen", "127.0.0.1:0"},
+		{"loadgen", "extra", "--admin-token", "x"},
+		{"pipe", "extra", "--url", "http://u:p@127.0.0.1:1/drains/a"},
+	} {
+		_, stderr, err := runCmd(t, "", args...)
+		if err == nil || !strings.Contains(err.Error(), `unexpected argument "extra"`) || !strings.HasPrefix(err.Error(), args[0]+":") {
+			t.Errorf("%q: err %v", args, err)
+			continue
+		}
+		if exitCode(err) != 2 || !strings.Contains(stderr, "USAGE") {
+			t.Errorf("%q: exit %d, stderr:\n%s", args, exitCode(err), stderr)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("serve with a stray argument touched --data: %v", entries)
+	}
+}
+
+func TestRetentionChecked(t *testing.T) {
+	for _, tc := range []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"--retention-1m", "0"}, "--retention-1m 0s: must be at least 1h"},
+		{[]string{"--retention-1m", "-5h"}, "--retention-1m -5h0m0s: must be at least 1h"},
+		{[]string{"--retention-10m", "30m"}, "--retention-10m 30m0s: must be at least 1h"},
+		{[]string{"--retention-1h", "0s"}, "--retention-1h 0s: must be at least 1h"},
+		{[]string{"--retention-1m", "1000h"}, "--retention-10m 840h0m0s is shorter than --retention-1m 1000h0m0s"},
+		{[]string{"--retention-10m", "10000h"}, "--retention-1h 9600h0m0s is shorter than --retention-10m 10000h0m0s"},
+	} {
+		for _, cmd := range []string{"serve", "demo"} {
+			dir := filepath.Join(t.TempDir(), "data")
+			args := append([]string{cmd, "--data", dir, "--listen", "127.0.0.1:0"}, tc.flags...)
+			_, _, err := runCmd(t, "", args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%q: err %v, want %q", args, err, tc.want)
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Errorf("%q created the data directory before rejecting", args)
+			}
+		}
+	}
+	// Through the environment too.
+	t.Setenv("DRAINPIPE_RETENTION_1H", "-1h")
+	if _, _, err := runCmd(t, "", "serve", "--data", t.TempDir()); err == nil || !strings.Contains(err.Error(), "--retention-1h") {
+		t.Errorf("DRAINPIPE_RETENTION_1H=-1h: err %v", err)
+	}
+	// Equal retentions are fine: checked without starting a server.
+	f := serveFlags{keep1m: time.Hour, keep10m: time.Hour, keep1h: time.Hour}
+	if err := f.checkRetention(); err != nil {
+		t.Errorf("1h/1h/1h: %v", err)
+	}
+}
+
+func TestListenHelp(t *testing.T) {
+	_, serveHelp, _ := runCmd(t, "", "serve", "--help")
+	_, demoHelp, _ := runCmd(t, "", "demo", "--help")
+	if !strings.Contains(serveHelp, ":$PORT when PORT is set, else :8080") {
+		t.Errorf("serve --help does not explain the listen fallback:\n%s", serveHelp)
+	}
+	if strings.Contains(demoHelp, "PORT") {
+		t.Errorf("demo --help claims PORT is honoured:\n%s", demoHelp)
+	}
+	for _, cmd := range [][]string{{"pipe"}, {"apps", "create"}, {"loadgen"}} {
+		_, help, _ := runCmd(t, "", append(cmd, "--help")...)
+		if !strings.Contains(help, "DRAINPIPE_URL") {
+			t.Errorf("%v --help does not mention DRAINPIPE_URL", cmd)
+		}
 	}
 }
 

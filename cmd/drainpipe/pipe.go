@@ -19,10 +19,10 @@ import (
 func pipeCommand(e *env) *ffcli.Command {
 	fs := e.flags("drainpipe pipe")
 	app := fs.String("app", "", "app name (must match the drain URL's app when both are given)")
-	drainURL := fs.String("url", "", "drain URL with credentials, http(s)://USER:SECRET@HOST/drains/APP (required)")
+	drainURL := fs.String("url", "", "drain URL with credentials, http(s)://USER:SECRET@HOST/drains/APP (required); DRAINPIPE_URL sets it too, but apps create and loadgen read that variable as the server's base URL")
 	batch := fs.Int("batch", 500, "lines per POST at most")
 	every := fs.Duration("flush", time.Second, "send a partial batch after this long")
-	return &ffcli.Command{
+	cmd := &ffcli.Command{
 		Name:       "pipe",
 		ShortUsage: "heroku logs --tail -a APP | drainpipe pipe --app APP --url DRAIN_URL",
 		ShortHelp:  "Send `heroku logs --tail` output from stdin through the drain endpoint.",
@@ -31,23 +31,32 @@ from stdin, re-frames them as Logplex would, and POSTs them to the drain
 URL printed by "drainpipe apps create". Lines that are not in that format
 are skipped and counted. A live count of sent lines is shown on stderr.
 Works for a file of saved logs too: drainpipe pipe --app APP --url URL < app.log
-Environment: DRAINPIPE_APP, DRAINPIPE_URL.`,
+Environment: DRAINPIPE_APP, DRAINPIPE_URL.
+
+Here --url (and DRAINPIPE_URL) is the drain URL, with credentials; a URL
+without a /drains/APP path gets one from --app. "apps create --url" and
+"loadgen --url" read the same DRAINPIPE_URL as the server's base URL, so
+set the variable per command when you use both.`,
 		FlagSet: fs,
 		Options: envOptions(),
-		Exec: func(ctx context.Context, _ []string) error {
-			u, err := pipeURL(*drainURL, *app)
-			if err != nil {
-				return err
-			}
-			client, err := drain.NewClient(drain.Config{URL: u})
-			if err != nil {
-				return err
-			}
-			sent, skipped, err := pipeLines(ctx, e.stdin, client, *batch, *every, e.stderr)
-			fmt.Fprintf(e.stderr, "\rsent %d lines, skipped %d            \n", sent, skipped)
-			return err
-		},
 	}
+	cmd.Exec = func(ctx context.Context, args []string) error {
+		if err := noArgs(cmd, args); err != nil {
+			return err
+		}
+		u, err := pipeURL(*drainURL, *app)
+		if err != nil {
+			return err
+		}
+		client, err := drain.NewClient(drain.Config{URL: u})
+		if err != nil {
+			return err
+		}
+		sent, skipped, err := pipeLines(ctx, e.stdin, client, *batch, *every, e.stderr)
+		fmt.Fprintf(e.stderr, "\rsent %d lines, skipped %d            \n", sent, skipped)
+		return err
+	}
+	return cmd
 }
 
 // pipeURL checks the drain URL against --app, adding /drains/APP when the

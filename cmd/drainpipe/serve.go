@@ -32,15 +32,43 @@ type serveFlags struct {
 
 func (f *serveFlags) register(fs *flag.FlagSet, defaultData, defaultListen string) {
 	fs.StringVar(&f.data, "data", defaultData, "data directory (journal.db, metrics.db, admin-token)")
-	fs.StringVar(&f.listen, "listen", defaultListen, "address to listen on; defaults to :$PORT when PORT is set")
+	listenHelp := "address to listen on"
+	if defaultListen == "" {
+		listenHelp = "address to listen on (default :$PORT when PORT is set, else :8080)"
+	}
+	fs.StringVar(&f.listen, "listen", defaultListen, listenHelp)
 	fs.StringVar(&f.adminToken, "admin-token", "", "admin bearer token; generated and kept in the data directory when empty")
 	fs.StringVar(&f.publicURL, "public-url", "", "base URL drains are reached at, for the drain URLs drainpipe prints (default: from the request)")
-	fs.DurationVar(&f.keep1m, "retention-1m", 72*time.Hour, "how long 1-minute buckets are kept")
-	fs.DurationVar(&f.keep10m, "retention-10m", 35*24*time.Hour, "how long 10-minute buckets are kept")
-	fs.DurationVar(&f.keep1h, "retention-1h", 400*24*time.Hour, "how long hourly buckets are kept")
+	fs.DurationVar(&f.keep1m, "retention-1m", 72*time.Hour, "how long 1-minute buckets are kept (at least 1h; lines older than this are dropped)")
+	fs.DurationVar(&f.keep10m, "retention-10m", 35*24*time.Hour, "how long 10-minute buckets are kept (at least --retention-1m)")
+	fs.DurationVar(&f.keep1h, "retention-1h", 400*24*time.Hour, "how long hourly buckets are kept (at least --retention-10m)")
+}
+
+// checkRetention rejects retentions that would lose data at once or make
+// coarse steps emptier than fine ones: each is at least an hour, and a
+// coarser tier is kept at least as long as the finer one it is built from.
+func (f *serveFlags) checkRetention() error {
+	for _, r := range []struct {
+		name string
+		d    time.Duration
+	}{{"retention-1m", f.keep1m}, {"retention-10m", f.keep10m}, {"retention-1h", f.keep1h}} {
+		if r.d < time.Hour {
+			return fmt.Errorf("--%s %s: must be at least 1h", r.name, r.d)
+		}
+	}
+	if f.keep10m < f.keep1m {
+		return fmt.Errorf("--retention-10m %s is shorter than --retention-1m %s: 10-minute buckets must be kept at least as long as 1-minute ones", f.keep10m, f.keep1m)
+	}
+	if f.keep1h < f.keep10m {
+		return fmt.Errorf("--retention-1h %s is shorter than --retention-10m %s: hourly buckets must be kept at least as long as 10-minute ones", f.keep1h, f.keep10m)
+	}
+	return nil
 }
 
 func (f *serveFlags) config() (embedded.Config, error) {
+	if err := f.checkRetention(); err != nil {
+		return embedded.Config{}, err
+	}
 	listen := f.listen
 	if listen == "" {
 		if port := os.Getenv("PORT"); port != "" {
@@ -91,42 +119,47 @@ func serveCommand(e *env) *ffcli.Command {
 	fs := e.flags("drainpipe serve")
 	f.register(fs, "drainpipe-data", "")
 	fs.StringVar(&f.role, "role", "all", "which part to run: all (embedded default); ingest, aggregate and api need Kafka and PostgreSQL (not yet available)")
-	return &ffcli.Command{
+	cmd := &ffcli.Command{
 		Name:       "serve",
 		ShortUsage: "drainpipe serve [--data DIR] [--listen ADDR] [--admin-token TOKEN]",
 		ShortHelp:  "Run drainpipe: drain ingest, aggregation, store, API and dashboard in one process.",
 		LongHelp: `Runs everything in one process on the embedded default: a SQLite
 journal and store in --data, the aggregator, retention, the JSON API and
-the dashboard. Environment: DRAINPIPE_DATA, DRAINPIPE_LISTEN (PORT is
-honoured when no listen address is given), DRAINPIPE_ADMIN_TOKEN, ...
+the dashboard. Environment: DRAINPIPE_DATA, DRAINPIPE_LISTEN (without a
+listen address, :$PORT when PORT is set, else :8080),
+DRAINPIPE_ADMIN_TOKEN, ...
 
 Attach an app with "drainpipe apps create NAME" and then
 "heroku drains:add <printed drain URL> -a NAME".`,
 		FlagSet: fs,
 		Options: envOptions(),
-		Exec: func(ctx context.Context, _ []string) error {
-			if f.role != "all" {
-				return fmt.Errorf("--role %s needs the Kafka/PostgreSQL scale-out, which this build does not have yet; use --role all", f.role)
-			}
-			cfg, err := f.config()
-			if err != nil {
-				return err
-			}
-			n, err := embedded.Start(ctx, cfg, e.log)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "drainpipe %s serving on %s (data in %s)\n", version, n.URL, cfg.DataDir)
-			if f.adminToken == "" {
-				fmt.Fprintf(e.stdout, "Admin token: kept in %s\n", filepath.Join(cfg.DataDir, "admin-token"))
-			}
-			select {
-			case <-ctx.Done():
-			case err = <-n.Err():
-			}
-			return joinErr(err, n.Close())
-		},
 	}
+	cmd.Exec = func(ctx context.Context, args []string) error {
+		if err := noArgs(cmd, args); err != nil {
+			return err
+		}
+		if f.role != "all" {
+			return fmt.Errorf("--role %s needs the Kafka/PostgreSQL scale-out, which this build does not have yet; use --role all", f.role)
+		}
+		cfg, err := f.config()
+		if err != nil {
+			return err
+		}
+		n, err := embedded.Start(ctx, cfg, e.log)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "drainpipe %s serving on %s (data in %s)\n", version, n.URL, cfg.DataDir)
+		if f.adminToken == "" {
+			fmt.Fprintf(e.stdout, "Admin token: kept in %s\n", filepath.Join(cfg.DataDir, "admin-token"))
+		}
+		select {
+		case <-ctx.Done():
+		case err = <-n.Err():
+		}
+		return joinErr(err, n.Close())
+	}
+	return cmd
 }
 
 func joinErr(a, b error) error {
