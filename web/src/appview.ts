@@ -454,17 +454,22 @@ export class AppView implements View {
       list = [];
     }
     if (stale()) return;
-    const want = new Set(list.map((m) => 'custom-' + m.name));
+    // A name logged with several kinds (count#hits and measure#hits) gets
+    // one chart per kind.
+    const seen = new Map<string, number>();
+    for (const m of list) seen.set(m.name, (seen.get(m.name) ?? 0) + 1);
+    const idOf = (m: CustomMetricInfo) => 'custom-' + m.name + ((seen.get(m.name) ?? 0) > 1 ? '.' + m.kind : '');
+    const want = new Set(list.map(idOf));
     for (const [id, b] of this.boxes) if (id.startsWith('custom-') && !want.has(id)) (b.destroy(), this.boxes.delete(id));
     this.customNote.textContent = list.length ? '' : 'None yet: log count#, sample# or measure# lines (l2met style) and they appear here.';
     const params = { start_time: base.start_time, end_time: base.end_time, step: base.step };
     await Promise.all(
       list.map(async (m) => {
-        const id = 'custom-' + m.name;
+        const id = idOf(m);
         const box = this.boxes.get(id) ?? this.box(id, m.name, m.kind, false, this.customGrid, 150);
         box.loading();
         try {
-          const res = await get<CustomSeriesResponse>(ap + '/custom-metrics/' + encodeURIComponent(m.name), params, signal);
+          const res = await get<CustomSeriesResponse>(ap + '/custom-metrics/' + encodeURIComponent(m.name), { ...params, kind: m.kind }, signal);
           await tick();
           if (stale()) return;
           const f = { ...frame, xs: xsOf(res, frame.xs) };
