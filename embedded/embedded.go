@@ -81,6 +81,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	if cfg.Dashboard != nil {
 		scfg.Dashboard = cfg.Dashboard
 	}
+	if scfg.QueryCacheTTL == 0 {
+		scfg.QueryCacheTTL = server.DefaultQueryCacheTTL
+	}
 	if scfg.Health == nil {
 		scfg.Health = agg.Health
 	}

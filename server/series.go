@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/drainpipe/drainpipe"
@@ -163,7 +164,85 @@ func alignDown(t time.Time, d time.Duration) time.Time {
 // Ranges beyond the tier's retention are answered without asking the
 // store. The returned buckets must not be modified: a step holding one
 // row shares the store's bucket.
+// fetchKey identifies one fetch: the same app, process type and window.
+type fetchKey struct {
+	app, processType string
+	step             time.Duration
+	start, end       int64
+}
+
+type fetchEntry struct {
+	done    chan struct{}
+	buckets []*metrics.Bucket
+	err     error
+	expires time.Time
+}
+
+// fetchCache shares the buckets of one window between the requests that
+// ask for it at about the same time: the dashboard asks for latency,
+// status, errors, memory, load and more of the same window at once, and
+// they are then read and decoded once. Entries live QueryCacheTTL (far
+// inside SPEC's 10 s freshness); callers only read the shared buckets.
+type fetchCache struct {
+	mu      sync.Mutex
+	entries map[fetchKey]*fetchEntry
+}
+
+// maxFetchEntries bounds the cache; beyond it expired entries are dropped.
+const maxFetchEntries = 256
+
+// fetch returns the merged buckets of w, through the cache when enabled.
 func (s *Server) fetch(ctx context.Context, app, processType string, w window) ([]*metrics.Bucket, error) {
+	ttl := s.cfg.QueryCacheTTL
+	if ttl <= 0 {
+		return s.fetchStore(ctx, app, processType, w)
+	}
+	k := fetchKey{app, processType, w.step.d, w.start.UnixNano(), w.end.UnixNano()}
+	c := &s.fetches
+	c.mu.Lock()
+	e, ok := c.entries[k]
+	if ok && (e.expires.IsZero() || time.Now().Before(e.expires)) {
+		c.mu.Unlock()
+		select {
+		case <-e.done:
+			return e.buckets, e.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if c.entries == nil {
+		c.entries = map[fetchKey]*fetchEntry{}
+	}
+	if len(c.entries) >= maxFetchEntries {
+		now := time.Now()
+		for key, old := range c.entries {
+			if !old.expires.IsZero() && now.After(old.expires) {
+				delete(c.entries, key)
+			}
+		}
+	}
+	e = &fetchEntry{done: make(chan struct{})}
+	c.entries[k] = e
+	c.mu.Unlock()
+
+	// Detached from the first caller, so that its hanging up does not fail
+	// the others waiting for the same window.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	e.buckets, e.err = s.fetchStore(fctx, app, processType, w)
+	cancel()
+	c.mu.Lock()
+	if e.err != nil {
+		delete(c.entries, k)
+	} else {
+		e.expires = time.Now().Add(ttl)
+	}
+	c.mu.Unlock()
+	close(e.done)
+	return e.buckets, e.err
+}
+
+// fetchStore reads w's rows from the store and merges them per bucket.
+func (s *Server) fetchStore(ctx context.Context, app, processType string, w window) ([]*metrics.Bucket, error) {
 	out := make([]*metrics.Bucket, w.n)
 	from := w.start
 	if ret := s.store.Retention()[w.step.tier]; ret > 0 {

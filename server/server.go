@@ -33,6 +33,10 @@ import (
 // MaxConcurrentDrains × 4 MiB.
 const DefaultMaxBodyBytes = 4 << 20
 
+// DefaultQueryCacheTTL is the QueryCacheTTL drainpipe runs with: short
+// against SPEC's 10 s freshness, long enough for one page's requests.
+const DefaultQueryCacheTTL = time.Second
+
 // DefaultMaxConcurrentDrains is the default number of drain POSTs handled
 // at once; more are answered 503 at once so that Logplex retries later.
 const DefaultMaxConcurrentDrains = 64
@@ -70,6 +74,10 @@ type Config struct {
 	Dashboard http.Handler
 	// Health, when not nil, is called by GET /healthz; an error answers 503.
 	Health func(context.Context) error
+	// QueryCacheTTL is how long the buckets of one query window are shared
+	// between requests for it (the dashboard sends several at once). Zero
+	// means no sharing; the command sets DefaultQueryCacheTTL.
+	QueryCacheTTL time.Duration
 	// Now returns the current time; nil means time.Now. Tests set it.
 	Now func() time.Time
 }
@@ -88,6 +96,7 @@ type Server struct {
 	m         *serverMetrics
 	handler   http.Handler
 	summary   summaryCache
+	fetches   fetchCache
 }
 
 // New returns a Server that appends drain batches to j and answers queries
