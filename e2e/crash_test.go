@@ -48,15 +48,34 @@ func freePort(t *testing.T) string {
 	return addr
 }
 
+// lockedBuffer collects a child's output; the os/exec copier goroutine
+// writes while the test may read.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // child is a drainpipe serve process.
 type child struct {
 	cmd  *exec.Cmd
-	logs *bytes.Buffer
+	logs *lockedBuffer
 }
 
 func startChild(t *testing.T, bin, dir, addr string) *child {
 	t.Helper()
-	c := &child{logs: new(bytes.Buffer)}
+	c := &child{logs: new(lockedBuffer)}
 	c.cmd = exec.Command(bin, "serve", "--data", dir, "--listen", addr, "--admin-token", adminToken)
 	c.cmd.Stdout = c.logs
 	c.cmd.Stderr = c.logs
