@@ -5,6 +5,7 @@ package embedded
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,6 +35,9 @@ type Config struct {
 	Aggregate  aggregate.Config
 	Server     server.Config // AdminToken and PublicURL are filled from above
 	Dashboard  http.Handler
+	// TLSCert and TLSKey are PEM files; when both are set the node serves
+	// HTTPS (Heroku drains must be https:// URLs).
+	TLSCert, TLSKey string
 }
 
 // Node is a running single-process drainpipe.
@@ -89,15 +93,28 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	}
 	srv := server.New(scfg, j, st, log, reg)
 
+	var tlsConfig *tls.Config
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		if tlsConfig, err = loadTLS(cfg.TLSCert, cfg.TLSKey); err != nil {
+			st.Close()
+			j.Close()
+			return nil, err
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		st.Close()
 		j.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	scheme := "http://"
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+		scheme = "https://"
+	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n := &Node{
-		URL: "http://" + ln.Addr().String(), Store: st, Journal: j, Registry: reg,
+		URL: scheme + ln.Addr().String(), Store: st, Journal: j, Registry: reg,
 		log: log, ln: ln, cancel: cancel, errc: make(chan error, 3),
 		httpd: srv.HTTPServer(cfg.Listen),
 	}
@@ -120,6 +137,25 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	}()
 	log.Info("drainpipe serving", "url", n.URL, "data", cfg.DataDir)
 	return n, nil
+}
+
+// loadTLS parses the certificate and key once, at start: handshakes then
+// share the parsed certificate without any lock or cache on their path,
+// and session resumption (tickets) stays on, as crypto/tls does by
+// default.
+func loadTLS(certFile, keyFile string) (*tls.Config, error) {
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("TLS needs both a certificate and a key file")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate %s: %w", certFile, err)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"h2", "http/1.1"},
+	}, nil
 }
 
 // Err returns a channel that receives the first fatal error of a part.

@@ -28,6 +28,8 @@ type serveFlags struct {
 	keep1m     time.Duration
 	keep10m    time.Duration
 	keep1h     time.Duration
+	tlsCert    string
+	tlsKey     string
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet, defaultData, defaultListen string) {
@@ -38,6 +40,8 @@ func (f *serveFlags) register(fs *flag.FlagSet, defaultData, defaultListen strin
 	}
 	fs.StringVar(&f.listen, "listen", defaultListen, listenHelp)
 	fs.StringVar(&f.adminToken, "admin-token", "", "admin bearer token; generated and kept in the data directory when empty")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate file: serve HTTPS (Heroku drain URLs must be https://), with --tls-key")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key file for --tls-cert")
 	fs.StringVar(&f.publicURL, "public-url", "", "base URL drains are reached at, for the drain URLs drainpipe prints (default: from the request)")
 	fs.DurationVar(&f.keep1m, "retention-1m", 72*time.Hour, "how long 1-minute buckets are kept (at least 1h; lines older than this are dropped)")
 	fs.DurationVar(&f.keep10m, "retention-10m", 35*24*time.Hour, "how long 10-minute buckets are kept (at least --retention-1m)")
@@ -87,6 +91,7 @@ func (f *serveFlags) config() (embedded.Config, error) {
 			drainpipe.Tier1m: f.keep1m, drainpipe.Tier10m: f.keep10m, drainpipe.Tier1h: f.keep1h,
 		},
 		Dashboard: web.Handler(),
+		TLSCert:   f.tlsCert, TLSKey: f.tlsKey,
 	}, nil
 }
 
