@@ -305,3 +305,41 @@ func TestHealthReportsStalledFlushes(t *testing.T) {
 		t.Fatalf("still unhealthy after a successful flush: %v", err)
 	}
 }
+
+// FuzzFold feeds arbitrary drain bodies to the fold: it must never panic,
+// and every frame must be accounted for exactly once, as a line of some
+// kind or as a rejection, with an unframeable tail counted once.
+func FuzzFold(f *testing.F) {
+	good := frame(nil, t0, "heroku", "router", `at=info method=GET path=/ dyno=web.1 connect=1ms service=18ms status=200`)
+	f.Add(good)
+	f.Add(append(append([]byte(nil), good...), "12 garbage"...))
+	f.Add(frame(good, t0, "heroku", "web.1", "source=web.1 sample#memory_rss=12.5MB sample#load_avg_1m=0.5"))
+	f.Add(frame(nil, t0, "app", "web.2", "count#a=1 measure#b=2ms sample#c=3"))
+	f.Add([]byte("5 <1>1 "))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		s := NewState(3*24*time.Hour, 5*time.Minute)
+		counted := 0
+		s.onLine = func(string) { counted++ }
+		rec := record(1, body)
+		s.Fold(&rec)
+		frames := 0
+		r := logplex.NewReader(body)
+		framingErr := 0
+		for {
+			_, err := r.Next()
+			if err != nil {
+				if err != io.EOF {
+					framingErr = 1
+				}
+				break
+			}
+			frames++
+		}
+		// A line may add one extra rejection (a custom metric over a limit),
+		// so count at least one per frame.
+		if counted < frames+framingErr {
+			t.Fatalf("%d frames (+%d framing error) but only %d accounted for", frames, framingErr, counted)
+		}
+		s.Take(1) // must not panic either
+	})
+}
