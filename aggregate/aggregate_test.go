@@ -115,22 +115,29 @@ func (f *failingSink) Apply(ctx context.Context, fl *metrics.Flush) error {
 	return f.Store.Apply(ctx, fl)
 }
 
+// openStack opens a real journal and store in a temporary directory.
+func openStack(t *testing.T) (*sqlite.Journal, *sqlite.Store) {
+	t.Helper()
+	dir := t.TempDir()
+	j, err := sqlite.OpenJournal(context.Background(), filepath.Join(dir, "j.db"), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	st, err := sqlite.OpenStore(context.Background(), filepath.Join(dir, "m.db"), nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return j, st
+}
+
 // TestReplayAfterCrashIsExact folds records, "crashes" (drops the
 // aggregator without flushing), starts a new aggregator on the same
 // journal and store, and checks every line is counted exactly once.
 func TestReplayAfterCrashIsExact(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	j, err := sqlite.OpenJournal(ctx, filepath.Join(dir, "j.db"), quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	st, err := sqlite.OpenStore(ctx, filepath.Join(dir, "m.db"), nil, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	j, st := openStack(t)
 	now := time.Now().UTC()
 	appendN := func(n int) {
 		var body []byte
@@ -272,17 +279,7 @@ func TestCardinalityLimits(t *testing.T) {
 
 func TestHealthReportsStalledFlushes(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	j, err := sqlite.OpenJournal(ctx, filepath.Join(dir, "j.db"), quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	st, err := sqlite.OpenStore(ctx, filepath.Join(dir, "m.db"), nil, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	j, st := openStack(t)
 	body := frame(nil, time.Now(), "heroku", "router", "at=info method=GET path=/ dyno=web.1 connect=1ms service=5ms status=200")
 	if _, _, err := j.Append(ctx, drainpipe.Batch{App: "shop", ReceivedAt: time.Now(), Body: body}); err != nil {
 		t.Fatal(err)

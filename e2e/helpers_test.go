@@ -61,7 +61,7 @@ func createApp(t *testing.T, base, name string) created {
 // do sends one request and returns the status and body.
 func do(t *testing.T, method, u, token string, header http.Header, body []byte) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, u, bytes.NewReader(body))
+	req, err := http.NewRequest(method, u, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,13 +71,7 @@ func do(t *testing.T, method, u, token string, header http.Header, body []byte) 
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return doReq(t, req, body)
 }
 
 // doReq sends a prepared request with body and returns status and body.
