@@ -240,3 +240,23 @@ func TestAppsAndCredentials(t *testing.T) {
 		t.Fatalf("bad token: %v", err)
 	}
 }
+
+func TestFormationForgetsOldDynos(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	now := time.Now().UTC().Truncate(time.Minute)
+	withDyno := func(at time.Time, dyno string) metrics.Row {
+		r := delta("a", "run", at, 0, 0)
+		r.Bucket.Dyno([]byte(dyno))[0].Add(1, at.UnixNano())
+		return r
+	}
+	if err := s.Apply(ctx, &metrics.Flush{Position: 1, Rows: []metrics.Row{
+		withDyno(now.Add(-10*24*time.Hour), "run.1"), withDyno(now.Add(-time.Hour), "run.2"),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.Formation(ctx, "a")
+	if err != nil || len(f) != 1 || len(f[0].Dynos) != 1 || f[0].Dynos[0] != "run.2" {
+		t.Fatalf("formation = %+v, %v; want only run.2", f, err)
+	}
+}

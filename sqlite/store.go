@@ -646,9 +646,16 @@ func (s *Store) LastEvents(ctx context.Context) (map[string]drainpipe.Event, err
 	return out, rows.Err()
 }
 
-// Formation returns the process types and dynos seen for app.
+// FormationWindow is how far back Formation looks: process types and
+// dynos not seen for longer (old one-off run.1234 dynos, removed process
+// types) drop out of the formation.
+const FormationWindow = 7 * 24 * time.Hour
+
+// Formation returns the process types and dynos seen for app within
+// FormationWindow.
 func (s *Store) Formation(ctx context.Context, app string) ([]server.ProcessType, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT ptype, dyno FROM dynos WHERE app = ? ORDER BY ptype, dyno`, app)
+	since := time.Now().Add(-FormationWindow).Unix()
+	rows, err := s.db.QueryContext(ctx, `SELECT ptype, dyno FROM dynos WHERE app = ? AND last_seen >= ? ORDER BY ptype, dyno`, app, since)
 	if err != nil {
 		return nil, fmt.Errorf("store: formation of %q: %w", app, err)
 	}
@@ -754,6 +761,9 @@ func (s *Store) DropExpired(ctx context.Context, now time.Time) ([]string, error
 	}
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM events WHERE ts < ?`, now.Add(-longest).UnixNano()); err != nil {
 		return dropped, fmt.Errorf("store: expire events: %w", err)
+	}
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM dynos WHERE last_seen < ?`, now.Add(-longest).Unix()); err != nil {
+		return dropped, fmt.Errorf("store: expire dynos: %w", err)
 	}
 	return dropped, nil
 }
