@@ -86,14 +86,43 @@ export function getToken(): string | null {
 }
 
 export function setToken(token: string, remember: boolean): void {
+  sessionStorage.removeItem(ROLE_KEY);
   sessionStorage.setItem(KEY, token);
   if (remember) localStorage.setItem(KEY, token);
   else localStorage.removeItem(KEY);
 }
 
 export function clearToken(): void {
+  sessionStorage.removeItem(ROLE_KEY);
   sessionStorage.removeItem(KEY);
   localStorage.removeItem(KEY);
+}
+
+const ROLE_KEY = 'drainpipe.role';
+
+/**
+ * isAppToken tells whether the stored token is an app token, which reads
+ * one app and may not create apps. drainpipe issues app tokens as "dpa_…";
+ * the admin token is "dpk_…" or whatever DRAINPIPE_ADMIN_TOKEN says. A 403
+ * on an admin action also marks the token (markAppToken) for the session.
+ */
+export function isAppToken(): boolean {
+  const t = getToken();
+  if (!t) return false;
+  if (t.startsWith('dpa_')) return true;
+  try {
+    return sessionStorage.getItem(ROLE_KEY) === 'app';
+  } catch {
+    return false;
+  }
+}
+
+export function markAppToken(): void {
+  try {
+    sessionStorage.setItem(ROLE_KEY, 'app');
+  } catch {
+    /* storage unavailable */
+  }
 }
 
 /** onUnauthorized is called when a signed-in request gets a 401. */

@@ -20,7 +20,7 @@ import {
 import uPlot from 'uplot';
 import { ChartBox, ChartGroup, type EventLane, type Frame, type LineSpec, type Marker, countNonNull, drawEvents } from './charts';
 import { clear, copyButton, h } from './dom';
-import { fmtBytes, fmtMs, fmtNum, fmtPct, fmtTime } from './format';
+import { fmtBytes, fmtMs, fmtNum, fmtPct, fmtRange, fmtTime } from './format';
 import { type Route, type View, appURL, drainCommand, dynoURL, navigate, setReady } from './shell';
 import { onThemeChange, palette } from './theme';
 
@@ -66,6 +66,9 @@ function maxOf(a: Series | undefined): number | null {
   if (a) for (const v of a) if (v != null && (m == null || v > m)) m = v;
   return m;
 }
+
+/** isNotFound: the API answers 404 for an app that does not exist (or that this token may not see). */
+const isNotFound = (e: unknown) => e instanceof ApiError && e.status === 404;
 
 /** tick yields to the event loop (a macrotask), so network callbacks are not starved by drawing. */
 const tick = () => new Promise<void>((r) => setTimeout(r, 0));
@@ -149,6 +152,8 @@ export class AppView implements View {
   private timer = 0;
   private formationFor = '';
   private unTheme: () => void;
+  /** the app does not exist: the page shows only that */
+  private missing = false;
 
   constructor(route: Route) {
     this.s = stateOf(route);
@@ -204,7 +209,7 @@ export class AppView implements View {
 
   update(r: Route): boolean {
     const n = stateOf(r);
-    if (n.app !== this.s.app || (n.dyno == null) !== (this.s.dyno == null)) return false;
+    if (this.missing || n.app !== this.s.app || (n.dyno == null) !== (this.s.dyno == null)) return false;
     const typeChanged = n.type !== this.s.type || n.dyno !== this.s.dyno;
     this.s = n;
     if (typeChanged) this.setupBoxes();
@@ -227,7 +232,7 @@ export class AppView implements View {
     clear(this.customGrid);
     this.customSection.hidden = !!this.s.dyno;
     this.customNote.textContent = this.customRevealed ? '' : 'Loading when scrolled into view…';
-    this.box('events', 'Events', this.s.dyno ? 'restarts, crashes and errors of this dyno; click a marker for details' : 'deploys, releases, scaling, restarts, crashes; click a marker for details', true, this.grid, 180);
+    this.box('events', 'Events', this.s.dyno ? `restarts, crashes and errors of ${this.s.dyno}, plus app-wide deploys, releases, scaling and config changes; click a marker for details` : 'deploys, releases, scaling, restarts, crashes; click a marker for details', true, this.grid, 180);
     if (!this.s.dyno) {
       this.box('latency', 'Response time', 'router service time, p50 · p95 · p99 · max (toggle in legend)');
       this.box('throughput', 'Throughput', 'requests per minute by status class');
@@ -276,7 +281,7 @@ export class AppView implements View {
     const start = end - r.secs;
     const n = r.secs / r.stepSecs;
     const xs0 = Array.from({ length: n }, (_, i) => start + i * r.stepSecs);
-    const frame: Frame = { xs: xs0, step: r.stepSecs, utc: s.utc, markers: [] };
+    const frame: Frame = { xs: xs0, step: r.stepSecs, utc: s.utc, markers: [], now };
     const base = { start_time: iso(start), end_time: iso(end), step: r.step, process_type: s.type };
     const dynoQ: Record<string, string> = s.dyno ? { dyno: s.dyno } : {};
     const ap = appPath(s.app);
@@ -320,9 +325,10 @@ export class AppView implements View {
           },
           (e: Error) => {
             if (stale() || e.name === 'AbortError') return;
+            if (isNotFound(e)) return this.notFound();
             failures++;
             results[id] = null;
-            box.error(e instanceof ApiError && e.status === 404 ? `${s.app} was not found` : e.message, () => this.load());
+            box.error(e.message, () => this.load());
           },
         ),
       );
@@ -336,10 +342,13 @@ export class AppView implements View {
         const box = this.boxes.get('events')!;
         if (res instanceof Error) {
           if (res.name === 'AbortError') return;
+          if (isNotFound(res)) return this.notFound();
           failures++;
+          results.events = null;
           box.error(res.message, () => this.load());
           return;
         }
+        results.events = res;
         const evs = (res.events ?? []).filter(
           (e) => s.dyno || PLATFORM_KINDS.has(e.kind) || !e.process_type || e.process_type === s.type,
         );
@@ -392,6 +401,33 @@ export class AppView implements View {
     // their final height (an observer fires at once for a visible section).
     if (!this.customRevealed && !s.dyno) this.io?.observe(this.customSection);
     if (s.live) this.timer = window.setTimeout(() => this.load(), REFRESH_MS);
+  }
+
+  /**
+   * notFound replaces the page with one message when the API does not know
+   * the app, instead of an error in every chart and a summary of zeros.
+   */
+  private notFound(): void {
+    if (this.missing) return;
+    this.missing = true;
+    this.seq++;
+    this.abort?.abort();
+    clearTimeout(this.timer);
+    this.io?.disconnect();
+    for (const b of this.boxes.values()) b.destroy();
+    this.boxes.clear();
+    this.renderers.clear();
+    for (const c of this.el.children) (c as HTMLElement).hidden = true;
+    const app = this.s.app;
+    document.title = `No app named ${app} — drainpipe`;
+    this.el.append(
+      h('div', { class: 'app-missing', id: 'app-missing', role: 'alert' },
+        h('h1', null, 'No app named ', h('code', null, app)),
+        h('p', { class: 'muted' }, 'It may have been deleted or misspelt, or this token may not see it (an app token sees its own app only).'),
+        h('p', null, h('a', { href: '/' }, '\u2190 Back to all apps')),
+      ),
+    );
+    setReady(true);
   }
 
   /** revealCustom loads the custom metrics the first time their section nears the viewport. */
@@ -536,9 +572,11 @@ export class AppView implements View {
     const d = res.data ?? {};
     const n = f.xs.length;
     const stepMin = f.step / 60;
-    // The last bucket may still be open: divide by the minutes it has had so far.
-    const nowS = Date.now() / 1000;
-    const minutesIn = (i: number) => Math.min(stepMin, Math.max(1, (nowS - f.xs[i]) / 60));
+    // The still-open bucket is divided by the time it has had so far (at
+    // least 15 s, so its first seconds do not blow up); the chart draws it
+    // dashed as partial.
+    const nowS = f.now ?? Date.now() / 1000;
+    const minutesIn = (i: number) => Math.min(stepMin, Math.max(0.25, (nowS - f.xs[i]) / 60));
     const classes = ['2xx', '3xx', '4xx', '5xx'];
     const colors = [p.s2xx, p.s3xx, p.s4xx, p.s5xx];
     const out: Series[] = classes.map(() => new Array(n).fill(null));
@@ -671,7 +709,7 @@ export class AppView implements View {
       if (!inBucket.length) return;
       detail.append(
         h('div', { class: 'event-detail-head' },
-          h('strong', null, `${inBucket.length} event${inBucket.length === 1 ? '' : 's'} at ${fmtTime(a * 1000, f.utc)}`),
+          h('strong', null, `${inBucket.length} event${inBucket.length === 1 ? '' : 's'}, ${fmtRange(a * 1000, (a + f.step) * 1000, f.utc)}`),
           h('button', { type: 'button', class: 'btn small', 'aria-label': 'Close event details', onclick: () => clear(detail) }, '×'),
         ),
         this.eventTable(inBucket, f.utc),
@@ -701,48 +739,61 @@ export class AppView implements View {
   private renderSummary(res: Record<string, SeriesResponse | null>, lat: LatencyResponse['summary'], failures: number): void {
     const s = this.s;
     clear(this.summary);
-    const stat = (key: string, label: string, value: string, title = '', bad = false) =>
-      this.summary.append(h('div', { class: 'stat' + (bad ? ' bad' : ''), 'data-stat': key, title }, h('dt', null, label), h('dd', null, value)));
+    const stat = (key: string, label: string, value: string | (Node | string)[], title = '', bad = false) =>
+      this.summary.append(h('div', { class: 'stat' + (bad ? ' bad' : ''), 'data-stat': key, title }, h('dt', null, label), h('dd', null, ...(typeof value === 'string' ? [value] : value))));
+    // A figure whose request failed shows "–", never a made-up 0.
+    const failed = (id: string) => res[id] === null;
     const data = (id: string) => res[id]?.data ?? {};
-    let total = 0;
-    let n5 = 0;
-    for (const [code, arr] of Object.entries(data('throughput'))) {
-      const c = sum(arr);
-      total += c;
-      if (code.startsWith('5')) n5 += c;
-    }
+    const total = (id: string) => Object.values(data(id)).reduce((a, v) => a + sum(v), 0);
+    const count = (id: string, fmt = fmtNum) => (failed(id) ? '–' : fmt(total(id)));
     if (!s.dyno && s.type === 'web') {
-      const req = lat?.requests ?? total;
+      let all = 0;
+      let n5 = 0;
+      for (const [code, arr] of Object.entries(data('throughput'))) {
+        const c = sum(arr);
+        all += c;
+        if (code.startsWith('5')) n5 += c;
+      }
+      const req = lat?.requests ?? (failed('throughput') ? null : all);
       stat('requests', 'Requests', fmtNum(req));
       stat('p50', 'p50', fmtMs(lat?.p50), 'over the whole range, from merged distributions');
       stat('p95', 'p95', fmtMs(lat?.p95), 'over the whole range, from merged distributions');
       stat('p99', 'p99', fmtMs(lat?.p99), 'over the whole range, from merged distributions');
-      const pct = total ? (n5 / total) * 100 : null;
-      stat('5xx', '5xx', pct == null ? '–' : fmtPct(pct), `${fmtNum(n5)} responses`, pct != null && pct > 1);
-      const he = Object.values(data('router-errors')).reduce((a, v) => a + sum(v), 0);
-      stat('h-errors', 'H errors', fmtNum(he), '', he > 0);
+      const pct = !failed('throughput') && all ? (n5 / all) * 100 : null;
+      stat('5xx', '5xx', pct == null ? '–' : fmtPct(pct), failed('throughput') ? 'could not load' : `${fmtNum(n5)} responses`, pct != null && pct > 1);
+      stat('h-errors', 'H errors', count('router-errors'), '', !failed('router-errors') && total('router-errors') > 0);
     }
     const mem = data('memory');
     const peak = maxOf(mem['memory.total.bytes.max']);
     const quota = maxOf(mem['memory.quota.bytes.max']);
     const pctMem = peak != null && quota ? (peak / quota) * 100 : null;
-    stat('memory', 'Peak memory', peak == null ? '–' : fmtBytes(peak) + (pctMem != null ? ` (${fmtPct(pctMem)})` : ''), quota ? `quota ${fmtBytes(quota)}` : '', pctMem != null && pctMem >= 100);
+    // The share of the quota goes on its own line, so the tile stays narrow on a phone.
+    stat(
+      'memory',
+      'Peak memory',
+      peak == null ? '–' : [fmtBytes(peak), ...(pctMem != null ? [h('span', { class: 'stat-sub' }, `${fmtPct(pctMem)} of ${fmtBytes(quota)}`)] : [])],
+      quota ? `quota ${fmtBytes(quota)}` : '',
+      pctMem != null && pctMem >= 100,
+    );
     const ld = maxOf(data('load')['load.avg.1m.max']);
     stat('load', 'Max load (1m)', ld == null ? '–' : fmtNum(ld, 2));
     if (s.dyno) {
+      // From the per-kind counts (complete even when the event list is
+      // capped). A crash is not a restart: each has its own figure.
+      const ev = data('events');
       const mine = this.lastEvents.filter((e) => e.dyno === s.dyno);
-      const restarts = mine.filter((e) => e.kind === 'restart' || e.kind === 'crash').length;
-      const crashes = mine.filter((e) => e.kind === 'crash').length;
-      stat('restarts', 'Restarts', fmtNum(restarts), 'restart and crash events of this dyno in the range', crashes > 0);
-      stat('crashes', 'Crashes', fmtNum(crashes), '', crashes > 0);
-      const rerr = mine.filter((e) => e.kind === 'dyno_error').length;
-      stat('r-errors', 'R errors', fmtNum(rerr), '', rerr > 0);
+      const kindCount = (kind: string) => (ev[kind] ? sum(ev[kind]) : mine.filter((e) => e.kind === kind).length);
+      const restarts = kindCount('restart');
+      const crashes = kindCount('crash');
+      const rerr = kindCount('dyno_error');
+      const evFailed = failed('events');
+      stat('restarts', 'Restarts', evFailed ? '–' : fmtNum(restarts), 'restart events ("Restarting") of this dyno in the range; crashes are counted apart');
+      stat('crashes', 'Crashes', evFailed ? '–' : fmtNum(crashes), '', !evFailed && crashes > 0);
+      stat('r-errors', 'R errors', evFailed ? '–' : fmtNum(rerr), '', !evFailed && rerr > 0);
     }
     if (!s.dyno) {
-      const re = Object.values(data('dyno-errors')).reduce((a, v) => a + sum(v), 0);
-      stat('r-errors', 'R errors', fmtNum(re), '', re > 0);
-      const ll = Object.values(data('log-loss')).reduce((a, v) => a + sum(v), 0);
-      stat('log-loss', 'Log loss', fmtNum(ll), '', ll > 0);
+      stat('r-errors', 'R errors', count('dyno-errors'), '', !failed('dyno-errors') && total('dyno-errors') > 0);
+      stat('log-loss', 'Log loss', count('log-loss'), '', !failed('log-loss') && total('log-loss') > 0);
     }
     // Nothing at all in range, and nothing failed: tell how to add the drain.
     clear(this.notice);

@@ -3,7 +3,7 @@
 // for apps in trouble. Sortable, filterable, keyboard-navigable; rows are
 // built once into a DocumentFragment so 500 apps render in one go.
 
-import { ApiError, type AppInfo, type CreatedApp, get, request } from './api';
+import { ApiError, type AppInfo, type CreatedApp, get, isAppToken, markAppToken, request } from './api';
 import { h, svg, clear, copyButton } from './dom';
 import { fmtAgo, fmtCompact, fmtMs, fmtNum, fmtPct } from './format';
 import { type Route, type View, appURL, drainCommand, drainCommandFromURL, navigate, replaceQuery, setReady } from './shell';
@@ -74,7 +74,8 @@ export function toRow(a: AppInfo): Row {
     p95,
     p95Rise,
     pct5xx,
-    h: num(s.h_errors),
+    // Nothing arrived yet: no figures to show (not "0 errors").
+    h: noData ? null : num(s.h_errors),
     memPct,
     lastT: lastT != null && isFinite(lastT) ? lastT : null,
     reasons,
@@ -136,8 +137,8 @@ function buildRow(r: Row, lastLabel: (r: Row) => [string, string]): HTMLTableRow
   if (r.reasons.length) tr.className = 'trouble';
   const link = h('a', { href: appURL(r.name), tabindex: '-1' }, r.name);
   tr.append(
-    td('name', link, r.noData ? h('span', { class: 'badge muted' }, 'no data yet') : ''),
-    td('rpm', h('span', { class: 'rpm' }, r.rpm == null || r.noData ? '–' : fmtNum(r.rpm, r.rpm < 10 ? 1 : 0)), sparkline(r.spark)),
+    td('name', link),
+    td('rpm', h('span', { class: 'rpm' }, r.rpm == null || r.noData ? '–' : fmtNum(r.rpm, r.rpm < 10 ? 1 : 0)), sparkline(r.noData ? [] : r.spark)),
     td(
       'p95',
       fmtMs(r.p95),
@@ -161,9 +162,10 @@ function buildRow(r: Row, lastLabel: (r: Row) => [string, string]): HTMLTableRow
   tr.append(lastCell);
   const st = td('trouble');
   if (r.reasons.length) for (const reason of r.reasons) st.append(h('span', { class: 'badge bad' }, reason));
+  else if (r.noData) st.append(h('span', { class: 'badge muted' }, 'no data yet'));
   else st.append(h('span', { class: 'badge ok' }, 'OK'));
   tr.append(st);
-  tr.setAttribute('aria-label', `${r.name}${r.reasons.length ? ', in trouble: ' + r.reasons.join(', ') : ''}`);
+  tr.setAttribute('aria-label', `${r.name}${r.reasons.length ? ', in trouble: ' + r.reasons.join(', ') : r.noData ? ', no data yet' : ''}`);
   return tr;
 }
 
@@ -255,7 +257,8 @@ export class FleetView implements View {
       ),
       this.msg,
       h('div', { class: 'table-wrap' }, table),
-      this.createForm(),
+      // An app token can only be refused (403): offer the form to the admin token only.
+      isAppToken() ? '' : this.createForm(),
     );
     this.load();
   }
@@ -385,7 +388,20 @@ export class FleetView implements View {
   }
 
   private createForm(): HTMLElement {
-    const name = h('input', { type: 'text', id: 'new-app', required: true, pattern: '[a-z][a-z0-9-]{1,62}', placeholder: 'my-app', autocomplete: 'off', 'aria-describedby': 'new-app-help' });
+    // The server's rule: a lowercase letter, then lowercase letters, digits
+    // and dashes, not ending with a dash, 1–63 characters. (Browsers compile
+    // pattern with the v flag, where a literal '-' in a class must be escaped.)
+    const name = h('input', {
+      type: 'text',
+      id: 'new-app',
+      required: true,
+      pattern: '[a-z]([a-z0-9\\-]{0,61}[a-z0-9])?',
+      maxlength: 63,
+      title: 'A lowercase letter first, then lowercase letters, digits and dashes, not ending with a dash (1\u201363 characters)',
+      placeholder: 'my-app',
+      autocomplete: 'off',
+      'aria-describedby': 'new-app-help',
+    });
     const out = h('div', { class: 'create-out', 'aria-live': 'polite' });
     const form = h(
       'form',
@@ -393,7 +409,7 @@ export class FleetView implements View {
       h('label', { for: 'new-app' }, 'App name'),
       name,
       h('button', { type: 'submit', class: 'btn' }, 'Create'),
-      h('p', { id: 'new-app-help', class: 'muted' }, 'Lowercase letters, digits and dashes, as the Heroku app is named. Needs the admin token.'),
+      h('p', { id: 'new-app-help', class: 'muted' }, 'As the Heroku app is named: a lowercase letter first, then lowercase letters, digits and dashes, not ending with a dash. Needs the admin token.'),
     );
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
@@ -412,6 +428,7 @@ export class FleetView implements View {
         this.load();
       } catch (err) {
         const st = err instanceof ApiError ? err.status : 0;
+        if (st === 403) markAppToken();
         out.append(
           h('div', { class: 'notice error', role: 'alert' },
             st === 403 ? 'Only the admin token can create apps.' : `Could not create the app: ${(err as Error).message}`),

@@ -70,6 +70,18 @@ export function fmtTime(t: number | Date, utc: boolean, withSeconds = false): st
   return `${mon} ${day} ${pad(hh)}:${pad(mm)}${withSeconds ? ':' + pad(ss) : ''}${utc ? ' UTC' : ''}`;
 }
 
+/** fmtRange names a bucket: "Nov 25 17:20–17:30 UTC" (the end is exclusive; the date repeats when it changes). */
+export function fmtRange(a: number, b: number, utc: boolean): string {
+  const da = new Date(a);
+  const db = new Date(b);
+  const hm = (d: Date) => pad(utc ? d.getUTCHours() : d.getHours()) + ':' + pad(utc ? d.getUTCMinutes() : d.getMinutes());
+  const day = (d: Date) => `${MONTHS[utc ? d.getUTCMonth() : d.getMonth()]} ${utc ? d.getUTCDate() : d.getDate()}`;
+  // A bucket ending at midnight ends at "24:00" of its own day, not "00:00" of the next.
+  const endsAtMidnight = hm(db) === '00:00' && b > a && day(new Date(b - 1)) === day(da);
+  const end = endsAtMidnight ? '24:00' : day(db) === day(da) ? hm(db) : `${day(db)} ${hm(db)}`;
+  return `${day(da)} ${hm(da)}\u2013${end}${utc ? ' UTC' : ''}`;
+}
+
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 /** axisTimes labels time-axis ticks in 24-hour time, adding the date where the day changes. */

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { CI, api, charts, launch, missing, newPage, repoDir, startServer, waitForBackfill, waitReady } from './harness.mjs';
+import { CI, api, charts, createApp, frame, launch, missing, newPage, postDrain, repoDir, startServer, waitForBackfill, waitReady } from './harness.mjs';
 
 const why = missing();
 // Screenshots of the dev-only fake API never land in docs/.
@@ -147,6 +147,28 @@ if (why && CI) {
       }
       if (custom.length) assert.ok(custom.some((m) => cc['custom-' + m.name].points > 0), 'custom metrics drew points');
       await page.evaluate(() => window.scrollTo(0, 0));
+
+      // Legend entries are toggle buttons for the keyboard too, and the
+      // choice survives a refresh like a click's.
+      const maxRow = '[data-chart="latency"] .u-legend tr.u-series:nth-child(4)';
+      assert.match(await page.textContent(maxRow), /max/);
+      assert.equal(await page.getAttribute(maxRow, 'tabindex'), '0');
+      assert.equal(await page.getAttribute(maxRow, 'role'), 'button');
+      assert.equal(await page.getAttribute(maxRow, 'aria-pressed'), 'false', 'max is hidden by default');
+      await page.focus(maxRow);
+      await page.keyboard.press('Enter');
+      assert.equal(await page.getAttribute(maxRow, 'aria-pressed'), 'true', 'Enter shows max');
+      assert.ok(!(await page.$eval(maxRow, (e) => e.classList.contains('u-off'))), 'legend shows max as on');
+      await page.click('#ctl-refresh');
+      await waitReady(page);
+      assert.equal(await page.getAttribute(maxRow, 'aria-pressed'), 'true', 'the toggle survives a refresh');
+      await page.focus(maxRow);
+      await page.keyboard.press(' ');
+      assert.equal(await page.getAttribute(maxRow, 'aria-pressed'), 'false', 'Space hides it again');
+      // The still-open last bucket of a count chart is marked as partial.
+      const tp = await page.$eval('[data-chart="throughput"]', (e) => ({ open: Number(e.dataset.open), buckets: Number(e.dataset.buckets) }));
+      assert.equal(tp.open, tp.buckets - 1, 'throughput marks its last bucket as still open');
+
       // Summary strip from the merged distribution.
       const p95 = await page.textContent('[data-stat="p95"] dd');
       assert.match(p95, /\d/);
@@ -166,6 +188,7 @@ if (why && CI) {
           opened = (await page.$$('[data-chart="events"] .event-detail tr')).length > 1;
         }
         assert.ok(opened, 'clicking a marker shows event details');
+        assert.match(await page.textContent('[data-chart="events"] .event-detail-head strong'), /\d\d:\d\d\u2013\d\d:\d\d UTC/, 'the detail names the bucket range');
       }
       await page.context().close();
     });
@@ -226,6 +249,16 @@ if (why && CI) {
       const c = await charts(page);
       assert.ok(c.memory.points > 0 && c.load.points > 0, `dyno ${dyno} memory and load drawn`);
       assert.ok(c.events, 'dyno events chart present');
+      // Restarts count "Restarting" events only; crashes have their own figure.
+      const dwin = await page.evaluate(() => {
+        const end = Math.ceil(Date.now() / 600000) * 600;
+        return { start_time: new Date((end - 86400) * 1000).toISOString(), end_time: new Date(end * 1000).toISOString(), step: '10m' };
+      });
+      const ev = await api(server, `/api/apps/${encodeURIComponent(main)}/events?${new URLSearchParams({ ...dwin, dyno })}`);
+      const kindSum = (k) => (ev.data?.[k] ?? []).reduce((a, v) => a + (v ?? 0), 0);
+      assert.equal(Number((await page.textContent('[data-stat="restarts"] dd')).replace(/,/g, '')), kindSum('restart'), 'restarts');
+      assert.equal(Number((await page.textContent('[data-stat="crashes"] dd')).replace(/,/g, '')), kindSum('crash'), 'crashes');
+      assert.match(await page.textContent('[data-chart="events"] header'), /app-wide deploys/);
       assert.ok(!c.latency, 'no router charts on the dyno page');
       await page.context().close();
     });
@@ -271,6 +304,101 @@ if (why && CI) {
       assert.ok(sw <= cw + 1, `page does not scroll sideways (${sw} > ${cw})`);
       const w = await page.$eval('[data-chart="latency"]', (e) => e.getBoundingClientRect().width);
       assert.ok(w > 340, `chart spans the width (${w})`);
+      const over = await page.$$eval('.summary .stat', (els) => els.filter((e) => e.scrollWidth > e.clientWidth + 1).map((e) => e.dataset.stat));
+      assert.deepEqual(over, [], 'no summary tile overflows');
+      await page.context().close();
+    });
+
+    test('a lone value is drawn; a new app says "no data yet"; an app token cannot add apps', T, async () => {
+      // A handful of requests and one memory sample, all in one minute.
+      const sparse = await createApp(server, 'sparse-test');
+      const now = new Date();
+      const frames = [];
+      for (let i = 0; i < 4; i++) {
+        frames.push(frame(`at=info method=GET path=/ host=sparse-test.herokuapp.com request_id=r${i} fwd="10.0.0.1" dyno=web.1 connect=1ms service=${12 + i * 4}ms status=200 bytes=120 protocol=https`, { time: now }));
+      }
+      frames.push(
+        frame('source=web.1 dyno=heroku.1.abc sample#memory_total=222.00MB sample#memory_rss=210.00MB sample#memory_cache=12.00MB sample#memory_swap=0.00MB sample#memory_pgpgin=1pages sample#memory_pgpgout=1pages sample#memory_quota=512.00MB', { time: now, proc: 'web.1' }),
+      );
+      await postDrain(sparse.drain_url, frames);
+      const fresh = await createApp(server, 'fresh-test');
+      // Wait until the aggregator has folded the lines in.
+      const t0 = Date.now();
+      for (;;) {
+        const a = (await api(server, '/api/apps')).find((x) => x.name === 'sparse-test');
+        if ((a?.summary?.requests ?? 0) >= 4 && a?.summary?.memory_peak_bytes) break;
+        assert.ok(Date.now() - t0 < 60000, 'sparse-test data arrives within 60 s');
+        await new Promise((r) => setTimeout(r, 500));
+      }
+
+      const page = await newPage(browser, server);
+      await page.goto(`${server.url}/apps/sparse-test?range=1h`);
+      await waitReady(page);
+      const c = await page.$$eval('[data-chart]', (els) => Object.fromEntries(els.map((e) => [e.dataset.chart, { state: e.dataset.state, points: Number(e.dataset.points), isolated: Number(e.dataset.isolated) }])));
+      for (const id of ['latency', 'memory']) {
+        assert.equal(c[id].state, 'ready', `${id} drawn`);
+        assert.ok(c[id].isolated > 0, `${id} draws its lone values as dots (${c[id].isolated})`);
+      }
+      // And the dots are really on the canvas: pixels in the plot area in a shown series' colour.
+      for (const id of ['latency', 'memory']) {
+        const hits = await page.$eval(`[data-chart="${id}"]`, (el) => {
+          const canvas = el.querySelector('.uplot canvas');
+          const over = el.querySelector('.u-over').getBoundingClientRect();
+          const cr = canvas.getBoundingClientRect();
+          const k = canvas.width / cr.width;
+          const colours = [...el.querySelectorAll('.u-legend tr.u-series:not(.u-off) .u-marker')].map((m) =>
+            getComputedStyle(m).borderTopColor.match(/\d+/g).slice(0, 3).map(Number),
+          );
+          const x = Math.round((over.left - cr.left) * k);
+          const y = Math.round((over.top - cr.top) * k);
+          const img = canvas.getContext('2d').getImageData(x, y, Math.round(over.width * k), Math.round(over.height * k)).data;
+          let n = 0;
+          for (let i = 0; i < img.length; i += 4) {
+            if (img[i + 3] < 200) continue;
+            if (colours.some(([r, g, b]) => Math.abs(img[i] - r) + Math.abs(img[i + 1] - g) + Math.abs(img[i + 2] - b) < 40)) n++;
+          }
+          return n;
+        });
+        assert.ok(hits >= 10, `${id}: the lone values are painted (${hits} pixels in series colours)`);
+      }
+      await page.screenshot({ path: join(tmpdir(), 'drainpipe-sparse.png') });
+
+      // The fleet: an app with nothing yet says so instead of "OK" and zeros.
+      await page.goto(server.url + '/');
+      await waitReady(page);
+      const row = await page.$eval('tr[data-app="fresh-test"]', (tr) => Object.fromEntries([...tr.querySelectorAll('td')].map((td) => [td.dataset.col, td.textContent.trim()])));
+      assert.equal(row.trouble, 'no data yet');
+      assert.equal(row.h, '–');
+      assert.equal(row.rpm, '–');
+      // The add-an-app form takes names the server takes (the pattern compiles under the v flag).
+      assert.ok(await page.isVisible('details.create-app'), 'the admin token can add apps');
+      const valid = await page.$eval('#new-app', (el) =>
+        Object.fromEntries(['a', 'my-app', 'app2', 'bad-', 'Bad', '1app', 'x'.repeat(64)].map((v) => ((el.value = v), [v, el.checkValidity()]))),
+      );
+      assert.deepEqual(valid, { a: true, 'my-app': true, app2: true, 'bad-': false, Bad: false, '1app': false, ['x'.repeat(64)]: false });
+      await page.context().close();
+
+      // An app token: no "Add an app" (it could only be refused).
+      const appPage = await newPage(browser, { ...server, token: fresh.api_token });
+      await appPage.goto(server.url + '/');
+      await waitReady(appPage);
+      assert.deepEqual(await appPage.$$eval('tr[data-app]', (trs) => trs.map((t) => t.dataset.app)), ['fresh-test']);
+      assert.equal(await appPage.$('details.create-app'), null, 'no create form for an app token');
+      await appPage.context().close();
+    });
+
+    test('an unknown app is one page-level message, not eight chart errors', T, async () => {
+      const page = await newPage(browser, server);
+      await page.goto(`${server.url}/apps/nope`);
+      await waitReady(page);
+      assert.match(await page.textContent('#app-missing h1'), /No app named nope/);
+      assert.equal(await page.getAttribute('#app-missing a', 'href'), '/');
+      assert.equal((await page.$$('[data-chart]')).length, 0, 'no chart boxes');
+      assert.equal(await page.isVisible('.summary'), false, 'no summary of zeros');
+      await page.click('#app-missing a');
+      await page.waitForURL(server.url + '/');
+      await waitReady(page);
+      assert.ok((await page.$$('tr[data-app]')).length > 0, 'back on the fleet');
       await page.context().close();
     });
   });

@@ -197,3 +197,37 @@ export function charts(page) {
     Object.fromEntries(els.map((e) => [e.dataset.chart, { state: e.dataset.state, points: Number(e.dataset.points), fp: e.dataset.fingerprint || '' }])),
   );
 }
+
+/** createApp creates an app through the API (admin token); resolves with {name, drain_url, api_token}. */
+export async function createApp(server, name) {
+  const res = await fetch(server.url + '/api/apps', {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${server.token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name }),
+  });
+  if (res.status !== 201) throw new Error(`create ${name}: ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+/**
+ * frame encodes one syslog line as a Logplex octet-counted frame: the
+ * length counts the bytes after the space, the trailing newline included.
+ */
+export function frame(msg, { time = new Date(), proc = 'router', app = 'heroku' } = {}) {
+  const line = `<158>1 ${time.toISOString()} host ${app} ${proc} - ${msg}\n`;
+  return `${Buffer.byteLength(line)} ${line}`;
+}
+
+/** postDrain posts frames to an app's drain URL (basic auth taken from the URL). */
+export async function postDrain(drainURL, frames) {
+  const u = new URL(drainURL);
+  const auth = Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64');
+  u.username = '';
+  u.password = '';
+  const res = await fetch(u, {
+    method: 'POST',
+    headers: { Authorization: `Basic ${auth}`, 'Content-Type': 'application/logplex-1', 'Logplex-Msg-Count': String(frames.length) },
+    body: frames.join(''),
+  });
+  if (!res.ok) throw new Error(`drain ${u.pathname}: ${res.status} ${await res.text()}`);
+}
