@@ -387,7 +387,7 @@ if (why && CI) {
       await appPage.context().close();
     });
 
-    test('an unknown app is one page-level message, not eight chart errors', T, async () => {
+    test('an unknown app is one page-level message; a failed figure shows "–", not 0', T, async () => {
       const page = await newPage(browser, server);
       await page.goto(`${server.url}/apps/nope`);
       await waitReady(page);
@@ -400,6 +400,16 @@ if (why && CI) {
       await waitReady(page);
       assert.ok((await page.$$('tr[data-app]')).length > 0, 'back on the fleet');
       await page.context().close();
+
+      // One request fails: its chart offers Retry, its summary figure is "–".
+      const p2 = await newPage(browser, server);
+      await p2.route('**/router-metrics/errors?**', (r) => r.fulfill({ status: 500, contentType: 'application/json', body: '{"error":"boom"}' }));
+      await p2.goto(`${server.url}/apps/${main}`);
+      await waitReady(p2);
+      assert.equal(await p2.getAttribute('[data-chart="router-errors"]', 'data-state'), 'error');
+      assert.equal((await p2.textContent('[data-stat="h-errors"] dd')).trim(), '–');
+      assert.match(await p2.textContent('[data-stat="requests"] dd'), /\d/, 'the other figures still show');
+      await p2.context().close();
     });
   });
 }
