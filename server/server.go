@@ -176,6 +176,7 @@ func (s *Server) routes(gatherer prometheus.Gatherer) http.Handler {
 		}))
 	}
 
+	mux.Handle("GET /api/me", s.api(s.handleMe))
 	mux.Handle("GET /api/apps", s.api(s.handleListApps))
 	mux.Handle("POST /api/apps", s.api(s.handleCreateApp))
 	mux.Handle("GET /api/apps/{app}/formation", s.appAPI(s.handleFormation))
@@ -217,6 +218,17 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 type principal struct {
 	admin bool
 	app   string
+}
+
+// handleMe tells a client what its token may do: {"role":"admin"}, or
+// {"role":"app","app":NAME} for an app token. The dashboard uses it to
+// show admin-only controls.
+func (s *Server) handleMe(w http.ResponseWriter, _ *http.Request, p principal) {
+	if p.admin {
+		writeJSON(w, http.StatusOK, map[string]string{"role": "admin"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"role": "app", "app": p.app})
 }
 
 // canSee reports whether p may read app.

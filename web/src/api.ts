@@ -100,16 +100,38 @@ export function clearToken(): void {
 
 const ROLE_KEY = 'drainpipe.role';
 
+/** Me is GET /api/me: what the token may do. */
+export interface Me {
+  role: 'admin' | 'app';
+  app?: string;
+}
+
+/** roleKnown tells whether the session knows the token's role yet. */
+export function roleKnown(): boolean {
+  try {
+    return sessionStorage.getItem(ROLE_KEY) !== null;
+  } catch {
+    return false;
+  }
+}
+
+/** setRole records the token's role from GET /api/me for the session. */
+export function setRole(me: Me): void {
+  try {
+    sessionStorage.setItem(ROLE_KEY, me.role);
+  } catch {
+    /* storage unavailable */
+  }
+}
+
 /**
  * isAppToken tells whether the stored token is an app token, which reads
- * one app and may not create apps. drainpipe issues app tokens as "dpa_…";
- * the admin token is "dpk_…" or whatever DRAINPIPE_ADMIN_TOKEN says. A 403
- * on an admin action also marks the token (markAppToken) for the session.
+ * one app and may not create apps. The role comes from GET /api/me (asked
+ * at sign-in and on load); a 403 on an admin action also marks the token
+ * (markAppToken) for the session.
  */
 export function isAppToken(): boolean {
-  const t = getToken();
-  if (!t) return false;
-  if (t.startsWith('dpa_')) return true;
+  if (!getToken()) return false;
   try {
     return sessionStorage.getItem(ROLE_KEY) === 'app';
   } catch {

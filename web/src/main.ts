@@ -1,7 +1,7 @@
 // Entry point: the page shell (top bar, theme toggle, sign out), sign-in,
 // and the History-API router that mounts the fleet, app and dyno views.
 
-import { type AppInfo, ApiError, clearToken, getToken, request, setToken, setUnauthorizedHandler } from './api';
+import { ApiError, type Me, clearToken, getToken, request, roleKnown, setRole, setToken, setUnauthorizedHandler } from './api';
 import { AppView } from './appview';
 import { clear, h } from './dom';
 import { FleetView } from './fleet';
@@ -64,10 +64,11 @@ function signIn(message = ''): void {
     btn.disabled = true;
     err.textContent = '';
     try {
-      const apps = await request<AppInfo[]>('GET', '/api/apps', { token });
+      const me = await request<Me>('GET', '/api/me', { token });
       setToken(token, remember.checked);
+      setRole(me);
       // An app token sees one app: open it directly unless a deep link says otherwise.
-      if (location.pathname === '/' && Array.isArray(apps) && apps.length === 1 && !location.search) navigate(appURL(apps[0].name), true);
+      if (location.pathname === '/' && me.role === 'app' && me.app && !location.search) navigate(appURL(me.app), true);
       else render();
     } catch (ex) {
       const st = ex instanceof ApiError ? ex.status : 0;
@@ -87,6 +88,21 @@ function signIn(message = ''): void {
 
 function render(): void {
   if (!getToken()) return signIn();
+  if (!roleKnown()) {
+    // A remembered token from an earlier session: ask what it may do first.
+    request<Me>('GET', '/api/me')
+      .then((me) => {
+        setRole(me);
+        render();
+      })
+      .catch((ex) => {
+        if (!(ex instanceof ApiError && ex.status === 401)) {
+          setRole({ role: 'admin' }); // unknown: show everything; a 403 corrects it
+          render();
+        }
+      });
+    return;
+  }
   signOutBtn.hidden = false;
   const r = parseRoute();
   renderCrumbs(r);
