@@ -43,8 +43,9 @@
 //
 // Scenario episodes are placed relative to the END of the window [from,
 // to) the Generator was created for, after moving them earlier by the app's
-// EpisodeShift. For a window of 24 h they start at these times before
-// `to − shift`:
+// EpisodeShift. The schedule repeats every 24 h (and a shift wraps
+// around: what it pushes out of the window comes back a day later). For a
+// window of 24 h they start at these times before `to − shift`:
 //
 //	−40m    deploy: app[api] "Release vN created by user U" and
 //	        "Deploy SHA by user U"; 5 s later every dyno restarts, 2 s apart

@@ -132,7 +132,9 @@ func (g *Generator) plan() {
 	if scaleT < 0 && len(g.types) > 0 {
 		scaleT = 0
 	}
-	for k := int64(0); L > 0 && k*period < L; k++ {
+	// k = -1 lets a shift wrap around: episodes it pushes before the
+	// window's start come back one period later, at the window's end.
+	for k := int64(-1); L > 0 && k*period < L; k++ {
 		base := g.to - k*period - shift
 		for _, s := range schedule {
 			e := episode{kind: s.kind, start: base - sc(s.off), typ: -1}

@@ -104,7 +104,9 @@ var sizeQuotaMB = map[string]float64{
 //   - api-gateway: an API; web 4 × Standard-1X (512 MB), worker 2 ×
 //     Standard-1X; 16 req/s, median 35 ms; 0.5 jobs/s.
 //   - billing-worker: a back office; web 2 × Standard-1X, worker 5 ×
-//     Standard-2X; 3 req/s, median 140 ms; 4 jobs/s.
+//     Standard-2X; 3 req/s, median 140 ms; 4 jobs/s; its episodes are
+//     shifted by 20h30m, which puts its R14 memory episode 30 minutes
+//     before the end of the window.
 //
 // Together they make about 31 requests/s, some 3.5 million lines per 24 h
 // (use ScaleRPS to change that). Their episodes are shifted by 0, 7 and 14
@@ -134,7 +136,10 @@ func DemoFleet(n int, seed uint64) []AppSpec {
 		},
 		AppSpec{
 			Name: "billing-worker", Flavor: FlavorBilling, RPS: 3, MedianMS: 140, Sigma: 0.7, JobsPerSec: 4,
-			User: "dev@example.com", EpisodeShift: 14 * time.Minute,
+			// Shifted so that its R14 memory episode (−4h in the schedule)
+			// is under way in the last hour of the backfill: the demo's
+			// fleet page opens with one app in trouble.
+			User: "dev@example.com", EpisodeShift: 20*time.Hour + 30*time.Minute,
 			Types: []TypeSpec{
 				{Name: "web", Dynos: 2, Size: "Standard-1X", QuotaMB: 512, Command: "bundle exec puma -C config/puma.rb", MemBase: 0.45, MemGrowth: 0.2},
 				{Name: "worker", Dynos: 5, Size: "Standard-2X", QuotaMB: 1024, Command: "bundle exec sidekiq -q billing -q default", MemBase: 0.55, MemGrowth: 0.3},
