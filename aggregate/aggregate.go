@@ -139,7 +139,17 @@ func New(cfg Config, j drainpipe.Journal, sink Sink, notify <-chan struct{}, log
 			Name: "drainpipe_aggregate_journal_position", Help: "Journal sequence number applied to the store.",
 		}),
 	}
-	a.state.onLine = func(kind string) { a.mLines.WithLabelValues(kind).Inc() }
+	// Look each kind's counter up once: WithLabelValues hashes its labels
+	// on every call, which showed in profiles of the per-line path.
+	counters := map[string]prometheus.Counter{}
+	a.state.onLine = func(kind string) {
+		c, ok := counters[kind]
+		if !ok {
+			c = a.mLines.WithLabelValues(kind)
+			counters[kind] = c
+		}
+		c.Inc()
+	}
 	if reg != nil {
 		reg.MustRegister(a.mLines, a.mFlushes, a.mFlushErr, a.mFlushDur, a.mLastOK, a.mPos)
 	}

@@ -56,6 +56,11 @@ otherwise.`,
 		if err != nil {
 			return err
 		}
+		stopProfile, err := startCPUProfile(sf.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
 		n, err := embedded.Start(ctx, cfg, e.log)
 		if err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -30,6 +31,7 @@ type serveFlags struct {
 	keep1h     time.Duration
 	tlsCert    string
 	tlsKey     string
+	cpuProfile string
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet, defaultData, defaultListen string) {
@@ -42,6 +44,7 @@ func (f *serveFlags) register(fs *flag.FlagSet, defaultData, defaultListen strin
 	fs.StringVar(&f.adminToken, "admin-token", "", "admin bearer token; generated and kept in the data directory when empty")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate file: serve HTTPS (Heroku drain URLs must be https://), with --tls-key")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key file for --tls-cert")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the process stops (go tool pprof reads it)")
 	fs.StringVar(&f.publicURL, "public-url", "", "base URL drains are reached at, for the drain URLs drainpipe prints (default: from the request)")
 	fs.DurationVar(&f.keep1m, "retention-1m", 72*time.Hour, "how long 1-minute buckets are kept (at least 1h; lines older than this are dropped)")
 	fs.DurationVar(&f.keep10m, "retention-10m", 35*24*time.Hour, "how long 10-minute buckets are kept (at least --retention-1m)")
@@ -150,6 +153,11 @@ Attach an app with "drainpipe apps create NAME" and then
 		if err != nil {
 			return err
 		}
+		stopProfile, err := startCPUProfile(f.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
 		n, err := embedded.Start(ctx, cfg, e.log)
 		if err != nil {
 			return err
@@ -165,6 +173,26 @@ Attach an app with "drainpipe apps create NAME" and then
 		return joinErr(err, n.Close())
 	}
 	return cmd
+}
+
+// startCPUProfile starts writing a CPU profile to path ("" does nothing)
+// and returns the function that stops it.
+func startCPUProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func joinErr(a, b error) error {
