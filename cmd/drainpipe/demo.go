@@ -52,19 +52,11 @@ otherwise.`,
 			}
 			sf.data = dir
 		}
-		cfg, err := sf.config()
-		if err != nil {
-			return err
-		}
-		stopProfile, err := startCPUProfile(sf.cpuProfile)
+		n, cfg, stopProfile, err := sf.start(ctx, e)
 		if err != nil {
 			return err
 		}
 		defer stopProfile()
-		n, err := embedded.Start(ctx, cfg, e.log)
-		if err != nil {
-			return err
-		}
 		fleet := gen.ScaleRPS(gen.DemoFleet(tf.apps, tf.seed), tf.rate)
 		senders, err := demoSenders(ctx, n, fleet)
 		if err != nil {

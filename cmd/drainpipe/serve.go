@@ -149,19 +149,11 @@ Attach an app with "drainpipe apps create NAME" and then
 		if f.role != "all" {
 			return fmt.Errorf("--role %s needs the Kafka/PostgreSQL scale-out, which this build does not have yet; use --role all", f.role)
 		}
-		cfg, err := f.config()
-		if err != nil {
-			return err
-		}
-		stopProfile, err := startCPUProfile(f.cpuProfile)
+		n, cfg, stopProfile, err := f.start(ctx, e)
 		if err != nil {
 			return err
 		}
 		defer stopProfile()
-		n, err := embedded.Start(ctx, cfg, e.log)
-		if err != nil {
-			return err
-		}
 		fmt.Fprintf(e.stdout, "drainpipe %s serving on %s (data in %s)\n", version, n.URL, cfg.DataDir)
 		if f.adminToken == "" {
 			fmt.Fprintf(e.stdout, "Admin token: kept in %s\n", filepath.Join(cfg.DataDir, "admin-token"))
@@ -173,6 +165,25 @@ Attach an app with "drainpipe apps create NAME" and then
 		return joinErr(err, n.Close())
 	}
 	return cmd
+}
+
+// start builds the node's configuration, starts the CPU profile when
+// asked, and starts the node. The returned function stops the profile.
+func (f *serveFlags) start(ctx context.Context, e *env) (*embedded.Node, embedded.Config, func(), error) {
+	cfg, err := f.config()
+	if err != nil {
+		return nil, cfg, nil, err
+	}
+	stopProfile, err := startCPUProfile(f.cpuProfile)
+	if err != nil {
+		return nil, cfg, nil, err
+	}
+	n, err := embedded.Start(ctx, cfg, e.log)
+	if err != nil {
+		stopProfile()
+		return nil, cfg, nil, err
+	}
+	return n, cfg, stopProfile, nil
 }
 
 // startCPUProfile starts writing a CPU profile to path ("" does nothing)
