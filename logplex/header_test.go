@@ -45,13 +45,39 @@ func checkHeader(t *testing.T, h *Header, w headerWant) {
 
 const routerMsg = `at=info method=GET path=/ host=example.herokuapp.com request_id=8601b555-6a83-4c12-8269-97c8e32cdb22 fwd="204.204.204.204" dyno=web.1 connect=1ms service=18ms status=200 bytes=13 protocol=https`
 
+// headerCase is one table row of a header parser test: the input, and
+// either the header wanted or the HeaderError reason wanted.
+type headerCase struct {
+	name string
+	in   string
+	want headerWant
+	err  string // HeaderError reason
+}
+
+// runHeaderCases runs parse over every case.
+func runHeaderCases(t *testing.T, parse func([]byte, *Header) error, tests []headerCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h Header
+			err := parse([]byte(tt.in), &h)
+			if tt.err != "" {
+				var he *HeaderError
+				if !errors.As(err, &he) || he.Reason != tt.err {
+					t.Fatalf("err = %v, want HeaderError %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("err = %v", err)
+			}
+			checkHeader(t, &h, tt.want)
+		})
+	}
+}
+
 func TestParseHeader(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want headerWant
-		err  string // HeaderError reason
-	}{
+	tests := []headerCase{
 		{name: "spec example", in: "<40>1 2012-11-30T06:45:29+00:00 host app web.3 - State changed from starting to up",
 			want: headerWant{ts("2012-11-30T06:45:29Z"), "host", "app", "web.3", "-", "State changed from starting to up"}},
 		{name: "trailing newline", in: "<40>1 2012-11-30T06:45:29+00:00 host app web.3 - up\n",
@@ -159,23 +185,7 @@ func TestParseHeader(t *testing.T) {
 		{name: "missing msgid", in: "<40>1 2024-01-01T23:00:00Z host app web.1", err: "missing msgid"},
 		{name: "missing hostname", in: "<40>1 2024-01-01T23:00:00Z ", err: "missing hostname"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var h Header
-			err := ParseHeader([]byte(tt.in), &h)
-			if tt.err != "" {
-				var he *HeaderError
-				if !errors.As(err, &he) || he.Reason != tt.err {
-					t.Fatalf("err = %v, want HeaderError %q", err, tt.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("err = %v", err)
-			}
-			checkHeader(t, &h, tt.want)
-		})
-	}
+	runHeaderCases(t, ParseHeader, tests)
 }
 
 func TestTimestampMatchesTimePackage(t *testing.T) {
@@ -200,12 +210,7 @@ func TestTimestampMatchesTimePackage(t *testing.T) {
 }
 
 func TestParseTail(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want headerWant
-		err  string
-	}{
+	tests := []headerCase{
 		{name: "spec router", in: "2012-10-11T03:47:20+00:00 heroku[router]: " + routerMsg,
 			want: headerWant{ts("2012-10-11T03:47:20Z"), "-", "heroku", "router", "-", routerMsg}},
 		{name: "app web with micros", in: "2024-01-02T03:04:05.123456+00:00 app[web.1]: Completed 200 OK\n",
@@ -231,23 +236,7 @@ func TestParseTail(t *testing.T) {
 		{name: "timestamp only", in: "2024-01-02T03:04:05Z", err: "bad timestamp"},
 		{name: "syslog line", in: "<40>1 2012-11-30T06:45:29+00:00 host app web.3 - up", err: "bad timestamp"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var h Header
-			err := ParseTail([]byte(tt.in), &h)
-			if tt.err != "" {
-				var he *HeaderError
-				if !errors.As(err, &he) || he.Reason != tt.err {
-					t.Fatalf("err = %v, want HeaderError %q", err, tt.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("err = %v", err)
-			}
-			checkHeader(t, &h, tt.want)
-		})
-	}
+	runHeaderCases(t, ParseTail, tests)
 }
 
 func TestParseAllocs(t *testing.T) {
