@@ -50,6 +50,10 @@ type Batch struct {
 type Record struct {
 	Seq int64
 	Batch
+	// Damaged is set when the journal found the record's checksum wrong
+	// (its bytes were changed on disk). The body is then empty and the
+	// aggregator counts the batch as lost (rejected.corrupt) for App.
+	Damaged bool
 }
 
 // Journal is the durable, ordered, replayable log between ingest and

@@ -82,6 +82,9 @@ const (
 	// ReasonCardinality counts lines that would have added a process type,
 	// dyno or custom metric name beyond an app's limits (see Limits).
 	ReasonCardinality = "rejected.cardinality"
+	// ReasonCorrupt counts journal records (whole batches) whose checksum
+	// failed: their bytes were changed on disk, so their lines are lost.
+	ReasonCorrupt = "rejected.corrupt"
 	ReasonDropCount   = "drop_count" // Logplex-Drop-Count header
 	ReasonLostCount   = "lost_count" // Logplex-Lost-Count header
 )
@@ -407,6 +410,10 @@ func (s *State) reject(app string, t int64, reason string, n int64) {
 // Fold frames, parses and counts every line of one journal record.
 func (s *State) Fold(rec *drainpipe.Record) {
 	recv := rec.ReceivedAt.UnixNano()
+	if rec.Damaged {
+		s.reject(rec.App, recv, ReasonCorrupt, 1)
+		return
+	}
 	if rec.Dropped > 0 {
 		s.reject(rec.App, recv, ReasonDropCount, rec.Dropped)
 	}

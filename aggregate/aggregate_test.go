@@ -340,3 +340,24 @@ func FuzzFold(f *testing.F) {
 		s.Take(1) // must not panic either
 	})
 }
+
+// TestDamagedRecordIsCountedAsLost: a journal record whose checksum
+// failed reaches the fold without its body and is counted, per app, as
+// rejected.corrupt in the log-loss series instead of being read.
+func TestDamagedRecordIsCountedAsLost(t *testing.T) {
+	s := NewState(3*24*time.Hour, 5*time.Minute)
+	good := record(1, frame(nil, t0.Add(time.Minute), "heroku", "router", `at=info method=GET path=/ dyno=web.1 connect=1ms service=5ms status=200`))
+	bad := record(2, nil)
+	bad.Damaged = true
+	s.Fold(&good)
+	s.Fold(&bad)
+	f := s.Take(2)
+	var requests, corrupt int64
+	for _, r := range f.Rows {
+		requests += r.Bucket.Requests
+		corrupt += r.Bucket.LogLoss[ReasonCorrupt]
+	}
+	if requests != 1 || corrupt != 1 {
+		t.Fatalf("requests %d, rejected.corrupt %d; want 1 and 1", requests, corrupt)
+	}
+}

@@ -29,6 +29,9 @@ func open(ctx context.Context, path string, schema string) (*sql.DB, error) {
 	db.SetMaxOpenConns(8)
 	if _, err := db.ExecContext(ctx, schema); err != nil {
 		db.Close()
+		if isCorrupt(err) {
+			return nil, &CorruptError{File: path, Offset: locateDamage(ctx, path), Detail: err.Error()}
+		}
 		return nil, fmt.Errorf("create schema in %s: %w", path, err)
 	}
 	return db, nil

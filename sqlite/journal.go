@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/drainpipe/drainpipe"
@@ -20,7 +21,9 @@ CREATE TABLE IF NOT EXISTS journal (
 	received_at INTEGER NOT NULL,
 	body        BLOB NOT NULL,
 	dropped     INTEGER NOT NULL DEFAULT 0,
-	lost        INTEGER NOT NULL DEFAULT 0
+	lost        INTEGER NOT NULL DEFAULT 0,
+	crc         INTEGER,
+	damaged     INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS frames (
 	app      TEXT NOT NULL,
@@ -29,6 +32,19 @@ CREATE TABLE IF NOT EXISTS frames (
 	PRIMARY KEY (app, frame_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS frames_seen ON frames(seen_at);
+CREATE TABLE IF NOT EXISTS journal_quarantine (
+	seq         INTEGER PRIMARY KEY,
+	file_offset INTEGER NOT NULL,
+	app         TEXT NOT NULL,
+	frame_id    TEXT NOT NULL,
+	received_at INTEGER NOT NULL,
+	body        BLOB NOT NULL,
+	dropped     INTEGER NOT NULL,
+	lost        INTEGER NOT NULL,
+	crc         INTEGER NOT NULL,
+	reason      TEXT NOT NULL,
+	moved_at    INTEGER NOT NULL
+);
 `
 
 // FrameIDRetention is how long a Logplex-Frame-Id is remembered for
@@ -44,6 +60,7 @@ const maxGroup = 256
 // and each caller returns only after that commit.
 type Journal struct {
 	db     *sql.DB
+	path   string
 	log    *slog.Logger
 	reqs   chan *appendReq
 	notify chan struct{}
@@ -51,6 +68,8 @@ type Journal struct {
 	exited chan struct{} // closed when the writer has returned
 	wg     sync.WaitGroup
 	once   sync.Once
+
+	quarantined atomic.Int64
 }
 
 type appendReq struct {
@@ -71,16 +90,131 @@ func OpenJournal(ctx context.Context, path string, log *slog.Logger) (*Journal, 
 	}
 	j := &Journal{
 		db:     db,
+		path:   path,
 		log:    log,
 		reqs:   make(chan *appendReq, maxGroup),
 		notify: make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		exited: make(chan struct{}),
 	}
+	if err := j.verify(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("journal: %w", err)
+	}
 	j.wg.Add(1)
 	go j.writer()
 	return j, nil
 }
+
+// verify is the start-up check: SQLite's structural check of the file,
+// then every record's CRC-32C. A record that fails is moved, bytes
+// intact, to journal_quarantine and left in the journal as a damaged
+// marker that the aggregator counts as lost (rejected.corrupt), so every
+// intact record is kept and the loss is reported. A file that fails the
+// structural check is refused (*CorruptError).
+func (j *Journal) verify(ctx context.Context) error {
+	if err := migrateJournal(ctx, j.db); err != nil {
+		return err
+	}
+	if err := checkStructure(ctx, j.db, j.path); err != nil {
+		return err
+	}
+	rows, err := j.db.QueryContext(ctx,
+		`SELECT seq, app, frame_id, received_at, body, dropped, lost, crc FROM journal WHERE damaged = 0 AND crc IS NOT NULL ORDER BY seq`)
+	if err != nil {
+		return fmt.Errorf("verify records: %w", err)
+	}
+	var bad []int64
+	n := 0
+	for rows.Next() {
+		var seq, recv, dropped, lost, crc int64
+		var app, frameID string
+		var body []byte
+		if err := rows.Scan(&seq, &app, &frameID, &recv, &body, &dropped, &lost, &crc); err != nil {
+			rows.Close()
+			return fmt.Errorf("verify records: %w", err)
+		}
+		n++
+		if uint32(crc) != recordCRC(app, frameID, recv, dropped, lost, body) || crc>>32 != 0 {
+			bad = append(bad, seq)
+		}
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return fmt.Errorf("verify records: %w", err)
+	}
+	for _, seq := range bad {
+		if err := j.quarantine(ctx, seq, "checksum mismatch at start-up"); err != nil {
+			return err
+		}
+	}
+	j.log.Info("journal verified", "file", j.path, "records", n, "damaged", len(bad))
+	return nil
+}
+
+// migrateJournal adds the checksum columns to a journal created before
+// records carried them; such old records stay unchecked (crc NULL).
+func migrateJournal(ctx context.Context, db *sql.DB) error {
+	have := map[string]bool{}
+	rows, err := db.QueryContext(ctx, `SELECT name FROM pragma_table_info('journal')`)
+	if err != nil {
+		return fmt.Errorf("read journal columns: %w", err)
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return fmt.Errorf("read journal columns: %w", err)
+		}
+		have[name] = true
+	}
+	rows.Close()
+	for _, c := range []struct{ name, def string }{{"crc", "INTEGER"}, {"damaged", "INTEGER NOT NULL DEFAULT 0"}} {
+		if !have[c.name] {
+			if _, err := db.ExecContext(ctx, `ALTER TABLE journal ADD COLUMN `+c.name+` `+c.def); err != nil {
+				return fmt.Errorf("add journal column %s: %w", c.name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// quarantine moves record seq, bytes intact, to journal_quarantine and
+// leaves a damaged marker in its place (empty body, damaged=1), logging
+// the file and the byte offset of the record's body.
+func (j *Journal) quarantine(ctx context.Context, seq int64, reason string) error {
+	tx, err := j.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("quarantine record %d: %w", seq, err)
+	}
+	defer tx.Rollback()
+	var offset int64
+	var app string
+	if err := tx.QueryRowContext(ctx, `SELECT sqlite_offset(body), app FROM journal WHERE seq = ?`, seq).Scan(&offset, &app); err != nil {
+		return fmt.Errorf("quarantine record %d: %w", seq, err)
+	}
+	if _, err := tx.ExecContext(ctx,
+		`INSERT OR REPLACE INTO journal_quarantine(seq, file_offset, app, frame_id, received_at, body, dropped, lost, crc, reason, moved_at)
+		 SELECT seq, ?, app, frame_id, received_at, body, dropped, lost, COALESCE(crc, 0), ?, ? FROM journal WHERE seq = ?`,
+		offset, reason, time.Now().Unix(), seq); err != nil {
+		return fmt.Errorf("quarantine record %d: %w", seq, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE journal SET body = x'', dropped = 0, lost = 0, damaged = 1 WHERE seq = ?`, seq); err != nil {
+		return fmt.Errorf("quarantine record %d: %w", seq, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("quarantine record %d: %w", seq, err)
+	}
+	j.quarantined.Add(1)
+	j.log.Error("journal: damaged record moved to journal_quarantine; its lines are counted as rejected.corrupt",
+		"file", j.path, "offset", offset, "seq", seq, "app", app, "reason", reason)
+	return nil
+}
+
+// Quarantined returns how many damaged records this Journal has moved to
+// quarantine since it was opened.
+func (j *Journal) Quarantined() int64 { return j.quarantined.Load() }
 
 // Notify returns a channel that receives a value after appends, so a
 // reader can wait instead of polling.
@@ -181,9 +315,11 @@ func (j *Journal) commit(group []*appendReq) error {
 				continue
 			}
 		}
+		recv := b.ReceivedAt.UnixNano()
+		crc := recordCRC(b.App, b.FrameID, recv, b.Dropped, b.Lost, b.Body)
 		err := tx.QueryRowContext(ctx,
-			`INSERT INTO journal(app, frame_id, received_at, body, dropped, lost) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq`,
-			b.App, b.FrameID, b.ReceivedAt.UnixNano(), b.Body, b.Dropped, b.Lost).Scan(&r.seq)
+			`INSERT INTO journal(app, frame_id, received_at, body, dropped, lost, crc) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+			b.App, b.FrameID, recv, b.Body, b.Dropped, b.Lost, int64(crc)).Scan(&r.seq)
 		if err != nil {
 			return fmt.Errorf("journal: append: %w", err)
 		}
@@ -200,31 +336,53 @@ func (j *Journal) commit(group []*appendReq) error {
 const MaxReadBytes = 32 << 20
 
 // Read returns up to max records with Seq > after, in order, stopping
-// early once MaxReadBytes of bodies are read.
+// early once MaxReadBytes of bodies are read. Every record's checksum is
+// checked; one that fails (damaged since start-up) is quarantined like at
+// start-up and returned with Damaged set and no body.
 func (j *Journal) Read(ctx context.Context, after int64, max int) ([]drainpipe.Record, error) {
+	out, bad, err := j.read(ctx, after, max)
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range bad {
+		if err := j.quarantine(ctx, out[i].Seq, "checksum mismatch on read"); err != nil {
+			return nil, fmt.Errorf("journal: %w", err)
+		}
+		out[i].Body, out[i].Dropped, out[i].Lost, out[i].Damaged = nil, 0, 0, true
+	}
+	return out, nil
+}
+
+// read returns the records and the indexes of those failing their CRC.
+func (j *Journal) read(ctx context.Context, after int64, max int) ([]drainpipe.Record, []int, error) {
 	rows, err := j.db.QueryContext(ctx,
-		`SELECT seq, app, frame_id, received_at, body, dropped, lost FROM journal WHERE seq > ? ORDER BY seq LIMIT ?`,
+		`SELECT seq, app, frame_id, received_at, body, dropped, lost, crc, damaged FROM journal WHERE seq > ? ORDER BY seq LIMIT ?`,
 		after, max)
 	if err != nil {
-		return nil, fmt.Errorf("journal: read after %d: %w", after, err)
+		return nil, nil, fmt.Errorf("journal: read after %d: %w", after, err)
 	}
 	defer rows.Close()
 	var out []drainpipe.Record
+	var bad []int
 	size := 0
 	for size < MaxReadBytes && rows.Next() {
 		var r drainpipe.Record
 		var recv int64
-		if err := rows.Scan(&r.Seq, &r.App, &r.FrameID, &recv, &r.Body, &r.Dropped, &r.Lost); err != nil {
-			return nil, fmt.Errorf("journal: scan: %w", err)
+		var crc sql.NullInt64
+		if err := rows.Scan(&r.Seq, &r.App, &r.FrameID, &recv, &r.Body, &r.Dropped, &r.Lost, &crc, &r.Damaged); err != nil {
+			return nil, nil, fmt.Errorf("journal: scan: %w", err)
+		}
+		if !r.Damaged && crc.Valid && (uint32(crc.Int64) != recordCRC(r.App, r.FrameID, recv, r.Dropped, r.Lost, r.Body) || crc.Int64>>32 != 0) {
+			bad = append(bad, len(out))
 		}
 		r.ReceivedAt = time.Unix(0, recv).UTC()
 		out = append(out, r)
 		size += len(r.Body)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("journal: read: %w", err)
+		return nil, nil, fmt.Errorf("journal: read: %w", err)
 	}
-	return out, nil
+	return out, bad, nil
 }
 
 // Trim deletes records up to and including upTo, and forgets frame ids

@@ -112,6 +112,8 @@ type Store struct {
 	mu    sync.Mutex
 	parts map[partKey]string // partition tables known to exist
 	auth  map[string]appAuth // cache of app credentials by name
+
+	damaged int // buckets found damaged at start-up
 }
 
 type partKey struct {
@@ -154,8 +156,110 @@ func OpenStore(ctx context.Context, path string, retention map[drainpipe.Tier]ti
 		k.tier = drainpipe.Tier(tier)
 		s.parts[k] = name
 	}
-	return s, rows.Err()
+	if err := rows.Err(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: list partitions: %w", err)
+	}
+	rows.Close()
+	if err := s.verify(ctx, path); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return s, nil
 }
+
+// verify is the start-up check: SQLite's structural check of the file,
+// then every stored bucket's CRC-32C and its plain request and 5xx
+// columns against the checksummed bucket. A bucket that fails is moved,
+// bytes intact, to the quarantine table, reported with the file and the
+// row's byte offset, and left out of every answer; plain columns that
+// disagree with their (intact) bucket are rewritten from it. A file that
+// fails the structural check is refused (*CorruptError).
+func (s *Store) verify(ctx context.Context, path string) error {
+	if err := checkStructure(ctx, s.db, path); err != nil {
+		return err
+	}
+	type fix struct {
+		table            string
+		rowid, offset    int64
+		app, ptype       string
+		ts               int64
+		data             []byte
+		err              error
+		requests, err5xx int64
+	}
+	var bad []fix
+	n := 0
+	for _, table := range s.allPartitions() {
+		rows, err := s.db.QueryContext(ctx, `SELECT sqlite_offset(data), app, ptype, ts, requests, err5xx, data FROM `+table)
+		if err != nil {
+			return fmt.Errorf("verify %s: %w", table, err)
+		}
+		for rows.Next() {
+			var f fix
+			var req, e5 int64
+			if err := rows.Scan(&f.offset, &f.app, &f.ptype, &f.ts, &req, &e5, &f.data); err != nil {
+				rows.Close()
+				return fmt.Errorf("verify %s: %w", table, err)
+			}
+			n++
+			f.table = table
+			b, derr := metrics.Decode(f.data)
+			switch {
+			case derr != nil:
+				f.err = derr
+			case b.Requests != req || b.Count5xx() != e5:
+				f.requests, f.err5xx = b.Requests, b.Count5xx()
+			default:
+				continue
+			}
+			bad = append(bad, f)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("verify %s: %w", table, err)
+		}
+	}
+	for _, f := range bad {
+		if f.err != nil {
+			s.log.Error("store: damaged bucket moved to quarantine and left out of every answer",
+				"file", path, "offset", f.offset, "table", f.table, "app", f.app, "process_type", f.ptype, "ts", f.ts, "err", f.err)
+			if _, err := s.db.ExecContext(ctx,
+				`INSERT INTO quarantine(tbl, app, ptype, ts, data, error, moved_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+				f.table, f.app, f.ptype, f.ts, f.data, f.err.Error(), time.Now().Unix()); err != nil {
+				return fmt.Errorf("quarantine bucket in %s: %w", f.table, err)
+			}
+			if _, err := s.db.ExecContext(ctx, `DELETE FROM `+f.table+` WHERE app = ? AND ptype = ? AND ts = ?`, f.app, f.ptype, f.ts); err != nil {
+				return fmt.Errorf("quarantine bucket in %s: %w", f.table, err)
+			}
+			continue
+		}
+		s.log.Error("store: request counts disagreed with their checksummed bucket; rewritten from it",
+			"file", path, "offset", f.offset, "table", f.table, "app", f.app, "process_type", f.ptype, "ts", f.ts)
+		if _, err := s.db.ExecContext(ctx, `UPDATE `+f.table+` SET requests = ?, err5xx = ? WHERE app = ? AND ptype = ? AND ts = ?`, f.requests, f.err5xx, f.app, f.ptype, f.ts); err != nil {
+			return fmt.Errorf("repair counts in %s: %w", f.table, err)
+		}
+	}
+	s.damaged = len(bad)
+	s.log.Info("store verified", "file", path, "buckets", n, "damaged", len(bad))
+	return nil
+}
+
+// allPartitions names every partition table, in no particular order.
+func (s *Store) allPartitions() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.parts))
+	for _, name := range s.parts {
+		out = append(out, name)
+	}
+	return out
+}
+
+// Damaged returns how many buckets the start-up check found damaged
+// (quarantined or repaired from their checksummed bytes).
+func (s *Store) Damaged() int { return s.damaged }
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
