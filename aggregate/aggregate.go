@@ -84,9 +84,9 @@ const (
 	ReasonCardinality = "rejected.cardinality"
 	// ReasonCorrupt counts journal records (whole batches) whose checksum
 	// failed: their bytes were changed on disk, so their lines are lost.
-	ReasonCorrupt = "rejected.corrupt"
-	ReasonDropCount   = "drop_count" // Logplex-Drop-Count header
-	ReasonLostCount   = "lost_count" // Logplex-Lost-Count header
+	ReasonCorrupt   = "rejected.corrupt"
+	ReasonDropCount = "drop_count" // Logplex-Drop-Count header
+	ReasonLostCount = "lost_count" // Logplex-Lost-Count header
 )
 
 // Aggregator folds journal records into buckets and flushes them.

@@ -235,7 +235,7 @@ func TestStoreDamageIsFoundAtStartup(t *testing.T) {
 	}
 	table := s.partitionsIn(drainpipe.Tier1m, t0, t0.Add(time.Minute))[0]
 	var blob []byte
-	if err := s.db.QueryRow(`SELECT data FROM `+table+` WHERE app = 'a'`).Scan(&blob); err != nil {
+	if err := s.db.QueryRow(`SELECT data FROM ` + table + ` WHERE app = 'a'`).Scan(&blob); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.db.Exec(`UPDATE ` + table + ` SET requests = 1000 WHERE app = 'c'`); err != nil {
