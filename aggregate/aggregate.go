@@ -54,6 +54,12 @@ type Config struct {
 	TrimEvery time.Duration
 }
 
+// WithDefaults returns c with its zero fields set to the defaults.
+func (c Config) WithDefaults() Config {
+	c.defaults()
+	return c
+}
+
 func (c *Config) defaults() {
 	if c.FlushInterval <= 0 {
 		c.FlushInterval = time.Second
@@ -302,6 +308,10 @@ func NewState(maxAge, maxFuture time.Duration) *State {
 	return &State{maxAge: int64(maxAge), maxFuture: int64(maxFuture), apps: map[string]*appState{},
 		rSeen: map[rKey]struct{}{}, limits: map[string]*appLimits{}}
 }
+
+// SetLineCounter sets a function called with each line's kind (or
+// rejection reason) as it is folded, for metrics; nil means none.
+func (s *State) SetLineCounter(f func(kind string)) { s.onLine = f }
 
 // Size returns the number of buckets held.
 func (s *State) Size() int { return s.size }

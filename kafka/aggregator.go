@@ -1,0 +1,454 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/aggregate"
+)
+
+// Aggregator is one member of the aggregators' consumer group. For each
+// partition assigned to it, it keeps its own aggregate.State, starting
+// from the offset stored with the aggregates (never from Kafka's committed
+// offsets, which it does not use), and every FlushInterval writes that
+// partition's buckets, the Frame-Ids it folded and the new offset to the
+// sink in one transaction (aggregate.PartitionSink.ApplyPartition).
+//
+// Duplicates are dropped by Frame-Id: all of an app's batches are in one
+// partition (the record key is the app), so a retried POST that reached
+// another ingest process is either still in this partition's unflushed
+// window (the pending set) or in an earlier flush (SeenFrames, asked once
+// per poll).
+//
+// When a flush is fenced (another member applied the partition since, as
+// after a rebalance), the partition's unflushed state is dropped and
+// consumption resumes at the stored offset; on revocation the state is
+// flushed first, when the store takes it.
+type Aggregator struct {
+	cfg  aggregate.Config
+	kc   Config
+	sink aggregate.PartitionSink
+	log  *slog.Logger
+	cl   *kgo.Client
+
+	mu     sync.Mutex // parts, reseek, and the sink calls made for them
+	parts  map[int32]*partState
+	reseek map[int32]bool // fenced partitions whose stored offset is to be read again
+
+	healthMu     sync.Mutex
+	failingSince time.Time
+	lastErr      error
+
+	onLine    func(kind string)
+	mFlushes  prometheus.Counter
+	mFlushErr prometheus.Counter
+	mFenced   prometheus.Counter
+	mDup      prometheus.Counter
+	mRecords  prometheus.Counter
+	mFlushDur prometheus.Histogram
+}
+
+// partState is the unflushed fold of one partition.
+type partState struct {
+	state   *aggregate.State
+	from    int64 // the stored offset this fold continues (From of the next flush); -1 unknown
+	next    int64 // offset after the last record folded; -1 before the first
+	pending map[aggregate.FrameKey]struct{}
+	frames  []aggregate.FrameKey
+}
+
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+}
+
+func (a *Aggregator) newPart(stored int64) *partState {
+	ps := &partState{
+		state: aggregate.NewState(a.cfg.MaxAge, a.cfg.MaxFuture),
+		from:  stored, next: stored,
+		pending: map[aggregate.FrameKey]struct{}{},
+	}
+	ps.state.SetLineCounter(a.onLine)
+	return ps
+}
+
+// dirty reports whether the partition has anything to flush.
+func (ps *partState) dirty() bool {
+	return ps.next >= 0 && (ps.next != ps.from || !ps.state.Empty())
+}
+
+// NewAggregator returns a group member consuming kc's topic as kc's group
+// and flushing to sink. Run it with Run.
+func NewAggregator(cfg aggregate.Config, kc Config, sink aggregate.PartitionSink, log *slog.Logger, reg prometheus.Registerer) (*Aggregator, error) {
+	cfg = cfg.WithDefaults()
+	a := &Aggregator{
+		cfg: cfg, kc: kc, sink: sink, log: log, parts: map[int32]*partState{}, reseek: map[int32]bool{},
+		mFlushes:  counter("drainpipe_aggregate_flushes_total", "Partition flushes applied to the store."),
+		mFlushErr: counter("drainpipe_aggregate_flush_errors_total", "Partition flushes the store refused (retried)."),
+		mFenced:   counter("drainpipe_aggregate_fenced_total", "Partition flushes refused because another aggregator applied the partition since."),
+		mDup:      counter("drainpipe_aggregate_duplicate_batches_total", "Batches skipped because their Frame-Id was already folded."),
+		mRecords:  counter("drainpipe_aggregate_records_total", "Kafka records (drain batches) consumed."),
+		mFlushDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "drainpipe_aggregate_flush_seconds", Help: "Time to apply one partition flush.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+	}
+	lines := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "drainpipe_aggregate_lines_total",
+		Help: "Lines folded by the aggregator, by kind or rejection reason.",
+	}, []string{"kind"})
+	// Lines are folded only under a.mu, so the cache needs no lock of its own.
+	counters := map[string]prometheus.Counter{}
+	a.onLine = func(kind string) {
+		c, ok := counters[kind]
+		if !ok {
+			c = lines.WithLabelValues(kind)
+			counters[kind] = c
+		}
+		c.Inc()
+	}
+	if reg != nil {
+		reg.MustRegister(lines, a.mFlushes, a.mFlushErr, a.mFenced, a.mDup, a.mRecords, a.mFlushDur)
+	}
+
+	opts, err := kc.clientOpts()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts,
+		kgo.ConsumerGroup(kc.GroupName()),
+		kgo.ConsumeTopics(kc.TopicName()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.SessionTimeout(10*time.Second),
+		kgo.HeartbeatInterval(time.Second),
+		kgo.RebalanceTimeout(30*time.Second),
+		kgo.AdjustFetchOffsetsFn(a.adjustOffsets),
+		kgo.OnPartitionsRevoked(a.revoked),
+		kgo.OnPartitionsLost(a.lost),
+	)
+	if a.cl, err = kgo.NewClient(opts...); err != nil {
+		return nil, fmt.Errorf("kafka: consumer: %w", err)
+	}
+	return a, nil
+}
+
+// adjustOffsets runs when partitions are assigned, before fetching: it
+// replaces Kafka's (unused) committed offsets by the offsets stored with
+// the aggregates, and starts a fresh fold for each partition.
+func (a *Aggregator) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	topic := a.kc.TopicName()
+	for t, parts := range offsets {
+		if t != topic {
+			continue
+		}
+		for p := range parts {
+			stored, err := a.storedOffset(ctx, p)
+			if err != nil {
+				return nil, err
+			}
+			a.mu.Lock()
+			a.parts[p] = a.newPart(stored)
+			a.mu.Unlock()
+			parts[p] = startAt(stored)
+			a.log.Info("aggregate: partition assigned", "partition", p, "offset", stored)
+		}
+	}
+	return offsets, nil
+}
+
+func startAt(stored int64) kgo.Offset {
+	if stored < 0 {
+		return kgo.NewOffset().AtStart()
+	}
+	return kgo.NewOffset().At(stored).WithEpoch(-1)
+}
+
+// storedOffset reads a partition's offset from the sink, retrying while
+// the store is unreachable until ctx ends (the group then rebalances).
+func (a *Aggregator) storedOffset(ctx context.Context, p int32) (int64, error) {
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		off, err := a.sink.PartitionOffset(ctx, a.kc.GroupName(), a.kc.TopicName(), p)
+		if err == nil {
+			return off, nil
+		}
+		a.log.Warn("aggregate: read stored offset; retrying", "partition", p, "err", err)
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("aggregate: stored offset of partition %d: %w", p, err)
+		case <-time.After(wait):
+		}
+	}
+}
+
+// revoked flushes and forgets the partitions taken away in a rebalance.
+func (a *Aggregator) revoked(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, p := range lost[a.kc.TopicName()] {
+		if ps := a.parts[p]; ps != nil && ps.dirty() {
+			fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			a.flushPart(fctx, p, ps)
+			cancel()
+		}
+		delete(a.parts, p)
+		delete(a.reseek, p)
+		a.log.Info("aggregate: partition revoked", "partition", p)
+	}
+}
+
+// lost forgets partitions without flushing: the group already gave them
+// to another member, whose flushes fence any of ours.
+func (a *Aggregator) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, p := range lost[a.kc.TopicName()] {
+		delete(a.parts, p)
+		delete(a.reseek, p)
+		a.log.Warn("aggregate: partition lost", "partition", p)
+	}
+}
+
+// Run consumes until ctx ends, flushing every FlushInterval, and leaves
+// the group on the way out after a last flush.
+func (a *Aggregator) Run(ctx context.Context) error {
+	defer a.cl.Close()
+	lastFlush := time.Now()
+	backoff := time.Duration(0)
+	for ctx.Err() == nil {
+		if backoff > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+		}
+		pctx, cancel := context.WithTimeout(ctx, a.cfg.FlushInterval)
+		fetches := a.cl.PollRecords(pctx, a.cfg.ReadBatch*4)
+		cancel()
+		if errs := fetches.Errors(); len(errs) > 0 {
+			for _, fe := range errs {
+				if errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled) {
+					continue
+				}
+				a.log.Warn("aggregate: fetch", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
+			}
+		}
+		ok := a.process(ctx, fetches.Records())
+		backoff = 0
+		if !ok {
+			backoff = time.Second
+		}
+		if time.Since(lastFlush) >= a.cfg.FlushInterval {
+			a.FlushAll(ctx)
+			lastFlush = time.Now()
+		}
+		a.cl.AllowRebalance()
+	}
+	a.FlushAll(context.WithoutCancel(ctx))
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = a.cl.LeaveGroupContext(lctx)
+	return nil
+}
+
+// process folds one poll's records. It asks the store once which of their
+// Frame-Ids were already applied. When it cannot (store down), it rewinds
+// the partitions to the first unprocessed record and reports false, so
+// nothing is folded that might be a duplicate.
+func (a *Aggregator) process(ctx context.Context, recs []*kgo.Record) bool {
+	if len(recs) == 0 {
+		return true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.mRecords.Add(float64(len(recs)))
+
+	var keys []aggregate.FrameKey
+	batches := make([]drainpipe.Batch, len(recs))
+	for i, r := range recs {
+		batches[i] = batchOf(r)
+		ps := a.parts[r.Partition]
+		if ps == nil || batches[i].FrameID == "" {
+			continue
+		}
+		k := aggregate.FrameKey{App: batches[i].App, FrameID: batches[i].FrameID}
+		if _, ok := ps.pending[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	var seen map[aggregate.FrameKey]bool
+	if len(keys) > 0 {
+		var err error
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		seen, err = a.sink.SeenFrames(sctx, keys)
+		cancel()
+		if err != nil {
+			a.noteFailure(err)
+			a.log.Error("aggregate: cannot check Frame-Ids; will re-read", "err", err)
+			a.rewind(recs)
+			return false
+		}
+	}
+	for i, r := range recs {
+		ps := a.parts[r.Partition]
+		if ps == nil || r.Topic != a.kc.TopicName() {
+			continue // revoked or lost since the fetch
+		}
+		if ps.next >= 0 && r.Offset < ps.next {
+			continue // before the stored offset (fetched before a re-seek)
+		}
+		if ps.from < 0 {
+			ps.from = r.Offset // first ever flush of the partition
+		}
+		ps.next = r.Offset + 1
+		b := &batches[i]
+		if b.FrameID != "" {
+			k := aggregate.FrameKey{App: b.App, FrameID: b.FrameID}
+			if _, dup := ps.pending[k]; dup || seen[k] {
+				a.mDup.Inc()
+				continue
+			}
+			ps.pending[k] = struct{}{}
+			ps.frames = append(ps.frames, k)
+		}
+		rec := drainpipe.Record{Seq: r.Offset, Batch: *b}
+		ps.state.Fold(&rec)
+	}
+	return true
+}
+
+// rewind sets each partition of recs back to its first record in recs.
+func (a *Aggregator) rewind(recs []*kgo.Record) {
+	first := map[int32]int64{}
+	for _, r := range recs {
+		if ps := a.parts[r.Partition]; ps == nil || (ps.next >= 0 && r.Offset < ps.next) {
+			continue
+		}
+		if o, ok := first[r.Partition]; !ok || r.Offset < o {
+			first[r.Partition] = r.Offset
+		}
+	}
+	if len(first) == 0 {
+		return
+	}
+	set := map[int32]kgo.EpochOffset{}
+	for p, o := range first {
+		set[p] = kgo.EpochOffset{Epoch: -1, Offset: o}
+	}
+	a.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{a.kc.TopicName(): set})
+}
+
+// FlushAll applies every assigned partition's unflushed fold. A fenced
+// partition's fold is dropped and its stored offset read again.
+func (a *Aggregator) FlushAll(ctx context.Context) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for p, ps := range a.parts {
+		if ps.dirty() && !a.flushPart(ctx, p, ps) {
+			delete(a.parts, p)
+			a.reseek[p] = true
+			a.log.Warn("aggregate: partition fenced; resuming at the stored offset", "partition", p)
+		}
+	}
+	a.resolveSeeks(ctx)
+}
+
+// resolveSeeks re-reads the stored offset of fenced partitions and moves
+// consumption there. Records of a partition waiting here are skipped (not
+// folded), so nothing is lost: they are fetched again after the seek.
+func (a *Aggregator) resolveSeeks(ctx context.Context) {
+	for p := range a.reseek {
+		stored, err := a.storedOffsetOnce(ctx, p)
+		if err != nil {
+			a.log.Error("aggregate: re-read stored offset after fence; will retry", "partition", p, "err", err)
+			continue
+		}
+		delete(a.reseek, p)
+		a.parts[p] = a.newPart(stored)
+		if stored >= 0 {
+			a.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{a.kc.TopicName(): {p: {Epoch: -1, Offset: stored}}})
+		}
+	}
+}
+
+func (a *Aggregator) storedOffsetOnce(ctx context.Context, p int32) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return a.sink.PartitionOffset(ctx, a.kc.GroupName(), a.kc.TopicName(), p)
+}
+
+// flushPart applies one partition's fold. It returns false when the flush
+// was fenced: the caller must drop the state and re-seek. Other failures
+// keep the state for the next attempt.
+func (a *Aggregator) flushPart(ctx context.Context, p int32, ps *partState) bool {
+	f := ps.state.Take(0)
+	pf := &aggregate.PartitionFlush{
+		Group: a.kc.GroupName(), Topic: a.kc.TopicName(), Partition: p,
+		From: ps.from, To: ps.next, Flush: f, Frames: ps.frames,
+	}
+	start := time.Now()
+	err := a.sink.ApplyPartition(ctx, pf)
+	switch {
+	case err == nil:
+		ps.from = ps.next
+		ps.frames = nil
+		clear(ps.pending)
+		a.mFlushes.Inc()
+		a.mFlushDur.Observe(time.Since(start).Seconds())
+		a.noteFailure(nil)
+		return true
+	case errors.Is(err, aggregate.ErrFenced):
+		a.mFenced.Inc()
+		return false
+	default:
+		a.mFlushErr.Inc()
+		a.noteFailure(err)
+		a.log.Error("aggregate: flush failed; will retry", "partition", p, "from", ps.from, "to", ps.next, "err", err)
+		ps.state.Restore(f)
+		return true
+	}
+}
+
+func (a *Aggregator) noteFailure(err error) {
+	a.healthMu.Lock()
+	defer a.healthMu.Unlock()
+	if err == nil {
+		a.failingSince, a.lastErr = time.Time{}, nil
+		return
+	}
+	if a.failingSince.IsZero() {
+		a.failingSince = time.Now()
+	}
+	a.lastErr = err
+}
+
+// Health returns an error while the store has been refusing flushes for
+// longer than aggregate.UnhealthyAfter.
+func (a *Aggregator) Health(context.Context) error {
+	a.healthMu.Lock()
+	defer a.healthMu.Unlock()
+	if !a.failingSince.IsZero() && time.Since(a.failingSince) > aggregate.UnhealthyAfter {
+		return fmt.Errorf("aggregator: store failing since %s: %w", a.failingSince.UTC().Format(time.RFC3339), a.lastErr)
+	}
+	return nil
+}
+
+// Assigned returns the partitions this member folds now, for tests and
+// diagnostics.
+func (a *Aggregator) Assigned() []int32 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var ps []int32
+	for p := range a.parts {
+		ps = append(ps, p)
+	}
+	return ps
+}

@@ -1,0 +1,298 @@
+package kafka_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/aggregate"
+	"github.com/drainpipe/drainpipe/kafka"
+	"github.com/drainpipe/drainpipe/kafka/kafkatest"
+	"github.com/drainpipe/drainpipe/logplex"
+)
+
+// memSink is an in-memory aggregate.PartitionSink with the same fencing
+// rule as the PostgreSQL store; it counts router requests per app.
+type memSink struct {
+	mu       sync.Mutex
+	offsets  map[string]int64 // group/topic/partition → next offset
+	seen     map[aggregate.FrameKey]bool
+	requests map[string]int64
+	applies  int
+	fenced   int
+}
+
+func newMemSink() *memSink {
+	return &memSink{offsets: map[string]int64{}, seen: map[aggregate.FrameKey]bool{}, requests: map[string]int64{}}
+}
+
+func offKey(g, t string, p int32) string { return fmt.Sprintf("%s/%s/%d", g, t, p) }
+
+func (m *memSink) ApplyPartition(_ context.Context, p *aggregate.PartitionFlush) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := offKey(p.Group, p.Topic, p.Partition)
+	if cur, ok := m.offsets[k]; ok && cur != p.From {
+		m.fenced++
+		return aggregate.ErrFenced
+	}
+	m.offsets[k] = p.To
+	for _, f := range p.Frames {
+		m.seen[f] = true
+	}
+	for _, r := range p.Flush.Rows {
+		m.requests[r.App] += r.Bucket.Requests
+	}
+	m.applies++
+	return nil
+}
+
+func (m *memSink) PartitionOffset(_ context.Context, g, t string, p int32) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.offsets[offKey(g, t, p)]; ok {
+		return o, nil
+	}
+	return -1, nil
+}
+
+func (m *memSink) SeenFrames(_ context.Context, keys []aggregate.FrameKey) (map[aggregate.FrameKey]bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[aggregate.FrameKey]bool{}
+	for _, k := range keys {
+		if m.seen[k] {
+			out[k] = true
+		}
+	}
+	return out, nil
+}
+
+func (m *memSink) total() (map[string]int64, int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]int64{}
+	var n int64
+	for a, c := range m.requests {
+		out[a] = c
+		n += c
+	}
+	return out, n
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func testConfig(t *testing.T, partitions int32) kafka.Config {
+	return kafka.Config{
+		Brokers: kafkatest.Brokers(t), Topic: kafkatest.Name("drains"),
+		Group: kafkatest.Name("agg"), Partitions: partitions,
+	}
+}
+
+// openTopic creates a fresh topic of partitions on the shared broker and
+// a producer for it.
+func openTopic(t *testing.T, partitions int32) (kafka.Config, *kafka.Journal) {
+	t.Helper()
+	kc := testConfig(t, partitions)
+	if err := kafka.EnsureTopic(context.Background(), kc, quiet); err != nil {
+		t.Fatal(err)
+	}
+	j, err := kafka.OpenJournal(kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return kc, j
+}
+
+// appendN appends batches from..to-1 of one request each for app, with
+// their index as Frame-Id.
+func appendN(t *testing.T, j *kafka.Journal, app string, from, to int) {
+	t.Helper()
+	now := time.Now().UTC()
+	for i := from; i < to; i++ {
+		if _, _, err := j.Append(context.Background(), drainpipe.Batch{App: app, FrameID: fmt.Sprint(i), ReceivedAt: now, Body: routerBody(now, 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// routerBody returns a logplex-1 body of n router lines at t.
+func routerBody(t time.Time, n int) []byte {
+	var b []byte
+	for i := range n {
+		b = logplex.AppendMessage(b, t, "host", "heroku", "router",
+			fmt.Sprintf("at=info method=GET path=/%d host=x dyno=web.1 connect=1ms service=%dms status=200 bytes=10", i, 5+i))
+	}
+	return b
+}
+
+func startAggregator(t *testing.T, kc kafka.Config, sink aggregate.PartitionSink) (*kafka.Aggregator, context.CancelFunc, <-chan struct{}) {
+	t.Helper()
+	a, err := kafka.NewAggregator(aggregate.Config{FlushInterval: 200 * time.Millisecond}, kc, sink, quiet, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := a.Run(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return a, cancel, done
+}
+
+// waitTotal waits until the sink counted want requests, then checks that
+// it stays there (no late double counting).
+func waitTotal(t *testing.T, sink *memSink, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, n := sink.total()
+		if n == want {
+			break
+		}
+		if n > want || time.Now().After(deadline) {
+			t.Fatalf("requests counted: %d, want %d", n, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	if _, n := sink.total(); n != want {
+		t.Fatalf("requests counted after settling: %d, want %d", n, want)
+	}
+}
+
+func TestJournalRecordsCarryTheBatch(t *testing.T) {
+	kc := testConfig(t, 1)
+	ctx := context.Background()
+	if err := kafka.EnsureTopic(ctx, kc, quiet); err != nil {
+		t.Fatal(err)
+	}
+	if err := kafka.EnsureTopic(ctx, kc, quiet); err != nil {
+		t.Fatalf("second EnsureTopic of an existing topic: %v", err)
+	}
+	j, err := kafka.OpenJournal(kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	at := time.Date(2026, 5, 1, 12, 0, 0, 123456789, time.UTC)
+	in := drainpipe.Batch{App: "shop", FrameID: "f-1", ReceivedAt: at, Body: routerBody(at, 2), Dropped: 3, Lost: 4}
+	off, dup, err := j.Append(ctx, in)
+	if err != nil || dup || off != 0 {
+		t.Fatalf("Append = %d, %v, %v; want offset 0 of a new topic", off, dup, err)
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kc.Brokers...), kgo.ConsumeTopics(kc.TopicName()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	fs := cl.PollFetches(pctx)
+	recs := fs.Records()
+	if len(recs) != 1 {
+		t.Fatalf("consumed %d records (%v), want 1", len(recs), fs.Errors())
+	}
+	got := kafka.BatchOf(recs[0])
+	if got.App != in.App || got.FrameID != in.FrameID || !got.ReceivedAt.Equal(at) ||
+		string(got.Body) != string(in.Body) || got.Dropped != 3 || got.Lost != 4 {
+		t.Fatalf("record decodes to %+v, want %+v", got, in)
+	}
+}
+
+func TestAggregatorCountsEveryBatchOnceAcrossMembersAndRetries(t *testing.T) {
+	ctx := context.Background()
+	kc, j := openTopic(t, 4)
+	sink := newMemSink()
+	now := time.Now().UTC()
+	apps := []string{"a1", "a2", "a3", "a4", "a5", "a6"}
+	want := map[string]int64{}
+	var total int64
+	send := func(from, to int) {
+		for i := from; i < to; i++ {
+			app := apps[i%len(apps)]
+			b := drainpipe.Batch{App: app, FrameID: fmt.Sprintf("frame-%d", i), ReceivedAt: now, Body: routerBody(now, 1+i%7)}
+			if _, _, err := j.Append(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+			want[app] += int64(1 + i%7)
+			total += int64(1 + i%7)
+			if i%5 == 0 { // a Logplex retry of an earlier POST
+				b.App = apps[(i/2)%len(apps)]
+				b.FrameID = fmt.Sprintf("frame-%d", i/2)
+				b.Body = routerBody(now, 1+(i/2)%7)
+				if _, _, err := j.Append(ctx, b); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	send(0, 150)
+	_, stopA, doneA := startAggregator(t, kc, sink)
+	time.Sleep(500 * time.Millisecond)
+	b, _, _ := startAggregator(t, kc, sink) // rebalance while folding
+	send(150, 300)
+	waitTotal(t, sink, total)
+	stopA()
+	<-doneA
+	send(300, 400) // b takes A's partitions over at their stored offsets
+	waitTotal(t, sink, total)
+	if got := len(b.Assigned()); got != 4 {
+		t.Errorf("after A left, B folds %d partitions, want 4", got)
+	}
+	got, _ := sink.total()
+	for _, app := range apps {
+		if got[app] != want[app] {
+			t.Errorf("app %s: %d requests, want %d", app, got[app], want[app])
+		}
+	}
+}
+
+func TestAggregatorResumesAtTheStoredOffset(t *testing.T) {
+	kc, j := openTopic(t, 1)
+	appendN(t, j, "shop", 0, 10)
+	sink := newMemSink()
+	// As if an earlier aggregator had applied offsets [0, 6).
+	sink.offsets[offKey(kc.GroupName(), kc.TopicName(), 0)] = 6
+	startAggregator(t, kc, sink)
+	waitTotal(t, sink, 4)
+}
+
+// TestAggregatorDropsItsFoldWhenFenced moves a partition's stored offset
+// behind the aggregator's back, as another group member would.
+func TestAggregatorDropsItsFoldWhenFenced(t *testing.T) {
+	kc, j := openTopic(t, 1)
+	appendN(t, j, "shop", 0, 5)
+	sink := newMemSink()
+	startAggregator(t, kc, sink)
+	waitTotal(t, sink, 5)
+	// Another member applies offsets [5, 8) with 3 requests; this one must
+	// not count them again, and must go on from 8.
+	k := offKey(kc.GroupName(), kc.TopicName(), 0)
+	sink.mu.Lock()
+	sink.offsets[k] = 8
+	sink.requests["shop"] += 3
+	sink.mu.Unlock()
+	appendN(t, j, "shop", 5, 12)
+	waitTotal(t, sink, 12)
+	sink.mu.Lock()
+	fenced := sink.fenced
+	sink.mu.Unlock()
+	if fenced == 0 {
+		t.Error("no flush was fenced, so the test did not test fencing")
+	}
+}

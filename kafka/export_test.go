@@ -1,0 +1,4 @@
+package kafka
+
+// BatchOf is batchOf for the tests.
+var BatchOf = batchOf

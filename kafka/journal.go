@@ -1,0 +1,142 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/drainpipe/drainpipe"
+)
+
+// Record header names. The record's key is the app, its value the raw
+// logplex-1 body.
+const (
+	HeaderFrameID    = "frame-id"
+	HeaderReceivedAt = "received-at" // Unix nanoseconds, decimal
+	HeaderDropped    = "dropped"
+	HeaderLost       = "lost"
+)
+
+// EnsureTopic creates the topic when it is missing, with c.Partitions,
+// c.Replication and a max.message.bytes that fits c.MaxBatchBytes. An
+// existing topic is left as it is.
+func EnsureTopic(ctx context.Context, c Config, log *slog.Logger) error {
+	opts, err := c.clientOpts()
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("kafka: client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	topic := c.TopicName()
+	maxMsg := strconv.Itoa(int(c.MaxBatchBytes) + 64<<10)
+	resp, err := adm.CreateTopic(ctx, c.Partitions, c.Replication, map[string]*string{"max.message.bytes": &maxMsg}, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	switch {
+	case err == nil:
+		log.Info("kafka: created topic", "topic", topic, "partitions", c.Partitions, "replication", c.Replication)
+		return nil
+	case errors.Is(err, kerr.TopicAlreadyExists):
+		return nil
+	default:
+		return fmt.Errorf("kafka: create topic %s: %w", topic, err)
+	}
+}
+
+// Journal is the ingest side: Append produces a drain batch to the topic
+// and returns once every in-sync replica has it (acks=all, idempotent
+// producer). Duplicate Frame-Ids are not detected here but by the
+// aggregators, which see all of an app's batches in one partition.
+type Journal struct {
+	cl    *kgo.Client
+	topic string
+}
+
+// OpenJournal connects a producer. It does not wait for the brokers: an
+// unreachable cluster shows as failing Appends (and 503s to Logplex).
+func OpenJournal(c Config) (*Journal, error) {
+	opts, err := c.clientOpts()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts,
+		kgo.DefaultProduceTopic(c.TopicName()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchMaxBytes(c.MaxBatchBytes),
+		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.SnappyCompression(), kgo.NoCompression()),
+		kgo.ProducerLinger(0),
+		kgo.RecordDeliveryTimeout(8*time.Second),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), // murmur2 of the key, as the Java client
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: producer: %w", err)
+	}
+	return &Journal{cl: cl, topic: c.TopicName()}, nil
+}
+
+// Append produces b and waits for the acknowledgement. The returned
+// sequence is the record's offset within its partition; duplicate is
+// always false (see Journal).
+func (j *Journal) Append(ctx context.Context, b drainpipe.Batch) (int64, bool, error) {
+	rec := &kgo.Record{
+		Key:   []byte(b.App),
+		Value: b.Body,
+		Headers: []kgo.RecordHeader{
+			{Key: HeaderFrameID, Value: []byte(b.FrameID)},
+			{Key: HeaderReceivedAt, Value: strconv.AppendInt(nil, b.ReceivedAt.UnixNano(), 10)},
+		},
+	}
+	if b.Dropped > 0 {
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderDropped, Value: strconv.AppendInt(nil, b.Dropped, 10)})
+	}
+	if b.Lost > 0 {
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderLost, Value: strconv.AppendInt(nil, b.Lost, 10)})
+	}
+	r, err := j.cl.ProduceSync(ctx, rec).First()
+	if err != nil {
+		return 0, false, fmt.Errorf("kafka: produce to %s: %w", j.topic, err)
+	}
+	return r.Offset, false, nil
+}
+
+// Ping checks that a broker answers.
+func (j *Journal) Ping(ctx context.Context) error { return j.cl.Ping(ctx) }
+
+// Close flushes nothing (Append is synchronous) and disconnects.
+func (j *Journal) Close() error {
+	j.cl.Close()
+	return nil
+}
+
+// batchOf decodes a consumed record into the batch ingest produced.
+func batchOf(r *kgo.Record) drainpipe.Batch {
+	b := drainpipe.Batch{App: string(r.Key), Body: r.Value, ReceivedAt: r.Timestamp}
+	for _, h := range r.Headers {
+		switch h.Key {
+		case HeaderFrameID:
+			b.FrameID = string(h.Value)
+		case HeaderReceivedAt:
+			if ns, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil {
+				b.ReceivedAt = time.Unix(0, ns).UTC()
+			}
+		case HeaderDropped:
+			b.Dropped, _ = strconv.ParseInt(string(h.Value), 10, 64)
+		case HeaderLost:
+			b.Lost, _ = strconv.ParseInt(string(h.Value), 10, 64)
+		}
+	}
+	return b
+}
