@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +53,11 @@ type Config struct {
 	// TrimEvery is how often applied records are deleted from the journal
 	// (default 10 s).
 	TrimEvery time.Duration
+	// OK, when not nil, is called with "flush" after every flush the store
+	// committed (which also rolled the deltas up into the 10-minute and
+	// hourly tiers) and with "trim" after every journal trim; the
+	// supervisor exports these as each worker's last success.
+	OK func(worker string)
 }
 
 // WithDefaults returns c with its zero fields set to the defaults.
@@ -106,6 +112,14 @@ type Aggregator struct {
 	state    *State
 	pos      int64
 	lastTrim time.Time
+	flushed  atomic.Int64 // the position the store has committed
+
+	// folding is the record being folded; poison counts the panics each
+	// record caused, so that a record that makes the fold panic again
+	// after a restart is skipped (counted as rejected.malformed) instead
+	// of stopping aggregation for good.
+	folding int64
+	poison  map[int64]int
 
 	// health is read by HTTP handlers while Run writes it.
 	healthMu     sync.Mutex
@@ -118,6 +132,8 @@ type Aggregator struct {
 	mFlushDur prometheus.Histogram
 	mLastOK   prometheus.Gauge
 	mPos      prometheus.Gauge
+
+	beforeFold func(*drainpipe.Record) // test hook: runs before each fold
 }
 
 // New returns an aggregator reading j and flushing to sink. notify (may be
@@ -126,7 +142,7 @@ func New(cfg Config, j drainpipe.Journal, sink Sink, notify <-chan struct{}, log
 	cfg.defaults()
 	a := &Aggregator{
 		cfg: cfg, j: j, sink: sink, notify: notify, log: log,
-		state: NewState(cfg.MaxAge, cfg.MaxFuture),
+		poison: map[int64]int{},
 		mLines: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "drainpipe_aggregate_lines_total",
 			Help: "Lines folded by the aggregator, by kind or rejection reason.",
@@ -150,15 +166,7 @@ func New(cfg Config, j drainpipe.Journal, sink Sink, notify <-chan struct{}, log
 	}
 	// Look each kind's counter up once: WithLabelValues hashes its labels
 	// on every call, which showed in profiles of the per-line path.
-	counters := map[string]prometheus.Counter{}
-	a.state.onLine = func(kind string) {
-		c, ok := counters[kind]
-		if !ok {
-			c = a.mLines.WithLabelValues(kind)
-			counters[kind] = c
-		}
-		c.Inc()
-	}
+	a.resetState()
 	if reg != nil {
 		reg.MustRegister(a.mLines, a.mFlushes, a.mFlushErr, a.mFlushDur, a.mLastOK, a.mPos)
 	}
@@ -169,11 +177,23 @@ func New(cfg Config, j drainpipe.Journal, sink Sink, notify <-chan struct{}, log
 // until ctx ends, flushing every FlushInterval. On the way out it makes a
 // last flush.
 func (a *Aggregator) Run(ctx context.Context) error {
+	// Whatever was folded but not flushed before (a panic, a failed
+	// start) is dropped: it is folded again from the stored position.
+	a.resetState()
+	defer func() {
+		if r := recover(); r != nil {
+			if a.folding != 0 {
+				a.poison[a.folding]++
+			}
+			panic(r) // for the supervisor to log, count and restart
+		}
+	}()
 	pos, err := a.sink.Position(ctx)
 	if err != nil {
 		return fmt.Errorf("aggregate: read start position: %w", err)
 	}
 	a.pos = pos
+	a.flushed.Store(pos)
 	a.log.Info("aggregator starting", "position", pos)
 	tick := time.NewTicker(a.cfg.FlushInterval)
 	defer tick.Stop()
@@ -185,7 +205,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		if err != nil && ctx.Err() == nil {
 			a.log.Error("aggregate: read journal", "err", err)
 		}
-		if time.Since(lastFlush) >= a.cfg.FlushInterval || a.state.Size() > 50000 {
+		if time.Since(lastFlush) >= a.cfg.FlushInterval || a.state.Size() > maxStateBuckets {
 			a.Flush(ctx)
 			lastFlush = time.Now()
 		}
@@ -194,7 +214,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			a.Flush(context.WithoutCancel(ctx))
+			a.drain(context.WithoutCancel(ctx), time.Now().Add(DrainBudget))
 			return nil
 		case <-a.notify:
 		case <-poll.C:
@@ -203,16 +223,81 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	}
 }
 
+// maxStateBuckets is how many buckets the fold may hold before it flushes
+// early, bounding memory when catching up.
+const maxStateBuckets = 50000
+
+// DrainBudget bounds how long a stopping aggregator keeps folding what
+// the journal still holds before its last flush; whatever is left after
+// it is folded from the journal at the next start.
+const DrainBudget = 5 * time.Second
+
+// drain folds the journal until it is dry (or the deadline passes) and
+// flushes, so a clean stop leaves no backlog and every open minute in the
+// store.
+func (a *Aggregator) drain(ctx context.Context, deadline time.Time) {
+	for time.Now().Before(deadline) {
+		n, err := a.readOnce(ctx)
+		if err != nil {
+			a.log.Error("aggregate: read journal while stopping", "err", err)
+			break
+		}
+		if n == 0 {
+			break
+		}
+		if a.state.Size() > maxStateBuckets {
+			a.Flush(ctx)
+		}
+	}
+	a.Flush(ctx)
+}
+
 func (a *Aggregator) readOnce(ctx context.Context) (int, error) {
 	recs, err := a.j.Read(ctx, a.pos, a.cfg.ReadBatch)
 	if err != nil {
 		return 0, err
 	}
 	for i := range recs {
-		a.state.Fold(&recs[i])
-		a.pos = recs[i].Seq
+		r := &recs[i]
+		if a.poison[r.Seq] >= 2 {
+			a.log.Error("aggregate: journal record made the fold panic twice; skipped and counted as rejected.malformed",
+				"seq", r.Seq, "app", r.App, "frame_id", r.FrameID)
+			a.state.reject(r.App, r.ReceivedAt.UnixNano(), ReasonMalformed, 1)
+		} else {
+			a.folding = r.Seq
+			if a.beforeFold != nil {
+				a.beforeFold(r)
+			}
+			a.state.Fold(r)
+			a.folding = 0
+		}
+		a.pos = r.Seq
 	}
 	return len(recs), nil
+}
+
+// resetState starts a fresh State, counting lines into mLines.
+func (a *Aggregator) resetState() {
+	a.state = NewState(a.cfg.MaxAge, a.cfg.MaxFuture)
+	counters := map[string]prometheus.Counter{}
+	a.state.onLine = func(kind string) {
+		c, ok := counters[kind]
+		if !ok {
+			c = a.mLines.WithLabelValues(kind)
+			counters[kind] = c
+		}
+		c.Inc()
+	}
+}
+
+// Flushed returns the journal position the store has committed: records
+// after it are the backlog (in the journal, not yet in the store).
+func (a *Aggregator) Flushed() int64 { return a.flushed.Load() }
+
+func (a *Aggregator) ok(worker string) {
+	if a.cfg.OK != nil {
+		a.cfg.OK(worker)
+	}
 }
 
 // UnhealthyAfter is how long flushes may keep failing before Health
@@ -256,13 +341,22 @@ func (a *Aggregator) Flush(ctx context.Context) {
 	a.failingSince, a.lastErr = time.Time{}, nil
 	a.healthMu.Unlock()
 	a.state.flushedPos = a.pos
+	a.flushed.Store(a.pos)
 	a.mFlushDur.Observe(time.Since(start).Seconds())
 	a.mFlushes.Inc()
 	a.mLastOK.SetToCurrentTime()
 	a.mPos.Set(float64(a.pos))
+	a.ok("flush")
+	for seq := range a.poison {
+		if seq <= a.pos {
+			delete(a.poison, seq)
+		}
+	}
 	if time.Since(a.lastTrim) >= a.cfg.TrimEvery {
 		if err := a.j.Trim(ctx, a.pos); err != nil {
 			a.log.Error("aggregate: trim journal", "err", err)
+		} else {
+			a.ok("trim")
 		}
 		a.lastTrim = time.Now()
 	}

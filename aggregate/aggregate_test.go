@@ -16,6 +16,7 @@ import (
 	"github.com/drainpipe/drainpipe/logplex"
 	"github.com/drainpipe/drainpipe/metrics"
 	"github.com/drainpipe/drainpipe/sqlite"
+	"github.com/drainpipe/drainpipe/supervise"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -359,5 +360,54 @@ func TestDamagedRecordIsCountedAsLost(t *testing.T) {
 	}
 	if requests != 1 || corrupt != 1 {
 		t.Fatalf("requests %d, rejected.corrupt %d; want 1 and 1", requests, corrupt)
+	}
+}
+
+// TestPoisonRecordIsSkippedAfterTwoPanics makes the fold panic on one
+// journal record every time. The supervisor restarts the aggregator; after
+// the second panic on the same record it is skipped and counted as
+// rejected.malformed, and the records around it are counted exactly once.
+func TestPoisonRecordIsSkippedAfterTwoPanics(t *testing.T) {
+	ctx := context.Background()
+	j, st := openStack(t)
+	now := time.Now().UTC()
+	for range 3 {
+		body := frame(nil, now, "heroku", "router", `at=info method=GET path=/ dyno=web.1 connect=1ms service=5ms status=200`)
+		if _, _, err := j.Append(ctx, drainpipe.Batch{App: "shop", ReceivedAt: now, Body: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := New(Config{FlushInterval: 20 * time.Millisecond}, j, st, nil, quiet, nil)
+	a.beforeFold = func(r *drainpipe.Record) {
+		if r.Seq == 2 {
+			panic("injected: this record breaks the fold")
+		}
+	}
+	sup := supervise.New(quiet, nil)
+	runCtx, cancel := context.WithCancel(ctx)
+	sup.Go(runCtx, "aggregator", a.Run)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if pos, _ := st.Position(ctx); pos == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("aggregation stuck behind the poison record")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	sup.Wait()
+	rows, err := st.Buckets(ctx, "shop", "", drainpipe.Tier1h, now.Add(-time.Hour), now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var requests, malformed int64
+	for _, r := range rows {
+		requests += r.Bucket.Requests
+		malformed += r.Bucket.LogLoss[ReasonMalformed]
+	}
+	if requests != 2 || malformed != 1 {
+		t.Fatalf("requests %d, rejected.malformed %d; want 2 and 1", requests, malformed)
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drainpipe/drainpipe/aggregate"
 	"github.com/drainpipe/drainpipe/embedded"
 )
 
@@ -25,10 +24,18 @@ const adminToken = "test-admin-token"
 // startNode runs the embedded stack in-process on a free loopback port.
 func startNode(t *testing.T, dir string) *embedded.Node {
 	t.Helper()
-	n, err := embedded.Start(context.Background(), embedded.Config{
-		DataDir: dir, Listen: "127.0.0.1:0", AdminToken: adminToken,
-		Aggregate: aggregate.Config{FlushInterval: 200 * time.Millisecond},
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return startNodeWith(t, embedded.Config{DataDir: dir}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// startNodeWith is startNode with more of the configuration given; the
+// listen address, admin token and a 200 ms flush interval are filled in.
+func startNodeWith(t *testing.T, cfg embedded.Config, log *slog.Logger) *embedded.Node {
+	t.Helper()
+	cfg.Listen, cfg.AdminToken = "127.0.0.1:0", adminToken
+	if cfg.Aggregate.FlushInterval == 0 {
+		cfg.Aggregate.FlushInterval = 200 * time.Millisecond
+	}
+	n, err := embedded.Start(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

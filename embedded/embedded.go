@@ -23,6 +23,7 @@ import (
 	"github.com/drainpipe/drainpipe/aggregate"
 	"github.com/drainpipe/drainpipe/server"
 	"github.com/drainpipe/drainpipe/sqlite"
+	"github.com/drainpipe/drainpipe/supervise"
 )
 
 // Config configures a single-process drainpipe.
@@ -38,6 +39,9 @@ type Config struct {
 	// TLSCert and TLSKey are PEM files; when both are set the node serves
 	// HTTPS (Heroku drains must be https:// URLs).
 	TLSCert, TLSKey string
+	// WrapSink, when not nil, wraps the store as the aggregator's sink;
+	// tests use it to inject a slow or failing store.
+	WrapSink func(aggregate.Sink) aggregate.Sink
 }
 
 // Node is a running single-process drainpipe.
@@ -52,6 +56,7 @@ type Node struct {
 	ln     net.Listener
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	sup    *supervise.Supervisor
 	errc   chan error
 }
 
@@ -73,11 +78,28 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	sup := supervise.New(log, reg)
 	aggCfg := cfg.Aggregate
 	if aggCfg.MaxAge == 0 {
 		aggCfg.MaxAge = st.Retention()[drainpipe.Tier1m]
 	}
-	agg := aggregate.New(aggCfg, j, st, j.Notify(), log, reg)
+	if aggCfg.OK == nil {
+		aggCfg.OK = sup.OK
+	}
+	var sink aggregate.Sink = st
+	if cfg.WrapSink != nil {
+		sink = cfg.WrapSink(st)
+	}
+	agg := aggregate.New(aggCfg, j, sink, j.Notify(), log, reg)
+	backlog := func() int64 { return max(0, j.LastSeq()-agg.Flushed()) }
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "drainpipe_journal_backlog_records",
+		Help: "Journal records acknowledged but not yet in the store (the aggregator is behind by this much).",
+	}, func() float64 { return float64(backlog()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "drainpipe_journal_quarantined_records",
+		Help: "Journal records whose checksum failed, moved to journal_quarantine since start (their batches count as rejected.corrupt).",
+	}, func() float64 { return float64(j.Quarantined()) }))
 
 	scfg := cfg.Server
 	scfg.AdminToken = cfg.AdminToken
@@ -90,6 +112,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	}
 	if scfg.Health == nil {
 		scfg.Health = agg.Health
+	}
+	if scfg.HealthDetail == nil {
+		scfg.HealthDetail = func(context.Context) []string {
+			return []string{
+				fmt.Sprintf("journal_backlog_records %d", backlog()),
+				fmt.Sprintf("journal_last_seq %d", j.LastSeq()),
+				fmt.Sprintf("store_position %d", agg.Flushed()),
+			}
+		}
 	}
 	srv := server.New(scfg, j, st, log, reg)
 
@@ -116,19 +147,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	n := &Node{
 		URL: scheme + ln.Addr().String(), Store: st, Journal: j, Registry: reg,
 		log: log, ln: ln, cancel: cancel, errc: make(chan error, 3),
-		httpd: srv.HTTPServer(cfg.Listen),
+		httpd: srv.HTTPServer(cfg.Listen), sup: sup,
 	}
-	n.wg.Add(3)
-	go func() {
-		defer n.wg.Done()
-		if err := agg.Run(runCtx); err != nil {
-			n.errc <- fmt.Errorf("aggregator: %w", err)
-		}
-	}()
-	go func() {
-		defer n.wg.Done()
-		n.retention(runCtx)
-	}()
+	sup.Go(runCtx, "aggregator", agg.Run)
+	sup.Go(runCtx, "retention", n.retention)
+	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		if err := n.httpd.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -162,19 +185,23 @@ func loadTLS(certFile, keyFile string) (*tls.Config, error) {
 func (n *Node) Err() <-chan error { return n.errc }
 
 // retention drops expired partitions now and then, reporting what it did.
-func (n *Node) retention(ctx context.Context) {
+func (n *Node) retention(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for {
 		dropped, err := n.Store.DropExpired(ctx, time.Now())
-		if err != nil && ctx.Err() == nil {
+		switch {
+		case err != nil && ctx.Err() == nil:
 			n.log.Error("retention", "err", err)
-		} else if len(dropped) > 0 {
-			n.log.Info("retention dropped partitions", "tables", dropped)
+		case err == nil:
+			n.sup.OK("retention")
+			if len(dropped) > 0 {
+				n.log.Info("retention dropped partitions", "tables", dropped)
+			}
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
 	}
@@ -188,5 +215,6 @@ func (n *Node) Close() error {
 	err := n.httpd.Shutdown(shutdownCtx)
 	n.cancel()
 	n.wg.Wait()
+	n.sup.Wait()
 	return errors.Join(err, n.Journal.Close(), n.Store.Close())
 }

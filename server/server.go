@@ -74,6 +74,10 @@ type Config struct {
 	Dashboard http.Handler
 	// Health, when not nil, is called by GET /healthz; an error answers 503.
 	Health func(context.Context) error
+	// HealthDetail, when not nil, adds lines ("name value") after the
+	// first line of every /healthz answer: the journal backlog, the age of
+	// the last flush.
+	HealthDetail func(context.Context) []string
 	// QueryCacheTTL is how long the buckets of one query window are shared
 	// between requests for it (the dashboard sends several at once). Zero
 	// means no sharing; the command sets DefaultQueryCacheTTL.
@@ -203,15 +207,21 @@ func (s *Server) routes(gatherer prometheus.Gatherer) http.Handler {
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	var detail string
+	if s.cfg.HealthDetail != nil {
+		for _, l := range s.cfg.HealthDetail(r.Context()) {
+			detail += l + "\n"
+		}
+	}
 	if s.cfg.Health != nil {
 		if err := s.cfg.Health(r.Context()); err != nil {
 			s.log.Warn("health check failed", "err", err)
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("unavailable: " + err.Error() + "\n"))
+			_, _ = w.Write([]byte("unavailable: " + err.Error() + "\n" + detail))
 			return
 		}
 	}
-	_, _ = w.Write([]byte("ok\n"))
+	_, _ = w.Write([]byte("ok\n" + detail))
 }
 
 // principal is who an API request acts for: the admin, or one app.

@@ -70,6 +70,7 @@ type Journal struct {
 	once   sync.Once
 
 	quarantined atomic.Int64
+	lastSeq     atomic.Int64 // the highest sequence number committed
 }
 
 type appendReq struct {
@@ -101,6 +102,12 @@ func OpenJournal(ctx context.Context, path string, log *slog.Logger) (*Journal, 
 		db.Close()
 		return nil, fmt.Errorf("journal: %w", err)
 	}
+	var last int64
+	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'journal'`).Scan(&last); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("journal: read last sequence number: %w", err)
+	}
+	j.lastSeq.Store(last)
 	j.wg.Add(1)
 	go j.writer()
 	return j, nil
@@ -283,6 +290,9 @@ func (j *Journal) writer() {
 			if err != nil {
 				r.err, r.seq, r.dup = err, 0, false
 			}
+			if r.seq > j.lastSeq.Load() {
+				j.lastSeq.Store(r.seq)
+			}
 			close(r.done)
 		}
 		if err == nil {
@@ -397,6 +407,10 @@ func (j *Journal) Trim(ctx context.Context, upTo int64) error {
 	}
 	return nil
 }
+
+// LastSeq returns the highest sequence number committed so far (0 for an
+// empty journal); LastSeq minus the store's position is the backlog.
+func (j *Journal) LastSeq() int64 { return j.lastSeq.Load() }
 
 // Len returns the number of records currently kept (for /metrics).
 func (j *Journal) Len(ctx context.Context) (int64, error) {

@@ -1,0 +1,188 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/drainpipe/drainpipe/aggregate"
+	"github.com/drainpipe/drainpipe/embedded"
+	"github.com/drainpipe/drainpipe/logplex"
+	"github.com/drainpipe/drainpipe/metrics"
+)
+
+// metricValue reads one sample from GET /metrics: the first line that
+// starts with name (labels included, as Prometheus writes them).
+func metricValue(t *testing.T, base, name string) (float64, bool) {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if rest, ok := strings.CutPrefix(l, name+" "); ok {
+			v, err := strconv.ParseFloat(rest, 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
+
+// routerBatch is n router lines with status code status, at t.
+func routerBatch(n, status int, at time.Time) []byte {
+	var body []byte
+	for i := range n {
+		body = logplex.AppendMessage(body, at, "host", "heroku", "router",
+			fmt.Sprintf("at=info method=GET path=/ dyno=web.1 connect=1ms service=%dms status=%d bytes=1", 5+i, status))
+	}
+	return body
+}
+
+// countStatus returns how many lines of app with status code status the
+// API counts in the hour around at.
+func countStatus(t *testing.T, base, app string, status int, at time.Time) float64 {
+	t.Helper()
+	s := query(t, base, adminToken, "/api/apps/"+app+"/router-metrics/status", at.Add(-time.Hour), at.Add(time.Hour), "1h", nil)
+	return sum(s.Data[strconv.Itoa(status)])
+}
+
+// panickySink panics on some Apply calls: before the store is touched, or
+// after it committed (the flush is kept but the aggregator dies before it
+// knows).
+type panickySink struct {
+	aggregate.Sink
+	calls, before, after atomic.Int64
+}
+
+func (p *panickySink) Apply(ctx context.Context, f *metrics.Flush) error {
+	n := p.calls.Add(1)
+	if n == p.before.Load() {
+		panic("injected panic before the store commits")
+	}
+	err := p.Sink.Apply(ctx, f)
+	if n == p.after.Load() {
+		panic("injected panic after the store committed")
+	}
+	return err
+}
+
+// TestWorkerPanicIsRecovered injects two panics into the aggregator's
+// flush, one before and one after the store commits. The supervisor
+// recovers each, restarts the worker, counts the restarts in /metrics next
+// to each worker's last success, and every acknowledged line is still
+// counted exactly once.
+func TestWorkerPanicIsRecovered(t *testing.T) {
+	sink := &panickySink{}
+	sink.before.Store(2)
+	sink.after.Store(4)
+	n := startNodeWith(t, embedded.Config{DataDir: t.TempDir(), WrapSink: func(s aggregate.Sink) aggregate.Sink {
+		sink.Sink = s
+		return sink
+	}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	app := createApp(t, n.URL, "panicky")
+	now := time.Now().UTC()
+	const per = 25
+	// Post a batch every 60 ms (several per flush) until both panics
+	// have hit and been recovered.
+	batches := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if code := postDrain(t, app.DrainURL, fmt.Sprint("f", batches), routerBatch(per, 200, now), per); code != 200 {
+			t.Fatalf("drain POST: %d", code)
+		}
+		batches++
+		if v, _ := metricValue(t, n.URL, `drainpipe_worker_restarts_total{cause="panic",worker="aggregator"}`); v == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the two injected panics were not both recovered (%d Apply calls)", sink.calls.Load())
+		}
+		time.Sleep(60 * time.Millisecond)
+	}
+	eventually(t, "every line counted", func() bool { return countStatus(t, n.URL, "panicky", 200, now) >= float64(batches*per) })
+	time.Sleep(500 * time.Millisecond)
+	if got := countStatus(t, n.URL, "panicky", 200, now); got != float64(batches*per) {
+		t.Fatalf("counted %v lines after two panics, want exactly %d", got, batches*per)
+	}
+	t.Logf("%d lines in %d batches counted exactly once across 2 recovered panics", batches*per, batches)
+	for _, w := range []string{"flush", "trim", "retention"} {
+		v, ok := metricValue(t, n.URL, `drainpipe_worker_last_success_timestamp_seconds{worker="`+w+`"}`)
+		if !ok || v < float64(now.Add(-time.Minute).Unix()) {
+			t.Errorf("last success of %s: %v (exported %v)", w, v, ok)
+		}
+	}
+}
+
+// gatedSink blocks every Apply while closed: a store that has stopped
+// answering.
+type gatedSink struct {
+	aggregate.Sink
+	mu   sync.Mutex
+	open chan struct{}
+}
+
+func (g *gatedSink) Apply(ctx context.Context, f *metrics.Flush) error {
+	g.mu.Lock()
+	ch := g.open
+	g.mu.Unlock()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.Sink.Apply(ctx, f)
+}
+
+// TestSlowStoreJournalAbsorbs stalls the store completely. Drains keep
+// being acknowledged (the journal absorbs them), the backlog shows in
+// /metrics and in /healthz's detail while /healthz stays 200 (the node
+// still accepts drains), and once the store answers again it catches up:
+// every line counted exactly once, backlog back to 0.
+func TestSlowStoreJournalAbsorbs(t *testing.T) {
+	sink := &gatedSink{open: make(chan struct{})}
+	n := startNodeWith(t, embedded.Config{DataDir: t.TempDir(), WrapSink: func(s aggregate.Sink) aggregate.Sink {
+		sink.Sink = s
+		return sink
+	}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	app := createApp(t, n.URL, "slowstore")
+	now := time.Now().UTC()
+	const batches, per = 40, 50
+	for b := range batches {
+		if code := postDrain(t, app.DrainURL, fmt.Sprint("f", b), routerBatch(per, 200, now), per); code != 200 {
+			t.Fatalf("drain POST %d while the store is stalled: %d", b, code)
+		}
+	}
+	eventually(t, "backlog in /metrics", func() bool {
+		v, _ := metricValue(t, n.URL, "drainpipe_journal_backlog_records")
+		return v == batches
+	})
+	code, body := do(t, "GET", n.URL+"/healthz", "", nil, nil)
+	if code != 200 || !strings.Contains(string(body), fmt.Sprintf("journal_backlog_records %d\n", batches)) {
+		t.Fatalf("healthz while the store is stalled: %d %q", code, body)
+	}
+	if got := countStatus(t, n.URL, "slowstore", 200, now); got != 0 {
+		t.Fatalf("counted %v lines while the store was stalled", got)
+	}
+	close(sink.open)
+	eventually(t, "store caught up", func() bool { return countStatus(t, n.URL, "slowstore", 200, now) >= batches*per })
+	if got := countStatus(t, n.URL, "slowstore", 200, now); got != batches*per {
+		t.Fatalf("counted %v lines after catching up, want %d", got, batches*per)
+	}
+	eventually(t, "backlog back to 0", func() bool {
+		v, ok := metricValue(t, n.URL, "drainpipe_journal_backlog_records")
+		return ok && v == 0
+	})
+}
