@@ -58,6 +58,10 @@ type Config struct {
 	// hourly tiers) and with "trim" after every journal trim; the
 	// supervisor exports these as each worker's last success.
 	OK func(worker string)
+	// OnFlush, when not nil, is given every flush after the store applied
+	// it (the monitor evaluator's feed). It runs on the aggregator's
+	// goroutine, must not block, and must not change the flush.
+	OnFlush func(*metrics.Flush)
 }
 
 // WithDefaults returns c with its zero fields set to the defaults.
@@ -343,6 +347,9 @@ func (a *Aggregator) Flush(ctx context.Context) {
 	a.state.flushedPos = a.pos
 	a.flushed.Store(a.pos)
 	a.mFlushDur.Observe(time.Since(start).Seconds())
+	if a.cfg.OnFlush != nil {
+		a.cfg.OnFlush(f)
+	}
 	a.mFlushes.Inc()
 	a.mLastOK.SetToCurrentTime()
 	a.mPos.Set(float64(a.pos))

@@ -42,6 +42,8 @@ type Config struct {
 	// WrapSink, when not nil, wraps the store as the aggregator's sink;
 	// tests use it to inject a slow or failing store.
 	WrapSink func(aggregate.Sink) aggregate.Sink
+	// Alerts configures monitors, notifications and autoscaling.
+	Alerts AlertsConfig
 }
 
 // Node is a running single-process drainpipe.
@@ -79,7 +81,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	sup := supervise.New(log, reg)
+	al, err := startAlerts(ctx, cfg, st, log, reg)
+	if err != nil {
+		st.Close()
+		j.Close()
+		return nil, err
+	}
 	aggCfg := cfg.Aggregate
+	aggCfg.OnFlush = al.eval.Observe
 	if aggCfg.MaxAge == 0 {
 		aggCfg.MaxAge = st.Retention()[drainpipe.Tier1m]
 	}
@@ -122,6 +131,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 			}
 		}
 	}
+	scfg.AppRoutes = al.appRoutes(scfg.AppRoutes)
 	srv := server.New(scfg, j, st, log, reg)
 
 	var tlsConfig *tls.Config
@@ -158,6 +168,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 			n.errc <- fmt.Errorf("http server: %w", err)
 		}
 	}()
+	al.run(runCtx, sup)
 	log.Info("drainpipe serving", "url", n.URL, "data", cfg.DataDir)
 	return n, nil
 }

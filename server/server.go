@@ -84,6 +84,10 @@ type Config struct {
 	QueryCacheTTL time.Duration
 	// Now returns the current time; nil means time.Now. Tests set it.
 	Now func() time.Time
+	// AppRoutes are more endpoints under /api/apps/{app}/ (monitors,
+	// autoscaling), by ServeMux pattern. They get the same authentication
+	// and app check as the query API; the handler is given the app.
+	AppRoutes map[string]func(w http.ResponseWriter, r *http.Request, app string)
 }
 
 // Server serves drains and the query API. Create it with New; it is safe
@@ -194,6 +198,9 @@ func (s *Server) routes(gatherer prometheus.Gatherer) http.Handler {
 	mux.Handle("GET /api/apps/{app}/custom-metrics", s.appAPI(s.handleCustomList))
 	mux.Handle("GET /api/apps/{app}/custom-metrics/{name...}", s.appAPI(s.handleCustomSeries))
 	mux.Handle("GET /api/apps/{app}/log-loss", s.appAPI(s.handleLogLoss))
+	for pattern, h := range s.cfg.AppRoutes {
+		mux.Handle(pattern, s.appAPI(h))
+	}
 	mux.Handle("/api/", s.api(func(w http.ResponseWriter, r *http.Request, _ principal) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	}))

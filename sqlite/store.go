@@ -131,7 +131,7 @@ var _ server.Store = (*Store)(nil)
 // OpenStore opens or creates the store database at path. A nil retention
 // means DefaultRetention.
 func OpenStore(ctx context.Context, path string, retention map[drainpipe.Tier]time.Duration, log *slog.Logger) (*Store, error) {
-	db, err := open(ctx, path, storeSchema)
+	db, err := open(ctx, path, storeSchema+monitorSchema)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -473,12 +473,8 @@ func (s *Store) Apply(ctx context.Context, f *metrics.Flush) error {
 			}
 		}
 	}
-	for _, e := range f.Events {
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO events(app, ts, ptype, dyno, kind, code, detail) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			e.App, e.Time.UnixNano(), e.ProcessType, e.Dyno, string(e.Kind), e.Code, e.Detail); err != nil {
-			return fmt.Errorf("store: insert event: %w", err)
-		}
+	if err := insertEvents(ctx, tx, f.Events); err != nil {
+		return err
 	}
 	if err := s.recordNames(ctx, tx, f); err != nil {
 		return err

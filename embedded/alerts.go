@@ -1,0 +1,66 @@
+package embedded
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/drainpipe/drainpipe/monitor"
+	"github.com/drainpipe/drainpipe/notify"
+	"github.com/drainpipe/drainpipe/sqlite"
+	"github.com/drainpipe/drainpipe/supervise"
+)
+
+// AlertsConfig configures monitors: their evaluation, where
+// notifications go, and autoscaling.
+type AlertsConfig struct {
+	Evaluator    monitor.Config // Destinations, PublicURL and Scaler are filled in
+	Destinations []notify.Destination
+	Notify       notify.Config
+}
+
+// alerts is the running monitor side of a node.
+type alerts struct {
+	eval   *monitor.Evaluator
+	worker *notify.Worker
+	api    *monitor.API
+}
+
+// startAlerts builds the evaluator and the delivery worker and loads the
+// monitors; the aggregator must not have started yet.
+func startAlerts(ctx context.Context, cfg Config, st *sqlite.Store, log *slog.Logger, reg prometheus.Registerer) (*alerts, error) {
+	a := &alerts{worker: notify.NewWorker(cfg.Alerts.Notify, st, cfg.Alerts.Destinations, log, reg)}
+	ecfg := cfg.Alerts.Evaluator
+	ecfg.Destinations = a.worker.Destinations()
+	if ecfg.PublicURL == "" {
+		ecfg.PublicURL = cfg.PublicURL
+	}
+	ecfg.Delivered = a.worker.Wake
+	a.eval = monitor.NewEvaluator(ecfg, st, log)
+	if err := a.eval.Load(ctx, st.Buckets); err != nil {
+		return nil, err
+	}
+	a.api = &monitor.API{Store: st, Evaluator: a.eval, Log: log}
+	return a, nil
+}
+
+// appRoutes adds the monitor endpoints to the server's extra routes.
+func (a *alerts) appRoutes(routes map[string]func(http.ResponseWriter, *http.Request, string)) map[string]func(http.ResponseWriter, *http.Request, string) {
+	out := map[string]func(http.ResponseWriter, *http.Request, string){}
+	for p, h := range routes {
+		out[p] = h
+	}
+	for p, h := range a.api.Routes() {
+		out[p] = h
+	}
+	return out
+}
+
+// run runs the evaluator and the delivery worker under the supervisor
+// until ctx ends.
+func (a *alerts) run(ctx context.Context, sup *supervise.Supervisor) {
+	sup.Go(ctx, "monitor-evaluator", a.eval.Run)
+	sup.Go(ctx, "notify", a.worker.Run)
+}
