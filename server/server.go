@@ -88,13 +88,25 @@ type Config struct {
 	// autoscaling), by ServeMux pattern. They get the same authentication
 	// and app check as the query API; the handler is given the app.
 	AppRoutes map[string]func(w http.ResponseWriter, r *http.Request, app string)
+	// NoDrains leaves out the drain endpoint (the scale-out api role);
+	// NoAPI leaves out the query API and the dashboard (the ingest role).
+	// /healthz and /metrics are always served.
+	NoDrains, NoAPI bool
+}
+
+// Appender is the part of a drainpipe.Journal the drain endpoint uses:
+// the embedded SQLite journal, or the Kafka producer of the ingest role.
+type Appender interface {
+	// Append returns once b is durable; duplicate reports a Frame-Id the
+	// journal already holds (a journal that cannot tell reports false).
+	Append(ctx context.Context, b drainpipe.Batch) (seq int64, duplicate bool, err error)
 }
 
 // Server serves drains and the query API. Create it with New; it is safe
 // for concurrent use.
 type Server struct {
 	cfg       Config
-	journal   drainpipe.Journal
+	journal   Appender
 	store     Store
 	log       *slog.Logger
 	now       func() time.Time
@@ -111,7 +123,7 @@ type Server struct {
 // from st. Its own metrics are registered with reg; when reg is also a
 // prometheus.Gatherer (as *prometheus.Registry is) GET /metrics serves it.
 // A nil reg means a private registry. A nil log discards logs.
-func New(cfg Config, j drainpipe.Journal, st Store, log *slog.Logger, reg prometheus.Registerer) *Server {
+func New(cfg Config, j Appender, st Store, log *slog.Logger, reg prometheus.Registerer) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -171,12 +183,6 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 func (s *Server) routes(gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 
-	mux.HandleFunc("POST /drains/{app}", s.handleDrain)
-	mux.HandleFunc("/drains/{app}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, http.StatusMethodNotAllowed, "drains accept POST only")
-	})
-
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	if gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
@@ -184,29 +190,38 @@ func (s *Server) routes(gatherer prometheus.Gatherer) http.Handler {
 		}))
 	}
 
-	mux.Handle("GET /api/me", s.api(s.handleMe))
-	mux.Handle("GET /api/apps", s.api(s.handleListApps))
-	mux.Handle("POST /api/apps", s.api(s.handleCreateApp))
-	mux.Handle("GET /api/apps/{app}/formation", s.appAPI(s.handleFormation))
-	mux.Handle("GET /api/apps/{app}/router-metrics/latency", s.appAPI(s.handleLatency))
-	mux.Handle("GET /api/apps/{app}/router-metrics/status", s.appAPI(s.handleStatus))
-	mux.Handle("GET /api/apps/{app}/router-metrics/errors", s.appAPI(s.handleRouterErrors))
-	mux.Handle("GET /api/apps/{app}/formation/{type}/metrics/memory", s.appAPI(s.handleMemory))
-	mux.Handle("GET /api/apps/{app}/formation/{type}/metrics/load", s.appAPI(s.handleLoad))
-	mux.Handle("GET /api/apps/{app}/formation/{type}/metrics/errors", s.appAPI(s.handleDynoErrors))
-	mux.Handle("GET /api/apps/{app}/events", s.appAPI(s.handleEvents))
-	mux.Handle("GET /api/apps/{app}/custom-metrics", s.appAPI(s.handleCustomList))
-	mux.Handle("GET /api/apps/{app}/custom-metrics/{name...}", s.appAPI(s.handleCustomSeries))
-	mux.Handle("GET /api/apps/{app}/log-loss", s.appAPI(s.handleLogLoss))
-	for pattern, h := range s.cfg.AppRoutes {
-		mux.Handle(pattern, s.appAPI(h))
+	if !s.cfg.NoDrains {
+		mux.HandleFunc("POST /drains/{app}", s.handleDrain)
+		mux.HandleFunc("/drains/{app}", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", http.MethodPost)
+			writeError(w, http.StatusMethodNotAllowed, "drains accept POST only")
+		})
 	}
-	mux.Handle("/api/", s.api(func(w http.ResponseWriter, r *http.Request, _ principal) {
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
-	}))
+	if !s.cfg.NoAPI {
+		mux.Handle("GET /api/me", s.api(s.handleMe))
+		mux.Handle("GET /api/apps", s.api(s.handleListApps))
+		mux.Handle("POST /api/apps", s.api(s.handleCreateApp))
+		mux.Handle("GET /api/apps/{app}/formation", s.appAPI(s.handleFormation))
+		mux.Handle("GET /api/apps/{app}/router-metrics/latency", s.appAPI(s.handleLatency))
+		mux.Handle("GET /api/apps/{app}/router-metrics/status", s.appAPI(s.handleStatus))
+		mux.Handle("GET /api/apps/{app}/router-metrics/errors", s.appAPI(s.handleRouterErrors))
+		mux.Handle("GET /api/apps/{app}/formation/{type}/metrics/memory", s.appAPI(s.handleMemory))
+		mux.Handle("GET /api/apps/{app}/formation/{type}/metrics/load", s.appAPI(s.handleLoad))
+		mux.Handle("GET /api/apps/{app}/formation/{type}/metrics/errors", s.appAPI(s.handleDynoErrors))
+		mux.Handle("GET /api/apps/{app}/events", s.appAPI(s.handleEvents))
+		mux.Handle("GET /api/apps/{app}/custom-metrics", s.appAPI(s.handleCustomList))
+		mux.Handle("GET /api/apps/{app}/custom-metrics/{name...}", s.appAPI(s.handleCustomSeries))
+		mux.Handle("GET /api/apps/{app}/log-loss", s.appAPI(s.handleLogLoss))
+		for pattern, h := range s.cfg.AppRoutes {
+			mux.Handle(pattern, s.appAPI(h))
+		}
+		mux.Handle("/api/", s.api(func(w http.ResponseWriter, r *http.Request, _ principal) {
+			writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+		}))
 
-	if s.cfg.Dashboard != nil {
-		mux.Handle("/", s.cfg.Dashboard)
+		if s.cfg.Dashboard != nil {
+			mux.Handle("/", s.cfg.Dashboard)
+		}
 	}
 	return mux
 }

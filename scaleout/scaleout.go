@@ -1,0 +1,261 @@
+// Package scaleout runs one process of the scale-out mode: any of the
+// ingest, aggregate and api roles, around Apache Kafka (the journal) and
+// PostgreSQL (the store). It is what embedded is for the single process.
+//
+//   - ingest serves POST /drains/{app}: it authenticates the drain (from a
+//     credential cache while the store is down), produces the batch to
+//     Kafka and answers 200 once Kafka acknowledged it, 503 when Kafka
+//     cannot take it so that Logplex retries.
+//   - aggregate is a member of the aggregators' consumer group (see
+//     kafka.Aggregator) and keeps the store's day partitions and
+//     retention.
+//   - api serves the JSON API and the dashboard from the store, 503 while
+//     the store is unreachable.
+//
+// Every role serves /healthz and /metrics.
+package scaleout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/aggregate"
+	"github.com/drainpipe/drainpipe/kafka"
+	"github.com/drainpipe/drainpipe/server"
+)
+
+// Role is a part of drainpipe a process runs.
+type Role string
+
+// The roles.
+const (
+	RoleIngest    Role = "ingest"
+	RoleAggregate Role = "aggregate"
+	RoleAPI       Role = "api"
+)
+
+// Roles is a set of roles.
+type Roles map[Role]bool
+
+// ParseRoles reads a comma-separated role list; "all" means every role.
+func ParseRoles(s string) (Roles, error) {
+	r := Roles{}
+	for _, name := range strings.Split(s, ",") {
+		switch Role(strings.TrimSpace(name)) {
+		case "all":
+			r[RoleIngest], r[RoleAggregate], r[RoleAPI] = true, true, true
+		case RoleIngest:
+			r[RoleIngest] = true
+		case RoleAggregate:
+			r[RoleAggregate] = true
+		case RoleAPI:
+			r[RoleAPI] = true
+		default:
+			return nil, fmt.Errorf("unknown role %q: want ingest, aggregate, api, all or a comma-separated list", name)
+		}
+	}
+	return r, nil
+}
+
+// String lists the roles in a fixed order.
+func (r Roles) String() string {
+	var out []string
+	for _, x := range []Role{RoleIngest, RoleAggregate, RoleAPI} {
+		if r[x] {
+			out = append(out, string(x))
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// Store is what the roles need from the store: the server's reads and app
+// registry, and the partitioned sink the aggregators write to. The
+// PostgreSQL store implements it.
+type Store interface {
+	server.Store
+	aggregate.PartitionSink
+	Close() error
+}
+
+// maintainer is a store that creates its time partitions ahead and drops
+// expired ones; the aggregate role calls it now and then.
+type maintainer interface {
+	Maintain(ctx context.Context, now time.Time) ([]string, error)
+}
+
+// Config configures one scale-out process.
+type Config struct {
+	Roles     Roles
+	Listen    string // host:port; port 0 picks a free one
+	Kafka     kafka.Config
+	Aggregate aggregate.Config
+	// Server is the HTTP server's configuration; Dashboard, AdminToken
+	// and PublicURL go in it.
+	Server server.Config
+	// CredentialRefresh is how long the ingest role trusts a verified
+	// drain credential before asking the store again (default
+	// server.DefaultCredentialRefresh).
+	CredentialRefresh time.Duration
+}
+
+// Node is one running scale-out process.
+type Node struct {
+	URL      string
+	Registry *prometheus.Registry
+
+	log     *slog.Logger
+	httpd   *http.Server
+	journal *kafka.Journal
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	errc    chan error
+}
+
+// Start starts the roles of cfg on st. The store stays the caller's to
+// close, after Close.
+func Start(ctx context.Context, cfg Config, st Store, log *slog.Logger) (*Node, error) {
+	if len(cfg.Roles) == 0 {
+		return nil, errors.New("scaleout: no role to run")
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	n := &Node{Registry: reg, log: log, cancel: cancel, errc: make(chan error, 4)}
+	fail := func(err error) (*Node, error) {
+		cancel()
+		n.wg.Wait()
+		if n.journal != nil {
+			n.journal.Close()
+		}
+		return nil, err
+	}
+
+	if cfg.Roles[RoleIngest] || cfg.Roles[RoleAggregate] {
+		// Creating the topic is idempotent; either role may come first.
+		tctx, tcancel := context.WithTimeout(ctx, 30*time.Second)
+		err := kafka.EnsureTopic(tctx, cfg.Kafka, log)
+		tcancel()
+		if err != nil {
+			return fail(err)
+		}
+	}
+	var health []func(context.Context) error
+	if cfg.Roles[RoleAggregate] {
+		aggCfg := cfg.Aggregate
+		if aggCfg.MaxAge == 0 {
+			aggCfg.MaxAge = st.Retention()[drainpipe.Tier1m]
+		}
+		agg, err := kafka.NewAggregator(aggCfg, cfg.Kafka, st, log, reg)
+		if err != nil {
+			return fail(err)
+		}
+		health = append(health, agg.Health)
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := agg.Run(runCtx); err != nil {
+				n.errc <- fmt.Errorf("aggregator: %w", err)
+			}
+		}()
+		if m, ok := st.(maintainer); ok {
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				n.maintain(runCtx, m)
+			}()
+		}
+	}
+
+	scfg := cfg.Server
+	scfg.NoDrains = !cfg.Roles[RoleIngest]
+	scfg.NoAPI = !cfg.Roles[RoleAPI]
+	if scfg.QueryCacheTTL == 0 {
+		scfg.QueryCacheTTL = server.DefaultQueryCacheTTL
+	}
+	var sst server.Store = st
+	var appender server.Appender
+	if cfg.Roles[RoleIngest] {
+		j, err := kafka.OpenJournal(cfg.Kafka)
+		if err != nil {
+			return fail(err)
+		}
+		n.journal = j
+		appender = j
+		sst = server.NewCredentialCache(st, cfg.CredentialRefresh)
+	}
+	if scfg.Health == nil && len(health) > 0 {
+		scfg.Health = func(ctx context.Context) error {
+			var errs []error
+			for _, h := range health {
+				errs = append(errs, h(ctx))
+			}
+			return errors.Join(errs...)
+		}
+	}
+	srv := server.New(scfg, appender, sst, log, reg)
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fail(fmt.Errorf("listen on %s: %w", cfg.Listen, err))
+	}
+	n.URL = "http://" + ln.Addr().String()
+	n.httpd = srv.HTTPServer(cfg.Listen)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.httpd.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.errc <- fmt.Errorf("http server: %w", err)
+		}
+	}()
+	log.Info("drainpipe serving", "url", n.URL, "roles", cfg.Roles.String(),
+		"topic", cfg.Kafka.TopicName(), "group", cfg.Kafka.GroupName())
+	return n, nil
+}
+
+// maintain creates the store's partitions ahead and drops expired ones,
+// at start and every 10 minutes.
+func (n *Node) maintain(ctx context.Context, m maintainer) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		dropped, err := m.Maintain(ctx, time.Now())
+		if err != nil && ctx.Err() == nil {
+			n.log.Error("store maintenance", "err", err)
+		} else if len(dropped) > 0 {
+			n.log.Info("retention dropped partitions", "tables", dropped)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Err returns a channel that receives the first fatal error of a part.
+func (n *Node) Err() <-chan error { return n.errc }
+
+// Close stops serving (letting in-flight drains finish), makes the
+// aggregator's last flush and leaves the group, and disconnects from
+// Kafka.
+func (n *Node) Close() error {
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := n.httpd.Shutdown(shutdownCtx)
+	n.cancel()
+	n.wg.Wait()
+	if n.journal != nil {
+		n.journal.Close()
+	}
+	return err
+}
