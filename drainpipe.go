@@ -130,3 +130,19 @@ type Event struct {
 
 // ErrUnauthorized is returned when credentials do not match.
 var ErrUnauthorized = errors.New("unauthorized")
+
+// ErrUnavailable wraps errors that come from a dependency being out of
+// reach rather than from the request: the PostgreSQL server is down,
+// restarting or failing over. The caller may retry later; the HTTP API
+// answers 503.
+var ErrUnavailable = errors.New("store unavailable")
+
+// DefaultRetention is how long each tier is kept unless configured
+// otherwise (SPEC §2).
+func DefaultRetention() map[Tier]time.Duration {
+	return map[Tier]time.Duration{
+		Tier1m:  3 * 24 * time.Hour,
+		Tier10m: 35 * 24 * time.Hour,
+		Tier1h:  400 * 24 * time.Hour,
+	}
+}

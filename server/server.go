@@ -336,6 +336,10 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (principal
 		w.Header().Set("WWW-Authenticate", `Bearer realm="drainpipe", error="invalid_token"`)
 		writeError(w, http.StatusUnauthorized, "invalid token")
 		return principal{}, false
+	case errors.Is(err, drainpipe.ErrUnavailable):
+		s.log.Warn("api: store unavailable for a token lookup", "err", err)
+		unavailable(w)
+		return principal{}, false
 	default:
 		s.log.Error("api: token lookup failed", "err", err)
 		writeError(w, http.StatusServiceUnavailable, "cannot check token right now")
@@ -389,8 +393,26 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, errorBody{Error: msg})
 }
 
-// internalError logs err and answers 500 without details.
+// internalError logs err and answers 500 without details, or 503 with
+// Retry-After when the store is out of reach (drainpipe.ErrUnavailable:
+// PostgreSQL down or failing over), which is no fault of the request.
 func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, drainpipe.ErrUnavailable) {
+		s.log.Warn("api: store unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		unavailable(w)
+		return
+	}
 	s.log.Error("api: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	writeError(w, http.StatusInternalServerError, "internal error")
+}
+
+// unavailableMessage is the answer while the store cannot be reached.
+const unavailableMessage = "the metrics store is unavailable (database down or failing over); retry shortly"
+
+// unavailableRetryAfter is the Retry-After of that answer, in seconds.
+const unavailableRetryAfter = "5"
+
+func unavailable(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", unavailableRetryAfter)
+	writeError(w, http.StatusServiceUnavailable, unavailableMessage)
 }

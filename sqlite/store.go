@@ -2,17 +2,11 @@ package sqlite
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"database/sql"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -79,13 +73,7 @@ CREATE TABLE IF NOT EXISTS custom_names (
 
 // DefaultRetention is how long each tier is kept unless configured
 // otherwise (SPEC §2).
-func DefaultRetention() map[drainpipe.Tier]time.Duration {
-	return map[drainpipe.Tier]time.Duration{
-		drainpipe.Tier1m:  3 * 24 * time.Hour,
-		drainpipe.Tier10m: 35 * 24 * time.Hour,
-		drainpipe.Tier1h:  400 * 24 * time.Hour,
-	}
-}
+func DefaultRetention() map[drainpipe.Tier]time.Duration { return drainpipe.DefaultRetention() }
 
 // partitionSpan is the time one partition table of a tier covers.
 // Retention drops whole partitions, so a tier keeps up to one span more
@@ -276,49 +264,25 @@ func (s *Store) Position(ctx context.Context) (int64, error) {
 	return p, nil
 }
 
-func hashSecret(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
-}
-
-func randomToken(n int) (string, error) {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("random token: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
 // CreateApp registers an app with fresh credentials. Secrets are 32 random
 // bytes, so a plain SHA-256 of them is enough to keep (no slow KDF needed:
 // there is nothing to brute-force).
 func (s *Store) CreateApp(ctx context.Context, name string) (drainpipe.App, drainpipe.Credentials, error) {
-	user, err := randomToken(9)
+	cr, err := drainpipe.NewCredentials()
 	if err != nil {
 		return drainpipe.App{}, drainpipe.Credentials{}, err
 	}
-	user = "u" + strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(user))
-	secret, err := randomToken(32)
-	if err != nil {
-		return drainpipe.App{}, drainpipe.Credentials{}, err
-	}
-	token, err := randomToken(32)
-	if err != nil {
-		return drainpipe.App{}, drainpipe.Credentials{}, err
-	}
-	token = "dpa_" + token
 	now := time.Now().UTC().Truncate(time.Second)
 	res, err := s.db.ExecContext(ctx,
 		`INSERT OR IGNORE INTO apps(name, created_at, drain_user, secret_hash, token_hash) VALUES (?, ?, ?, ?, ?)`,
-		name, now.Unix(), user, hashSecret(secret), hashSecret(token))
+		name, now.Unix(), cr.DrainUser, drainpipe.HashSecret(cr.DrainSecret), drainpipe.HashSecret(cr.APIToken))
 	if err != nil {
 		return drainpipe.App{}, drainpipe.Credentials{}, fmt.Errorf("store: create app %q: %w", name, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return drainpipe.App{}, drainpipe.Credentials{}, fmt.Errorf("store: create app %q: %w", name, drainpipe.ErrExists)
 	}
-	return drainpipe.App{Name: name, CreatedAt: now},
-		drainpipe.Credentials{DrainUser: user, DrainSecret: secret, APIToken: token}, nil
+	return drainpipe.App{Name: name, CreatedAt: now}, cr, nil
 }
 
 // ListApps returns every app ordered by name.
@@ -373,9 +337,7 @@ func (s *Store) VerifyDrain(ctx context.Context, app, user, secret string) error
 		s.auth[app] = a
 		s.mu.Unlock()
 	}
-	userOK := subtle.ConstantTimeCompare([]byte(user), []byte(a.user)) == 1
-	secretOK := subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(a.secretHash)) == 1
-	if !userOK || !secretOK {
+	if !drainpipe.DrainPairMatches(user, secret, a.user, a.secretHash) {
 		return fmt.Errorf("app %q: %w", app, drainpipe.ErrUnauthorized)
 	}
 	return nil
@@ -384,7 +346,7 @@ func (s *Store) VerifyDrain(ctx context.Context, app, user, secret string) error
 // AppForToken returns the app whose API token this is.
 func (s *Store) AppForToken(ctx context.Context, token string) (string, error) {
 	var name string
-	err := s.db.QueryRowContext(ctx, `SELECT name FROM apps WHERE token_hash = ?`, hashSecret(token)).Scan(&name)
+	err := s.db.QueryRowContext(ctx, `SELECT name FROM apps WHERE token_hash = ?`, drainpipe.HashSecret(token)).Scan(&name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("token: %w", drainpipe.ErrNotFound)
 	}

@@ -1,0 +1,58 @@
+package drainpipe
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"strings"
+)
+
+// NewCredentials returns fresh random credentials for an app: a drain
+// user name, a 32-byte drain secret and a 32-byte API token ("dpa_…").
+// Stores keep only HashSecret of the secret and the token: with 32 random
+// bytes there is nothing to brute-force, so no slow KDF is needed.
+func NewCredentials() (Credentials, error) {
+	user, err := randomToken(9)
+	if err != nil {
+		return Credentials{}, err
+	}
+	secret, err := randomToken(32)
+	if err != nil {
+		return Credentials{}, err
+	}
+	token, err := randomToken(32)
+	if err != nil {
+		return Credentials{}, err
+	}
+	return Credentials{
+		DrainUser:   "u" + strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(user)),
+		DrainSecret: secret,
+		APIToken:    "dpa_" + token,
+	}, nil
+}
+
+// HashSecret is what a store keeps of a drain secret or an API token: its
+// SHA-256 in hex.
+func HashSecret(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// DrainPairMatches compares a presented drain user and secret with the
+// stored user and secret hash, in constant time.
+func DrainPairMatches(user, secret, storedUser, storedSecretHash string) bool {
+	userOK := subtle.ConstantTimeCompare([]byte(user), []byte(storedUser)) == 1
+	secretOK := subtle.ConstantTimeCompare([]byte(HashSecret(secret)), []byte(storedSecretHash)) == 1
+	return userOK && secretOK
+}
+
+func randomToken(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
