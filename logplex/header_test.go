@@ -338,3 +338,45 @@ func BenchmarkParseTail(b *testing.B) {
 		}
 	}
 }
+
+// FuzzParseTail fuzzes the `heroku logs` line format: it never panics,
+// fails only with a *HeaderError, and on success its fields are non-empty
+// slices of the line, the message is the line's tail, and the time agrees
+// with the time package.
+func FuzzParseTail(f *testing.F) {
+	for _, s := range []string{
+		"2012-10-11T03:47:20+00:00 heroku[router]: at=info method=GET path=/ status=200\n",
+		"2012-10-11T03:47:20.123456+00:00 app[web.1]:Started GET \"/\"\r\n",
+		"2024-02-29T23:59:59.123456789-07:00 heroku[api]: Deploy 2b9d4d1 by user a@b.c",
+		"2016-12-31T23:59:60Z app[worker.2]: ",
+		"1970-01-01T00:00:00z a[b]:",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		var h Header
+		err := ParseTail(line, &h)
+		if err != nil {
+			var he *HeaderError
+			if !errors.As(err, &he) {
+				t.Fatalf("error %T is not a *HeaderError", err)
+			}
+			return
+		}
+		for _, p := range [][]byte{h.AppName, h.ProcID} {
+			if len(p) == 0 || bytes.ContainsAny(p, " []") || !bytes.Contains(line, p) {
+				t.Fatalf("bad source field %q in %q", p, line)
+			}
+		}
+		if string(h.Hostname) != "-" || string(h.MsgID) != "-" {
+			t.Fatalf("hostname %q msgid %q, want -", h.Hostname, h.MsgID)
+		}
+		if len(h.Msg) > 0 && !bytes.HasSuffix(trimNewline(line), h.Msg) {
+			t.Fatalf("Msg %q is not the tail of %q", h.Msg, line)
+		}
+		ts := line[:bytes.IndexByte(line, ' ')]
+		if want, err := time.Parse(time.RFC3339Nano, string(ts)); err == nil && want.UnixNano() != h.Time {
+			t.Fatalf("time %q: got %d want %d", ts, h.Time, want.UnixNano())
+		}
+	})
+}
