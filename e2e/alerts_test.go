@@ -280,3 +280,72 @@ func firstWords(s string, n int) string {
 	}
 	return s
 }
+
+// TestWebhookOutage keeps the receiver down (503) while a monitor fires,
+// reminds, resolves and fires again, then brings it back: every
+// notification arrives afterwards, in order, exactly once.
+func TestWebhookOutage(t *testing.T) {
+	rcv := newReceiver(t)
+	rcv.setDown(true)
+	n := startAlertNode(t, rcv.URL)
+	shop := createApp(t, n.URL, "shop")
+	createMonitor(t, n.URL, adminToken, "shop", `{"action_type":"alert","name":"ERROR_RATE","value":0.25,"period":1,"notification_period":5}`)
+
+	t0 := time.Now().UTC().Truncate(time.Minute).Add(-2 * time.Hour)
+	bad := map[int]bool{}
+	for m := 2; m <= 12; m++ {
+		bad[m] = true
+	}
+	bad[14], bad[15] = true, true
+	for m := 0; m <= 17; m++ {
+		at := t0.Add(time.Duration(m) * time.Minute)
+		errPct := 0
+		if bad[m] {
+			errPct = 50
+		}
+		if code := postDrain(t, shop.DrainURL, fmt.Sprintf("f-%d", m), minuteOfTraffic(at, 100, errPct), 20); code != http.StatusOK {
+			t.Fatalf("drain POST: %d", code)
+		}
+	}
+	// Down: attempts are made (and fail) while nothing is accepted.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rcv.mu.Lock()
+		attempts := rcv.attempts
+		rcv.mu.Unlock()
+		if attempts >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d delivery attempts while the receiver was down", attempts)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	rcv.mu.Lock()
+	attempts := rcv.attempts
+	rcv.mu.Unlock()
+	if got := rcv.notifications(); len(got) != 0 || attempts > 20 {
+		t.Fatalf("while down: %d accepted, %d attempts (want 0 accepted, retries bounded by backoff)", len(got), attempts)
+	}
+	rcv.setDown(false)
+
+	want := []noteKey{
+		{monitor.ErrorRate, monitor.NotifyFiring, 2}, {monitor.ErrorRate, monitor.NotifyReminder, 7},
+		{monitor.ErrorRate, monitor.NotifyReminder, 12}, {monitor.ErrorRate, monitor.NotifyResolved, 13},
+		{monitor.ErrorRate, monitor.NotifyFiring, 14}, {monitor.ErrorRate, monitor.NotifyResolved, 16},
+	}
+	got := waitFor(t, rcv, len(want))
+	var inOrder []noteKey // as received, not sorted
+	ids := map[string]bool{}
+	for _, n := range got {
+		inOrder = append(inOrder, noteKey{n.Monitor.Name, n.Type, int(n.Minute.Sub(t0) / time.Minute)})
+		if ids[n.ID] {
+			t.Errorf("notification %s received twice", n.ID)
+		}
+		ids[n.ID] = true
+	}
+	if !slices.Equal(inOrder, want) {
+		t.Fatalf("after the outage, received:\n got %+v\nwant %+v", inOrder, want)
+	}
+}

@@ -60,7 +60,8 @@ func (a *alerts) appRoutes(routes map[string]func(http.ResponseWriter, *http.Req
 
 // run runs the evaluator and the delivery worker under the supervisor
 // until ctx ends.
-func (a *alerts) run(ctx context.Context, sup *supervise.Supervisor) {
+func (a *alerts) run(ctx context.Context, sup *supervise.Supervisor, nodeURL string) {
+	a.eval.DefaultPublicURL(nodeURL)
 	sup.Go(ctx, "monitor-evaluator", a.eval.Run)
 	sup.Go(ctx, "notify", a.worker.Run)
 }

@@ -168,7 +168,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 			n.errc <- fmt.Errorf("http server: %w", err)
 		}
 	}()
-	al.run(runCtx, sup)
+	al.run(runCtx, sup, n.URL)
 	log.Info("drainpipe serving", "url", n.URL, "data", cfg.DataDir)
 	return n, nil
 }

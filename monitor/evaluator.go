@@ -170,6 +170,15 @@ func NewEvaluator(cfg Config, st Store, log *slog.Logger) *Evaluator {
 	return e
 }
 
+// DefaultPublicURL sets the links' base URL when the configuration left
+// it empty (the node learns its address only once it listens). Call it
+// before Run.
+func (e *Evaluator) DefaultPublicURL(u string) {
+	if e.cfg.PublicURL == "" {
+		e.cfg.PublicURL = u
+	}
+}
+
 // Seeder reads stored 1-minute rows; server.Store's Buckets fits.
 type Seeder func(ctx context.Context, app, processType string, tier drainpipe.Tier, start, end time.Time) ([]metrics.Row, error)
 

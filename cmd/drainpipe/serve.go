@@ -32,6 +32,7 @@ type serveFlags struct {
 	tlsCert    string
 	tlsKey     string
 	cpuProfile string
+	alerts     alertFlags
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet, defaultData, defaultListen string) {
@@ -46,6 +47,7 @@ func (f *serveFlags) register(fs *flag.FlagSet, defaultData, defaultListen strin
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key file for --tls-cert")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the process stops (go tool pprof reads it)")
 	fs.StringVar(&f.publicURL, "public-url", "", "base URL drains are reached at, for the drain URLs drainpipe prints (default: from the request)")
+	f.alerts.register(fs)
 	fs.DurationVar(&f.keep1m, "retention-1m", 72*time.Hour, "how long 1-minute buckets are kept (at least 1h; lines older than this are dropped)")
 	fs.DurationVar(&f.keep10m, "retention-10m", 35*24*time.Hour, "how long 10-minute buckets are kept (at least --retention-1m)")
 	fs.DurationVar(&f.keep1h, "retention-1h", 400*24*time.Hour, "how long hourly buckets are kept (at least --retention-10m)")
@@ -88,14 +90,18 @@ func (f *serveFlags) config() (embedded.Config, error) {
 	if err != nil {
 		return embedded.Config{}, err
 	}
-	return embedded.Config{
+	cfg := embedded.Config{
 		DataDir: f.data, Listen: listen, AdminToken: token, PublicURL: f.publicURL,
 		Retention: map[drainpipe.Tier]time.Duration{
 			drainpipe.Tier1m: f.keep1m, drainpipe.Tier10m: f.keep10m, drainpipe.Tier1h: f.keep1h,
 		},
 		Dashboard: web.Handler(),
 		TLSCert:   f.tlsCert, TLSKey: f.tlsKey,
-	}, nil
+	}
+	if err := f.alerts.config(&cfg); err != nil {
+		return embedded.Config{}, err
+	}
+	return cfg, nil
 }
 
 // adminToken returns the configured token, or the one kept in the data
