@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/drainpipe/drainpipe/autoscale"
 	"github.com/drainpipe/drainpipe/monitor"
 	"github.com/drainpipe/drainpipe/notify"
 	"github.com/drainpipe/drainpipe/sqlite"
@@ -19,6 +20,9 @@ type AlertsConfig struct {
 	Evaluator    monitor.Config // Destinations, PublicURL and Scaler are filled in
 	Destinations []notify.Destination
 	Notify       notify.Config
+	// Autoscale configures the autoscaler of scale monitors. Without a
+	// Platform API key it runs in dry-run mode.
+	Autoscale autoscale.Config
 }
 
 // alerts is the running monitor side of a node.
@@ -26,6 +30,7 @@ type alerts struct {
 	eval   *monitor.Evaluator
 	worker *notify.Worker
 	api    *monitor.API
+	scaler *autoscale.Scaler
 }
 
 // startAlerts builds the evaluator and the delivery worker and loads the
@@ -38,6 +43,12 @@ func startAlerts(ctx context.Context, cfg Config, st *sqlite.Store, log *slog.Lo
 		ecfg.PublicURL = cfg.PublicURL
 	}
 	ecfg.Delivered = a.worker.Wake
+	acfg := cfg.Alerts.Autoscale
+	if acfg.Platform == nil || acfg.Platform.Key == "" {
+		acfg.DryRun = true
+	}
+	a.scaler = autoscale.New(acfg, st, log)
+	ecfg.Scaler = a.scaler
 	a.eval = monitor.NewEvaluator(ecfg, st, log)
 	if err := a.eval.Load(ctx, st.Buckets); err != nil {
 		return nil, err
@@ -55,6 +66,7 @@ func (a *alerts) appRoutes(routes map[string]func(http.ResponseWriter, *http.Req
 	for p, h := range a.api.Routes() {
 		out[p] = h
 	}
+	out["GET /api/apps/{app}/autoscaling"] = a.scaler.HandleStatus
 	return out
 }
 
@@ -64,4 +76,5 @@ func (a *alerts) run(ctx context.Context, sup *supervise.Supervisor, nodeURL str
 	a.eval.DefaultPublicURL(nodeURL)
 	sup.Go(ctx, "monitor-evaluator", a.eval.Run)
 	sup.Go(ctx, "notify", a.worker.Run)
+	sup.Go(ctx, "autoscaler", a.scaler.Run)
 }

@@ -5,14 +5,16 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 
+	"github.com/drainpipe/drainpipe/autoscale"
 	"github.com/drainpipe/drainpipe/embedded"
 	"github.com/drainpipe/drainpipe/notify"
 )
 
-// alertFlags configure where monitor notifications go (and, later in
-// this file, autoscaling).
+// alertFlags configure where monitor notifications go and how scale
+// monitors reach the Heroku Platform API.
 type alertFlags struct {
 	webhooks  string
 	slack     string
@@ -22,6 +24,9 @@ type alertFlags struct {
 	smtpUser  string
 	smtpPass  string
 	dashboard string
+	apiURL    string
+	apiKey    string
+	dryRun    bool
 }
 
 func (f *alertFlags) register(fs *flag.FlagSet) {
@@ -32,6 +37,9 @@ func (f *alertFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.smtpTo, "smtp-to", "", "comma-separated recipients of notification emails")
 	fs.StringVar(&f.smtpUser, "smtp-user", "", "SMTP username (PLAIN auth, over TLS or to localhost only)")
 	fs.StringVar(&f.smtpPass, "smtp-password", "", "SMTP password (prefer the DRAINPIPE_SMTP_PASSWORD environment variable)")
+	fs.StringVar(&f.apiURL, "heroku-api-url", autoscale.DefaultAPIURL, "Heroku Platform API base URL the autoscaler calls (PATCH /apps/{app}/formation/{type})")
+	fs.StringVar(&f.apiKey, "heroku-api-key", "", "Heroku API key for autoscaling (or HEROKU_API_KEY); without one, scale monitors run in dry-run mode")
+	fs.BoolVar(&f.dryRun, "autoscale-dry-run", false, "decide and record scaling events, but never change a formation")
 	fs.StringVar(&f.dashboard, "dashboard-url", "", "base URL of the dashboard for links in notifications (default: --public-url, else the listen address)")
 }
 
@@ -81,6 +89,14 @@ func (f *alertFlags) config(cfg *embedded.Config) error {
 		}})
 	}
 	cfg.Alerts.Destinations = dests
+	if err := checkURL("heroku-api-url", f.apiURL); err != nil {
+		return err
+	}
+	key := f.apiKey
+	if key == "" {
+		key = os.Getenv("HEROKU_API_KEY")
+	}
+	cfg.Alerts.Autoscale = autoscale.Config{Platform: &autoscale.Platform{URL: f.apiURL, Key: key}, DryRun: f.dryRun}
 	cfg.Alerts.Evaluator.PublicURL = f.dashboard
 	return nil
 }
