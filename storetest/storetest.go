@@ -43,7 +43,8 @@ type Config struct {
 	Quarantined func(t *testing.T, s Store) int
 }
 
-// Run runs the whole suite as subtests of t.
+// Run runs the whole suite as parallel subtests of t, each on a store
+// of its own.
 func Run(t *testing.T, cfg Config) {
 	tests := []struct {
 		name string
@@ -62,7 +63,10 @@ func Run(t *testing.T, cfg Config) {
 		{"SeenFrames", testSeenFrames},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { tc.fn(t, cfg) })
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // every subtest has a store of its own
+			tc.fn(t, cfg)
+		})
 	}
 }
 
