@@ -6,8 +6,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"net/url"
+	"strings"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -35,4 +37,72 @@ func open(ctx context.Context, path string, schema string) (*sql.DB, error) {
 		return nil, fmt.Errorf("create schema in %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// txn is a transaction on a connection of its own. When COMMIT or
+// ROLLBACK fails, SQLite may leave the transaction open (it does after
+// SQLITE_FULL or SQLITE_IOERR, a full disk), and database/sql can no
+// longer roll back a Tx whose Commit failed: the connection would go back
+// to the pool inside a half-done transaction, and its next user would see
+// rows that were never committed (a frame id that was never stored would
+// look like a duplicate). txn then issues ROLLBACK on the connection
+// itself and discards a connection that cannot do even that.
+type txn struct {
+	*sql.Tx
+	conn *sql.Conn
+	done bool
+}
+
+// begin starts an immediate transaction (the DSN's _txlock) on a
+// connection of its own.
+func begin(ctx context.Context, db *sql.DB) (*txn, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		t := &txn{conn: conn, done: true}
+		t.reset()
+		conn.Close()
+		return nil, err
+	}
+	return &txn{Tx: tx, conn: conn}, nil
+}
+
+// Commit commits; on failure the connection is reset (see txn).
+func (t *txn) Commit() error {
+	if t.done {
+		return sql.ErrTxDone
+	}
+	t.done = true
+	err := t.Tx.Commit()
+	if err != nil {
+		t.reset()
+	}
+	t.conn.Close()
+	return err
+}
+
+// Rollback rolls back unless already done (safe to defer).
+func (t *txn) Rollback() error {
+	if t.done {
+		return sql.ErrTxDone
+	}
+	t.done = true
+	err := t.Tx.Rollback()
+	if err != nil {
+		t.reset()
+	}
+	t.conn.Close()
+	return err
+}
+
+// reset ends whatever transaction SQLite still holds open on the
+// connection, or has the pool discard the connection.
+func (t *txn) reset() {
+	_, err := t.conn.ExecContext(context.Background(), `ROLLBACK`)
+	if err != nil && !strings.Contains(err.Error(), "no transaction is active") {
+		_ = t.conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
 }

@@ -191,7 +191,7 @@ func migrateJournal(ctx context.Context, db *sql.DB) error {
 // leaves a damaged marker in its place (empty body, damaged=1), logging
 // the file and the byte offset of the record's body.
 func (j *Journal) quarantine(ctx context.Context, seq int64, reason string) error {
-	tx, err := j.db.BeginTx(ctx, nil)
+	tx, err := begin(ctx, j.db)
 	if err != nil {
 		return fmt.Errorf("quarantine record %d: %w", seq, err)
 	}
@@ -306,7 +306,7 @@ func (j *Journal) writer() {
 
 func (j *Journal) commit(group []*appendReq) error {
 	ctx := context.Background()
-	tx, err := j.db.BeginTx(ctx, nil)
+	tx, err := begin(ctx, j.db)
 	if err != nil {
 		return fmt.Errorf("journal: begin: %w", err)
 	}

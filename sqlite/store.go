@@ -405,7 +405,7 @@ type groupKey struct {
 // all in one transaction. Deltas are merged into what is stored, never
 // written over it, so late data and replays of partial minutes add up.
 func (s *Store) Apply(ctx context.Context, f *metrics.Flush) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := begin(ctx, s.db)
 	if err != nil {
 		return fmt.Errorf("store: begin flush: %w", err)
 	}
@@ -426,19 +426,19 @@ func (s *Store) Apply(ctx context.Context, f *metrics.Flush) error {
 			g.Merge(r.Bucket)
 		}
 		for _, k := range order {
-			table, err := s.partition(ctx, tx, tier, time.Unix(k.ts, 0), created)
+			table, err := s.partition(ctx, tx.Tx, tier, time.Unix(k.ts, 0), created)
 			if err != nil {
 				return err
 			}
-			if err := s.mergeRow(ctx, tx, table, k, groups[k]); err != nil {
+			if err := s.mergeRow(ctx, tx.Tx, table, k, groups[k]); err != nil {
 				return err
 			}
 		}
 	}
-	if err := insertEvents(ctx, tx, f.Events); err != nil {
+	if err := insertEvents(ctx, tx.Tx, f.Events); err != nil {
 		return err
 	}
-	if err := s.recordNames(ctx, tx, f); err != nil {
+	if err := s.recordNames(ctx, tx.Tx, f); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = 'journal_position'`, f.Position); err != nil {
@@ -797,7 +797,7 @@ func (s *Store) DropExpired(ctx context.Context, now time.Time) ([]string, error
 	s.mu.Unlock()
 	for _, k := range victims {
 		name := names[k]
-		tx, err := s.db.BeginTx(ctx, nil)
+		tx, err := begin(ctx, s.db)
 		if err != nil {
 			return dropped, fmt.Errorf("store: begin drop %s: %w", name, err)
 		}
