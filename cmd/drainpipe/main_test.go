@@ -154,10 +154,23 @@ func TestListenHelp(t *testing.T) {
 	}
 }
 
-func TestServeRejectsScaleOutRoles(t *testing.T) {
-	_, _, err := runCmd(t, "", "serve", "--role", "ingest", "--data", t.TempDir())
-	if err == nil || !strings.Contains(err.Error(), "Kafka") {
-		t.Fatalf("serve --role ingest: %v", err)
+func TestServeScaleOutNeedsKafkaAndPostgres(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--role", "ingest"}, "Kafka (--kafka-url or KAFKA_URL) and PostgreSQL"},
+		{[]string{"--kafka-url", "kafka://127.0.0.1:1"}, "needs PostgreSQL (--database-url or DATABASE_URL)"},
+		{[]string{"--role", "api", "--database-url", "postgres://x@127.0.0.1:1/x"}, "needs Kafka"},
+		{[]string{"--role", "ingester", "--kafka-url", "kafka://127.0.0.1:1", "--database-url", "postgres://x@127.0.0.1:1/x"}, `unknown role "ingester"`},
+		{[]string{"--role", "api", "--kafka-url", "kafka://127.0.0.1:1", "--database-url", "postgres://x@127.0.0.1:1/x"}, "needs --admin-token"},
+	} {
+		t.Setenv("KAFKA_URL", "")
+		t.Setenv("DATABASE_URL", "")
+		_, _, err := runCmd(t, "", append([]string{"serve", "--data", t.TempDir()}, c.args...)...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("serve %v: %v, want an error saying %q", c.args, err, c.want)
+		}
 	}
 }
 

@@ -74,27 +74,36 @@ func (f *serveFlags) checkRetention() error {
 	return nil
 }
 
+// listenAddr is --listen, or :$PORT when PORT is set, else :8080.
+func (f *serveFlags) listenAddr() string {
+	if f.listen != "" {
+		return f.listen
+	}
+	if port := os.Getenv("PORT"); port != "" {
+		return ":" + port
+	}
+	return ":8080"
+}
+
+// retention is the retention of each tier from the flags.
+func (f *serveFlags) retention() map[drainpipe.Tier]time.Duration {
+	return map[drainpipe.Tier]time.Duration{
+		drainpipe.Tier1m: f.keep1m, drainpipe.Tier10m: f.keep10m, drainpipe.Tier1h: f.keep1h,
+	}
+}
+
 func (f *serveFlags) config() (embedded.Config, error) {
 	if err := f.checkRetention(); err != nil {
 		return embedded.Config{}, err
 	}
-	listen := f.listen
-	if listen == "" {
-		if port := os.Getenv("PORT"); port != "" {
-			listen = ":" + port
-		} else {
-			listen = ":8080"
-		}
-	}
+	listen := f.listenAddr()
 	token, err := adminToken(f.data, f.adminToken)
 	if err != nil {
 		return embedded.Config{}, err
 	}
 	cfg := embedded.Config{
 		DataDir: f.data, Listen: listen, AdminToken: token, PublicURL: f.publicURL,
-		Retention: map[drainpipe.Tier]time.Duration{
-			drainpipe.Tier1m: f.keep1m, drainpipe.Tier10m: f.keep10m, drainpipe.Tier1h: f.keep1h,
-		},
+		Retention: f.retention(),
 		Dashboard: web.Handler(),
 		TLSCert:   f.tlsCert, TLSKey: f.tlsKey,
 	}
@@ -130,18 +139,31 @@ func adminToken(dataDir, configured string) (string, error) {
 
 func serveCommand(e *env) *ffcli.Command {
 	var f serveFlags
+	var sf scaleFlags
 	fs := e.flags("drainpipe serve")
 	f.register(fs, "drainpipe-data", "")
-	fs.StringVar(&f.role, "role", "all", "which part to run: all (embedded default); ingest, aggregate and api need Kafka and PostgreSQL (not yet available)")
+	sf.register(fs)
+	fs.StringVar(&f.role, "role", "all", "which parts to run: all, or ingest, aggregate, api, or a comma-separated list of them (those need --kafka-url and --database-url)")
 	cmd := &ffcli.Command{
 		Name:       "serve",
-		ShortUsage: "drainpipe serve [--data DIR] [--listen ADDR] [--admin-token TOKEN]",
-		ShortHelp:  "Run drainpipe: drain ingest, aggregation, store, API and dashboard in one process.",
-		LongHelp: `Runs everything in one process on the embedded default: a SQLite
-journal and store in --data, the aggregator, retention, the JSON API and
-the dashboard. Environment: DRAINPIPE_DATA, DRAINPIPE_LISTEN (without a
-listen address, :$PORT when PORT is set, else :8080),
-DRAINPIPE_ADMIN_TOKEN, ...
+		ShortUsage: "drainpipe serve [--data DIR] [--listen ADDR] [--admin-token TOKEN] [--role ROLES --kafka-url URL --database-url URL]",
+		ShortHelp:  "Run drainpipe: drain ingest, aggregation, store, API and dashboard, in one process or as scale-out roles.",
+		LongHelp: `Without Kafka and PostgreSQL, runs everything in one process on the
+embedded default: a SQLite journal and store in --data, the aggregator,
+retention, the JSON API and the dashboard.
+
+With --kafka-url and --database-url (or Heroku's KAFKA_URL and
+DATABASE_URL), runs the scale-out mode: --role ingest takes drains into
+Kafka, --role aggregate folds them into PostgreSQL as a consumer group,
+--role api serves the API and dashboard; --role all (or a list such as
+api,ingest) runs several in one process. Each scales on its own; see
+docs/deploy.md. KAFKA_TRUSTED_CERT, KAFKA_CLIENT_CERT,
+KAFKA_CLIENT_CERT_KEY (kafka+ssl://) and KAFKA_PREFIX are read from the
+environment as Heroku Kafka sets them. The api role needs --admin-token.
+
+Environment: DRAINPIPE_<FLAG> for every flag (DRAINPIPE_DATA,
+DRAINPIPE_LISTEN, DRAINPIPE_ADMIN_TOKEN, DRAINPIPE_ROLE, ...); without a
+listen address, :$PORT when PORT is set, else :8080.
 
 Attach an app with "drainpipe apps create NAME" and then
 "heroku drains:add <printed drain URL> -a NAME".`,
@@ -152,8 +174,8 @@ Attach an app with "drainpipe apps create NAME" and then
 		if err := noArgs(cmd, args); err != nil {
 			return err
 		}
-		if f.role != "all" {
-			return fmt.Errorf("--role %s needs the Kafka/PostgreSQL scale-out, which this build does not have yet; use --role all", f.role)
+		if sf.resolve() || f.role != "all" {
+			return serveScaleOut(ctx, e, &f, &sf)
 		}
 		n, cfg, stopProfile, err := f.start(ctx, e)
 		if err != nil {

@@ -125,6 +125,7 @@ func StartBroker(t testing.TB) *Broker {
 		logPath: filepath.Join(dir, "broker.log"),
 		env: append(os.Environ(),
 			"DRAINPIPE_KAFKA_DIR="+dir,
+			"DRAINPIPE_KAFKA_JVM=fast",
 			fmt.Sprintf("DRAINPIPE_KAFKA_PORT=%d", ports[0]),
 			fmt.Sprintf("DRAINPIPE_KAFKA_CONTROLLER_PORT=%d", ports[1]),
 		),
