@@ -30,8 +30,12 @@ const maxFrameIDLen = 128
 //     not secret, the drain URL's credentials are);
 //  3. missing or wrong basic auth → 401;
 //  4. Content-Length above MaxBodyBytes, or a body that turns out larger → 413;
-//  5. a body in which not even one frame can be read → 400 with the reason;
-//  6. journal append fails → 503 (Logplex retries with the same Frame-Id).
+//  5. the body cannot be read in time (ReadTimeout) or the connection
+//     drops → 503 + Retry-After;
+//  6. a body in which not even one frame can be read → 400 with the reason;
+//  7. journal append fails or takes longer than 10 s (a full disk, a
+//     journal that cannot keep up) → 503 + Retry-After (Logplex retries
+//     with the same Frame-Id).
 //
 // Otherwise 200 with an empty body, also for a duplicate Frame-Id. A body
 // whose tail cannot be framed is accepted: the aggregator counts the tail
@@ -48,6 +52,7 @@ func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
 	case s.drainSem <- struct{}{}:
 		defer func() { <-s.drainSem }()
 	default:
+		s.m.drainShed.WithLabelValues("concurrency").Inc()
 		w.Header().Set("Retry-After", "1")
 		fail(http.StatusServiceUnavailable, "too many concurrent drain requests; retry")
 		return
@@ -91,8 +96,12 @@ func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
 			fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds the limit of %d bytes", limit))
 			return
 		}
+		// The transfer failed (a timeout, a dropped connection), not the
+		// batch: 503 so that a sender that is still there retries it.
 		s.log.Debug("drain: reading body failed", "app", app, "err", err)
-		fail(http.StatusBadRequest, "cannot read body: "+err.Error())
+		s.m.drainShed.WithLabelValues("read").Inc()
+		w.Header().Set("Retry-After", "1")
+		fail(http.StatusServiceUnavailable, "cannot read body: "+err.Error())
 		return
 	}
 
@@ -125,6 +134,7 @@ func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
 	cancel()
 	if err != nil {
 		s.log.Error("drain: journal append failed", "app", app, "frame_id", b.FrameID, "bytes", len(body), "err", err)
+		s.m.drainShed.WithLabelValues("journal").Inc()
 		w.Header().Set("Retry-After", "1")
 		fail(http.StatusServiceUnavailable, "cannot store batch right now; retry")
 		return

@@ -15,6 +15,7 @@ type serverMetrics struct {
 	drainDuplicates prometheus.Counter
 	drainBadFrames  *prometheus.CounterVec
 	drainInFlight   prometheus.Gauge
+	drainShed       *prometheus.CounterVec
 	journalAppend   prometheus.Histogram
 	apiRequests     *prometheus.CounterVec
 	apiDuration     *prometheus.HistogramVec
@@ -42,6 +43,10 @@ func newServerMetrics(reg prometheus.Registerer) *serverMetrics {
 		drainBadFrames: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "drainpipe_drain_frame_errors_total",
 			Help: "Drain bodies whose framing broke, by reason; a body with no frame at all is answered 400, otherwise its framed head is kept.",
+		}, []string{"reason"})),
+		drainShed: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "drainpipe_drain_shed_total",
+			Help: "Drain POSTs answered 503 + Retry-After so that the sender retries, by reason: concurrency (MaxConcurrentDrains in flight), journal (append failed or timed out), read (body not received in time).",
 		}, []string{"reason"})),
 		drainInFlight: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "drainpipe_drain_in_flight",

@@ -37,6 +37,13 @@ const DefaultMaxBodyBytes = 4 << 20
 // against SPEC's 10 s freshness, long enough for one page's requests.
 const DefaultQueryCacheTTL = time.Second
 
+// DefaultHeaderTimeout and DefaultReadTimeout are the default slow-client
+// limits: 5 s to send the headers, 30 s for the whole request.
+const (
+	DefaultHeaderTimeout = 5 * time.Second
+	DefaultReadTimeout   = 30 * time.Second
+)
+
 // DefaultMaxConcurrentDrains is the default number of drain POSTs handled
 // at once; more are answered 503 at once so that Logplex retries later.
 const DefaultMaxConcurrentDrains = 64
@@ -70,6 +77,11 @@ type Config struct {
 	// MaxConcurrentDrains bounds drain POSTs in flight; beyond it the
 	// answer is 503 with Retry-After. Zero means DefaultMaxConcurrentDrains.
 	MaxConcurrentDrains int
+	// HeaderTimeout bounds the time a client may take to send a request's
+	// headers, ReadTimeout the time for the whole request, body included
+	// (slow-loris clients). Zero means DefaultHeaderTimeout and
+	// DefaultReadTimeout.
+	HeaderTimeout, ReadTimeout time.Duration
 	// Dashboard, when not nil, is mounted at "/".
 	Dashboard http.Handler
 	// Health, when not nil, is called by GET /healthz; an error answers 503.
@@ -130,6 +142,12 @@ func New(cfg Config, j Appender, st Store, log *slog.Logger, reg prometheus.Regi
 	if cfg.MaxConcurrentDrains <= 0 {
 		cfg.MaxConcurrentDrains = DefaultMaxConcurrentDrains
 	}
+	if cfg.HeaderTimeout <= 0 {
+		cfg.HeaderTimeout = DefaultHeaderTimeout
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -165,14 +183,15 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // HTTPServer returns an http.Server for addr serving Handler, with the
 // timeouts and header limit that keep slow or hostile clients from tying
-// up connections: 5 s to send the headers, 30 s for the whole request,
-// 60 s to write the answer, 2 min idle keep-alive and 64 KiB of headers.
+// up connections: HeaderTimeout (5 s) to send the headers, ReadTimeout
+// (30 s) for the whole request, 60 s to write the answer, 2 min idle
+// keep-alive and 64 KiB of headers.
 func (s *Server) HTTPServer(addr string) *http.Server {
 	return &http.Server{
 		Addr:              addr,
 		Handler:           s.handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadHeaderTimeout: s.cfg.HeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
