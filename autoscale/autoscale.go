@@ -116,6 +116,7 @@ type observation struct {
 	p95    float64
 	has    bool
 	forget bool
+	track  bool
 }
 
 // formation is what the Scaler keeps per app and process type.
@@ -190,6 +191,12 @@ func New(cfg Config, ev EventWriter, log *slog.Logger) *Scaler {
 // Observe takes a closed minute of a scale monitor. It never blocks.
 func (s *Scaler) Observe(m monitor.Monitor, minute time.Time, p95 float64, has bool) {
 	s.enqueue(observation{m: m, minute: minute, p95: p95, has: has})
+}
+
+// Track announces an active scale monitor: its formation's dyno count is
+// read at once.
+func (s *Scaler) Track(m monitor.Monitor) {
+	s.enqueue(observation{m: m, track: true})
 }
 
 // Forget drops the formation of a deleted or deactivated monitor.
@@ -294,6 +301,14 @@ func (s *Scaler) observe(ctx context.Context, o observation) {
 		s.forms[k] = f
 	}
 	f.mon = o.m
+	if o.track {
+		known := f.known
+		s.mu.Unlock()
+		if !known && !s.down() {
+			s.learnQuantity(ctx, k, f)
+		}
+		return
+	}
 	if !f.minute.IsZero() && !o.minute.After(f.minute) {
 		s.mu.Unlock()
 		return // a minute already seen (the evaluator restarted)
@@ -463,6 +478,9 @@ func (s *Scaler) failed(ctx context.Context, k key, f *formation, err error) {
 	wait := s.backoff
 	s.backoff = min(2*s.backoff, s.cfg.MaxBackoff)
 	minute := f.minute
+	if minute.IsZero() {
+		minute = now.UTC() // no minute seen yet (the formation was just tracked)
+	}
 	s.mu.Unlock()
 	s.log.Warn("autoscale: Platform API unavailable; will retry", "err", err, "retry_in", wait)
 	if first {
@@ -479,6 +497,9 @@ func (s *Scaler) ok(ctx context.Context, f *formation) {
 	s.status = PlatformStatus{URL: was.URL, Available: true}
 	s.backoff = s.cfg.MinBackoff
 	minute := f.minute
+	if minute.IsZero() {
+		minute = s.cfg.Now().UTC()
+	}
 	mon := f.mon
 	s.mu.Unlock()
 	if !was.Available {

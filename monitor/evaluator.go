@@ -57,6 +57,9 @@ type Outgoing struct {
 // must not block.
 type Scaler interface {
 	Observe(m Monitor, minute time.Time, p95 float64, has bool)
+	// Track announces an active scale monitor (loaded, created or
+	// changed), so the scaler can read the current dyno count at once.
+	Track(m Monitor)
 	// Forget drops what the scaler keeps for a monitor that was deleted
 	// or deactivated.
 	Forget(m Monitor)
@@ -539,10 +542,25 @@ func (e *Evaluator) emit(t *tracked, c change, minute time.Time, v minuteValue, 
 	}
 }
 
-// DashboardURL links to app's dashboard page showing [from, to).
+// DashboardURL links to app's dashboard page at the time range [from,
+// to): the page's shortest range that holds it, ending at to.
 func DashboardURL(base, app, ptype string, from, to time.Time) string {
-	q := url.Values{"from": {from.UTC().Format(time.RFC3339)}, "to": {to.UTC().Format(time.RFC3339)}, "type": {ptype}}
-	return strings.TrimRight(base, "/") + "/#/apps/" + url.PathEscape(app) + "?" + q.Encode()
+	span := to.Sub(from)
+	rng := "7d"
+	for _, r := range []struct {
+		name string
+		d    time.Duration
+	}{{"1h", time.Hour}, {"2h", 2 * time.Hour}, {"24h", 24 * time.Hour}, {"72h", 72 * time.Hour}} {
+		if span <= r.d {
+			rng = r.name
+			break
+		}
+	}
+	q := url.Values{"range": {rng}, "end": {to.UTC().Format(time.RFC3339)}}
+	if ptype != "web" {
+		q.Set("type", ptype)
+	}
+	return strings.TrimRight(base, "/") + "/apps/" + url.PathEscape(app) + "?" + q.Encode()
 }
 
 func (e *Evaluator) save(t *tracked) {
@@ -617,9 +635,13 @@ func (e *Evaluator) reloadMonitors(ctx context.Context) error {
 		if t.m.Value != m.Value || t.m.Op != m.Op || t.m.Period != m.Period || t.m.Code != m.Code {
 			t.hist = map[int64]State{} // the old minutes were judged by other rules
 		}
+		changed := t.m != m
 		t.m = m
 		if m.IsActive {
 			watched[m.App] = true
+			if m.ActionType == ActionScale && e.cfg.Scaler != nil && (changed || !ok) {
+				e.cfg.Scaler.Track(m)
+			}
 		}
 		e.snapMu.Lock()
 		e.snap[m.ID] = t.st
