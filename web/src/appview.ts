@@ -21,6 +21,7 @@ import uPlot from 'uplot';
 import { ChartBox, ChartGroup, type EventLane, type Frame, type LineSpec, type Marker, countNonNull, drawEvents } from './charts';
 import { clear, copyButton, h } from './dom';
 import { fmtBytes, fmtMs, fmtNum, fmtPct, fmtRange, fmtTime } from './format';
+import { MonitorsPanel } from './monitors';
 import { type Route, type View, appURL, drainCommand, dynoURL, navigate, setReady } from './shell';
 import { onThemeChange, palette } from './theme';
 
@@ -81,6 +82,7 @@ const EVENT_LANES: { label: string; short: string; kinds: string[]; color: (p: R
   { label: 'Restarts', short: 'restart', kinds: ['restart', 'start', 'stop', 'exit', 'state'], color: (p) => p.cycle[1] },
   { label: 'Crashes', short: 'crash', kinds: ['crash'], color: (p) => p.crash },
   { label: 'Dyno errors', short: 'error', kinds: ['dyno_error'], color: (p) => p.cycle[6] },
+  { label: 'Alerts & autoscaling', short: 'alert', kinds: ['alert', 'autoscale'], color: (p) => p.cycle[8] },
 ];
 
 const PLATFORM_KINDS = new Set(['deploy', 'release', 'scale', 'config']);
@@ -92,6 +94,13 @@ interface State {
   range: string;
   utc: boolean;
   live: boolean;
+  /** the window's end (Unix seconds) when the URL pins it (links in alert notifications); null: now */
+  end: number | null;
+}
+
+function endOf(v: string | null): number | null {
+  const t = v ? Date.parse(v) / 1000 : NaN;
+  return isFinite(t) ? t : null;
 }
 
 function stateOf(r: Route): State {
@@ -104,6 +113,7 @@ function stateOf(r: Route): State {
     range: RANGES[range] ? range : DEFAULT_RANGE,
     utc: r.q.get('tz') !== 'local',
     live: r.q.get('live') === '1',
+    end: endOf(r.q.get('end')),
   };
 }
 
@@ -113,6 +123,7 @@ function queryOf(s: State): URLSearchParams {
   if (s.range !== DEFAULT_RANGE) q.set('range', s.range);
   if (!s.utc) q.set('tz', 'local');
   if (s.live) q.set('live', '1');
+  else if (s.end != null) q.set('end', iso(s.end));
   return q;
 }
 
@@ -154,6 +165,7 @@ export class AppView implements View {
   private unTheme: () => void;
   /** the app does not exist: the page shows only that */
   private missing = false;
+  private monitors: MonitorsPanel | null = null;
 
   constructor(route: Route) {
     this.s = stateOf(route);
@@ -176,7 +188,7 @@ export class AppView implements View {
       this.tzBtns.set(k, b);
       tzGroup.append(b);
     }
-    this.liveBox.addEventListener('change', () => this.go({ live: this.liveBox.checked }, true));
+    this.liveBox.addEventListener('change', () => this.go({ live: this.liveBox.checked, end: null }, true));
     controls.append(
       rangeGroup,
       tzGroup,
@@ -194,6 +206,11 @@ export class AppView implements View {
       this.grid,
       this.customSection,
     );
+    if (!this.s.dyno) {
+      this.monitors = new MonitorsPanel(this.s.app, () => this.s.type, () => this.s.utc);
+      this.notice.before(this.monitors.banner);
+      this.customSection.before(this.monitors.el);
+    }
     this.io = new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && this.revealCustom(), { rootMargin: '200px 0px' });
     this.unTheme = onThemeChange(() => {
       for (const r of this.renderers.values()) r();
@@ -250,7 +267,8 @@ export class AppView implements View {
     const s = this.s;
     this.title.textContent = s.dyno ? `${s.app} · ${s.dyno}` : s.app;
     const r = RANGES[s.range];
-    this.subtitle.textContent = `${s.dyno ? 'dyno ' + s.dyno : s.type + ' dynos'} · ${r.label.toLowerCase()} in ${r.step} steps · ${s.utc ? 'UTC' : 'local time'}`;
+    const span = s.end != null ? `${r.label.replace(/^Past /, '').toLowerCase()} ending ${new Date(s.end * 1000).toISOString().slice(0, 16).replace('T', ' ')} UTC` : r.label.toLowerCase();
+    this.subtitle.textContent = `${s.dyno ? 'dyno ' + s.dyno : s.type + ' dynos'} · ${span} in ${r.step} steps · ${s.utc ? 'UTC' : 'local time'}`;
     document.title = `${this.title.textContent} — drainpipe`;
     for (const [k, b] of this.rangeBtns) b.setAttribute('aria-pressed', String(k === s.range));
     for (const [k, b] of this.tzBtns) b.setAttribute('aria-pressed', String((k === 'utc') === s.utc));
@@ -276,8 +294,9 @@ export class AppView implements View {
     this.syncControls();
     const s = this.s;
     const r = RANGES[s.range];
-    const now = Date.now() / 1000;
+    const now = s.end ?? Date.now() / 1000;
     const end = Math.ceil(now / r.stepSecs) * r.stepSecs;
+    this.monitors?.load(ac.signal);
     const start = end - r.secs;
     const n = r.secs / r.stepSecs;
     const xs0 = Array.from({ length: n }, (_, i) => start + i * r.stepSecs);
@@ -358,6 +377,7 @@ export class AppView implements View {
         for (const e of evs) {
           if (e.kind === 'deploy' || e.kind === 'release') markers.push({ t: Date.parse(e.time) / 1000, color: pal.deploy });
           else if (e.kind === 'crash') markers.push({ t: Date.parse(e.time) / 1000, color: pal.crash });
+          else if (e.kind === 'alert' && / (firing|resolved)/.test(e.detail)) markers.push({ t: Date.parse(e.time) / 1000, color: pal.cycle[8] });
         }
         frame.markers = markers;
         this.lastEvents = evs;
