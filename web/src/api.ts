@@ -153,6 +153,16 @@ export function setUnauthorizedHandler(f: (msg: string) => void): void {
   onUnauthorized = f;
 }
 
+/**
+ * onStoreDown is told after each API answer whether the metrics store
+ * could be reached: the server's message on a 503 (database down or
+ * failing over), null on any 2xx.
+ */
+let onStoreDown: (msg: string | null) => void = () => {};
+export function setStoreDownHandler(f: (msg: string | null) => void): void {
+  onStoreDown = f;
+}
+
 export type Params = Record<string, string | number | null | undefined>;
 
 function url(path: string, params?: Params): string {
@@ -195,8 +205,10 @@ export async function request<T>(
     }
     const err = new ApiError(res.status, msg);
     if (res.status === 401 && opts.token === undefined) onUnauthorized(msg);
+    if (res.status === 503) onStoreDown(msg);
     throw err;
   }
+  onStoreDown(null);
   return (await res.json()) as T;
 }
 

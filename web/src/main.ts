@@ -1,7 +1,7 @@
 // Entry point: the page shell (top bar, theme toggle, sign out), sign-in,
 // and the History-API router that mounts the fleet, app and dyno views.
 
-import { ApiError, type Me, clearToken, getToken, request, roleKnown, setRole, setToken, setUnauthorizedHandler } from './api';
+import { ApiError, type Me, clearToken, getToken, request, roleKnown, setRole, setStoreDownHandler, setToken, setUnauthorizedHandler } from './api';
 import { AppView } from './appview';
 import { clear, h } from './dom';
 import { FleetView } from './fleet';
@@ -16,6 +16,10 @@ const crumbs = h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' });
 const themeBtn = h('button', { type: 'button', class: 'btn ghost', id: 'theme-toggle' });
 const signOutBtn = h('button', { type: 'button', class: 'btn ghost', id: 'sign-out' }, 'Sign out');
 const main = h('main', { id: 'main', tabindex: '-1' });
+// Shown while the API answers 503: the store (PostgreSQL in the scale-out
+// mode) is down or failing over; drains are still taken and aggregated
+// once it is back.
+const storeBanner = h('div', { class: 'notice error store-banner', id: 'store-banner', role: 'status', hidden: true });
 
 function syncThemeBtn(): void {
   const dark = theme() === 'dark';
@@ -152,7 +156,18 @@ function start(): void {
     themeBtn,
     signOutBtn,
   );
-  root.append(header, main);
+  setStoreDownHandler((msg) => {
+    if (msg === null) {
+      storeBanner.hidden = true;
+      return;
+    }
+    storeBanner.replaceChildren(
+      h('strong', null, 'Metrics are unavailable right now. '),
+      `${msg}. Drains are still being accepted; the charts catch up once the store is back.`,
+    );
+    storeBanner.hidden = false;
+  });
+  root.append(header, storeBanner, main);
 
   // Same-origin links navigate client-side.
   document.addEventListener('click', (e) => {
