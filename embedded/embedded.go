@@ -21,6 +21,7 @@ import (
 
 	"github.com/drainpipe/drainpipe"
 	"github.com/drainpipe/drainpipe/aggregate"
+	"github.com/drainpipe/drainpipe/atomicfile"
 	"github.com/drainpipe/drainpipe/server"
 	"github.com/drainpipe/drainpipe/sqlite"
 	"github.com/drainpipe/drainpipe/supervise"
@@ -31,11 +32,15 @@ type Config struct {
 	DataDir    string
 	Listen     string // host:port; port 0 picks a free one
 	AdminToken string
-	PublicURL  string
-	Retention  map[drainpipe.Tier]time.Duration // nil: sqlite.DefaultRetention
-	Aggregate  aggregate.Config
-	Server     server.Config // AdminToken and PublicURL are filled from above
-	Dashboard  http.Handler
+	// AdminTokenFile, when set, is where AdminToken came from; the token
+	// can then be rotated over the API (POST /api/admin-token), the new
+	// one replacing the file's content atomically.
+	AdminTokenFile string
+	PublicURL      string
+	Retention      map[drainpipe.Tier]time.Duration // nil: sqlite.DefaultRetention
+	Aggregate      aggregate.Config
+	Server         server.Config // AdminToken and PublicURL are filled from above
+	Dashboard      http.Handler
 	// TLSCert and TLSKey are PEM files; when both are set the node serves
 	// HTTPS (Heroku drains must be https:// URLs).
 	TLSCert, TLSKey string
@@ -112,6 +117,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 
 	scfg := cfg.Server
 	scfg.AdminToken = cfg.AdminToken
+	if cfg.AdminTokenFile != "" && scfg.SaveAdminToken == nil {
+		file := cfg.AdminTokenFile
+		scfg.SaveAdminToken = func(token string) error { return atomicfile.Write(file, []byte(token+"\n"), 0o600) }
+	}
 	scfg.PublicURL = cfg.PublicURL
 	if cfg.Dashboard != nil {
 		scfg.Dashboard = cfg.Dashboard

@@ -2,6 +2,9 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -291,4 +294,35 @@ func (s *Server) fleetSummary(ctx context.Context) ([]appJSON, error) {
 		out[i].Summary = a.sum
 	}
 	return out, nil
+}
+
+// handleRotateAdmin is POST /api/admin-token: it makes a new random admin
+// token (32 bytes), has it kept (Config.SaveAdminToken), then swaps it in;
+// the old token stops working at once. The answer is the only time the
+// new token is shown: {"admin_token": "..."}.
+func (s *Server) handleRotateAdmin(w http.ResponseWriter, r *http.Request, p principal) {
+	if !p.admin {
+		writeError(w, http.StatusForbidden, "rotating the admin token needs the admin token")
+		return
+	}
+	if s.cfg.SaveAdminToken == nil {
+		writeError(w, http.StatusConflict, "this server's admin token is set by its configuration (--admin-token or DRAINPIPE_ADMIN_TOKEN): change it there and restart")
+		return
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		s.internalError(w, r, fmt.Errorf("generate admin token: %w", err))
+		return
+	}
+	token := "dpk_" + base64.RawURLEncoding.EncodeToString(raw)
+	s.rotateMu.Lock()
+	defer s.rotateMu.Unlock()
+	if err := s.cfg.SaveAdminToken(token); err != nil {
+		s.internalError(w, r, fmt.Errorf("keep the new admin token: %w", err))
+		return
+	}
+	h := sha256.Sum256([]byte(token))
+	s.adminHash.Store(&h)
+	s.log.Info("admin token rotated; the old one no longer works")
+	writeJSON(w, http.StatusOK, map[string]string{"admin_token": token})
 }

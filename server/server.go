@@ -18,6 +18,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,6 +68,11 @@ type Config struct {
 	// AdminToken is the bearer token that may do everything. Empty means
 	// there is no admin access over HTTP.
 	AdminToken string
+	// SaveAdminToken, when not nil, makes the admin token rotatable over
+	// POST /api/admin-token: it must durably keep the new token (where
+	// the process reads it at its next start) before the old one stops
+	// working. Nil answers rotation requests with 409.
+	SaveAdminToken func(token string) error
 	// PublicURL is the base URL drain URLs are built on
 	// ("https://drainpipe.example.com"). Empty means derived from the
 	// request: its Host, and https when the request came over TLS or with
@@ -117,13 +124,15 @@ type Appender interface {
 // Server serves drains and the query API. Create it with New; it is safe
 // for concurrent use.
 type Server struct {
-	cfg       Config
-	journal   Appender
-	store     Store
-	log       *slog.Logger
-	now       func() time.Time
-	adminHash [sha256.Size]byte
-	hasAdmin  bool
+	cfg     Config
+	journal Appender
+	store   Store
+	log     *slog.Logger
+	now     func() time.Time
+	// adminHash is the SHA-256 of the admin token (nil: no admin access);
+	// only the hash is kept, and rotation swaps it atomically.
+	adminHash atomic.Pointer[[sha256.Size]byte]
+	rotateMu  sync.Mutex // one rotation at a time
 	drainSem  chan struct{}
 	m         *serverMetrics
 	handler   http.Handler
@@ -167,8 +176,8 @@ func New(cfg Config, j Appender, st Store, log *slog.Logger, reg prometheus.Regi
 		s.now = time.Now
 	}
 	if cfg.AdminToken != "" {
-		s.adminHash = sha256.Sum256([]byte(cfg.AdminToken))
-		s.hasAdmin = true
+		h := sha256.Sum256([]byte(cfg.AdminToken))
+		s.adminHash.Store(&h)
 	}
 	var gatherer prometheus.Gatherer
 	if g, ok := reg.(prometheus.Gatherer); ok {
@@ -218,6 +227,7 @@ func (s *Server) routes(gatherer prometheus.Gatherer) http.Handler {
 	}
 	if !s.cfg.NoAPI {
 		mux.Handle("GET /api/me", s.api(s.handleMe))
+		mux.Handle("POST /api/admin-token", s.api(s.handleRotateAdmin))
 		mux.Handle("GET /api/apps", s.api(s.handleListApps))
 		mux.Handle("POST /api/apps", s.api(s.handleCreateApp))
 		mux.Handle("GET /api/apps/{app}/formation", s.appAPI(s.handleFormation))
@@ -341,9 +351,9 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (principal
 		writeError(w, http.StatusUnauthorized, "missing bearer token (Authorization: Bearer <token>)")
 		return principal{}, false
 	}
-	if s.hasAdmin {
+	if admin := s.adminHash.Load(); admin != nil {
 		h := sha256.Sum256([]byte(token))
-		if subtle.ConstantTimeCompare(h[:], s.adminHash[:]) == 1 {
+		if subtle.ConstantTimeCompare(h[:], admin[:]) == 1 {
 			return principal{admin: true}, true
 		}
 	}

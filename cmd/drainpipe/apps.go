@@ -30,29 +30,40 @@ type createdApp struct {
 func (c *apiClient) createApp(ctx context.Context, name string) (createdApp, error) {
 	var out createdApp
 	body, _ := json.Marshal(map[string]string{"name": name})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.base, "/")+"/api/apps", bytes.NewReader(body))
-	if err != nil {
+	if err := c.post(ctx, "/api/apps", body, http.StatusCreated, &out); err != nil {
 		return out, fmt.Errorf("create app %q: %w", name, err)
 	}
+	return out, nil
+}
+
+// post sends body (JSON, or nothing when nil) to path with the client's
+// token and decodes an answer with status want into out.
+func (c *apiClient) post(ctx context.Context, path string, body []byte, want int, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.base, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	hc := c.hc
 	if hc == nil {
 		hc = &http.Client{Timeout: 30 * time.Second}
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return out, fmt.Errorf("create app %q: %w", name, err)
+		return err
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusCreated {
-		return out, fmt.Errorf("create app %q: server answered %s: %s", name, resp.Status, strings.TrimSpace(string(raw)))
+	if resp.StatusCode != want {
+		return fmt.Errorf("server answered %s: %s", resp.Status, strings.TrimSpace(string(raw)))
 	}
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return out, fmt.Errorf("create app %q: decode answer: %w", name, err)
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("decode answer: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 func appsCommand(e *env) *ffcli.Command {

@@ -102,7 +102,7 @@ web dashboard.
 Every flag can also be set in the environment as DRAINPIPE_<FLAG>, with
 dashes as underscores (for example DRAINPIPE_ADMIN_TOKEN).`,
 		Subcommands: []*ffcli.Command{
-			serveCommand(e), appsCommand(e), pipeCommand(e), demoCommand(e), loadgenCommand(e), versionCommand(e),
+			serveCommand(e), appsCommand(e), adminCommand(e), pipeCommand(e), demoCommand(e), loadgenCommand(e), versionCommand(e),
 		},
 	}
 	root.Exec = func(_ context.Context, args []string) error { return unknownCommand(root, args) }

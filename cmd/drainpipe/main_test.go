@@ -29,7 +29,7 @@ func runCmd(t *testing.T, stdin string, args ...string) (string, string, error) 
 }
 
 func TestEveryCommandHasHelp(t *testing.T) {
-	for _, cmd := range [][]string{{"serve"}, {"apps", "create"}, {"pipe"}, {"demo"}, {"loadgen"}} {
+	for _, cmd := range [][]string{{"serve"}, {"apps", "create"}, {"admin", "rotate-token"}, {"pipe"}, {"demo"}, {"loadgen"}} {
 		_, stderr, err := runCmd(t, "", append(cmd, "--help")...)
 		if !errors.Is(err, flag.ErrHelp) {
 			t.Errorf("%v --help: err %v", cmd, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/atomicfile"
 	"github.com/drainpipe/drainpipe/embedded"
 	"github.com/drainpipe/drainpipe/web"
 )
@@ -97,12 +98,12 @@ func (f *serveFlags) config() (embedded.Config, error) {
 		return embedded.Config{}, err
 	}
 	listen := f.listenAddr()
-	token, err := adminToken(f.data, f.adminToken)
+	token, file, err := adminToken(f.data, f.adminToken)
 	if err != nil {
 		return embedded.Config{}, err
 	}
 	cfg := embedded.Config{
-		DataDir: f.data, Listen: listen, AdminToken: token, PublicURL: f.publicURL,
+		DataDir: f.data, Listen: listen, AdminToken: token, AdminTokenFile: file, PublicURL: f.publicURL,
 		Retention: f.retention(),
 		Dashboard: web.Handler(),
 		TLSCert:   f.tlsCert, TLSKey: f.tlsKey,
@@ -114,27 +115,28 @@ func (f *serveFlags) config() (embedded.Config, error) {
 }
 
 // adminToken returns the configured token, or the one kept in the data
-// directory, creating it on first start.
-func adminToken(dataDir, configured string) (string, error) {
+// directory (and that file's path), creating it on first start: 32 random
+// bytes, written atomically, readable by the owner only.
+func adminToken(dataDir, configured string) (token, file string, err error) {
 	if configured != "" {
-		return configured, nil
+		return configured, "", nil
 	}
 	path := filepath.Join(dataDir, "admin-token")
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
-		return strings.TrimSpace(string(b)), nil
+		return strings.TrimSpace(string(b)), path, nil
 	}
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
-		return "", fmt.Errorf("create data dir: %w", err)
+		return "", "", fmt.Errorf("create data dir: %w", err)
 	}
-	raw := make([]byte, 24)
+	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
-		return "", fmt.Errorf("generate admin token: %w", err)
+		return "", "", fmt.Errorf("generate admin token: %w", err)
 	}
-	token := "dpk_" + base64.RawURLEncoding.EncodeToString(raw)
-	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("keep admin token: %w", err)
+	token = "dpk_" + base64.RawURLEncoding.EncodeToString(raw)
+	if err := atomicfile.Write(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", "", fmt.Errorf("keep admin token: %w", err)
 	}
-	return token, nil
+	return token, path, nil
 }
 
 func serveCommand(e *env) *ffcli.Command {
