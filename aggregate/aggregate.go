@@ -100,9 +100,14 @@ const (
 	ReasonCardinality = "rejected.cardinality"
 	// ReasonCorrupt counts journal records (whole batches) whose checksum
 	// failed: their bytes were changed on disk, so their lines are lost.
-	ReasonCorrupt   = "rejected.corrupt"
-	ReasonDropCount = "drop_count" // Logplex-Drop-Count header
-	ReasonLostCount = "lost_count" // Logplex-Lost-Count header
+	ReasonCorrupt = "rejected.corrupt"
+	// ReasonLineTooLong counts frames longer than MaxLineBytes.
+	ReasonLineTooLong = "rejected.line_too_long"
+	// ReasonTooManyFrames counts the frames of a body beyond
+	// MaxFramesPerBody.
+	ReasonTooManyFrames = "rejected.too_many_frames"
+	ReasonDropCount     = "drop_count" // Logplex-Drop-Count header
+	ReasonLostCount     = "lost_count" // Logplex-Lost-Count header
 )
 
 // Aggregator folds journal records into buckets and flushes them.
@@ -131,6 +136,7 @@ type Aggregator struct {
 	lastErr      error
 
 	mLines    *prometheus.CounterVec
+	mRejected *prometheus.CounterVec
 	mFlushes  prometheus.Counter
 	mFlushErr prometheus.Counter
 	mFlushDur prometheus.Histogram
@@ -151,6 +157,10 @@ func New(cfg Config, j drainpipe.Journal, sink Sink, notify <-chan struct{}, log
 			Name: "drainpipe_aggregate_lines_total",
 			Help: "Lines folded by the aggregator, by kind or rejection reason.",
 		}, []string{"kind"}),
+		mRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "drainpipe_rejected_lines_total",
+			Help: "Lines skipped or reported lost, per app and reason, as the app's log-loss series shows them (rejected.* by drainpipe; drop_count and lost_count from the sender's headers).",
+		}, []string{"app", "reason"}),
 		mFlushes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "drainpipe_aggregate_flushes_total", Help: "Flushes applied to the store.",
 		}),
@@ -172,7 +182,7 @@ func New(cfg Config, j drainpipe.Journal, sink Sink, notify <-chan struct{}, log
 	// on every call, which showed in profiles of the per-line path.
 	a.resetState()
 	if reg != nil {
-		reg.MustRegister(a.mLines, a.mFlushes, a.mFlushErr, a.mFlushDur, a.mLastOK, a.mPos)
+		reg.MustRegister(a.mLines, a.mRejected, a.mFlushes, a.mFlushErr, a.mFlushDur, a.mLastOK, a.mPos)
 	}
 	return a
 }
@@ -292,6 +302,17 @@ func (a *Aggregator) resetState() {
 		}
 		c.Inc()
 	}
+	type appReason struct{ app, reason string }
+	rejected := map[appReason]prometheus.Counter{}
+	a.state.onReject = func(app, reason string, n int64) {
+		k := appReason{app, reason}
+		c, ok := rejected[k]
+		if !ok {
+			c = a.mRejected.WithLabelValues(app, reason)
+			rejected[k] = c
+		}
+		c.Add(float64(n))
+	}
 }
 
 // Flushed returns the journal position the store has committed: records
@@ -384,8 +405,9 @@ type State struct {
 	// rSeen avoids one event per R14 line (they repeat every 20 s): one
 	// dyno_error event per app, dyno, code and minute. It outlives flushes
 	// and is pruned by time in Take.
-	rSeen  map[rKey]struct{}
-	onLine func(kind string)
+	rSeen    map[rKey]struct{}
+	onLine   func(kind string)
+	onReject func(app, reason string, n int64)
 
 	// scratch reused for every line: no per-line allocations.
 	reader logplex.Reader
@@ -516,7 +538,21 @@ var noType = []byte{}
 func (s *State) reject(app string, t int64, reason string, n int64) {
 	s.bucket(app, noType, t).AddLogLoss([]byte(reason), n)
 	s.count(reason)
+	if s.onReject != nil {
+		s.onReject(app, reason, n)
+	}
 }
+
+// Limits on one journal record (one drain POST), beyond the body size the
+// server enforces: a frame longer than MaxLineBytes is skipped, and
+// frames beyond the first MaxFramesPerBody are not parsed; both are
+// counted in the app's log loss. Logplex sends lines of at most about
+// 10 KB and batches of a few hundred lines; log-shuttle's defaults are
+// 10,000 bytes per line and 500 lines per batch.
+const (
+	MaxLineBytes     = 64 << 10
+	MaxFramesPerBody = 10000
+)
 
 // Fold frames, parses and counts every line of one journal record.
 func (s *State) Fold(rec *drainpipe.Record) {
@@ -532,7 +568,7 @@ func (s *State) Fold(rec *drainpipe.Record) {
 		s.reject(rec.App, recv, ReasonLostCount, rec.Lost)
 	}
 	s.reader.Reset(rec.Body)
-	for {
+	for frames := 0; ; frames++ {
 		frame, err := s.reader.Next()
 		if errors.Is(err, io.EOF) {
 			return
@@ -542,12 +578,38 @@ func (s *State) Fold(rec *drainpipe.Record) {
 			s.reject(rec.App, recv, ReasonFraming, 1)
 			return
 		}
+		if frames == MaxFramesPerBody {
+			s.rejectRest(rec.App, recv)
+			return
+		}
+		if len(frame) > MaxLineBytes {
+			s.reject(rec.App, recv, ReasonLineTooLong, 1)
+			continue
+		}
 		if err := logplex.ParseHeader(frame, &s.hdr); err != nil {
 			s.reject(rec.App, recv, ReasonMalformed, 1)
 			continue
 		}
 		s.FoldLine(rec.App, recv, &s.hdr)
 	}
+}
+
+// rejectRest counts the frame just read and every further frame of the
+// body as too many; an unframeable tail still counts once as framing.
+func (s *State) rejectRest(app string, recv int64) {
+	n := int64(1)
+	for {
+		_, err := s.reader.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			s.reject(app, recv, ReasonFraming, 1)
+			break
+		}
+		n++
+	}
+	s.reject(app, recv, ReasonTooManyFrames, n)
 }
 
 // FoldLine counts one parsed syslog message of app that arrived at recv

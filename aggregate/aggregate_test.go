@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/drainpipe/drainpipe"
 	"github.com/drainpipe/drainpipe/logline"
 	"github.com/drainpipe/drainpipe/logplex"
@@ -409,5 +412,38 @@ func TestPoisonRecordIsSkippedAfterTwoPanics(t *testing.T) {
 	}
 	if requests != 2 || malformed != 1 {
 		t.Fatalf("requests %d, rejected.malformed %d; want 2 and 1", requests, malformed)
+	}
+}
+
+// TestLineAndFrameLimits: a frame above MaxLineBytes is skipped, frames
+// past MaxFramesPerBody are not parsed, and both are counted per app in
+// the log-loss series and in drainpipe_rejected_lines_total.
+func TestLineAndFrameLimits(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	a := New(Config{}, nil, nil, nil, quiet, reg)
+	s := a.state
+	at := t0.Add(time.Minute)
+	router := `at=info method=GET path=/ dyno=web.1 connect=1ms service=5ms status=200`
+	long := frame(nil, at, "app", "web.1", strings.Repeat("x", MaxLineBytes))
+	one := record(1, frame(long, at, "heroku", "router", router))
+	s.Fold(&one)
+	var many []byte
+	for range MaxFramesPerBody + 5 {
+		many = frame(many, at, "heroku", "router", router)
+	}
+	two := record(2, many)
+	s.Fold(&two)
+	f := s.Take(2)
+	var requests, tooLong, tooMany int64
+	for _, r := range f.Rows {
+		requests += r.Bucket.Requests
+		tooLong += r.Bucket.LogLoss[ReasonLineTooLong]
+		tooMany += r.Bucket.LogLoss[ReasonTooManyFrames]
+	}
+	if requests != 1+MaxFramesPerBody || tooLong != 1 || tooMany != 5 {
+		t.Fatalf("requests %d, line_too_long %d, too_many_frames %d; want %d, 1, 5", requests, tooLong, tooMany, 1+MaxFramesPerBody)
+	}
+	if got := testutil.ToFloat64(a.mRejected.WithLabelValues("shop", ReasonTooManyFrames)); got != 5 {
+		t.Fatalf("drainpipe_rejected_lines_total{app=shop,reason=too_many_frames} = %v", got)
 	}
 }

@@ -191,3 +191,48 @@ func TestSlowStoreJournalAbsorbs(t *testing.T) {
 		return ok && v == 0
 	})
 }
+
+// TestCardinalityFloodIsCountedPerApp floods one app with 600 distinct
+// custom metric names in one minute. It keeps 200 (the per-bucket cap);
+// the rest are counted, never silently dropped: 300 as
+// rejected.custom_limit and the 100 beyond the 500 names an app may have
+// per hour as rejected.cardinality, both in that app's log-loss series
+// and in drainpipe_rejected_lines_total{app=...}. Another app is not
+// touched.
+func TestCardinalityFloodIsCountedPerApp(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	flood := createApp(t, n.URL, "flood")
+	calm := createApp(t, n.URL, "calm")
+	now := time.Now().UTC().Truncate(time.Minute).Add(30 * time.Second)
+	var body []byte
+	for i := range 600 {
+		body = logplex.AppendMessage(body, now, "host", "app", "web.1", fmt.Sprintf("count#name%03d=1", i))
+	}
+	if code := postDrain(t, flood.DrainURL, "flood-1", body, 600); code != 200 {
+		t.Fatalf("flood POST: %d", code)
+	}
+	if code := postDrain(t, calm.DrainURL, "calm-1", routerBatch(5, 200, now), 5); code != 200 {
+		t.Fatalf("calm POST: %d", code)
+	}
+	settled(t, n.URL)
+	loss := query(t, n.URL, adminToken, "/api/apps/flood/log-loss", now.Add(-time.Hour), now.Add(time.Hour), "1h", nil)
+	if got := sum(loss.Data["rejected.custom_limit"]); got != 300 {
+		t.Errorf("flood rejected.custom_limit = %v, want 300 (data %v)", got, loss.Data)
+	}
+	if got := sum(loss.Data["rejected.cardinality"]); got != 100 {
+		t.Errorf("flood rejected.cardinality = %v, want 100", got)
+	}
+	v, _ := metricValue(t, n.URL, `drainpipe_rejected_lines_total{app="flood",reason="rejected.cardinality"}`)
+	if v != 100 {
+		t.Errorf("/metrics rejected.cardinality for flood = %v, want 100", v)
+	}
+	calmLoss := query(t, n.URL, adminToken, "/api/apps/calm/log-loss", now.Add(-time.Hour), now.Add(time.Hour), "1h", nil)
+	for k, vals := range calmLoss.Data {
+		if sum(vals) != 0 {
+			t.Errorf("calm app has log loss %s = %v", k, sum(vals))
+		}
+	}
+	if got := countStatus(t, n.URL, "calm", 200, now); got != 5 {
+		t.Errorf("calm app counted %v lines, want 5", got)
+	}
+}

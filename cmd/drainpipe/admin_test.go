@@ -1,17 +1,22 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/drainpipe/drainpipe/embedded"
+	"github.com/drainpipe/drainpipe/logplex"
 )
 
 // TestAdminRotateToken: with the admin token kept in the data directory,
@@ -87,5 +92,68 @@ func TestAdminRotateToken(t *testing.T) {
 	_, _, err = runCmd(t, "", "admin", "rotate-token", "--url", n.URL, "--admin-token", "configured-token")
 	if err == nil || !strings.Contains(err.Error(), "409") {
 		t.Fatalf("rotation of a configured token: %v, want a 409 refusal", err)
+	}
+}
+
+// TestServeLimitFlags: serve's --max-body-bytes reaches the drain
+// endpoint (413 above it, 200 below), and cancelling serve's context (what
+// SIGTERM does) stops it without an error.
+func TestServeLimitFlags(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		var out, errb bytes.Buffer
+		done <- run(ctx, []string{"serve", "--data", t.TempDir(), "--listen", addr, "--admin-token", "adm", "--max-body-bytes", "2000"}, strings.NewReader(""), &out, &errb)
+	}()
+	base := "http://" + addr
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if resp, err := http.Get(base + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("serve did not come up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c := &apiClient{base: base, token: "adm"}
+	app, err := c.createApp(ctx, "limited")
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(lines int) int {
+		var body []byte
+		for range lines {
+			body = logplex.AppendMessage(body, time.Now(), "host", "heroku", "router", "at=info method=GET path=/ dyno=web.1 connect=1ms service=5ms status=200")
+		}
+		u, _ := url.Parse(app.DrainURL)
+		pass, _ := u.User.Password()
+		user := u.User.Username()
+		u.User = nil
+		req, _ := http.NewRequest("POST", u.String(), bytes.NewReader(body))
+		req.SetBasicAuth(user, pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(30); code != 413 {
+		t.Errorf("body above --max-body-bytes: %d, want 413", code)
+	}
+	if code := post(5); code != 200 {
+		t.Errorf("body below --max-body-bytes: %d, want 200", code)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve after its context ended: %v", err)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/drainpipe/drainpipe/kafka"
 	"github.com/drainpipe/drainpipe/postgres"
 	"github.com/drainpipe/drainpipe/scaleout"
-	"github.com/drainpipe/drainpipe/server"
 	"github.com/drainpipe/drainpipe/web"
 )
 
@@ -105,9 +104,11 @@ func serveScaleOut(ctx context.Context, e *env, sf *serveFlags, f *scaleFlags) e
 		return err
 	}
 	defer stopProfile()
+	scfg := sf.serverConfig()
+	scfg.AdminToken, scfg.PublicURL, scfg.Dashboard = sf.adminToken, sf.publicURL, web.Handler()
 	n, err := scaleout.Start(ctx, scaleout.Config{
 		Roles: roles, Listen: sf.listenAddr(), Kafka: kc,
-		Server: server.Config{AdminToken: sf.adminToken, PublicURL: sf.publicURL, Dashboard: web.Handler()},
+		Server: scfg,
 	}, st, e.log)
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"github.com/drainpipe/drainpipe"
 	"github.com/drainpipe/drainpipe/atomicfile"
 	"github.com/drainpipe/drainpipe/embedded"
+	"github.com/drainpipe/drainpipe/server"
 	"github.com/drainpipe/drainpipe/web"
 )
 
@@ -34,6 +35,7 @@ type serveFlags struct {
 	tlsKey     string
 	cpuProfile string
 	alerts     alertFlags
+	limits     server.Config // the drain limits set by flags
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet, defaultData, defaultListen string) {
@@ -49,6 +51,10 @@ func (f *serveFlags) register(fs *flag.FlagSet, defaultData, defaultListen strin
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the process stops (go tool pprof reads it)")
 	fs.StringVar(&f.publicURL, "public-url", "", "base URL drains are reached at, for the drain URLs drainpipe prints (default: from the request)")
 	f.alerts.register(fs)
+	fs.Int64Var(&f.limits.MaxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "largest drain POST body accepted; larger ones get 413")
+	fs.IntVar(&f.limits.MaxConcurrentDrains, "max-concurrent-drains", server.DefaultMaxConcurrentDrains, "drain POSTs handled at once; more get 503 with Retry-After (Logplex retries)")
+	fs.DurationVar(&f.limits.HeaderTimeout, "header-timeout", server.DefaultHeaderTimeout, "time a client may take to send a request's headers")
+	fs.DurationVar(&f.limits.ReadTimeout, "read-timeout", server.DefaultReadTimeout, "time a client may take to send a whole request, body included")
 	fs.DurationVar(&f.keep1m, "retention-1m", 72*time.Hour, "how long 1-minute buckets are kept (at least 1h; lines older than this are dropped)")
 	fs.DurationVar(&f.keep10m, "retention-10m", 35*24*time.Hour, "how long 10-minute buckets are kept (at least --retention-1m)")
 	fs.DurationVar(&f.keep1h, "retention-1h", 400*24*time.Hour, "how long hourly buckets are kept (at least --retention-10m)")
@@ -107,11 +113,21 @@ func (f *serveFlags) config() (embedded.Config, error) {
 		Retention: f.retention(),
 		Dashboard: web.Handler(),
 		TLSCert:   f.tlsCert, TLSKey: f.tlsKey,
+		Server: f.serverConfig(),
 	}
 	if err := f.alerts.config(&cfg); err != nil {
 		return embedded.Config{}, err
 	}
 	return cfg, nil
+}
+
+// serverConfig is the server configuration the flags set: the drain
+// limits (the admin token, URL and dashboard are filled in by the caller).
+func (f *serveFlags) serverConfig() server.Config {
+	return server.Config{
+		MaxBodyBytes: f.limits.MaxBodyBytes, MaxConcurrentDrains: f.limits.MaxConcurrentDrains,
+		HeaderTimeout: f.limits.HeaderTimeout, ReadTimeout: f.limits.ReadTimeout,
+	}
 }
 
 // adminToken returns the configured token, or the one kept in the data
