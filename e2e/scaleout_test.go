@@ -218,7 +218,26 @@ func TestScaleOutExactlyOnce(t *testing.T) {
 	}
 	step(3*time.Second, "SIGKILL aggregate-1", func() { aggs[0].signal(syscall.SIGKILL) })
 	step(2*time.Second, "stop the Kafka broker", broker.Stop)
-	step(3*time.Second, "start the Kafka broker", broker.Start)
+	step(time.Second, "start the Kafka broker", func() {
+		// Degraded mode: with Kafka down, ingest answers 503 so that
+		// Logplex retries, rather than acknowledging what it cannot keep.
+		f := makeFrames([]string{"shop"}, 1, t0)[0]
+		f.id = "broker-down-probe"
+		slow := &http.Client{Timeout: 30 * time.Second}
+		req, _ := http.NewRequest("POST", "http://"+ingest[0].addr+"/drains/shop", bytes.NewReader(f.body))
+		req.SetBasicAuth(creds["shop"][0], creds["shop"][1])
+		req.Header.Set("Logplex-Frame-Id", f.id)
+		resp, err := slow.Do(req)
+		if err != nil {
+			t.Errorf("drain POST while Kafka is down: %v, want a 503", err)
+		} else {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+				t.Errorf("drain POST while Kafka is down: %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+			}
+		}
+		broker.Start()
+	})
 	var ackedBefore int64
 	step(3*time.Second, "stop PostgreSQL", func() { ackedBefore = acked.Load(); pg.Stop() })
 	step(4*time.Second, "start PostgreSQL", func() {

@@ -16,6 +16,8 @@ import (
 	"github.com/drainpipe/drainpipe/kafka"
 	"github.com/drainpipe/drainpipe/kafka/kafkatest"
 	"github.com/drainpipe/drainpipe/logplex"
+	"github.com/drainpipe/drainpipe/postgres"
+	"github.com/drainpipe/drainpipe/postgres/pgtest"
 )
 
 // memSink is an in-memory aggregate.PartitionSink with the same fencing
@@ -134,6 +136,44 @@ func routerBody(t time.Time, n int) []byte {
 	return b
 }
 
+// countingSink is a PartitionSink whose counted router requests a test
+// can read: memSink, or the PostgreSQL store through pgSink.
+type countingSink interface {
+	aggregate.PartitionSink
+	total() (map[string]int64, int64)
+}
+
+// pgSink is the real PostgreSQL store, counting what its 1-minute tier
+// holds.
+type pgSink struct {
+	*postgres.Store
+	t *testing.T
+}
+
+func newPGSink(t *testing.T) pgSink {
+	st, err := postgres.Open(context.Background(), pgtest.DB(t), nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return pgSink{st, t}
+}
+
+func (s pgSink) total() (map[string]int64, int64) {
+	now := time.Now()
+	rows, err := s.Buckets(context.Background(), "", "", drainpipe.Tier1m, now.Add(-time.Hour), now.Add(time.Hour))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	out := map[string]int64{}
+	var n int64
+	for _, r := range rows {
+		out[r.App] += r.Bucket.Requests
+		n += r.Bucket.Requests
+	}
+	return out, n
+}
+
 func startAggregator(t *testing.T, kc kafka.Config, sink aggregate.PartitionSink) (*kafka.Aggregator, context.CancelFunc, <-chan struct{}) {
 	t.Helper()
 	a, err := kafka.NewAggregator(aggregate.Config{FlushInterval: 200 * time.Millisecond}, kc, sink, quiet, nil)
@@ -154,7 +194,7 @@ func startAggregator(t *testing.T, kc kafka.Config, sink aggregate.PartitionSink
 
 // waitTotal waits until the sink counted want requests, then checks that
 // it stays there (no late double counting).
-func waitTotal(t *testing.T, sink *memSink, want int64) {
+func waitTotal(t *testing.T, sink countingSink, want int64) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -214,10 +254,18 @@ func TestJournalRecordsCarryTheBatch(t *testing.T) {
 	}
 }
 
+// TestAggregatorCountsEveryBatchOnceAcrossMembersAndRetries runs two group
+// members over retried (duplicate Frame-Id) batches, one of them joining
+// and the other leaving while they fold, into the in-memory sink and into
+// the real PostgreSQL store.
 func TestAggregatorCountsEveryBatchOnceAcrossMembersAndRetries(t *testing.T) {
+	t.Run("memory", func(t *testing.T) { testExactlyOnce(t, newMemSink()) })
+	t.Run("postgres", func(t *testing.T) { testExactlyOnce(t, newPGSink(t)) })
+}
+
+func testExactlyOnce(t *testing.T, sink countingSink) {
 	ctx := context.Background()
 	kc, j := openTopic(t, 4)
-	sink := newMemSink()
 	now := time.Now().UTC()
 	apps := []string{"a1", "a2", "a3", "a4", "a5", "a6"}
 	want := map[string]int64{}
