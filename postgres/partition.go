@@ -94,7 +94,7 @@ func (s *Store) ensure(ctx context.Context, keys []partKey) error {
 	})
 	for _, k := range missing {
 		from, to := k.bounds()
-		ddl := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF %s FOR VALUES FROM ('%s') TO ('%s')`,
+		ddl := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF %s FOR VALUES FROM ('%s') TO ('%s') WITH (fillfactor = 80)`,
 			k.name(), tableOf(k.tier), from.Format(time.RFC3339), to.Format(time.RFC3339))
 		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, partitionLock); err != nil {

@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/drainpipe/drainpipe/aggregate"
-	"github.com/drainpipe/drainpipe/logline"
 	"github.com/drainpipe/drainpipe/metrics"
 
 	"github.com/drainpipe/drainpipe"
@@ -115,11 +114,9 @@ func (s *Store) write(ctx context.Context, f *metrics.Flush, fn func(tx pgx.Tx, 
 // partial minutes add up.
 func (s *Store) Apply(ctx context.Context, f *metrics.Flush) error {
 	err := s.write(ctx, f, func(tx pgx.Tx, tds []tierDeltas) error {
-		if err := s.applyFlush(ctx, tx, f, tds); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `UPDATE meta SET value = $1 WHERE key = 'journal_position'`, f.Position)
-		return fail(err, "record journal position")
+		return s.applyFlush(ctx, tx, f, tds, func(b *pgx.Batch) {
+			b.Queue(`UPDATE meta SET value = $1 WHERE key = 'journal_position'`, f.Position)
+		})
 	})
 	return fail(err, "apply flush")
 }
@@ -164,25 +161,19 @@ func (s *Store) ApplyPartition(ctx context.Context, p *aggregate.PartitionFlush)
 			return fmt.Errorf("postgres: %s/%s[%d] is at offset %d, the flush starts at %d: %w",
 				p.Group, p.Topic, p.Partition, cur, p.From, aggregate.ErrFenced)
 		}
-		if err := s.applyFlush(ctx, tx, f, tds); err != nil {
-			return err
-		}
-		if len(p.Frames) > 0 {
-			apps := make([]string, len(p.Frames))
-			ids := make([]string, len(p.Frames))
-			for i, k := range p.Frames {
-				apps[i], ids[i] = k.App, k.FrameID
+		return s.applyFlush(ctx, tx, f, tds, func(b *pgx.Batch) {
+			if len(p.Frames) > 0 {
+				apps := make([]string, len(p.Frames))
+				ids := make([]string, len(p.Frames))
+				for i, k := range p.Frames {
+					apps[i], ids[i] = k.App, k.FrameID
+				}
+				b.Queue(`INSERT INTO seen_frames(app, frame_id) SELECT * FROM unnest($1::text[], $2::text[])
+					ON CONFLICT DO NOTHING`, apps, ids)
 			}
-			if _, err := tx.Exec(ctx,
-				`INSERT INTO seen_frames(app, frame_id) SELECT * FROM unnest($1::text[], $2::text[])
-				 ON CONFLICT DO NOTHING`, apps, ids); err != nil {
-				return fail(err, "record frame IDs")
-			}
-		}
-		_, err = tx.Exec(ctx,
-			`UPDATE partition_offsets SET next_offset = $4, updated_at = now() WHERE grp = $1 AND topic = $2 AND part = $3`,
-			p.Group, p.Topic, p.Partition, p.To)
-		return fail(err, "record offset")
+			b.Queue(`UPDATE partition_offsets SET next_offset = $4, updated_at = now()
+				WHERE grp = $1 AND topic = $2 AND part = $3`, p.Group, p.Topic, p.Partition, p.To)
+		})
 	})
 	if errors.Is(err, aggregate.ErrFenced) {
 		return err
@@ -230,258 +221,4 @@ func (s *Store) SeenFrames(ctx context.Context, keys []aggregate.FrameKey) (map[
 		out[k] = true
 	}
 	return out, fail(rows.Err(), "look up frame IDs")
-}
-
-// applyFlush writes a flush's rows into every tier, its events, and the
-// names (dynos, custom metrics) it carries, inside tx.
-func (s *Store) applyFlush(ctx context.Context, tx pgx.Tx, f *metrics.Flush, tds []tierDeltas) error {
-	for _, td := range tds {
-		if err := s.mergeTier(ctx, tx, td.tier, td.keys, td.deltas, 0); err != nil {
-			return err
-		}
-	}
-	if err := insertEvents(ctx, tx, f.Events); err != nil {
-		return err
-	}
-	return recordNames(ctx, tx, f)
-}
-
-// keyColumns splits keys into the column arrays that unnest reads.
-func keyColumns(keys []bucketKey) (apps, ptypes []string, ts []time.Time) {
-	apps = make([]string, len(keys))
-	ptypes = make([]string, len(keys))
-	ts = make([]time.Time, len(keys))
-	for i, k := range keys {
-		apps[i], ptypes[i], ts[i] = k.app, k.ptype, k.ts
-	}
-	return apps, ptypes, ts
-}
-
-// mergeTier merges deltas into the stored rows of keys (sorted). Stored
-// rows are locked and read, merged in Go (sketches merge through the
-// metrics codec) and written back; rows not stored yet are inserted, and
-// the few that another transaction inserted meanwhile are merged again.
-// A stored row that does not decode is moved, bytes intact, to the
-// quarantine table and reported; the delta then starts the row afresh, so
-// one corrupt row costs only its own history.
-func (s *Store) mergeTier(ctx context.Context, tx pgx.Tx, tier drainpipe.Tier, keys []bucketKey, deltas []*metrics.Bucket, round int) error {
-	if len(keys) == 0 {
-		return nil
-	}
-	table := tableOf(tier)
-	apps, ptypes, tss := keyColumns(keys)
-	lo, hi := tss[0], tss[0]
-	for _, t := range tss {
-		lo, hi = minTime(lo, t), maxTime(hi, t)
-	}
-	rows, err := tx.Query(ctx, `SELECT b.app, b.ptype, b.ts, b.data FROM `+table+` b
-		JOIN unnest($1::text[], $2::text[], $3::timestamptz[]) AS k(app, ptype, ts) USING (app, ptype, ts)
-		WHERE b.ts >= $4 AND b.ts <= $5
-		ORDER BY b.app, b.ts, b.ptype FOR UPDATE OF b`, apps, ptypes, tss, lo, hi)
-	if err != nil {
-		return fail(err, "read %s", table)
-	}
-	type stored struct {
-		data []byte
-	}
-	have := map[bucketKey]stored{}
-	for rows.Next() {
-		var k bucketKey
-		var data []byte
-		if err := rows.Scan(&k.app, &k.ptype, &k.ts, &data); err != nil {
-			rows.Close()
-			return fail(err, "scan %s", table)
-		}
-		k.ts = k.ts.UTC()
-		have[k] = stored{data}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fail(err, "read %s", table)
-	}
-
-	var up, ins struct {
-		keys           []bucketKey
-		requests, errs []int64
-		data           [][]byte
-	}
-	for i, k := range keys {
-		delta := deltas[i]
-		old, exists := have[k]
-		target := &ins
-		if exists {
-			target = &up
-			b, derr := metrics.Decode(old.data)
-			if derr != nil {
-				s.log.Error("postgres: corrupt bucket moved to quarantine", "table", table, "app", k.app, "process_type", k.ptype, "ts", k.ts, "err", derr)
-				if _, err := tx.Exec(ctx,
-					`INSERT INTO quarantine(tbl, app, ptype, ts, data, error) VALUES ($1, $2, $3, $4, $5, $6)`,
-					table, k.app, k.ptype, k.ts, old.data, derr.Error()); err != nil {
-					return fail(err, "quarantine bucket %s/%s@%s", k.app, k.ptype, k.ts)
-				}
-			} else {
-				b.Merge(delta)
-				delta = b
-			}
-		}
-		target.keys = append(target.keys, k)
-		target.requests = append(target.requests, delta.Requests)
-		target.errs = append(target.errs, delta.Count5xx())
-		target.data = append(target.data, delta.Encode(nil))
-	}
-	if len(up.keys) > 0 {
-		a, p, t := keyColumns(up.keys)
-		if _, err := tx.Exec(ctx, `UPDATE `+table+` b SET requests = u.requests, err5xx = u.err5xx, data = u.data
-			FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[], $5::bigint[], $6::bytea[])
-				AS u(app, ptype, ts, requests, err5xx, data)
-			WHERE b.app = u.app AND b.ptype = u.ptype AND b.ts = u.ts AND b.ts >= $7 AND b.ts <= $8`,
-			a, p, t, up.requests, up.errs, up.data, lo, hi); err != nil {
-			return fail(err, "update %s", table)
-		}
-	}
-	if len(ins.keys) == 0 {
-		return nil
-	}
-	a, p, t := keyColumns(ins.keys)
-	rows, err = tx.Query(ctx, `INSERT INTO `+table+` (app, ptype, ts, requests, err5xx, data)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[], $5::bigint[], $6::bytea[])
-		ON CONFLICT DO NOTHING RETURNING app, ptype, ts`,
-		a, p, t, ins.requests, ins.errs, ins.data)
-	if err != nil {
-		return fail(err, "insert into %s", table)
-	}
-	inserted := map[bucketKey]bool{}
-	for rows.Next() {
-		var k bucketKey
-		if err := rows.Scan(&k.app, &k.ptype, &k.ts); err != nil {
-			rows.Close()
-			return fail(err, "insert into %s", table)
-		}
-		k.ts = k.ts.UTC()
-		inserted[k] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fail(err, "insert into %s", table)
-	}
-	if len(inserted) == len(ins.keys) {
-		return nil
-	}
-	// Another transaction inserted some of these rows since we looked:
-	// merge into what it stored.
-	if round >= 3 {
-		return fmt.Errorf("postgres: %s: rows keep appearing under concurrent inserts", table)
-	}
-	var lostKeys []bucketKey
-	var lostDeltas []*metrics.Bucket
-	for i, k := range keys {
-		if _, ok := have[k]; !ok && !inserted[k] {
-			lostKeys = append(lostKeys, k)
-			lostDeltas = append(lostDeltas, deltas[i])
-		}
-	}
-	return s.mergeTier(ctx, tx, tier, lostKeys, lostDeltas, round+1)
-}
-
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
-}
-
-// insertEvents appends events in one statement.
-func insertEvents(ctx context.Context, tx pgx.Tx, events []drainpipe.Event) error {
-	if len(events) == 0 {
-		return nil
-	}
-	n := len(events)
-	apps, ptypes, dynos := make([]string, n), make([]string, n), make([]string, n)
-	kinds, codes, details := make([]string, n), make([]string, n), make([]string, n)
-	ts := make([]int64, n)
-	for i, e := range events {
-		apps[i], ts[i], ptypes[i], dynos[i] = e.App, e.Time.UnixNano(), e.ProcessType, e.Dyno
-		kinds[i], codes[i], details[i] = string(e.Kind), e.Code, e.Detail
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO events(app, ts_ns, ptype, dyno, kind, code, detail)
-		SELECT app, ts_ns, ptype, dyno, kind, code, detail
-		FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-		WITH ORDINALITY AS e(app, ts_ns, ptype, dyno, kind, code, detail, n) ORDER BY n`,
-		apps, ts, ptypes, dynos, kinds, codes, details)
-	return fail(err, "insert events")
-}
-
-// recordNames remembers the process types, dynos and custom metric names
-// a flush's rows carry.
-func recordNames(ctx context.Context, tx pgx.Tx, f *metrics.Flush) error {
-	type dk struct{ app, ptype, dyno string }
-	seen := map[dk]time.Time{}
-	type ck struct {
-		app, name string
-		kind      logline.CustomKind
-	}
-	customs := map[ck]struct{}{}
-	note := func(k dk, t time.Time) {
-		if old, ok := seen[k]; !ok || t.After(old) {
-			seen[k] = t
-		}
-	}
-	for _, r := range f.Rows {
-		if r.ProcessType != "" { // app-wide rows (log loss) are not a process type
-			t := r.Time.Truncate(time.Second).UTC()
-			note(dk{r.App, r.ProcessType, ""}, t)
-			for d := range r.Bucket.Dynos {
-				note(dk{r.App, r.ProcessType, d}, t)
-			}
-		}
-		for n, c := range r.Bucket.Custom {
-			for _, k := range []logline.CustomKind{logline.CustomCount, logline.CustomSample, logline.CustomMeasure} {
-				if c.Has(k) {
-					customs[ck{r.App, n, k}] = struct{}{}
-				}
-			}
-		}
-	}
-	if len(seen) > 0 {
-		keys := make([]dk, 0, len(seen))
-		for k := range seen {
-			keys = append(keys, k)
-		}
-		slices.SortFunc(keys, func(a, b dk) int {
-			return cmp.Or(cmp.Compare(a.app, b.app), cmp.Compare(a.ptype, b.ptype), cmp.Compare(a.dyno, b.dyno))
-		})
-		apps, ptypes, dynos := make([]string, len(keys)), make([]string, len(keys)), make([]string, len(keys))
-		ts := make([]time.Time, len(keys))
-		for i, k := range keys {
-			apps[i], ptypes[i], dynos[i], ts[i] = k.app, k.ptype, k.dyno, seen[k]
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO dynos(app, ptype, dyno, last_seen)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
-			ON CONFLICT (app, ptype, dyno) DO UPDATE SET last_seen = greatest(dynos.last_seen, excluded.last_seen)`,
-			apps, ptypes, dynos, ts); err != nil {
-			return fail(err, "record dynos")
-		}
-	}
-	if len(customs) > 0 {
-		var apps, names []string
-		var kinds []int16
-		for k := range customs {
-			apps = append(apps, k.app)
-			names = append(names, k.name)
-			kinds = append(kinds, int16(k.kind))
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO custom_names(app, name, kind)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::smallint[]) ON CONFLICT DO NOTHING`,
-			apps, names, kinds); err != nil {
-			return fail(err, "record custom metric names")
-		}
-	}
-	return nil
 }

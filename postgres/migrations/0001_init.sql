@@ -21,8 +21,11 @@ INSERT INTO meta(key, value) VALUES ('journal_position', 0);
 -- The bucket tiers. Each is range-partitioned on ts; the partitions
 -- (buckets_<tier>_p<YYYYMMDD of their start>) are created ahead of time by
 -- Store.Maintain and on demand for late data, and dropped whole by
--- Store.DropExpired. data is a metrics.Bucket in its own codec; requests
--- and err5xx repeat its counts so fleet summaries need not decode it.
+-- Store.DropExpired, with fillfactor 80 so that the merges, which rewrite
+-- rows in place many times a minute, stay heap-only (HOT) updates: no
+-- indexed column ever changes. data is a metrics.Bucket in its own codec;
+-- requests and err5xx repeat its counts so fleet summaries need not decode
+-- it.
 CREATE TABLE buckets_1m (
 	app      text COLLATE "C" NOT NULL,
 	ptype    text COLLATE "C" NOT NULL,
@@ -32,7 +35,7 @@ CREATE TABLE buckets_1m (
 	data     bytea NOT NULL,
 	PRIMARY KEY (app, ts, ptype)
 ) PARTITION BY RANGE (ts);
-CREATE INDEX buckets_1m_ts ON buckets_1m (ts, app) INCLUDE (requests, err5xx);
+CREATE INDEX buckets_1m_ts ON buckets_1m (ts);
 
 CREATE TABLE buckets_10m (LIKE buckets_1m INCLUDING ALL) PARTITION BY RANGE (ts);
 CREATE TABLE buckets_1h (LIKE buckets_1m INCLUDING ALL) PARTITION BY RANGE (ts);

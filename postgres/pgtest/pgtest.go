@@ -78,7 +78,15 @@ func CreateDB(t testing.TB, adminURL string) string {
 			return
 		}
 		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		// WITH (FORCE) ends the test's leftover connections. It needs
+		// pg_signal_backend to end an autovacuum worker too; without it,
+		// a plain DROP (which stops autovacuum itself) is retried.
+		_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		for try := 0; err != nil && try < 10; try++ {
+			time.Sleep(200 * time.Millisecond)
+			_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name)
+		}
+		if err != nil {
 			t.Errorf("pgtest: drop database %s: %v", name, err)
 		}
 	})
@@ -180,6 +188,9 @@ func StartCluster(t testing.TB) *Cluster {
 	return c
 }
 
+// LogFile is the server's log, for a failing test to show.
+func (c *Cluster) LogFile() string { return filepath.Join(filepath.Dir(c.dir), "server.log") }
+
 // Port is the TCP port the cluster listens on.
 func (c *Cluster) Port() int { return c.port }
 
@@ -197,7 +208,7 @@ func (c *Cluster) Stop() {
 // connections.
 func (c *Cluster) Start() {
 	c.t.Helper()
-	logFile := filepath.Join(filepath.Dir(c.dir), "server.log")
+	logFile := c.LogFile()
 	if out, err := c.run("pg_ctl", "-D", c.dir, "-l", logFile, "-w", "-t", "60", "start"); err != nil {
 		tail, _ := os.ReadFile(logFile)
 		c.t.Fatalf("pgtest: start cluster: %v\n%s\n%s", err, out, tail)
