@@ -74,8 +74,22 @@ type child struct {
 
 func startChild(t *testing.T, bin, dir, addr string) *child {
 	t.Helper()
+	return startChildArgs(t, bin, "serve", "--data", dir, "--listen", addr, "--admin-token", adminToken)
+}
+
+// startChildArgs starts the binary with args (a serve command listening
+// on 127.0.0.1) and waits until it answers /healthz.
+func startChildArgs(t *testing.T, bin string, args ...string) *child {
+	t.Helper()
+	addr := ""
+	for i, a := range args {
+		if a == "--listen" && i+1 < len(args) {
+			addr = args[i+1]
+		}
+	}
 	c := &child{logs: new(lockedBuffer)}
-	c.cmd = exec.Command(bin, "serve", "--data", dir, "--listen", addr, "--admin-token", adminToken)
+	c.cmd = exec.Command(bin, args...)
+	c.cmd.Env = append(os.Environ(), "DRAINPIPE_LOG_LEVEL=debug")
 	c.cmd.Stdout = c.logs
 	c.cmd.Stderr = c.logs
 	if err := c.cmd.Start(); err != nil {

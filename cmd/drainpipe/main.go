@@ -88,8 +88,14 @@ type env struct {
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	// DRAINPIPE_LOG_LEVEL (debug, info, warn, error) sets how much is
+	// logged; info by default.
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(os.Getenv("DRAINPIPE_LOG_LEVEL"))); err != nil {
+		level = slog.LevelInfo
+	}
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr,
-		log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+		log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))}
 	root := &ffcli.Command{
 		ShortUsage: "drainpipe <command> [flags]",
 		ShortHelp:  "Heroku log drains in, app metrics out.",
