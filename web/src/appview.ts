@@ -696,9 +696,12 @@ export class AppView implements View {
     const n = f.xs.length;
     const t0 = f.xs[0];
     const idxOf = (e: AppEvent) => Math.floor((Date.parse(e.time) / 1000 - t0) / f.step);
-    const lanes: EventLane[] = EVENT_LANES.map((l) => ({ label: l.label, short: l.short, color: l.color(p), counts: new Array(n).fill(null) }));
+    // The alerts lane is drawn only for apps that have alert or autoscale events in range.
+    const hasAlerts = evs.some((e) => e.kind === 'alert' || e.kind === 'autoscale') || 'alert' in data || 'autoscale' in data;
+    const defs = EVENT_LANES.filter((l) => l.short !== 'alert' || hasAlerts);
+    const lanes: EventLane[] = defs.map((l) => ({ label: l.label, short: l.short, color: l.color(p), counts: new Array(n).fill(null) }));
     const add = (kind: string, i: number, k: number) => {
-      const li = EVENT_LANES.findIndex((l) => l.kinds.includes(kind));
+      const li = defs.findIndex((l) => l.kinds.includes(kind));
       if (i < 0 || i >= n || li < 0 || !k) return;
       const c = lanes[li].counts;
       c[i] = ((c[i] as number | null) ?? 0) + k;
