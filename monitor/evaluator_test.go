@@ -22,7 +22,10 @@ type memStore struct {
 	notes  []Outgoing
 }
 
-func (s *memStore) CreateMonitor(_ context.Context, m Monitor) error { s.mons = append(s.mons, m); return nil }
+func (s *memStore) CreateMonitor(_ context.Context, m Monitor) error {
+	s.mons = append(s.mons, m)
+	return nil
+}
 func (s *memStore) UpdateMonitor(_ context.Context, m Monitor) error {
 	for i := range s.mons {
 		if s.mons[i].ID == m.ID {
