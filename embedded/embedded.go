@@ -182,25 +182,6 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	return n, nil
 }
 
-// loadTLS parses the certificate and key once, at start: handshakes then
-// share the parsed certificate without any lock or cache on their path,
-// and session resumption (tickets) stays on, as crypto/tls does by
-// default.
-func loadTLS(certFile, keyFile string) (*tls.Config, error) {
-	if certFile == "" || keyFile == "" {
-		return nil, errors.New("TLS needs both a certificate and a key file")
-	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("load TLS certificate %s: %w", certFile, err)
-	}
-	return &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		MinVersion:   tls.VersionTLS12,
-		NextProtos:   []string{"h2", "http/1.1"},
-	}, nil
-}
-
 // Err returns a channel that receives the first fatal error of a part.
 func (n *Node) Err() <-chan error { return n.errc }
 

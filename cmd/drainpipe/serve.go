@@ -46,8 +46,8 @@ func (f *serveFlags) register(fs *flag.FlagSet, defaultData, defaultListen strin
 	}
 	fs.StringVar(&f.listen, "listen", defaultListen, listenHelp)
 	fs.StringVar(&f.adminToken, "admin-token", "", "admin bearer token; generated and kept in the data directory when empty")
-	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate file: serve HTTPS (Heroku drain URLs must be https://), with --tls-key")
-	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key file for --tls-cert")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate file: serve HTTPS (Heroku drain URLs must be https://), with --tls-key; a comma-separated list serves several (an ECDSA P-256 one is preferred, RSA kept for old clients)")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key file for --tls-cert (a comma-separated list in the same order)")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the process stops (go tool pprof reads it)")
 	fs.StringVar(&f.publicURL, "public-url", "", "base URL drains are reached at, for the drain URLs drainpipe prints (default: from the request)")
 	f.alerts.register(fs)
