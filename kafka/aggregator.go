@@ -33,11 +33,12 @@ import (
 // consumption resumes at the stored offset; on revocation the state is
 // flushed first, when the store takes it.
 type Aggregator struct {
-	cfg  aggregate.Config
-	kc   Config
-	sink aggregate.PartitionSink
-	log  *slog.Logger
-	cl   *kgo.Client
+	cfg          aggregate.Config
+	kc           Config
+	topic, group string // kc's full names
+	sink         aggregate.PartitionSink
+	log          *slog.Logger
+	cl           *kgo.Client
 
 	mu     sync.Mutex // parts, reseek, and the sink calls made for them
 	parts  map[int32]*partState
@@ -89,7 +90,7 @@ func (ps *partState) dirty() bool {
 func NewAggregator(cfg aggregate.Config, kc Config, sink aggregate.PartitionSink, log *slog.Logger, reg prometheus.Registerer) (*Aggregator, error) {
 	cfg = cfg.WithDefaults()
 	a := &Aggregator{
-		cfg: cfg, kc: kc, sink: sink, log: log, parts: map[int32]*partState{}, reseek: map[int32]bool{},
+		cfg: cfg, kc: kc, topic: kc.TopicName(), group: kc.GroupName(), sink: sink, log: log, parts: map[int32]*partState{}, reseek: map[int32]bool{},
 		mFlushes:  counter("drainpipe_aggregate_flushes_total", "Partition flushes applied to the store."),
 		mFlushErr: counter("drainpipe_aggregate_flush_errors_total", "Partition flushes the store refused (retried)."),
 		mFenced:   counter("drainpipe_aggregate_fenced_total", "Partition flushes refused because another aggregator applied the partition since."),
@@ -145,7 +146,7 @@ func NewAggregator(cfg aggregate.Config, kc Config, sink aggregate.PartitionSink
 // replaces Kafka's (unused) committed offsets by the offsets stored with
 // the aggregates, and starts a fresh fold for each partition.
 func (a *Aggregator) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
-	topic := a.kc.TopicName()
+	topic := a.topic
 	for t, parts := range offsets {
 		if t != topic {
 			continue
@@ -176,7 +177,7 @@ func startAt(stored int64) kgo.Offset {
 // the store is unreachable until ctx ends (the group then rebalances).
 func (a *Aggregator) storedOffset(ctx context.Context, p int32) (int64, error) {
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-		off, err := a.sink.PartitionOffset(ctx, a.kc.GroupName(), a.kc.TopicName(), p)
+		off, err := a.sink.PartitionOffset(ctx, a.group, a.topic, p)
 		if err == nil {
 			return off, nil
 		}
@@ -193,7 +194,7 @@ func (a *Aggregator) storedOffset(ctx context.Context, p int32) (int64, error) {
 func (a *Aggregator) revoked(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, p := range lost[a.kc.TopicName()] {
+	for _, p := range lost[a.topic] {
 		if ps := a.parts[p]; ps != nil && ps.dirty() {
 			fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			a.flushPart(fctx, p, ps)
@@ -210,7 +211,7 @@ func (a *Aggregator) revoked(ctx context.Context, _ *kgo.Client, lost map[string
 func (a *Aggregator) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, p := range lost[a.kc.TopicName()] {
+	for _, p := range lost[a.topic] {
 		delete(a.parts, p)
 		delete(a.reseek, p)
 		a.log.Warn("aggregate: partition lost", "partition", p)
@@ -299,7 +300,7 @@ func (a *Aggregator) process(ctx context.Context, recs []*kgo.Record) bool {
 	}
 	for i, r := range recs {
 		ps := a.parts[r.Partition]
-		if ps == nil || r.Topic != a.kc.TopicName() {
+		if ps == nil || r.Topic != a.topic {
 			continue // revoked or lost since the fetch
 		}
 		if ps.next >= 0 && r.Offset < ps.next {
@@ -343,7 +344,7 @@ func (a *Aggregator) rewind(recs []*kgo.Record) {
 	for p, o := range first {
 		set[p] = kgo.EpochOffset{Epoch: -1, Offset: o}
 	}
-	a.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{a.kc.TopicName(): set})
+	a.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{a.topic: set})
 }
 
 // FlushAll applies every assigned partition's unflushed fold. A fenced
@@ -374,7 +375,7 @@ func (a *Aggregator) resolveSeeks(ctx context.Context) {
 		delete(a.reseek, p)
 		a.parts[p] = a.newPart(stored)
 		if stored >= 0 {
-			a.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{a.kc.TopicName(): {p: {Epoch: -1, Offset: stored}}})
+			a.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{a.topic: {p: {Epoch: -1, Offset: stored}}})
 		}
 	}
 }
@@ -382,7 +383,7 @@ func (a *Aggregator) resolveSeeks(ctx context.Context) {
 func (a *Aggregator) storedOffsetOnce(ctx context.Context, p int32) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return a.sink.PartitionOffset(ctx, a.kc.GroupName(), a.kc.TopicName(), p)
+	return a.sink.PartitionOffset(ctx, a.group, a.topic, p)
 }
 
 // flushPart applies one partition's fold. It returns false when the flush
@@ -391,7 +392,7 @@ func (a *Aggregator) storedOffsetOnce(ctx context.Context, p int32) (int64, erro
 func (a *Aggregator) flushPart(ctx context.Context, p int32, ps *partState) bool {
 	f := ps.state.Take(0)
 	pf := &aggregate.PartitionFlush{
-		Group: a.kc.GroupName(), Topic: a.kc.TopicName(), Partition: p,
+		Group: a.group, Topic: a.topic, Partition: p,
 		From: ps.from, To: ps.next, Flush: f, Frames: ps.frames,
 	}
 	start := time.Now()

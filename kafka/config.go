@@ -80,10 +80,10 @@ func (c *Config) defaults() {
 }
 
 // TopicName is the full topic name, prefix included.
-func (c *Config) TopicName() string { c.defaults(); return c.Prefix + c.Topic }
+func (c Config) TopicName() string { c.defaults(); return c.Prefix + c.Topic }
 
 // GroupName is the full consumer-group name, prefix included.
-func (c *Config) GroupName() string { c.defaults(); return c.Prefix + c.Group }
+func (c Config) GroupName() string { c.defaults(); return c.Prefix + c.Group }
 
 // clientOpts are the options every client of c shares.
 func (c *Config) clientOpts() ([]kgo.Opt, error) {
