@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/internal/benchmeter"
 	"github.com/drainpipe/drainpipe/logline"
 	"github.com/drainpipe/drainpipe/logplex"
 	"github.com/drainpipe/drainpipe/metrics"
@@ -218,11 +219,11 @@ func BenchmarkFold(b *testing.B) {
 	rec := record(1, body)
 	s.Fold(&rec) // create the buckets once
 	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
+	m := benchmeter.Start(b)
 	for b.Loop() {
 		s.Fold(&rec)
 	}
-	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "lines/s")
+	m.Lines(n)
 }
 
 // TestR14EventsDedupAcrossFlushes checks that R14 lines, which repeat every

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/drainpipe/drainpipe/internal/benchmeter"
 )
 
 func TestAppendMessage(t *testing.T) {
@@ -66,9 +68,10 @@ func TestAppendMessageAllocs(t *testing.T) {
 func BenchmarkAppendMessage(b *testing.B) {
 	tm := time.Now()
 	buf := make([]byte, 0, 4096)
-	b.ReportAllocs()
+	m := benchmeter.Start(b)
 	for b.Loop() {
 		buf = AppendMessage(buf[:0], tm, "host", "heroku", "router", routerMsg)
 	}
 	b.SetBytes(int64(len(buf)))
+	m.Lines(1)
 }

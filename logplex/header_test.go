@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/drainpipe/drainpipe/internal/benchmeter"
 )
 
 func ts(s string) int64 {
@@ -317,26 +319,28 @@ func FuzzParseHeader(f *testing.F) {
 
 func BenchmarkParseHeader(b *testing.B) {
 	msg := []byte(benchLines[0])
-	b.ReportAllocs()
 	b.SetBytes(int64(len(msg)))
 	var h Header
+	m := benchmeter.Start(b)
 	for b.Loop() {
 		if err := ParseHeader(msg, &h); err != nil {
 			b.Fatal(err)
 		}
 	}
+	m.Lines(1)
 }
 
 func BenchmarkParseTail(b *testing.B) {
 	line := []byte("2012-10-11T03:47:20.123456+00:00 heroku[router]: " + routerMsg)
-	b.ReportAllocs()
 	b.SetBytes(int64(len(line)))
 	var h Header
+	m := benchmeter.Start(b)
 	for b.Loop() {
 		if err := ParseTail(line, &h); err != nil {
 			b.Fatal(err)
 		}
 	}
+	m.Lines(1)
 }
 
 // FuzzParseTail fuzzes the `heroku logs` line format: it never panics,

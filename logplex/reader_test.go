@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/drainpipe/drainpipe/internal/benchmeter"
 )
 
 // specFrame is the one-frame example of SPEC §1.1. Its length (83) counts
@@ -241,9 +243,9 @@ func benchBody(frames int) []byte {
 
 func BenchmarkReader(b *testing.B) {
 	body := benchBody(100)
-	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	var r Reader
+	m := benchmeter.Start(b)
 	for b.Loop() {
 		r.Reset(body)
 		n := 0
@@ -257,4 +259,5 @@ func BenchmarkReader(b *testing.B) {
 			b.Fatalf("%d frames", n)
 		}
 	}
+	m.Lines(100)
 }

@@ -108,14 +108,20 @@ func (b *Bucket) AddStatus(status int) {
 }
 
 // AddCode counts one occurrence of an error code in m (HCodes or RCodes).
-// The map lookup with string(code) does not allocate for existing codes.
+// An assignment m[string(code)] would allocate the key string on every
+// call, so a known code is updated under the key already stored; the maps
+// hold a handful of codes, so the scan costs less than that allocation.
 func addCode(m *map[string]int64, code []byte, n int64) {
 	if *m == nil {
 		*m = make(map[string]int64, 2)
 	}
 	if _, ok := (*m)[string(code)]; ok {
-		(*m)[string(code)] += n
-		return
+		for k := range *m {
+			if k == string(code) {
+				(*m)[k] += n
+				return
+			}
+		}
 	}
 	(*m)[string(code)] = n
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/drainpipe/drainpipe/logline"
+
+	"github.com/drainpipe/drainpipe/internal/benchmeter"
 )
 
 // exactQuantile is numpy's default (linear) percentile of sorted values.
@@ -182,18 +184,20 @@ func FuzzDecode(f *testing.F) {
 func BenchmarkDistAdd(b *testing.B) {
 	var d Dist
 	d.Add(1)
-	b.ReportAllocs()
+	m := benchmeter.Start(b)
 	for i := 0; b.Loop(); i++ {
 		d.Add(float64(i%5000) + 0.5)
 	}
+	m.Lines(1)
 }
 
 func BenchmarkBucketMerge(b *testing.B) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	src := sampleBucket(rng)
 	var dst Bucket
-	b.ReportAllocs()
+	m := benchmeter.Start(b)
 	for b.Loop() {
 		dst.Merge(src)
 	}
+	m.Lines(int(src.Requests))
 }

@@ -2,15 +2,174 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/internal/benchmeter"
+	"github.com/drainpipe/drainpipe/metrics"
+	"github.com/drainpipe/drainpipe/server"
 	"github.com/drainpipe/drainpipe/storetest"
 )
 
-func openBenchStore(b *testing.B) *Store {
-	s, err := OpenStore(context.Background(), filepath.Join(b.TempDir(), "m.db"), nil, quiet)
+// minuteBucket is one busy web minute: about 700 requests with
+// log-normal service times and a few statuses, and four dynos' memory and
+// load samples, as a demo storefront minute holds.
+func minuteBucket(rng *rand.Rand) *metrics.Bucket {
+	b := new(metrics.Bucket)
+	n := 600 + rng.IntN(200)
+	for range n {
+		b.AddStatus([]int{200, 200, 200, 200, 200, 304, 404, 500}[rng.IntN(8)])
+		b.Service.Add(85 * (1 + rng.NormFloat64()*0.6*rng.Float64()) * 1.0001)
+		b.Connect.Add(float64(rng.IntN(3)))
+	}
+	for d := 1; d <= 4; d++ {
+		g := b.Dyno([]byte("web." + strconv.Itoa(d)))
+		for s := range 3 {
+			t := int64(s) * int64(20*time.Second)
+			for i := range g {
+				g[i].Add(float64(200<<20+rng.IntN(50<<20))/float64(i+1), t)
+			}
+		}
+	}
+	return b
+}
+
+// BenchmarkApply is the store flush: one flush of one minute's deltas
+// for apps × 2 process types, merged into the rows already stored (as the
+// flushes of a still-open minute are) in all three tiers, which is the
+// rollup on write, with the journal position, in one transaction.
+func BenchmarkApply(b *testing.B) {
+	for _, apps := range []int{1, 10, 100, 1000} {
+		b.Run(fmt.Sprintf("apps=%d", apps), func(b *testing.B) {
+			ctx := context.Background()
+			s := openStore(b)
+			rng := rand.New(rand.NewPCG(1, 2))
+			t := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+			f := &metrics.Flush{}
+			var lines int64
+			for a := range apps {
+				for _, pt := range []string{"web", "worker"} {
+					mb := minuteBucket(rng)
+					lines += mb.Requests
+					f.Rows = append(f.Rows, metrics.Row{App: fmt.Sprintf("app%05d", a), ProcessType: pt, Time: t, Bucket: mb})
+				}
+			}
+			if err := s.Apply(ctx, f); err != nil {
+				b.Fatal(err)
+			}
+			m := benchmeter.Start(b)
+			for b.Loop() {
+				f.Position++
+				if err := s.Apply(ctx, f); err != nil {
+					b.Fatal(err)
+				}
+			}
+			m.Lines(int(lines))
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(f.Rows))/1e3, "µs/row")
+		})
+	}
+}
+
+// historyEnd is the end of the benchmark store's history: mid-afternoon,
+// so that 24 hours span two daily 1-minute partitions.
+var historyEnd = time.Date(2026, 11, 25, 14, 30, 0, 0, time.UTC)
+
+// fillHistory writes apps × {web, worker} rows of tier for every step in
+// [from, to) straight into the partition tables, from a few realistic
+// encoded buckets. It is how a benchmark gets a store with days of a big
+// fleet's history in seconds instead of replaying it.
+func fillHistory(tb testing.TB, s *Store, apps int, tier drainpipe.Tier, from, to time.Time, blobs [][]byte) {
+	tb.Helper()
+	ctx := context.Background()
+	step := tier.Duration()
+	for day := from; day.Before(to); {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		// A big page cache for the fill only: the rows go in primary-key
+		// order, the ts index gets them out of order.
+		if _, err := tx.ExecContext(ctx, `PRAGMA cache_size = -1000000`); err != nil {
+			tb.Fatal(err)
+		}
+		created := map[partKey]string{}
+		table, err := s.partition(ctx, tx, tier, day, created)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		span := partitionSpan(tier)
+		end := day.Truncate(span).Add(span)
+		if end.After(to) {
+			end = to
+		}
+		st, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO `+table+`(app, ptype, ts, requests, err5xx, data) VALUES (?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		i := 0
+		for a := range apps {
+			name := fmt.Sprintf("app%05d", a)
+			for _, pt := range []string{"web", "worker"} {
+				for ts := day.Truncate(step); ts.Before(end); ts = ts.Add(step) {
+					i++
+					if _, err := st.ExecContext(ctx, name, pt, ts.Unix(), 700, 80, blobs[i%len(blobs)]); err != nil {
+						tb.Fatal(err)
+					}
+				}
+			}
+		}
+		st.Close()
+		if err := tx.Commit(); err != nil {
+			tb.Fatal(err)
+		}
+		for k, v := range created {
+			s.parts[k] = v
+		}
+		day = end
+	}
+}
+
+// historyVersion names the layout of the benchmark stores; change it when
+// fillHistory or the store's schema changes, so old ones are not reused.
+const historyVersion = "v1"
+
+var historyMu sync.Mutex
+
+// historyStore returns a store holding, for apps apps with web and worker
+// process types, two days of 1-minute rows and eight days of 10-minute
+// and hourly rows up to historyEnd. Building 1,000 apps of history takes
+// many minutes on a busy 2-core machine, so the database is built once in
+// the temp directory (drainpipe-bench-history-VERSION-APPS) and reused by
+// later runs; the benchmarks only read it. Delete the directory to
+// rebuild it.
+func historyStore(b *testing.B, apps int) *Store {
+	b.Helper()
+	historyMu.Lock()
+	defer historyMu.Unlock()
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("drainpipe-bench-history-%s-%d", historyVersion, apps))
+	path := filepath.Join(dir, "m.db")
+	done := filepath.Join(dir, "complete")
+	if _, err := os.Stat(done); err != nil {
+		os.RemoveAll(dir)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		buildHistory(b, path, apps)
+		if err := os.WriteFile(done, nil, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s, err := OpenStore(context.Background(), path, nil, quiet)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -18,16 +177,95 @@ func openBenchStore(b *testing.B) *Store {
 	return s
 }
 
+func buildHistory(b *testing.B, path string, apps int) {
+	s, err := OpenStore(context.Background(), path, nil, quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(3, 4))
+	var minutes, tens, hours [][]byte
+	for range 32 {
+		minutes = append(minutes, minuteBucket(rng).Encode(nil))
+	}
+	for range 8 {
+		var ten, hour metrics.Bucket
+		for i := range 60 {
+			mb := minuteBucket(rng)
+			hour.Merge(mb)
+			if i < 10 {
+				ten.Merge(mb)
+			}
+		}
+		tens = append(tens, ten.Encode(nil))
+		hours = append(hours, hour.Encode(nil))
+	}
+	start := time.Now()
+	for a := range apps {
+		if _, err := s.db.Exec(`INSERT INTO apps(name, created_at, drain_user, secret_hash, token_hash) VALUES (?, 0, ?, '', ?)`,
+			fmt.Sprintf("app%05d", a), fmt.Sprint("u", a), fmt.Sprint("t", a)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	fillHistory(b, s, apps, drainpipe.Tier1m, historyEnd.Add(-48*time.Hour), historyEnd, minutes)
+	fillHistory(b, s, apps, drainpipe.Tier10m, historyEnd.Add(-8*24*time.Hour), historyEnd, tens)
+	fillHistory(b, s, apps, drainpipe.Tier1h, historyEnd.Add(-8*24*time.Hour), historyEnd, hours)
+	b.Logf("built the history of %d apps in %s (a minute bucket is %d bytes encoded)", apps, time.Since(start).Round(time.Millisecond), len(minutes[0]))
+}
+
+// BenchmarkQuery answers the dashboard's latency request for one app
+// through the HTTP API (auth, store read, decode, merge per step, JSON),
+// with no query cache, from a store holding the history of apps apps.
+// It reports the 99th percentile of the request times as p99-ms.
+func BenchmarkQuery(b *testing.B) {
+	for _, apps := range []int{1, 100, 1000} {
+		for _, q := range []struct {
+			name    string
+			span    time.Duration
+			step    string
+			buckets int
+		}{
+			{"24h@1m", 24 * time.Hour, "1m", 1440},
+			{"7d@2h", 7 * 24 * time.Hour, "2h", 84},
+		} {
+			b.Run(fmt.Sprintf("apps=%d/range=%s", apps, q.name), func(b *testing.B) {
+				s := historyStore(b, apps)
+				srv := server.New(server.Config{AdminToken: "bench", Now: func() time.Time { return historyEnd }}, nil, s, nil, nil)
+				h := srv.Handler()
+				app := fmt.Sprintf("app%05d", apps/2)
+				url := fmt.Sprintf("/api/apps/%s/router-metrics/latency?process_type=web&step=%s&start_time=%s&end_time=%s",
+					app, q.step, historyEnd.Add(-q.span).Format(time.RFC3339), historyEnd.Format(time.RFC3339))
+				var took []time.Duration
+				m := benchmeter.Start(b)
+				for b.Loop() {
+					start := time.Now()
+					req := httptest.NewRequest(http.MethodGet, url, nil)
+					req.Header.Set("Authorization", "Bearer bench")
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, req)
+					if w.Code != http.StatusOK {
+						b.Fatalf("%s: %d %s", url, w.Code, w.Body)
+					}
+					took = append(took, time.Since(start))
+				}
+				m.Per(q.buckets, "bucket")
+				slices.Sort(took)
+				b.ReportMetric(float64(took[len(took)*99/100])/1e6, "p99-ms")
+			})
+		}
+	}
+}
+
 // BenchmarkStoreApply measures Apply of storetest.BenchFlush flushes, as
 // the PostgreSQL store's BenchmarkApply does.
 func BenchmarkStoreApply(b *testing.B) {
-	storetest.BenchApply(b, openBenchStore(b).Apply)
+	storetest.BenchApply(b, openStore(b).Apply)
 }
 
 // BenchmarkStoreBuckets24h measures one app's 24 h at 1m, as the
 // PostgreSQL store's BenchmarkBuckets24h does.
 func BenchmarkStoreBuckets24h(b *testing.B) {
-	s := openBenchStore(b)
+	s := openStore(b)
 	end := time.Now().UTC().Truncate(time.Minute)
 	storetest.BenchBuckets(b, s, storetest.FillDay(b, s.Apply, end), end)
 }

@@ -93,7 +93,7 @@ func TestJournalConcurrentAppendsAreOrderedAndComplete(t *testing.T) {
 	}
 }
 
-func openStore(t *testing.T) *Store {
+func openStore(t testing.TB) *Store {
 	t.Helper()
 	s, err := OpenStore(context.Background(), filepath.Join(t.TempDir(), "m.db"), nil, quiet)
 	if err != nil {

@@ -18,6 +18,8 @@ type trafficFlags struct {
 	rate        float64
 	seed        uint64
 	concurrency int
+	// end, when set, is the end of the backfill window instead of now.
+	end time.Time
 }
 
 func (tf *trafficFlags) register(fs *flag.FlagSet, backfill time.Duration) {
@@ -65,6 +67,9 @@ func runTraffic(ctx context.Context, fleet []gen.AppSpec, senders map[string]gen
 		},
 	}
 	now := time.Now().UTC().Truncate(time.Second)
+	if !tf.end.IsZero() {
+		now = tf.end
+	}
 	p, err := gen.Run(ctx, fleet, senders, now.Add(-tf.backfill), now, opt)
 	if live && errors.Is(err, context.Canceled) {
 		err = nil
