@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -347,5 +348,61 @@ func TestWebhookOutage(t *testing.T) {
 	}
 	if !slices.Equal(inOrder, want) {
 		t.Fatalf("after the outage, received:\n got %+v\nwant %+v", inOrder, want)
+	}
+}
+
+// TestAlertsSurviveRestart fires a monitor, restarts the node on the same
+// data directory, and checks that the monitor carries on: no second
+// firing, a reminder on schedule, one resolved.
+func TestAlertsSurviveRestart(t *testing.T) {
+	rcv := newReceiver(t)
+	dir := t.TempDir()
+	start := func() *embedded.Node {
+		n, err := embedded.Start(context.Background(), embedded.Config{
+			DataDir: dir, Listen: "127.0.0.1:0", AdminToken: adminToken,
+			Aggregate: aggregate.Config{FlushInterval: 100 * time.Millisecond},
+			Alerts: embedded.AlertsConfig{
+				Evaluator:    monitor.Config{Grace: 10 * time.Minute, Tick: 100 * time.Millisecond},
+				Destinations: []notify.Destination{{Name: "webhook", Sender: &notify.Webhook{URL: rcv.URL}}},
+				Notify:       notify.Config{MinBackoff: 50 * time.Millisecond, Poll: 100 * time.Millisecond},
+			},
+		}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	n := start()
+	shop := createApp(t, n.URL, "shop")
+	createMonitor(t, n.URL, adminToken, "shop", `{"action_type":"alert","name":"LATENCY","value":500,"period":1,"notification_period":5}`)
+	t0 := time.Now().UTC().Truncate(time.Minute).Add(-time.Hour)
+	drainURL := shop.DrainURL
+	send := func(from, to, serviceMS int) {
+		for m := from; m <= to; m++ {
+			at := t0.Add(time.Duration(m) * time.Minute)
+			if code := postDrain(t, drainURL, fmt.Sprintf("r-%d", m), minuteOfTraffic(at, serviceMS, 0), 20); code != http.StatusOK {
+				t.Fatalf("drain POST: %d", code)
+			}
+		}
+	}
+	send(0, 0, 100)
+	send(1, 3, 900) // firing at 1; minute 3 is still open
+	if got := waitFor(t, rcv, 1); len(got) != 1 {
+		_, body := do(t, "GET", n.URL+"/api/apps/shop/monitors", adminToken, nil, nil)
+		ev := query(t, n.URL, adminToken, "/api/apps/shop/events", t0, t0.Add(time.Hour), "1m", nil)
+		t.Fatalf("before the restart: %d notifications; monitors %s; events %+v", len(got), body, ev.Events)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	old := strings.TrimPrefix(n.URL, "http://")
+	n = start()
+	defer n.Close()
+	drainURL = strings.Replace(shop.DrainURL, old, strings.TrimPrefix(n.URL, "http://"), 1)
+	send(4, 7, 900) // reminder at 6
+	send(8, 9, 100) // resolved at 8
+	want := []noteKey{{monitor.Latency, monitor.NotifyFiring, 1}, {monitor.Latency, monitor.NotifyReminder, 6}, {monitor.Latency, monitor.NotifyResolved, 8}}
+	if got := keysOf(waitFor(t, rcv, len(want)), t0); !slices.Equal(got, want) {
+		t.Fatalf("across a restart:\n got %+v\nwant %+v", got, want)
 	}
 }

@@ -306,6 +306,11 @@ func (e *Evaluator) pass(ctx context.Context) {
 	for _, r := range rows {
 		e.window(r.App).add(r, now)
 	}
+	// Every watched app gets a window, so a monitor of an app that has
+	// gone silent still moves on (and resolves) by the wall clock.
+	for app := range *e.watched.Load() {
+		e.window(app)
+	}
 	for app, w := range e.apps {
 		if !(*e.watched.Load())[app] {
 			delete(e.apps, app)
@@ -331,10 +336,12 @@ func (e *Evaluator) pass(ctx context.Context) {
 	e.commit(ctx)
 }
 
+// window returns app's window, creating it as if data had just arrived:
+// its minutes close by the wall clock only after Grace of silence.
 func (e *Evaluator) window(app string) *window {
 	w, ok := e.apps[app]
 	if !ok {
-		w = &window{buckets: map[bkey]*metrics.Bucket{}}
+		w = &window{buckets: map[bkey]*metrics.Bucket{}, lastArrival: e.cfg.Now()}
 		e.apps[app] = w
 	}
 	return w
@@ -378,8 +385,13 @@ func (w *window) prune(before int64) {
 // been quiet for Grace.
 func (e *Evaluator) frontier(w *window, now time.Time) (time.Time, bool) {
 	last := now.Add(-e.cfg.Grace - time.Minute).Truncate(time.Minute)
-	if w.newest != 0 && w.newest <= last.Unix() && now.Sub(w.lastArrival) < e.cfg.Grace {
-		last = time.Unix(w.newest, 0).UTC().Add(-time.Minute)
+	if now.Sub(w.lastArrival) < e.cfg.Grace { // not quiet
+		if w.newest == 0 {
+			return time.Time{}, false // nothing seen yet: wait for data or silence
+		}
+		if w.newest <= last.Unix() {
+			last = time.Unix(w.newest, 0).UTC().Add(-time.Minute) // data in the past: the next minute closes one
+		}
 	}
 	return last.UTC(), last.Unix() > 0
 }
