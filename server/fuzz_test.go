@@ -19,8 +19,15 @@ func FuzzDrain(f *testing.F) {
 	f.Add("", "", "")
 	f.Add("83 <40>1 2012-11-30T06:45:29+00:00 host app web.3 - State changed from starting to up\n", "1", "x")
 	f.Add("0 ", "x", "\x00")
+	var h *harness // one server for every input: building one costs more than a request
 	f.Fuzz(func(t *testing.T, body, dropCount, frameID string) {
-		h := newHarness(t, Config{})
+		if h == nil {
+			h = newHarness(t, Config{})
+		}
+		h.t = t
+		h.journal.mu.Lock()
+		h.journal.batches, h.journal.seen = nil, nil
+		h.journal.mu.Unlock()
 		before := len(h.journal.batches)
 		w := h.drain(drainReq{body: body, frameID: frameID, headers: map[string]string{"Logplex-Drop-Count": dropCount}})
 		switch w.Code {
@@ -49,8 +56,12 @@ func FuzzQueryParams(f *testing.F) {
 	f.Add(uint8(3), "end_time=2026-11-25T10:00:00z&start_time=2026-11-25T11:00:00Z", "a.b")
 	f.Add(uint8(4), "process_type=web&dyno=web.1&step=10m", "%zz")
 	f.Add(uint8(5), "start_time=2026-11-25T10:00:00 01:00&kind=measure", "db.query")
+	var h *harness // one server for every input: building one costs more than a request
 	f.Fuzz(func(t *testing.T, which uint8, rawQuery, name string) {
-		h := newHarness(t, Config{})
+		if h == nil {
+			h = newHarness(t, Config{})
+		}
+		h.t = t
 		paths := []string{
 			"/api/apps/storefront/router-metrics/latency",
 			"/api/apps/storefront/router-metrics/status",
