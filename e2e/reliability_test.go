@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -235,4 +236,61 @@ func TestCardinalityFloodIsCountedPerApp(t *testing.T) {
 	if got := countStatus(t, n.URL, "calm", 200, now); got != 5 {
 		t.Errorf("calm app counted %v lines, want 5", got)
 	}
+}
+
+// TestSheddingOnTheRealStack limits a real node to 2 drains in flight and
+// sends 40 at once, each retried on 503 as Logplex does: some are shed
+// with 503 + Retry-After, none gets a 4xx, and once all are acknowledged
+// every line is counted exactly once.
+func TestSheddingOnTheRealStack(t *testing.T) {
+	cfg := embedded.Config{DataDir: t.TempDir()}
+	cfg.Server.MaxConcurrentDrains = 2
+	n := startNodeWith(t, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d := targetOf(t, createApp(t, n.URL, "shed").DrainURL)
+	now := time.Now().UTC()
+	const senders, per = 40, 200
+	var shed atomic.Int64
+	var wg sync.WaitGroup
+	for i := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := routerBatch(per, 200, now)
+			for {
+				req, _ := http.NewRequest("POST", d.endpoint, bytes.NewReader(body))
+				req.SetBasicAuth(d.user, d.secret)
+				req.Header.Set("Logplex-Frame-Id", fmt.Sprint("shed-", i))
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				switch {
+				case resp.StatusCode == 200:
+					return
+				case resp.StatusCode == 503 && resp.Header.Get("Retry-After") != "":
+					shed.Add(1)
+					time.Sleep(20 * time.Millisecond)
+				default:
+					t.Errorf("drain under load: %d (Retry-After %q)", resp.StatusCode, resp.Header.Get("Retry-After"))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if shed.Load() == 0 {
+		t.Fatal("40 concurrent drains against a limit of 2: none was shed")
+	}
+	settled(t, n.URL)
+	if got := countStatus(t, n.URL, "shed", 200, now); got != senders*per {
+		t.Fatalf("counted %v lines, want %d", got, senders*per)
+	}
+	v, _ := metricValue(t, n.URL, `drainpipe_drain_shed_total{reason="concurrency"}`)
+	if v != float64(shed.Load()) {
+		t.Errorf("drainpipe_drain_shed_total{reason=concurrency} = %v, senders saw %d", v, shed.Load())
+	}
+	t.Logf("%d drains shed with 503 + Retry-After and retried; %d lines counted exactly once", shed.Load(), senders*per)
 }
