@@ -241,6 +241,9 @@ func (s *Scaler) Status(app string) Status {
 	return st
 }
 
+// Available reports whether the Platform API answered the last request.
+func (s *Scaler) Available() bool { return !s.down() }
+
 // Run scales until ctx ends.
 func (s *Scaler) Run(ctx context.Context) error {
 	for {

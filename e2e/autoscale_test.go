@@ -192,6 +192,9 @@ func TestAutoscaling(t *testing.T) {
 	if tries := during - before; tries < 2 || tries > 10 {
 		t.Errorf("%d requests during the maintenance window, want a bounded few", tries)
 	}
+	if _, m := do(t, "GET", base+"/metrics", "", nil, nil); !strings.Contains(string(m), "drainpipe_platform_api_available 0") {
+		t.Errorf("/metrics does not show the outage")
+	}
 	if code, _ := do(t, "GET", base+"/healthz", "", nil, nil); code != http.StatusOK {
 		t.Errorf("healthz during the Platform API outage: %d", code)
 	}

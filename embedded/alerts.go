@@ -35,7 +35,7 @@ type alerts struct {
 
 // startAlerts builds the evaluator and the delivery worker and loads the
 // monitors; the aggregator must not have started yet.
-func startAlerts(ctx context.Context, cfg Config, st *sqlite.Store, log *slog.Logger, reg prometheus.Registerer) (*alerts, error) {
+func startAlerts(ctx context.Context, cfg Config, st *sqlite.Store, log *slog.Logger, reg prometheus.Registerer, sup *supervise.Supervisor) (*alerts, error) {
 	a := &alerts{worker: notify.NewWorker(cfg.Alerts.Notify, st, cfg.Alerts.Destinations, log, reg)}
 	ecfg := cfg.Alerts.Evaluator
 	ecfg.Destinations = a.worker.Destinations()
@@ -43,6 +43,9 @@ func startAlerts(ctx context.Context, cfg Config, st *sqlite.Store, log *slog.Lo
 		ecfg.PublicURL = cfg.PublicURL
 	}
 	ecfg.Delivered = a.worker.Wake
+	if ecfg.OK == nil {
+		ecfg.OK = func() { sup.OK("monitor-evaluator") }
+	}
 	acfg := cfg.Alerts.Autoscale
 	if acfg.Platform == nil || acfg.Platform.Key == "" {
 		acfg.DryRun = true
@@ -54,6 +57,19 @@ func startAlerts(ctx context.Context, cfg Config, st *sqlite.Store, log *slog.Lo
 		return nil, err
 	}
 	a.api = &monitor.API{Store: st, Evaluator: a.eval, Log: log}
+	for _, status := range []monitor.Status{monitor.StatusPending, monitor.StatusFiring} {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "drainpipe_monitors", Help: "Monitors by evaluation status (pending, firing).", ConstLabels: prometheus.Labels{"status": string(status)},
+		}, func() float64 { return float64(a.eval.CountStatus(status)) }))
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "drainpipe_platform_api_available", Help: "1 while the Heroku Platform API answers the autoscaler, 0 during an outage.",
+	}, func() float64 {
+		if a.scaler.Available() {
+			return 1
+		}
+		return 0
+	}))
 	return a, nil
 }
 

@@ -86,7 +86,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	sup := supervise.New(log, reg)
-	al, err := startAlerts(ctx, cfg, st, log, reg)
+	al, err := startAlerts(ctx, cfg, st, log, reg, sup)
 	if err != nil {
 		st.Close()
 		j.Close()

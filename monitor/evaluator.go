@@ -91,6 +91,9 @@ type Config struct {
 	Tick time.Duration
 	// Now returns the wall-clock time; nil means time.Now.
 	Now func() time.Time
+	// OK, when not nil, is called after every pass whose results were
+	// saved (the supervisor's "last success").
+	OK func()
 }
 
 func (c *Config) defaults() {
@@ -265,6 +268,19 @@ func (e *Evaluator) State(id string) (State, bool) {
 	defer e.snapMu.RUnlock()
 	s, ok := e.snap[id]
 	return s, ok
+}
+
+// CountStatus returns how many active alert monitors are in status st.
+func (e *Evaluator) CountStatus(st Status) int {
+	e.snapMu.RLock()
+	defer e.snapMu.RUnlock()
+	n := 0
+	for _, s := range e.snap {
+		if s.Status == st {
+			n++
+		}
+	}
+	return n
 }
 
 // Run evaluates until ctx ends.
@@ -589,6 +605,9 @@ func (e *Evaluator) save(t *tracked) {
 // transaction. On failure they are kept and retried with the next pass.
 func (e *Evaluator) commit(ctx context.Context) {
 	if e.batch.empty() {
+		if e.cfg.OK != nil {
+			e.cfg.OK()
+		}
 		return
 	}
 	states := make([]State, 0, len(e.batch.states))
@@ -602,6 +621,9 @@ func (e *Evaluator) commit(ctx context.Context) {
 	}
 	queued := len(e.batch.notes) > 0
 	e.batch = batch{}
+	if e.cfg.OK != nil {
+		e.cfg.OK()
+	}
 	if queued && e.cfg.Delivered != nil {
 		e.cfg.Delivered()
 	}
