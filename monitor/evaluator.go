@@ -130,6 +130,7 @@ type Evaluator struct {
 
 	// Owned by the Run goroutine.
 	mons   map[string]*tracked
+	byApp  map[string][]*tracked // e.mons by app, in a fixed order
 	apps   map[string]*window
 	batch  batch
 	loaded bool
@@ -141,6 +142,11 @@ type tracked struct {
 	// hist keeps, per evaluated minute (Unix seconds), the state before
 	// it: late data replays from there.
 	hist map[int64]State
+	// startAt is the first minute a never-evaluated monitor looks at: the
+	// app's newest minute when the monitor was created (0: the earliest
+	// minute the window holds, for an app without data yet), so a new
+	// monitor does not judge the past it was not there for.
+	startAt int64
 }
 
 // window holds the recent whole minutes of one app, merged from flushes.
@@ -333,8 +339,8 @@ func (e *Evaluator) pass(ctx context.Context) {
 			continue
 		}
 		frontier, ok := e.frontier(w, now)
-		for _, t := range e.mons {
-			if t.m.App != app || !t.m.IsActive {
+		for _, t := range e.byApp[app] {
+			if !t.m.IsActive {
 				continue
 			}
 			if w.late != 0 && t.m.ActionType == ActionAlert {
@@ -423,9 +429,12 @@ func (e *Evaluator) advance(t *tracked, w *window, frontier time.Time) {
 	if t.st.LastMinute.IsZero() {
 		start = frontier
 		for k := range w.buckets {
-			if m := time.Unix(k.minute, 0).UTC(); m.Before(start) {
+			if m := time.Unix(k.minute, 0).UTC(); m.Before(start) && k.minute >= t.startAt {
 				start = m
 			}
+		}
+		if first := time.Unix(t.startAt, 0).UTC(); t.startAt != 0 && start.Before(first) {
+			start = first
 		}
 	}
 	if earliest := frontier.Add(-time.Duration(e.cfg.Window-1) * time.Minute); start.Before(earliest) {
@@ -659,6 +668,9 @@ func (e *Evaluator) reloadMonitors(ctx context.Context) error {
 				st.Status = StatusOK
 			}
 			t = &tracked{m: m, st: st, hist: map[int64]State{}}
+			if w, ok := e.apps[m.App]; ok && e.loaded {
+				t.startAt = w.newest
+			}
 			e.mons[m.ID] = t
 		} else if t.m.IsActive && !m.IsActive {
 			e.deactivate(t)
@@ -691,6 +703,10 @@ func (e *Evaluator) reloadMonitors(ctx context.Context) error {
 			delete(e.snap, id)
 			e.snapMu.Unlock()
 		}
+	}
+	e.byApp = map[string][]*tracked{}
+	for _, m := range list {
+		e.byApp[m.App] = append(e.byApp[m.App], e.mons[m.ID])
 	}
 	e.watched.Store(&watched)
 	return nil

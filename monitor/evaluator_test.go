@@ -161,3 +161,33 @@ func TestNormalizeDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestNewMonitorSkipsThePast: a monitor created for an app whose recent
+// minutes the evaluator already holds starts at the minute in progress,
+// not at the oldest one it could see.
+func TestNewMonitorSkipsThePast(t *testing.T) {
+	st := &memStore{states: map[string]State{}, mons: []Monitor{{
+		ID: "a", App: "shop", ProcessType: "web", ActionType: ActionAlert, Name: RouterErrors,
+		Op: GreaterOrEqual, Value: 1, Period: 1, NotificationPeriod: 60, IsActive: true,
+	}}}
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	e := NewEvaluator(Config{Destinations: []string{"hook"}, Grace: time.Hour, Now: func() time.Time { return now }},
+		st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := e.Load(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	for i := 0; i <= 5; i++ { // 80% errors from minute 0
+		e.Observe(&metrics.Flush{Rows: []metrics.Row{errorMinute(t0.Add(time.Duration(i)*time.Minute), 10, 8)}})
+		e.pass(context.Background())
+	}
+	st.mons = append(st.mons, Monitor{ID: "b", App: "shop", ProcessType: "web", ActionType: ActionAlert, Name: ErrorRate,
+		Op: GreaterOrEqual, Value: 0.5, Period: 1, NotificationPeriod: 60, IsActive: true})
+	e.Changed()
+	e.pass(context.Background())
+	e.Observe(&metrics.Flush{Rows: []metrics.Row{errorMinute(t0.Add(6*time.Minute), 10, 8)}})
+	e.pass(context.Background())
+	if len(st.notes) != 1 || !st.notes[0].Notification.Minute.Equal(t0.Add(5*time.Minute)) {
+		t.Fatalf("new monitor notified %+v, want one firing for minute 5 (created while minute 5 was open)", st.notes)
+	}
+}
