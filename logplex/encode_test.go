@@ -75,3 +75,30 @@ func BenchmarkAppendMessage(b *testing.B) {
 	b.SetBytes(int64(len(buf)))
 	m.Lines(1)
 }
+
+// TestAppendTimestampMatchesFormat checks the hand-written timestamp
+// against time.Time.AppendFormat, across years, leap days and the
+// microsecond digits, in and out of UTC.
+func TestAppendTimestampMatchesFormat(t *testing.T) {
+	zone := time.FixedZone("x", -7*3600)
+	for _, tm := range []time.Time{
+		time.Date(2026, 11, 25, 10, 4, 5, 123456789, time.UTC),
+		time.Date(2024, 2, 29, 23, 59, 59, 999999999, zone),
+		time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 1000, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(12, 3, 4, 5, 6, 7, 8000, time.UTC),
+	} {
+		got := string(appendTimestamp(nil, tm))
+		want := tm.UTC().Format(TimeLayout)
+		if got != want {
+			t.Errorf("%v: %q, want %q", tm, got, want)
+		}
+	}
+	for i := int64(0); i < 2000; i++ {
+		tm := time.Unix(0, i*7919*int64(time.Hour)+i*104729).UTC()
+		if got, want := string(appendTimestamp(nil, tm)), tm.Format(TimeLayout); got != want {
+			t.Fatalf("%q, want %q", got, want)
+		}
+	}
+}

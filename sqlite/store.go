@@ -405,6 +405,30 @@ type groupKey struct {
 // all in one transaction. Deltas are merged into what is stored, never
 // written over it, so late data and replays of partial minutes add up.
 func (s *Store) Apply(ctx context.Context, f *metrics.Flush) error {
+	return s.apply(ctx, f, true, time.Time{})
+}
+
+// Import merges f like Apply but leaves the journal position alone, for
+// history that never went through the journal (the demo's synthetic
+// backfill). Deltas that fall in a partition already past its tier's
+// retention at now are left out: the next retention check would drop
+// them.
+func (s *Store) Import(ctx context.Context, f *metrics.Flush, now time.Time) error {
+	return s.apply(ctx, f, false, now)
+}
+
+// expired reports whether the partition of tier holding ts lies wholly
+// beyond the tier's retention at now, as DropExpired decides.
+func (s *Store) expired(tier drainpipe.Tier, ts int64, now time.Time) bool {
+	span := int64(partitionSpan(tier) / time.Second)
+	start := ts - ts%span
+	if ts < 0 && ts%span != 0 {
+		start -= span
+	}
+	return start+span <= now.Add(-s.retention[tier]).Unix()
+}
+
+func (s *Store) apply(ctx context.Context, f *metrics.Flush, position bool, now time.Time) error {
 	tx, err := begin(ctx, s.db)
 	if err != nil {
 		return fmt.Errorf("store: begin flush: %w", err)
@@ -426,6 +450,9 @@ func (s *Store) Apply(ctx context.Context, f *metrics.Flush) error {
 			g.Merge(r.Bucket)
 		}
 		for _, k := range order {
+			if !now.IsZero() && s.expired(tier, k.ts, now) {
+				continue
+			}
 			table, err := s.partition(ctx, tx.Tx, tier, time.Unix(k.ts, 0), created)
 			if err != nil {
 				return err
@@ -441,8 +468,10 @@ func (s *Store) Apply(ctx context.Context, f *metrics.Flush) error {
 	if err := s.recordNames(ctx, tx.Tx, f); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = 'journal_position'`, f.Position); err != nil {
-		return fmt.Errorf("store: record journal position: %w", err)
+	if position {
+		if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = 'journal_position'`, f.Position); err != nil {
+			return fmt.Errorf("store: record journal position: %w", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: commit flush: %w", err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
+	"github.com/drainpipe/drainpipe"
 	"github.com/drainpipe/drainpipe/drain"
 	"github.com/drainpipe/drainpipe/embedded"
 	"github.com/drainpipe/drainpipe/gen"
@@ -19,18 +20,24 @@ func demoCommand(e *env) *ffcli.Command {
 	var tf trafficFlags
 	fs := e.flags("drainpipe demo")
 	sf.register(fs, "", "127.0.0.1:8080")
-	tf.register(fs, 24*time.Hour)
+	tf.register(fs, 7*24*time.Hour)
 	cmd := &ffcli.Command{
 		Name:       "demo",
-		ShortUsage: "drainpipe demo [--listen ADDR] [--data DIR] [--apps N] [--backfill 24h]",
+		ShortUsage: "drainpipe demo [--listen ADDR] [--data DIR] [--apps N] [--backfill 168h]",
 		ShortHelp:  "Run a server with realistic synthetic traffic for a few apps.",
 		LongHelp: `Starts drainpipe (as "serve" does) and feeds it synthetic Heroku traffic
 through the real drain endpoint: storefront, api-gateway and
 billing-worker, with web and worker process types of 2-6 dynos each,
 log-normal latencies, a deploy, a restart, an H12 timeout spike, an R14
-memory episode, a crash, scaling and log loss. The last --backfill of
-history is sent first, as fast as the server takes it, then traffic
-follows real time. Prints the dashboard URL and the admin token.
+memory episode, a crash, scaling and log loss. Prints the dashboard URL
+and the admin token.
+
+First the last --backfill of history (7 days by default) is made and
+folded straight into the store with the drain path's own framing,
+parsing and fold, but without HTTP and the journal: it is synthetic
+history, not drained data anyone was promised is kept (see
+docs/BENCHMARKS.md). Then the traffic follows real time through the
+drain endpoint, starting where the history ends.
 
 Without --data the demo keeps its data in a fresh temporary directory.
 It listens on 127.0.0.1:8080 unless --listen (or DRAINPIPE_LISTEN) says
@@ -67,7 +74,17 @@ otherwise.`,
 			len(fleet), cfg.DataDir, n.URL, cfg.AdminToken)
 		trafficErr := make(chan error, 1)
 		go func() {
-			_, err := runTraffic(ctx, fleet, senders, tf, true, 0, e.stderr)
+			end := time.Now().UTC().Truncate(time.Second)
+			if err := demoHistory(ctx, e, n, fleet, tf.seed, end.Add(-tf.backfill), end); err != nil {
+				trafficErr <- err
+				return
+			}
+			// The drain path takes over where the history ends: first the
+			// seconds the import took, then real time.
+			live := tf
+			live.end = time.Now().UTC().Truncate(time.Second)
+			live.backfill = live.end.Sub(end)
+			_, err := runTraffic(ctx, fleet, senders, live, true, 0, e.stderr)
 			trafficErr <- err
 		}()
 		select {
@@ -104,4 +121,32 @@ func demoSenders(ctx context.Context, n *embedded.Node, fleet []gen.AppSpec) (ma
 		senders[a.Name] = c
 	}
 	return senders, nil
+}
+
+// demoHistory imports the fleet's history for [from, to) into the node's
+// store and reports its progress on stderr.
+func demoHistory(ctx context.Context, e *env, n *embedded.Node, fleet []gen.AppSpec, seed uint64, from, to time.Time) error {
+	if !to.After(from) {
+		return nil
+	}
+	tty := isTerminal(e.stderr)
+	start := time.Now()
+	var last time.Time
+	lines, err := importHistory(ctx, n.Store, fleet, seed, from, to, n.Store.Retention()[drainpipe.Tier1m], 0, func(done, total int, lines int64) {
+		switch {
+		case tty:
+			fmt.Fprintf(e.stderr, "\rhistory %3.0f%%  %s lines  %s lines/s  ", 100*float64(done)/float64(total), human(lines),
+				human(int64(float64(lines)/max(time.Since(start).Seconds(), 0.001))))
+		case time.Since(last) > 2*time.Second:
+			fmt.Fprintf(e.stderr, "history %3.0f%%  %d lines\n", 100*float64(done)/float64(total), lines)
+			last = time.Now()
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	took := time.Since(start)
+	fmt.Fprintf(e.stderr, "\rhistory imported: %s of %d apps, %d lines in %s (%s lines/s)%s\n", from.Sub(to).Abs(), len(fleet), lines,
+		took.Round(100*time.Millisecond), human(int64(float64(lines)/max(took.Seconds(), 0.001))), clearEOL)
+	return nil
 }
