@@ -6,7 +6,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { CI, api, createApp, frame, launch, missing, newPage, postDrain, startServer, waitReady } from './harness.mjs';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { CI, api, createApp, frame, launch, missing, newPage, postDrain, repoDir, startServer, waitReady } from './harness.mjs';
+
+const shots = join(repoDir, 'docs', 'screenshots');
 
 const why = process.env.DASHBOARD_FAKE === '1' ? 'needs the real server (monitors are not in the dev fake)' : missing();
 const T = { timeout: 180000 };
@@ -37,6 +41,7 @@ if (why && CI) {
       const base = `http://127.0.0.1:${platform.address().port}`;
       server = await startServer({ extraArgs: ['--backfill', '5m', '--heroku-api-url', base, '--heroku-api-key', 'test-key'] });
       browser = await launch();
+      mkdirSync(shots, { recursive: true });
       app = await createApp(server, 'alerting');
     }, { timeout: 120000 });
 
@@ -131,6 +136,8 @@ if (why && CI) {
       const lane = await page.$$eval('[data-chart="events"]', (els) => els.map((e) => Number(e.dataset.points)));
       assert.ok(lane[0] >= 2, `events chart draws the alert markers (points ${lane})`);
       await page.waitForFunction(() => /firing|resolved/.test(document.querySelector('tr[data-name="LATENCY"] .status')?.textContent ?? ''));
+      await page.locator('[data-chart="events"]').screenshot({ path: join(shots, 'alerts-events.png') });
+      await page.locator('#monitors').screenshot({ path: join(shots, 'monitors-panel.png') });
       await page.context().close();
     });
 
@@ -155,6 +162,7 @@ if (why && CI) {
       await waitReady(page);
       await page.waitForSelector('#platform-banner');
       assert.match(await page.textContent('#platform-banner'), /Platform API unavailable since .*UTC/);
+      await page.screenshot({ path: join(shots, 'platform-banner.png'), clip: { x: 0, y: 0, width: 1280, height: 360 } });
 
       maintenance = false;
       for (let i = 0; i < 120 && !st.platform_api.available; i++) {
