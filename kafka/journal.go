@@ -87,9 +87,9 @@ func OpenJournal(c Config) (*Journal, error) {
 	return &Journal{cl: cl, topic: c.TopicName()}, nil
 }
 
-// Append produces b and waits for the acknowledgement. The returned
-// sequence is the record's offset within its partition; duplicate is
-// always false (see Journal).
+// Append produces b and waits for the acknowledgement, or until ctx ends.
+// The returned sequence is the record's offset within its partition;
+// duplicate is always false (see Journal).
 func (j *Journal) Append(ctx context.Context, b drainpipe.Batch) (int64, bool, error) {
 	rec := &kgo.Record{
 		Key:   []byte(b.App),
@@ -105,11 +105,27 @@ func (j *Journal) Append(ctx context.Context, b drainpipe.Batch) (int64, bool, e
 	if b.Lost > 0 {
 		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderLost, Value: strconv.AppendInt(nil, b.Lost, 10)})
 	}
-	r, err := j.cl.ProduceSync(ctx, rec).First()
-	if err != nil {
-		return 0, false, fmt.Errorf("kafka: produce to %s: %w", j.topic, err)
+	// Not ProduceSync: an idempotent producer fails a record that may
+	// have reached a broker only once it knows its fate, which can be
+	// long after ctx ended while the cluster is unreachable. The caller
+	// answers 503 at ctx's deadline instead; should the record land after
+	// all, Logplex's retry carries the same Frame-Id and the aggregator
+	// drops the second copy.
+	type result struct {
+		off int64
+		err error
 	}
-	return r.Offset, false, nil
+	done := make(chan result, 1)
+	j.cl.Produce(ctx, rec, func(r *kgo.Record, err error) { done <- result{r.Offset, err} })
+	select {
+	case res := <-done:
+		if res.err != nil {
+			return 0, false, fmt.Errorf("kafka: produce to %s: %w", j.topic, res.err)
+		}
+		return res.off, false, nil
+	case <-ctx.Done():
+		return 0, false, fmt.Errorf("kafka: produce to %s: not acknowledged in time: %w", j.topic, ctx.Err())
+	}
 }
 
 // Ping checks that a broker answers.

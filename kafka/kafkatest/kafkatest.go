@@ -166,8 +166,17 @@ func (b *Broker) Start() {
 	b.cmd, b.done = cmd, done
 	b.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	// A JVM on a busy 2-core machine can take a minute to come up; give
+	// up early only when the broker exited.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	go func() {
+		select {
+		case <-done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	if err := Ping(ctx, []string{b.Addr}); err != nil {
 		log, _ := os.ReadFile(b.logPath)
 		b.t.Fatalf("private kafka broker: %v\n%s", err, tail(string(log), 3000))
