@@ -170,3 +170,24 @@ func TestLoadSheddingNeverAnswers4xx(t *testing.T) {
 		}
 	}
 }
+
+// TestOversizedHeadersAre431: more than 64 KiB of headers is refused
+// before any handler runs.
+func TestOversizedHeadersAre431(t *testing.T) {
+	h := newHarness(t, Config{})
+	addr := serveReal(t, h)
+	r, _ := http.NewRequest("POST", "http://"+addr+"/drains/storefront", strings.NewReader(frame(routerLine)))
+	r.SetBasicAuth("u-storefront", "s-storefront")
+	r.Header.Set("X-Big", strings.Repeat("a", 80<<10))
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("80 KiB of headers: %d, want 431", resp.StatusCode)
+	}
+	if len(h.journal.all()) != 0 {
+		t.Fatal("journaled a request with oversized headers")
+	}
+}

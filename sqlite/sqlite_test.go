@@ -1,12 +1,16 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -258,5 +262,55 @@ func TestFormationForgetsOldDynos(t *testing.T) {
 	f, err := s.Formation(ctx, "a")
 	if err != nil || len(f) != 1 || len(f[0].Dynos) != 1 || f[0].Dynos[0] != "run.2" {
 		t.Fatalf("formation = %+v, %v; want only run.2", f, err)
+	}
+}
+
+// TestCredentialsAreRandomAndStoredAsHashes: drain secrets and API tokens
+// carry 32 random bytes (256 bits), differ between apps, and the store
+// file holds only their SHA-256, never the secrets themselves.
+func TestCredentialsAreRandomAndStoredAsHashes(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "m.db")
+	s, err := OpenStore(ctx, path, nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	var secrets []string
+	for _, name := range []string{"one", "two"} {
+		_, cr, err := s.CreateApp(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []string{cr.DrainSecret, strings.TrimPrefix(cr.APIToken, "dpa_")} {
+			raw, err := base64.RawURLEncoding.DecodeString(v)
+			if err != nil || len(raw) < 32 {
+				t.Fatalf("credential %q: %d random bytes (%v), want 32", v, len(raw), err)
+			}
+			if seen[v] {
+				t.Fatal("two credentials are equal")
+			}
+			seen[v] = true
+		}
+		secrets = append(secrets, cr.DrainSecret, cr.APIToken)
+		var secretHash, tokenHash string
+		if err := s.db.QueryRow(`SELECT secret_hash, token_hash FROM apps WHERE name = ?`, name).Scan(&secretHash, &tokenHash); err != nil {
+			t.Fatal(err)
+		}
+		if secretHash != drainpipe.HashSecret(cr.DrainSecret) || tokenHash != drainpipe.HashSecret(cr.APIToken) {
+			t.Fatal("stored values are not the credentials' SHA-256")
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sec := range secrets {
+		if bytes.Contains(data, []byte(sec)) {
+			t.Fatalf("the store file holds a credential in clear")
+		}
 	}
 }
