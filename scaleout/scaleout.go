@@ -143,12 +143,13 @@ func Start(ctx context.Context, cfg Config, st Store, log *slog.Logger) (*Node, 
 
 	if cfg.Roles[RoleIngest] || cfg.Roles[RoleAggregate] {
 		// Creating the topic is idempotent; either role may come first.
-		tctx, tcancel := context.WithTimeout(ctx, 30*time.Second)
-		err := kafka.EnsureTopic(tctx, cfg.Kafka, log)
-		tcancel()
-		if err != nil {
-			return fail(err)
-		}
+		// Kafka being out of reach does not stop the process: ingest
+		// answers 503 and the aggregator waits until it is back.
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			ensureTopic(runCtx, cfg.Kafka, log)
+		}()
 	}
 	var health []func(context.Context) error
 	if cfg.Roles[RoleAggregate] {
@@ -220,6 +221,25 @@ func Start(ctx context.Context, cfg Config, st Store, log *slog.Logger) (*Node, 
 	log.Info("drainpipe serving", "url", n.URL, "roles", cfg.Roles.String(),
 		"topic", cfg.Kafka.TopicName(), "group", cfg.Kafka.GroupName())
 	return n, nil
+}
+
+// ensureTopic creates the topic when missing, retrying every few seconds
+// while Kafka cannot be reached.
+func ensureTopic(ctx context.Context, kc kafka.Config, log *slog.Logger) {
+	for {
+		tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err := kafka.EnsureTopic(tctx, kc, log)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		log.Warn("kafka: cannot make sure the topic exists; retrying", "topic", kc.TopicName(), "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
 }
 
 // maintain creates the store's partitions ahead and drops expired ones,
