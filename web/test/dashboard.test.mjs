@@ -387,6 +387,27 @@ if (why && CI) {
       await appPage.context().close();
     });
 
+    test('a banner says the metrics store is unavailable while the API answers 503, and goes when it answers again', T, async () => {
+      // The scale-out API answers 503 while PostgreSQL is down
+      // (e2e.TestScaleOutExactlyOnce checks that on real processes); here
+      // the browser is given that answer for /api/apps.
+      const page = await newPage(browser, server);
+      const msg = 'the metrics store is unavailable (database down or failing over); retry shortly';
+      await page.route('**/api/apps', (route) =>
+        route.fulfill({ status: 503, contentType: 'application/json', headers: { 'Retry-After': '5' }, body: JSON.stringify({ error: msg }) }),
+      );
+      await page.goto(server.url + '/');
+      await page.waitForSelector('#store-banner:not([hidden])');
+      const text = await page.textContent('#store-banner');
+      assert.match(text, /Metrics are unavailable right now/);
+      assert.ok(text.includes(msg), `the banner carries the server's message: ${text}`);
+      await page.unroute('**/api/apps');
+      await page.click('.notice.error button'); // the fleet's Retry
+      await page.waitForSelector('#store-banner[hidden]', { state: 'attached' });
+      await page.waitForSelector('tr[data-app]');
+      await page.context().close();
+    });
+
     test('an unknown app is one page-level message; a failed figure shows "–", not 0', T, async () => {
       const page = await newPage(browser, server);
       await page.goto(`${server.url}/apps/nope`);
