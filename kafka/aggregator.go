@@ -297,6 +297,7 @@ func (a *Aggregator) process(ctx context.Context, recs []*kgo.Record) bool {
 			a.rewind(recs)
 			return false
 		}
+		a.noteFailure(nil)
 	}
 	for i, r := range recs {
 		ps := a.parts[r.Partition]
