@@ -393,6 +393,17 @@ func (w *window) add(r metrics.Row, now time.Time) {
 	}
 }
 
+// oldestMinute returns the oldest minute the window holds (0: none).
+func (w *window) oldestMinute() int64 {
+	var oldest int64
+	for k := range w.buckets {
+		if oldest == 0 || k.minute < oldest {
+			oldest = k.minute
+		}
+	}
+	return oldest
+}
+
 func (w *window) prune(before int64) {
 	w.oldest = before
 	for k := range w.buckets {
@@ -437,7 +448,14 @@ func (e *Evaluator) advance(t *tracked, w *window, frontier time.Time) {
 			start = first
 		}
 	}
-	if earliest := frontier.Add(-time.Duration(e.cfg.Window-1) * time.Minute); start.Before(earliest) {
+	// Minutes the window holds data for are all evaluated, however many
+	// arrived at once (a backlog after a restart); beyond them, a gap of
+	// more than Window minutes without data is skipped.
+	earliest := frontier.Add(-time.Duration(e.cfg.Window-1) * time.Minute)
+	if oldest := w.oldestMinute(); oldest != 0 && oldest < earliest.Unix() {
+		earliest = time.Unix(oldest, 0).UTC()
+	}
+	if start.Before(earliest) {
 		start = earliest
 		t.st.Run = 0 // the minutes in between were not seen
 	}
@@ -457,6 +475,8 @@ func (e *Evaluator) advance(t *tracked, w *window, frontier time.Time) {
 		for _, c := range t.st.step(&t.m, m, v) {
 			e.emit(t, c, m, v, "")
 		}
+		e.log.Debug("monitor: minute evaluated", "monitor", t.m.ID, "app", t.m.App, "minute", m, "value", v.value,
+			"has_value", v.has, "crossing", v.breach, "status", t.st.Status, "run", t.st.Run)
 	}
 	if !start.After(frontier) {
 		e.save(t)
