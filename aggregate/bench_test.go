@@ -3,7 +3,9 @@ package aggregate
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"testing"
@@ -24,7 +26,7 @@ import (
 func demoBodies(tb testing.TB, k float64, routerOnly bool) ([][]byte, int) {
 	tb.Helper()
 	app := gen.ScaleRPS(gen.DemoFleet(3, 1), k)[0]
-	from := t0
+	from := benchMinute
 	g := gen.NewGenerator(app, 1, from.Add(-time.Hour), from.Add(time.Hour))
 	var bodies [][]byte
 	b := drain.NewBatcher(500, 1<<20, func(body []byte, n int) error {
@@ -50,11 +52,15 @@ func demoBodies(tb testing.TB, k float64, routerOnly bool) ([][]byte, int) {
 	return bodies, lines
 }
 
+// benchMinute is the minute of demo traffic the benchmarks fold: an
+// ordinary one, without the daily restart's burst of events at 10:00.
+var benchMinute = t0.Add(37 * time.Minute)
+
 func bodyRecords(bodies [][]byte) ([]drainpipe.Record, int64) {
 	recs := make([]drainpipe.Record, len(bodies))
 	var size int64
 	for i, body := range bodies {
-		recs[i] = drainpipe.Record{Seq: int64(i + 1), Batch: drainpipe.Batch{App: "storefront", ReceivedAt: t0.Add(time.Minute), Body: body}}
+		recs[i] = drainpipe.Record{Seq: int64(i + 1), Batch: drainpipe.Batch{App: "storefront", ReceivedAt: benchMinute.Add(time.Minute), Body: body}}
 		size += int64(len(body))
 	}
 	return recs, size
@@ -274,4 +280,42 @@ func TestFoldRouterNoAllocs(t *testing.T) {
 	}); a != 0 {
 		t.Fatalf("%v allocations per fold of %d bodies", a, len(recs))
 	}
+}
+
+// BenchmarkStateMemory measures the heap the fold keeps per active
+// series-minute: apps apps each fold one minute of the demo storefront's
+// traffic (web router lines, runtime samples of web and worker dynos, job
+// output), and the live heap growth is divided by the buckets held. The
+// issue's target is at most 1 KB per (app, process type) minute.
+func BenchmarkStateMemory(b *testing.B) {
+	bodies, _ := demoBodies(b, 1, false)
+	recs, _ := bodyRecords(bodies)
+	const apps = 1000
+	names := make([]string, apps)
+	for i := range names {
+		names[i] = fmt.Sprintf("app%05d", i)
+	}
+	var perBucket float64
+	for b.Loop() {
+		b.StopTimer()
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		b.StartTimer()
+		s := NewState(3*24*time.Hour, 5*time.Minute)
+		for _, name := range names {
+			for i := range recs {
+				r := recs[i]
+				r.App = name
+				s.Fold(&r)
+			}
+		}
+		b.StopTimer()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perBucket = float64(after.HeapAlloc-before.HeapAlloc) / float64(s.Size())
+		runtime.KeepAlive(s)
+		b.StartTimer()
+	}
+	b.ReportMetric(perBucket, "B/series-minute")
 }
