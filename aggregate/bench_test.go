@@ -319,3 +319,45 @@ func BenchmarkStateMemory(b *testing.B) {
 	}
 	b.ReportMetric(perBucket, "B/series-minute")
 }
+
+// BenchmarkFoldDynos folds one minute of a web process type with dynos
+// dynos: 6,000 router lines spread over them and every dyno's memory and
+// load samples every 20 s. It shows how the fold and the bucket grow with
+// the formation (B/series-minute is the bucket's live heap).
+func BenchmarkFoldDynos(b *testing.B) {
+	for _, dynos := range []int{1, 4, 16, 64, 256} {
+		b.Run(fmt.Sprintf("dynos=%d", dynos), func(b *testing.B) {
+			var body []byte
+			lines := 0
+			for i := range 6000 {
+				at := benchMinute.Add(time.Duration(i) * 10 * time.Millisecond)
+				body = frame(body, at, "heroku", "router", fmt.Sprintf(`at=info method=GET path=/products/%d host=shop.herokuapp.com request_id=8601b555-6a83-4c12-8269-97c8e32cdb22 fwd="204.204.204.204" dyno=web.%d connect=%dms service=%dms status=200 bytes=1234 protocol=https`, i, i%dynos+1, i%3, 20+(i*7919)%900))
+				lines++
+			}
+			for d := 1; d <= dynos; d++ {
+				for s := range 3 {
+					at := benchMinute.Add(time.Duration(s)*20*time.Second + time.Duration(d)*time.Millisecond)
+					body = frame(body, at, "heroku", fmt.Sprintf("web.%d", d), fmt.Sprintf(`source=web.%d dyno=heroku.2808254.d97d0ea7 sample#memory_total=%d.00MB sample#memory_rss=200.22MB sample#memory_cache=10.00MB sample#memory_swap=0.00MB sample#memory_pgpgin=348836pages sample#memory_pgpgout=343403pages sample#memory_quota=512.00MB`, d, 200+d))
+					body = frame(body, at, "heroku", fmt.Sprintf("web.%d", d), fmt.Sprintf(`source=web.%d dyno=heroku.2808254.d97d0ea7 sample#load_avg_1m=0.%02d sample#load_avg_5m=0.50 sample#load_avg_15m=0.40`, d, d%100))
+					lines += 2
+				}
+			}
+			rec := drainpipe.Record{Seq: 1, Batch: drainpipe.Batch{App: "shop", ReceivedAt: benchMinute.Add(time.Minute), Body: body}}
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			s := NewState(3*24*time.Hour, 5*time.Minute)
+			s.Fold(&rec)
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			heap := float64(after.HeapAlloc-before.HeapAlloc) / float64(s.Size())
+			b.SetBytes(int64(len(body)))
+			m := benchmeter.Start(b)
+			for b.Loop() {
+				s.Fold(&rec)
+			}
+			m.Lines(lines)
+			b.ReportMetric(heap, "B/series-minute")
+		})
+	}
+}

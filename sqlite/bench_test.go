@@ -165,10 +165,21 @@ var historyMu sync.Mutex
 // later runs; the benchmarks only read it. Delete the directory to
 // rebuild it.
 func historyStore(b *testing.B, apps int) *Store {
+	return historyStoreDays(b, apps, 8)
+}
+
+// historyStoreDays is historyStore with days of history: 1-minute rows
+// for the last min(days, 2) days, 10-minute rows for min(days, 35) days
+// and hourly rows for all of them, as the default retentions keep.
+func historyStoreDays(b *testing.B, apps, days int) *Store {
 	b.Helper()
 	historyMu.Lock()
 	defer historyMu.Unlock()
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("drainpipe-bench-history-%s-%d", historyVersion, apps))
+	name := fmt.Sprintf("drainpipe-bench-history-%s-%d", historyVersion, apps)
+	if days != 8 {
+		name += fmt.Sprintf("-%dd", days)
+	}
+	dir := filepath.Join(os.TempDir(), name)
 	path := filepath.Join(dir, "m.db")
 	done := filepath.Join(dir, "complete")
 	if _, err := os.Stat(done); err != nil {
@@ -176,12 +187,13 @@ func historyStore(b *testing.B, apps int) *Store {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			b.Fatal(err)
 		}
-		buildHistory(b, path, apps)
+		buildHistory(b, path, apps, days)
 		if err := os.WriteFile(done, nil, 0o644); err != nil {
 			b.Fatal(err)
 		}
 	}
-	if s := historyOpen[apps]; s != nil {
+	key := [2]int{apps, days}
+	if s := historyOpen[key]; s != nil {
 		return s
 	}
 	// Opening verifies every stored bucket, which takes a while for a big
@@ -191,14 +203,14 @@ func historyStore(b *testing.B, apps int) *Store {
 	if err != nil {
 		b.Fatal(err)
 	}
-	historyOpen[apps] = s
+	historyOpen[key] = s
 	return s
 }
 
 // historyOpen holds the open benchmark stores, by fleet size.
-var historyOpen = map[int]*Store{}
+var historyOpen = map[[2]int]*Store{}
 
-func buildHistory(b *testing.B, path string, apps int) {
+func buildHistory(b *testing.B, path string, apps, days int) {
 	s, err := OpenStore(context.Background(), path, nil, quiet)
 	if err != nil {
 		b.Fatal(err)
@@ -228,9 +240,10 @@ func buildHistory(b *testing.B, path string, apps int) {
 			b.Fatal(err)
 		}
 	}
-	fillHistory(b, s, apps, drainpipe.Tier1m, historyEnd.Add(-48*time.Hour), historyEnd, minutes)
-	fillHistory(b, s, apps, drainpipe.Tier10m, historyEnd.Add(-8*24*time.Hour), historyEnd, tens)
-	fillHistory(b, s, apps, drainpipe.Tier1h, historyEnd.Add(-8*24*time.Hour), historyEnd, hours)
+	day := 24 * time.Hour
+	fillHistory(b, s, apps, drainpipe.Tier1m, historyEnd.Add(-time.Duration(min(days, 2))*day), historyEnd, minutes)
+	fillHistory(b, s, apps, drainpipe.Tier10m, historyEnd.Add(-time.Duration(min(days, 35))*day), historyEnd, tens)
+	fillHistory(b, s, apps, drainpipe.Tier1h, historyEnd.Add(-time.Duration(days)*day), historyEnd, hours)
 	b.Logf("built the history of %d apps in %s (a minute bucket is %d bytes encoded)", apps, time.Since(start).Round(time.Millisecond), len(minutes[0].data))
 }
 
@@ -244,42 +257,46 @@ func buildHistory(b *testing.B, path string, apps int) {
 func BenchmarkQuery(b *testing.B) {
 	for _, apps := range []int{1, 100, 1000} {
 		for _, q := range []struct {
-			name    string
-			span    time.Duration
-			step    string
-			buckets int
+			name string
+			span time.Duration
+			step string
 		}{
-			{"24h@1m", 24 * time.Hour, "1m", 1440},
-			{"7d@2h", 7 * 24 * time.Hour, "2h", 84},
+			{"24h@1m", 24 * time.Hour, "1m"},
+			{"7d@2h", 7 * 24 * time.Hour, "2h"},
 		} {
 			b.Run(fmt.Sprintf("apps=%d/range=%s", apps, q.name), func(b *testing.B) {
-				s := historyStore(b, apps)
-				srv := server.New(server.Config{AdminToken: "bench", Now: func() time.Time { return historyEnd }}, nil, s, nil, nil)
-				h := srv.Handler()
-				app := fmt.Sprintf("app%05d", apps/2)
-				url := fmt.Sprintf("/api/apps/%s/router-metrics/latency?process_type=web&step=%s&start_time=%s&end_time=%s",
-					app, q.step, historyEnd.Add(-q.span).Format(time.RFC3339), historyEnd.Format(time.RFC3339))
-				var took []time.Duration
-				cpu0 := processCPU()
-				m := benchmeter.Start(b)
-				for b.Loop() {
-					start := time.Now()
-					req := httptest.NewRequest(http.MethodGet, url, nil)
-					req.Header.Set("Authorization", "Bearer bench")
-					w := httptest.NewRecorder()
-					h.ServeHTTP(w, req)
-					if w.Code != http.StatusOK {
-						b.Fatalf("%s: %d %s", url, w.Code, w.Body)
-					}
-					took = append(took, time.Since(start))
-				}
-				m.Per(q.buckets, "bucket")
-				b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e6, "cpu-ms/op")
-				slices.Sort(took)
-				b.ReportMetric(float64(took[len(took)*99/100])/1e6, "p99-ms")
+				benchQuery(b, historyStore(b, apps), fmt.Sprintf("app%05d", apps/2), q.span, q.step)
 			})
 		}
 	}
+}
+
+// benchQuery requests app's web latency for span up to historyEnd at step
+// through the HTTP API until the benchmark ends.
+func benchQuery(b *testing.B, s *Store, app string, span time.Duration, step string) {
+	srv := server.New(server.Config{AdminToken: "bench", Now: func() time.Time { return historyEnd }}, nil, s, nil, nil)
+	h := srv.Handler()
+	url := fmt.Sprintf("/api/apps/%s/router-metrics/latency?process_type=web&step=%s&start_time=%s&end_time=%s",
+		app, step, historyEnd.Add(-span).Format(time.RFC3339), historyEnd.Format(time.RFC3339))
+	stepDur := map[string]time.Duration{"1m": time.Minute, "2h": 2 * time.Hour}[step]
+	var took []time.Duration
+	cpu0 := processCPU()
+	m := benchmeter.Start(b)
+	for b.Loop() {
+		start := time.Now()
+		req := httptest.NewRequest(http.MethodGet, url, nil)
+		req.Header.Set("Authorization", "Bearer bench")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("%s: %d %s", url, w.Code, w.Body)
+		}
+		took = append(took, time.Since(start))
+	}
+	m.Per(int(span/stepDur), "bucket")
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e6, "cpu-ms/op")
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)*99/100])/1e6, "p99-ms")
 }
 
 // BenchmarkStoreApply measures Apply of storetest.BenchFlush flushes, as
@@ -294,6 +311,27 @@ func BenchmarkStoreBuckets24h(b *testing.B) {
 	s := openStore(b)
 	end := time.Now().UTC().Truncate(time.Minute)
 	storetest.BenchBuckets(b, s, storetest.FillDay(b, s.Apply, end), end)
+}
+
+// BenchmarkQueryDays is BenchmarkQuery over 10 apps with 8, 30 or 90
+// days of history in the store: partitioned tiers should keep the cost
+// of a query independent of how much history lies outside its window.
+func BenchmarkQueryDays(b *testing.B) {
+	for _, days := range []int{8, 30, 90} {
+		for _, q := range []struct {
+			name string
+			span time.Duration
+			step string
+		}{
+			{"24h@1m", 24 * time.Hour, "1m"},
+			{"7d@2h", 7 * 24 * time.Hour, "2h"},
+		} {
+			b.Run(fmt.Sprintf("days=%d/range=%s", days, q.name), func(b *testing.B) {
+				s := historyStoreDays(b, 10, days)
+				benchQuery(b, s, "app00005", q.span, q.step)
+			})
+		}
+	}
 }
 
 // processCPU returns the CPU time (user and system) the process has used.

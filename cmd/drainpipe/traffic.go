@@ -18,6 +18,7 @@ type trafficFlags struct {
 	rate        float64
 	seed        uint64
 	concurrency int
+	batch       int
 	// end, when set, is the end of the backfill window instead of now.
 	end time.Time
 }
@@ -28,6 +29,7 @@ func (tf *trafficFlags) register(fs *flag.FlagSet, backfill time.Duration) {
 	fs.Float64Var(&tf.rate, "rate", 1, "traffic multiplier per app (1 = about 31 requests/s over the 3 demo apps)")
 	fs.Uint64Var(&tf.seed, "seed", 1, "seed of the synthetic traffic")
 	fs.IntVar(&tf.concurrency, "concurrency", 8, "drain POSTs in flight")
+	fs.IntVar(&tf.batch, "batch", 500, "most lines in one drain POST (Logplex sends up to 500)")
 }
 
 // runTraffic backfills [now-backfill, now) for fleet and then, when live,
@@ -40,7 +42,7 @@ func runTraffic(ctx context.Context, fleet []gen.AppSpec, senders map[string]gen
 	var lastLive time.Time
 	backfillDone := false
 	opt := gen.Options{
-		Seed: tf.seed, Concurrency: tf.concurrency, Live: live, ProgressInterval: 250 * time.Millisecond,
+		Seed: tf.seed, Concurrency: tf.concurrency, BatchMessages: tf.batch, Live: live, ProgressInterval: 250 * time.Millisecond,
 		Progress: func(p gen.Progress) {
 			switch {
 			case p.Phase == "backfill" && tty:
