@@ -339,6 +339,7 @@ func (e *Evaluator) pass(ctx context.Context) {
 			continue
 		}
 		frontier, ok := e.frontier(w, now)
+		oldest := w.oldestMinute()
 		for _, t := range e.byApp[app] {
 			if !t.m.IsActive {
 				continue
@@ -347,7 +348,7 @@ func (e *Evaluator) pass(ctx context.Context) {
 				e.replay(t, w, w.late)
 			}
 			if ok {
-				e.advance(t, w, frontier)
+				e.advance(t, w, frontier, oldest)
 			}
 		}
 		w.late = 0
@@ -434,8 +435,9 @@ func (e *Evaluator) measure(t *tracked, w *window, minute time.Time) minuteValue
 	return measure(&t.m, w.buckets[bkey{t.m.ProcessType, ts}], w.buckets[bkey{"", ts}])
 }
 
-// advance evaluates t's minutes after its last one up to frontier.
-func (e *Evaluator) advance(t *tracked, w *window, frontier time.Time) {
+// advance evaluates t's minutes after its last one up to frontier;
+// oldest is the oldest minute the window holds.
+func (e *Evaluator) advance(t *tracked, w *window, frontier time.Time, oldest int64) {
 	start := t.st.LastMinute.Add(time.Minute)
 	if t.st.LastMinute.IsZero() {
 		start = frontier
@@ -452,7 +454,7 @@ func (e *Evaluator) advance(t *tracked, w *window, frontier time.Time) {
 	// arrived at once (a backlog after a restart); beyond them, a gap of
 	// more than Window minutes without data is skipped.
 	earliest := frontier.Add(-time.Duration(e.cfg.Window-1) * time.Minute)
-	if oldest := w.oldestMinute(); oldest != 0 && oldest < earliest.Unix() {
+	if oldest != 0 && oldest < earliest.Unix() {
 		earliest = time.Unix(oldest, 0).UTC()
 	}
 	if start.Before(earliest) {
