@@ -256,19 +256,22 @@ func buildHistory(b *testing.B, path string, apps, days int) {
 // cpu-ms/op is what a request costs when it gets one.
 func BenchmarkQuery(b *testing.B) {
 	for _, apps := range []int{1, 100, 1000} {
-		for _, q := range []struct {
-			name string
-			span time.Duration
-			step string
-		}{
-			{"24h@1m", 24 * time.Hour, "1m"},
-			{"7d@2h", 7 * 24 * time.Hour, "2h"},
-		} {
+		for _, q := range queryRanges {
 			b.Run(fmt.Sprintf("apps=%d/range=%s", apps, q.name), func(b *testing.B) {
 				benchQuery(b, historyStore(b, apps), fmt.Sprintf("app%05d", apps/2), q.span, q.step)
 			})
 		}
 	}
+}
+
+// queryRanges are the two query targets.
+var queryRanges = []struct {
+	name string
+	span time.Duration
+	step string
+}{
+	{"24h@1m", 24 * time.Hour, "1m"},
+	{"7d@2h", 7 * 24 * time.Hour, "2h"},
 }
 
 // benchQuery requests app's web latency for span up to historyEnd at step
@@ -318,14 +321,7 @@ func BenchmarkStoreBuckets24h(b *testing.B) {
 // of a query independent of how much history lies outside its window.
 func BenchmarkQueryDays(b *testing.B) {
 	for _, days := range []int{8, 30, 90} {
-		for _, q := range []struct {
-			name string
-			span time.Duration
-			step string
-		}{
-			{"24h@1m", 24 * time.Hour, "1m"},
-			{"7d@2h", 7 * 24 * time.Hour, "2h"},
-		} {
+		for _, q := range queryRanges {
 			b.Run(fmt.Sprintf("days=%d/range=%s", days, q.name), func(b *testing.B) {
 				s := historyStoreDays(b, 10, days)
 				benchQuery(b, s, "app00005", q.span, q.step)

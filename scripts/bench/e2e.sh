@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# End-to-end ingest study: a fresh `drainpipe serve` per run and `drainpipe
+# loadgen --sink`, which sends the same lines to a read-and-discard
+# receiver and then to drainpipe, prints the ratio and checks through the
+# API that every line was counted. Usage:
+#   scripts/bench/e2e.sh BIN OUTDIR [loadgen flags...]
+# Prints one line: the loadgen output's figures. See docs/BENCHMARKS.md.
+set -euo pipefail
+bin=$1 out=$2
+shift 2
+mkdir -p "$out"
+data=$(mktemp -d)
+port=$((20000 + RANDOM % 20000))
+"$bin" serve --data "$data" --listen "127.0.0.1:$port" --admin-token tok >"$out/serve.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
+for _ in $(seq 100); do
+	curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+	sleep 0.1
+done
+"$bin" loadgen --url "http://127.0.0.1:$port" --admin-token tok --sink 127.0.0.1:0 "$@" 2>"$out/loadgen.err"
+rss=$(curl -fsS "http://127.0.0.1:$port/metrics" | awk '/^process_resident_memory_bytes/ {print $2}')
+echo "server RSS after the run: $rss bytes"
