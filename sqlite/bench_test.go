@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -283,7 +282,7 @@ func benchQuery(b *testing.B, s *Store, app string, span time.Duration, step str
 		app, step, historyEnd.Add(-span).Format(time.RFC3339), historyEnd.Format(time.RFC3339))
 	stepDur := map[string]time.Duration{"1m": time.Minute, "2h": 2 * time.Hour}[step]
 	var took []time.Duration
-	cpu0 := processCPU()
+	cpu0 := benchmeter.ProcessCPU()
 	m := benchmeter.Start(b)
 	for b.Loop() {
 		start := time.Now()
@@ -297,7 +296,7 @@ func benchQuery(b *testing.B, s *Store, app string, span time.Duration, step str
 		took = append(took, time.Since(start))
 	}
 	m.Per(int(span/stepDur), "bucket")
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e6, "cpu-ms/op")
+	b.ReportMetric(float64(benchmeter.ProcessCPU()-cpu0)/float64(b.N)/1e6, "cpu-ms/op")
 	slices.Sort(took)
 	b.ReportMetric(float64(took[len(took)*99/100])/1e6, "p99-ms")
 }
@@ -328,13 +327,4 @@ func BenchmarkQueryDays(b *testing.B) {
 			})
 		}
 	}
-}
-
-// processCPU returns the CPU time (user and system) the process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
