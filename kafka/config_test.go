@@ -1,10 +1,14 @@
 package kafka_test
 
 import (
+	"context"
+	"net"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/drainpipe/drainpipe"
 	"github.com/drainpipe/drainpipe/kafka"
 )
 
@@ -60,5 +64,29 @@ func TestEnvConfig(t *testing.T) {
 	c, err = kafka.EnvFrom(func(k string) string { return env[k] }).Config()
 	if err != nil || c.TLS == nil {
 		t.Errorf("kafka+ssl:// without certificates: %v, TLS %v", err, c.TLS)
+	}
+}
+
+func TestAppendGivesUpAtItsDeadlineWhenKafkaIsDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	j, err := kafka.OpenJournal(kafka.Config{Brokers: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, _, err = j.Append(ctx, drainpipe.Batch{App: "shop", Body: []byte("x")})
+	if err == nil {
+		t.Fatal("Append to an unreachable broker succeeded")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Append took %s after a 500ms deadline; ingest must answer 503 promptly", d)
 	}
 }
