@@ -158,9 +158,10 @@ func TestJournalDamageAfterStartupIsCaughtOnRead(t *testing.T) {
 	}
 }
 
-// TestDamagedFileRefusesToStart damages the file's structure (a b-tree
-// page header; a file cut short): the journal refuses to open with a
-// *CorruptError that names the file and an offset and says what to do.
+// TestDamagedFileRefusesToStart damages a file's structure (a b-tree
+// page header; a file cut short): the journal, and the store, refuse to
+// open with a *CorruptError that names the file and an offset and says
+// what to do.
 func TestDamagedFileRefusesToStart(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -187,7 +188,7 @@ func TestDamagedFileRefusesToStart(t *testing.T) {
 			}
 		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		t.Run("journal "+tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "journal.db")
 			var bodies []string
 			for i := range 200 {
@@ -200,20 +201,53 @@ func TestDamagedFileRefusesToStart(t *testing.T) {
 				j.Close()
 				t.Fatal("opened a damaged journal")
 			}
-			var ce *CorruptError
-			if !errors.As(err, &ce) {
-				t.Fatalf("error is not a CorruptError: %v", err)
+			checkCorruptError(t, err, path)
+		})
+		t.Run("store "+tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), "metrics.db")
+			s, err := OpenStore(ctx, path, nil, quiet)
+			if err != nil {
+				t.Fatal(err)
 			}
-			msg := err.Error()
-			if ce.File != path || !strings.Contains(msg, path) || !strings.Contains(msg, "restore it from a backup") {
-				t.Fatalf("error does not name the file and the way out: %v", err)
+			t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+			var rows []metrics.Row
+			for i := range 300 {
+				rows = append(rows, delta(fmt.Sprint("app-", i), "web", t0.Add(time.Duration(i%60)*time.Minute), 50, float64(i)))
 			}
-			if ce.Offset < 0 || !strings.Contains(msg, fmt.Sprintf("byte offset %d", ce.Offset)) {
-				t.Fatalf("error does not name an offset: %v", err)
+			if err := s.Apply(ctx, &metrics.Flush{Position: 1, Rows: rows}); err != nil {
+				t.Fatal(err)
 			}
-			t.Log(msg)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			tc.damage(t, path)
+			if s, err := OpenStore(ctx, path, nil, quiet); err == nil {
+				s.Close()
+				t.Fatal("opened a damaged store")
+			} else {
+				checkCorruptError(t, err, path)
+			}
 		})
 	}
+}
+
+// checkCorruptError checks err is a *CorruptError naming path, a byte
+// offset and the way out.
+func checkCorruptError(t *testing.T, err error, path string) {
+	t.Helper()
+	var ce *CorruptError
+	if !errors.As(err, &ce) {
+		t.Fatalf("error is not a CorruptError: %v", err)
+	}
+	msg := err.Error()
+	if ce.File != path || !strings.Contains(msg, path) || !strings.Contains(msg, "restore it from a backup") {
+		t.Fatalf("error does not name the file and the way out: %v", err)
+	}
+	if ce.Offset < 0 || !strings.Contains(msg, fmt.Sprintf("byte offset %d", ce.Offset)) {
+		t.Fatalf("error does not name an offset: %v", err)
+	}
+	t.Log(msg)
 }
 
 // TestStoreDamageIsFoundAtStartup flips a byte inside one stored bucket
