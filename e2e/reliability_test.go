@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -293,4 +295,39 @@ func TestSheddingOnTheRealStack(t *testing.T) {
 		t.Errorf("drainpipe_drain_shed_total{reason=concurrency} = %v, senders saw %d", v, shed.Load())
 	}
 	t.Logf("%d drains shed with 503 + Retry-After and retried; %d lines counted exactly once", shed.Load(), senders*per)
+}
+
+// TestReplacedJournalIsNotSkipped deletes journal.db (and its WAL) between
+// two runs while metrics.db is kept: the new journal numbers its records
+// from 1 again, below the store's position. The node notices, moves the
+// store's position back, and every line acknowledged afterwards is counted.
+func TestReplacedJournalIsNotSkipped(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, dir)
+	app := createApp(t, n.URL, "swapped")
+	now := time.Now().UTC()
+	for b := range 5 {
+		if code := postDrain(t, app.DrainURL, fmt.Sprint("before-", b), routerBatch(10, 200, now), 10); code != 200 {
+			t.Fatalf("drain: %d", code)
+		}
+	}
+	settled(t, n.URL)
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"journal.db", "journal.db-wal", "journal.db-shm"} {
+		os.Remove(filepath.Join(dir, f))
+	}
+	oldHost := strings.TrimPrefix(n.URL, "http://")
+	n = startNode(t, dir)
+	drainURL := strings.Replace(app.DrainURL, oldHost, strings.TrimPrefix(n.URL, "http://"), 1)
+	for b := range 3 {
+		if code := postDrain(t, drainURL, fmt.Sprint("after-", b), routerBatch(10, 200, now), 10); code != 200 {
+			t.Fatalf("drain: %d", code)
+		}
+	}
+	settled(t, n.URL)
+	if got := countStatus(t, n.URL, "swapped", 200, now); got != 80 {
+		t.Fatalf("counted %v lines, want 80: lines sent after the journal was replaced were skipped", got)
+	}
 }

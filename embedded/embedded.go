@@ -22,6 +22,7 @@ import (
 	"github.com/drainpipe/drainpipe"
 	"github.com/drainpipe/drainpipe/aggregate"
 	"github.com/drainpipe/drainpipe/atomicfile"
+	"github.com/drainpipe/drainpipe/metrics"
 	"github.com/drainpipe/drainpipe/server"
 	"github.com/drainpipe/drainpipe/sqlite"
 	"github.com/drainpipe/drainpipe/supervise"
@@ -79,6 +80,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	}
 	st, err := sqlite.OpenStore(ctx, filepath.Join(cfg.DataDir, "metrics.db"), cfg.Retention, log)
 	if err != nil {
+		j.Close()
+		return nil, err
+	}
+	if err := alignPosition(ctx, j, st, log); err != nil {
+		st.Close()
 		j.Close()
 		return nil, err
 	}
@@ -180,6 +186,32 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	al.run(runCtx, sup, n.URL)
 	log.Info("drainpipe serving", "url", n.URL, "data", cfg.DataDir)
 	return n, nil
+}
+
+// alignPosition handles a journal that is behind the store: journal.db
+// was deleted (a new, empty journal) or restored from an older copy. The
+// store's position then names records this journal never had, and every
+// new record (numbered from the journal's last one) would be skipped as
+// already applied: acknowledged lines silently lost. Whatever this journal
+// holds up to its last record was applied already (the store is past
+// it), so the store's position is moved back to that record, and the loss
+// of the old journal's frame ids (a Logplex retry of a batch acknowledged
+// before the swap would count again) is reported.
+func alignPosition(ctx context.Context, j *sqlite.Journal, st *sqlite.Store, log *slog.Logger) error {
+	pos, err := st.Position(ctx)
+	if err != nil {
+		return err
+	}
+	last := j.LastSeq()
+	if last >= pos {
+		return nil
+	}
+	log.Error("journal.db is behind metrics.db: it was replaced or restored from an older copy; the store's journal position is moved back to the journal's last record so that new records are counted (frame ids of batches acknowledged before the swap are forgotten)",
+		"journal_last_seq", last, "store_position", pos)
+	if err := st.Apply(ctx, &metrics.Flush{Position: last}); err != nil {
+		return fmt.Errorf("move the store's journal position back to %d: %w", last, err)
+	}
+	return nil
 }
 
 // Err returns a channel that receives the first fatal error of a part.
