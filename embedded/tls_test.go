@@ -110,6 +110,14 @@ func TestTLSPrefersECDSAAndResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	pool.AppendCertsFromPEM(mustRead(t, rc)) // trust both
+	if cfg.GetCertificate != nil || cfg.GetConfigForClient != nil || cfg.SessionTicketsDisabled {
+		t.Fatal("handshakes must use the certificates parsed at start, with tickets on")
+	}
+	for _, c := range cfg.Certificates {
+		if c.Leaf == nil {
+			t.Fatal("a certificate was not parsed at load")
+		}
+	}
 	cli := &tls.Config{ServerName: "drainpipe.test", RootCAs: pool, ClientSessionCache: tls.NewLRUClientSessionCache(8)}
 	st := handshake(t, cfg, cli)
 	if alg := st.PeerCertificates[0].PublicKeyAlgorithm; alg != x509.ECDSA {
