@@ -94,7 +94,7 @@ func (s *Store) UpdateMonitor(ctx context.Context, m monitor.Monitor) error {
 // DeleteMonitor removes a monitor and its state; queued notifications
 // are still delivered.
 func (s *Store) DeleteMonitor(ctx context.Context, app, id string) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := begin(ctx, s.db)
 	if err != nil {
 		return fmt.Errorf("store: delete monitor: %w", err)
 	}
@@ -177,7 +177,7 @@ func (s *Store) States(ctx context.Context) ([]monitor.State, error) {
 // Commit saves states, appends events and queues notifications in one
 // transaction.
 func (s *Store) Commit(ctx context.Context, states []monitor.State, events []drainpipe.Event, notes []monitor.Outgoing) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := begin(ctx, s.db)
 	if err != nil {
 		return fmt.Errorf("store: begin monitor commit: %w", err)
 	}
@@ -194,7 +194,7 @@ func (s *Store) Commit(ctx context.Context, states []monitor.State, events []dra
 			return fmt.Errorf("store: save monitor state: %w", err)
 		}
 	}
-	if err := insertEvents(ctx, tx, events); err != nil {
+	if err := insertEvents(ctx, tx.Tx, events); err != nil {
 		return err
 	}
 	now := time.Now().UnixNano()
@@ -212,12 +212,12 @@ func (s *Store) Commit(ctx context.Context, states []monitor.State, events []dra
 
 // AddEvents appends events outside a flush (the autoscaler's decisions).
 func (s *Store) AddEvents(ctx context.Context, events []drainpipe.Event) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := begin(ctx, s.db)
 	if err != nil {
 		return fmt.Errorf("store: add events: %w", err)
 	}
 	defer tx.Rollback()
-	if err := insertEvents(ctx, tx, events); err != nil {
+	if err := insertEvents(ctx, tx.Tx, events); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
