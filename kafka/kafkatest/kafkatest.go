@@ -10,6 +10,7 @@ package kafkatest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -56,8 +57,14 @@ func Brokers(t testing.TB) []string {
 }
 
 // Ping waits until the broker answers a metadata request or ctx ends.
-func Ping(ctx context.Context, seeds []string) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+func Ping(ctx context.Context, seeds []string) error { return ping(ctx, seeds, nil) }
+
+func ping(ctx context.Context, seeds []string, tlsCfg *tls.Config) error {
+	opts := []kgo.Opt{kgo.SeedBrokers(seeds...)}
+	if tlsCfg != nil {
+		opts = append(opts, kgo.DialTLSConfig(tlsCfg))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return err
 	}
@@ -95,6 +102,7 @@ type Broker struct {
 	script  string
 	env     []string
 	logPath string
+	tls     *tls.Config // for pinging a TLS listener
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -105,6 +113,14 @@ type Broker struct {
 // directory on free ports, and stops it when the test ends. It skips (or,
 // under CI, fails) when Java or the broker's jars cannot be had.
 func StartBroker(t testing.TB) *Broker {
+	t.Helper()
+	return startBroker(t, nil, nil)
+}
+
+// startBroker starts a private broker; extra, when not nil, returns more
+// server.properties lines for its ports, and pingTLS is how to reach a
+// TLS listener.
+func startBroker(t testing.TB, pingTLS *tls.Config, extra func(port, controllerPort int) string) *Broker {
 	t.Helper()
 	script, err := scriptPath()
 	if err != nil {
@@ -121,7 +137,7 @@ func StartBroker(t testing.TB) *Broker {
 	dir := t.TempDir()
 	ports := freePorts(t, 2)
 	b := &Broker{
-		Addr: fmt.Sprintf("127.0.0.1:%d", ports[0]), t: t, script: script,
+		Addr: fmt.Sprintf("127.0.0.1:%d", ports[0]), t: t, script: script, tls: pingTLS,
 		logPath: filepath.Join(dir, "broker.log"),
 		env: append(os.Environ(),
 			"DRAINPIPE_KAFKA_DIR="+dir,
@@ -129,6 +145,9 @@ func StartBroker(t testing.TB) *Broker {
 			fmt.Sprintf("DRAINPIPE_KAFKA_PORT=%d", ports[0]),
 			fmt.Sprintf("DRAINPIPE_KAFKA_CONTROLLER_PORT=%d", ports[1]),
 		),
+	}
+	if extra != nil {
+		b.env = append(b.env, "DRAINPIPE_KAFKA_EXTRA_CONFIG="+extra(ports[0], ports[1]))
 	}
 	t.Cleanup(func() { b.Kill() })
 	b.Start()
@@ -177,7 +196,7 @@ func (b *Broker) Start() {
 		case <-ctx.Done():
 		}
 	}()
-	if err := Ping(ctx, []string{b.Addr}); err != nil {
+	if err := ping(ctx, []string{b.Addr}, b.tls); err != nil {
 		log, _ := os.ReadFile(b.logPath)
 		b.t.Fatalf("private kafka broker: %v\n%s", err, tail(string(log), 3000))
 	}
