@@ -21,12 +21,26 @@ func fail(err error, format string, args ...any) error {
 	if err == nil {
 		return nil
 	}
-	msg := "postgres: " + fmt.Sprintf(format, args...)
-	if unavailable(err) {
-		return fmt.Errorf("%s: %w: %w", msg, drainpipe.ErrUnavailable, err)
+	msg := fmt.Sprintf(format, args...)
+	if inner, ok := strings.CutPrefix(err.Error(), "postgres: "); ok {
+		// Already wrapped by this package: add the context, once.
+		return fmt.Errorf("postgres: %s: %w", msg, wrapped{inner, err})
 	}
-	return fmt.Errorf("%s: %w", msg, err)
+	if unavailable(err) {
+		return fmt.Errorf("postgres: %s: %w: %w", msg, drainpipe.ErrUnavailable, err)
+	}
+	return fmt.Errorf("postgres: %s: %w", msg, err)
 }
+
+// wrapped is an error with its message shortened; errors.Is and As see
+// the error it wraps.
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (w wrapped) Error() string { return w.msg }
+func (w wrapped) Unwrap() error { return w.err }
 
 // unavailable tells whether err comes from the server being down,
 // restarting, refusing connections or read-only after a failover.

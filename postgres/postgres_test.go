@@ -327,6 +327,11 @@ func TestUnavailableClassification(t *testing.T) {
 			t.Errorf("fail(%v) = %v", tc.err, err)
 		}
 	}
+	// Wrapping twice adds the context once and keeps the classification.
+	twice := fail(fail(io.ErrUnexpectedEOF, "inner"), "outer")
+	if got, want := twice.Error(), "postgres: outer: inner: store unavailable: unexpected EOF"; got != want || !errors.Is(twice, drainpipe.ErrUnavailable) || !errors.Is(twice, io.ErrUnexpectedEOF) {
+		t.Errorf("fail twice = %q, want %q, still ErrUnavailable", got, want)
+	}
 	if fail(nil, "op") != nil {
 		t.Error("fail(nil) is not nil")
 	}
