@@ -151,9 +151,12 @@ func TestPartitionsAreCreatedAheadAndDroppedWhole(t *testing.T) {
 		}
 	}
 	for _, tier := range []drainpipe.Tier{drainpipe.Tier10m, drainpipe.Tier1h} {
-		if want := partitionOf(tier, time.Now()).name(); !slices.Contains(names, want) {
+		if want := partitionOf(tableOf(tier), time.Now()).name(); !slices.Contains(names, want) {
 			t.Errorf("partition %s missing; have %v", want, names)
 		}
+	}
+	if want := partitionOf(eventsTable, time.Now()).name(); !slices.Contains(names, want) {
+		t.Errorf("events partition %s missing; have %v", want, names)
 	}
 	// Each is a native partition with its own primary key.
 	if n := count(t, s, `SELECT count(*) FROM pg_indexes WHERE tablename = $1 AND indexdef LIKE '%UNIQUE%'`, "buckets_1m_p"+today.Format("20060102")); n != 1 {

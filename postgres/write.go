@@ -74,18 +74,24 @@ func rollup(f *metrics.Flush) []tierDeltas {
 	return out
 }
 
-// neededPartitions lists the partitions the rolled-up rows fall into.
-func neededPartitions(tds []tierDeltas) []partKey {
+// neededPartitions lists the partitions the rolled-up rows and the
+// events fall into.
+func neededPartitions(tds []tierDeltas, events []drainpipe.Event) []partKey {
 	seen := map[partKey]bool{}
 	var out []partKey
+	add := func(p partKey) {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
 	for _, td := range tds {
 		for _, k := range td.keys {
-			p := partitionOf(td.tier, k.ts)
-			if !seen[p] {
-				seen[p] = true
-				out = append(out, p)
-			}
+			add(partitionOf(tableOf(td.tier), k.ts))
 		}
+	}
+	for _, e := range events {
+		add(partitionOf(eventsTable, e.Time))
 	}
 	return out
 }
@@ -96,7 +102,7 @@ func neededPartitions(tds []tierDeltas) []partKey {
 func (s *Store) write(ctx context.Context, f *metrics.Flush, fn func(tx pgx.Tx, tds []tierDeltas) error) error {
 	tds := rollup(f)
 	for attempt := 0; ; attempt++ {
-		if err := s.ensure(ctx, neededPartitions(tds)); err != nil {
+		if err := s.ensure(ctx, neededPartitions(tds, f.Events)); err != nil {
 			return err
 		}
 		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(tx, tds) })

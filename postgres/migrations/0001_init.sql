@@ -40,9 +40,13 @@ CREATE INDEX buckets_1m_ts ON buckets_1m (ts);
 CREATE TABLE buckets_10m (LIKE buckets_1m INCLUDING ALL) PARTITION BY RANGE (ts);
 CREATE TABLE buckets_1h (LIKE buckets_1m INCLUDING ALL) PARTITION BY RANGE (ts);
 
--- Events keep their time in Unix nanoseconds, exactly as parsed.
+-- Events keep their time in Unix nanoseconds, exactly as parsed. The
+-- table is append-only and grows for the longest retention, so it is
+-- range-partitioned on that time too (events_p<YYYYMMDD>, 30 days each)
+-- and retention drops whole partitions instead of deleting rows. id only
+-- orders events of the same nanosecond.
 CREATE TABLE events (
-	id     bigserial PRIMARY KEY,
+	id     bigserial NOT NULL,
 	app    text COLLATE "C" NOT NULL,
 	ts_ns  bigint NOT NULL,
 	ptype  text COLLATE "C" NOT NULL,
@@ -50,7 +54,7 @@ CREATE TABLE events (
 	kind   text NOT NULL,
 	code   text NOT NULL,
 	detail text NOT NULL
-);
+) PARTITION BY RANGE (ts_ns);
 CREATE INDEX events_app_ts ON events (app, ts_ns);
 CREATE INDEX events_last ON events (app, ts_ns DESC, id DESC)
 	WHERE kind IN ('deploy', 'release', 'restart', 'crash');
