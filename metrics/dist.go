@@ -12,9 +12,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/DataDog/sketches-go/ddsketch"
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
-	"github.com/DataDog/sketches-go/ddsketch/store"
 )
 
 // RelativeAccuracy is the relative error bound of every stored quantile.
@@ -32,10 +30,6 @@ func mustMapping() mapping.IndexMapping {
 	return m
 }
 
-func newSketch() *ddsketch.DDSketch {
-	return ddsketch.NewDDSketch(indexMapping, store.NewDenseStore(), store.NewDenseStore())
-}
-
 // Dist is a mergeable distribution: exact count, sum, min and max, and a
 // DDSketch for quantiles. The zero value is empty and ready to use.
 type Dist struct {
@@ -43,16 +37,13 @@ type Dist struct {
 	Sum    float64
 	Min    float64
 	Max    float64
-	sketch *ddsketch.DDSketch
+	sketch sketch
 }
 
 // Add records one observation. Negative and NaN values are ignored.
 func (d *Dist) Add(v float64) {
 	if !(v >= 0) || math.IsInf(v, 0) {
 		return
-	}
-	if d.sketch == nil {
-		d.sketch = newSketch()
 	}
 	if d.Count == 0 || v < d.Min {
 		d.Min = v
@@ -62,7 +53,7 @@ func (d *Dist) Add(v float64) {
 	}
 	d.Count++
 	d.Sum += v
-	_ = d.sketch.Add(v) // cannot fail for finite non-negative values
+	d.sketch.add(v)
 }
 
 // Merge adds o's observations to d.
@@ -78,12 +69,7 @@ func (d *Dist) Merge(o *Dist) {
 	}
 	d.Count += o.Count
 	d.Sum += o.Sum
-	if o.sketch != nil {
-		if d.sketch == nil {
-			d.sketch = newSketch()
-		}
-		_ = d.sketch.MergeWith(o.sketch) // same mapping everywhere: cannot fail
-	}
+	d.sketch.merge(&o.sketch)
 }
 
 // Quantile returns the q-quantile (0..1) and false when the distribution
@@ -94,10 +80,10 @@ func (d *Dist) Merge(o *Dist) {
 // distributions get the same answer an exact computation would, within
 // the sketch's accuracy, instead of snapping to one side.
 func (d *Dist) Quantile(q float64) (float64, bool) {
-	if d.Count == 0 || d.sketch == nil || d.sketch.IsEmpty() || !(q >= 0 && q <= 1) {
+	if d.Count == 0 || d.sketch.n == 0 || !(q >= 0 && q <= 1) {
 		return 0, false
 	}
-	n := d.sketch.GetCount()
+	n := float64(d.sketch.n)
 	r := q * (n - 1)
 	k := math.Floor(r)
 	v := d.valueAtRank(k, n)
@@ -115,11 +101,11 @@ func (d *Dist) valueAtRank(k, n float64) float64 {
 	case k >= n-1:
 		return d.Max
 	}
-	zc := d.sketch.GetZeroCount()
+	zc := float64(d.sketch.zero)
 	if k < zc {
 		return 0
 	}
-	return indexMapping.Value(d.sketch.GetPositiveValueStore().KeyAtRank(k - zc))
+	return indexMapping.Value(d.sketch.keyAtRank(k - zc))
 }
 
 // Mean returns the exact mean and false when empty.
@@ -138,7 +124,7 @@ func (d *Dist) encode(e *encoder) {
 	e.float(d.Sum)
 	e.float(d.Min)
 	e.float(d.Max)
-	encodeSketch(e, d.sketch)
+	encodeSketch(e, &d.sketch)
 }
 
 // encodeSketch writes a sketch as its zero count and its positive bins
@@ -146,23 +132,16 @@ func (d *Dist) encode(e *encoder) {
 // itself rather than through the library's decoder, so that a corrupt
 // encoding is rejected with an error and can never make the decoder
 // allocate without bound.
-func encodeSketch(e *encoder, s *ddsketch.DDSketch) {
-	if s == nil {
-		e.uvarint(0)
-		e.uvarint(0)
-		return
-	}
-	e.uvarint(uint64(math.Round(s.GetZeroCount())))
-	st := s.GetPositiveValueStore()
+func encodeSketch(e *encoder, s *sketch) {
+	e.uvarint(s.zero)
 	bins := 0
-	st.ForEach(func(int, float64) bool { bins++; return false })
+	s.bins(func(int, uint64) { bins++ })
 	e.uvarint(uint64(bins))
 	prev := 0
-	st.ForEach(func(index int, count float64) bool {
+	s.bins(func(index int, count uint64) {
 		e.varint(int64(index - prev))
-		e.uvarint(uint64(math.Round(count)))
+		e.uvarint(count)
 		prev = index
-		return false
 	})
 }
 
@@ -173,64 +152,57 @@ var (
 	maxSketchIndex = indexMapping.Index(indexMapping.MaxIndexableValue())
 )
 
-// decodeSketch reads what encodeSketch wrote and checks that the bins are
-// in range, ascending, and add up to want observations.
-//
-// The bins are read twice: once to check them and find the highest, once
-// to fill the store. Adding the highest bin first and then the lowest
-// sizes the store's array in two steps; adding them in ascending order
-// grew it bin by bin, which was a third of a query's CPU.
-func decodeSketch(r *decoder, want int64) (*ddsketch.DDSketch, error) {
+// decodeSketch reads what encodeSketch wrote into s and checks that the
+// bins are in range, ascending, and add up to want observations. The
+// bins are read twice: once to check them and find the range, once to
+// fill counts, allocated once at its exact size.
+func decodeSketch(r *decoder, want int64, s *sketch) error {
 	zero := r.uvarint()
 	bins := r.count()
 	if r.err != nil {
-		return nil, r.err
+		return r.err
 	}
 	start := *r
 	total := zero
-	index, last := 0, 0
-	var lastCount uint64
+	index, first, last := 0, 0, 0
 	for i := 0; i < bins; i++ {
 		delta := r.varint()
 		count := r.uvarint()
 		if r.err != nil {
-			return nil, r.err
+			return r.err
 		}
 		if (i > 0 && delta <= 0) || delta > int64(maxSketchIndex-minSketchIndex) || delta < int64(minSketchIndex-maxSketchIndex) {
-			return nil, fmt.Errorf("sketch bin %d: bad index step %d", i, delta)
+			return fmt.Errorf("sketch bin %d: bad index step %d", i, delta)
 		}
 		index += int(delta)
 		if index < minSketchIndex || index > maxSketchIndex || count == 0 {
-			return nil, fmt.Errorf("sketch bin %d: index %d or count %d out of range", i, index, count)
+			return fmt.Errorf("sketch bin %d: index %d or count %d out of range", i, index, count)
 		}
 		total += count
-		if total > uint64(want) {
-			return nil, fmt.Errorf("sketch holds more than the %d observations counted", want)
+		if total > uint64(want) || total < count {
+			return fmt.Errorf("sketch holds more than the %d observations counted", want)
 		}
-		last, lastCount = index, count
+		if i == 0 {
+			first = index
+		}
+		last = index
 	}
 	if total != uint64(want) {
-		return nil, fmt.Errorf("sketch holds %d observations, want %d", total, want)
+		return fmt.Errorf("sketch holds %d observations, want %d", total, want)
 	}
 	end := *r
 	*r = start
-	pos := store.NewDenseStore()
+	*s = sketch{zero: zero, n: total}
 	if bins > 0 {
-		pos.AddWithCount(last, float64(lastCount))
-	}
-	index = 0
-	for i := 0; i < bins-1; i++ {
-		index += int(r.varint())
-		pos.AddWithCount(index, float64(r.uvarint()))
-	}
-	*r = end
-	s := ddsketch.NewDDSketch(indexMapping, pos, store.NewDenseStore())
-	if zero > 0 {
-		if err := s.AddWithCount(0, float64(zero)); err != nil {
-			return nil, fmt.Errorf("sketch zero count: %w", err)
+		s.lo, s.counts = first, make([]uint64, last-first+1)
+		index = 0
+		for range bins {
+			index += int(r.varint())
+			s.counts[index-first] = r.uvarint()
 		}
 	}
-	return s, nil
+	*r = end
+	return nil
 }
 
 func (d *Dist) decode(r *decoder) error {
@@ -244,11 +216,9 @@ func (d *Dist) decode(r *decoder) error {
 	if r.err != nil {
 		return r.err
 	}
-	s, err := decodeSketch(r, d.Count)
-	if err != nil {
+	if err := decodeSketch(r, d.Count, &d.sketch); err != nil {
 		return fmt.Errorf("decode sketch: %w", err)
 	}
-	d.sketch = s
 	return nil
 }
 
