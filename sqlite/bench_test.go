@@ -44,6 +44,24 @@ func minuteBucket(rng *rand.Rand) *metrics.Bucket {
 	return b
 }
 
+// quietBucket is one minute of a small app: a few requests on two dynos.
+// Most apps of a fleet look like this.
+func quietBucket(rng *rand.Rand) *metrics.Bucket {
+	b := new(metrics.Bucket)
+	for range 1 + rng.IntN(8) {
+		b.AddStatus(200)
+		b.Service.Add(40 * (1 + rng.Float64()))
+		b.Connect.Add(1)
+	}
+	for d := 1; d <= 2; d++ {
+		g := b.Dyno([]byte("web." + strconv.Itoa(d)))
+		for i := range g {
+			g[i].Add(float64(100<<20+rng.IntN(10<<20))/float64(i+1), 0)
+		}
+	}
+	return b
+}
+
 // BenchmarkApply is the store flush: one flush of one minute's deltas
 // for apps × 2 process types, merged into the rows already stored (as the
 // flushes of a still-open minute are) in all three tiers, which is the
@@ -88,7 +106,7 @@ var historyEnd = time.Date(2026, 11, 25, 14, 30, 0, 0, time.UTC)
 // [from, to) straight into the partition tables, from a few realistic
 // encoded buckets. It is how a benchmark gets a store with days of a big
 // fleet's history in seconds instead of replaying it.
-func fillHistory(tb testing.TB, s *Store, apps int, tier drainpipe.Tier, from, to time.Time, blobs []blob) {
+func fillHistory(tb testing.TB, s *Store, apps int, tier drainpipe.Tier, from, to time.Time, blobs func(app int) []blob) {
 	tb.Helper()
 	ctx := context.Background()
 	step := tier.Duration()
@@ -122,7 +140,8 @@ func fillHistory(tb testing.TB, s *Store, apps int, tier drainpipe.Tier, from, t
 			for _, pt := range []string{"web", "worker"} {
 				for ts := day.Truncate(step); ts.Before(end); ts = ts.Add(step) {
 					i++
-					blob := blobs[i%len(blobs)]
+					bs := blobs(a)
+					blob := bs[i%len(bs)]
 					if _, err := st.ExecContext(ctx, name, pt, ts.Unix(), blob.requests, blob.err5xx, blob.data); err != nil {
 						tb.Fatal(err)
 					}
@@ -152,7 +171,7 @@ func newBlob(b *metrics.Bucket) blob {
 
 // historyVersion names the layout of the benchmark stores; change it when
 // fillHistory or the store's schema changes, so old ones are not reused.
-const historyVersion = "v2"
+const historyVersion = "v3"
 
 var historyMu sync.Mutex
 
@@ -216,21 +235,17 @@ func buildHistory(b *testing.B, path string, apps, days int) {
 	}
 	defer s.Close()
 	rng := rand.New(rand.NewPCG(3, 4))
-	var minutes, tens, hours []blob
-	for range 32 {
-		minutes = append(minutes, newBlob(minuteBucket(rng)))
-	}
-	for range 8 {
-		var ten, hour metrics.Bucket
-		for i := range 60 {
-			mb := minuteBucket(rng)
-			hour.Merge(mb)
-			if i < 10 {
-				ten.Merge(mb)
+	// The queried app (apps/2) is a busy one; the others are quiet, as
+	// most apps of a fleet are.
+	busy := rollups(rng, minuteBucket)
+	calm := rollups(rng, quietBucket)
+	tier := func(t int) func(int) []blob {
+		return func(a int) []blob {
+			if a == apps/2 {
+				return busy[t]
 			}
+			return calm[t]
 		}
-		tens = append(tens, newBlob(&ten))
-		hours = append(hours, newBlob(&hour))
 	}
 	start := time.Now()
 	for a := range apps {
@@ -240,10 +255,33 @@ func buildHistory(b *testing.B, path string, apps, days int) {
 		}
 	}
 	day := 24 * time.Hour
-	fillHistory(b, s, apps, drainpipe.Tier1m, historyEnd.Add(-time.Duration(min(days, 2))*day), historyEnd, minutes)
-	fillHistory(b, s, apps, drainpipe.Tier10m, historyEnd.Add(-time.Duration(min(days, 35))*day), historyEnd, tens)
-	fillHistory(b, s, apps, drainpipe.Tier1h, historyEnd.Add(-time.Duration(days)*day), historyEnd, hours)
-	b.Logf("built the history of %d apps in %s (a minute bucket is %d bytes encoded)", apps, time.Since(start).Round(time.Millisecond), len(minutes[0].data))
+	fillHistory(b, s, apps, drainpipe.Tier1m, historyEnd.Add(-time.Duration(min(days, 2))*day), historyEnd, tier(0))
+	fillHistory(b, s, apps, drainpipe.Tier10m, historyEnd.Add(-time.Duration(min(days, 35))*day), historyEnd, tier(1))
+	fillHistory(b, s, apps, drainpipe.Tier1h, historyEnd.Add(-time.Duration(days)*day), historyEnd, tier(2))
+	b.Logf("built the history of %d apps in %s (a busy minute bucket is %d bytes encoded, a quiet one %d)",
+		apps, time.Since(start).Round(time.Millisecond), len(busy[0][0].data), len(calm[0][0].data))
+}
+
+// rollups returns encoded 1-minute, 10-minute and hourly buckets made of
+// minutes from minute: 32, 8 and 8 variants.
+func rollups(rng *rand.Rand, minute func(*rand.Rand) *metrics.Bucket) [3][]blob {
+	var out [3][]blob
+	for range 32 {
+		out[0] = append(out[0], newBlob(minute(rng)))
+	}
+	for range 8 {
+		var ten, hour metrics.Bucket
+		for i := range 60 {
+			mb := minute(rng)
+			hour.Merge(mb)
+			if i < 10 {
+				ten.Merge(mb)
+			}
+		}
+		out[1] = append(out[1], newBlob(&ten))
+		out[2] = append(out[2], newBlob(&hour))
+	}
+	return out
 }
 
 // BenchmarkQuery answers the dashboard's latency request for one app
@@ -254,7 +292,7 @@ func buildHistory(b *testing.B, path string, apps, days int) {
 // with other work the wall-clock times include waiting for a core, and
 // cpu-ms/op is what a request costs when it gets one.
 func BenchmarkQuery(b *testing.B) {
-	for _, apps := range []int{1, 100, 1000} {
+	for _, apps := range []int{1, 10, 100, 1000} {
 		for _, q := range queryRanges {
 			b.Run(fmt.Sprintf("apps=%d/range=%s", apps, q.name), func(b *testing.B) {
 				benchQuery(b, historyStore(b, apps), fmt.Sprintf("app%05d", apps/2), q.span, q.step)
