@@ -189,10 +189,11 @@ func settled(t *testing.T, base string) {
 // after its first failed attempt (as Logplex does once its retries are
 // exhausted). The harness SIGKILLs the server at a random moment,
 // $DRAINPIPE_CRASH_ITERATIONS times (default 20), restarting it each
-// time. After each restart it lets the in-flight batches finish, waits for
-// the store to catch up, and checks: every acknowledged line is counted
-// exactly once, and no abandoned (unacknowledged) batch is counted more
-// than once.
+// time, and in about a third of the iterations kills the new process
+// again at once, while it replays the journal. After each restart it
+// lets the in-flight batches finish, waits for the store to catch up,
+// and checks: every acknowledged line is counted exactly once, and no
+// abandoned (unacknowledged) batch is counted more than once.
 func TestCrashExactlyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test builds and kills a server; skipped with -short")
@@ -272,10 +273,19 @@ func TestCrashExactlyOnce(t *testing.T) {
 		}
 	}()
 
+	kills := 0
 	for it := 1; it <= iterations; it++ {
-		time.Sleep(time.Duration(100+rand.IntN(500)) * time.Millisecond)
+		time.Sleep(time.Duration(rand.IntN(600)) * time.Millisecond)
 		srv.kill9()
 		srv = startChild(t, bin, dir, addr)
+		kills++
+		if rand.IntN(3) == 0 {
+			// Again at once, while the new process replays the journal.
+			time.Sleep(time.Duration(rand.IntN(30)) * time.Millisecond)
+			srv.kill9()
+			srv = startChild(t, bin, dir, addr)
+			kills++
+		}
 		// Let the senders run on the new process a little, then hold
 		// them between batches and check.
 		time.Sleep(time.Duration(50+rand.IntN(150)) * time.Millisecond)
@@ -306,8 +316,8 @@ func TestCrashExactlyOnce(t *testing.T) {
 	if retries.Load() == 0 || abandonedN.Load() == 0 {
 		t.Fatalf("the crashes never hit traffic in flight (%d retries, %d lines given up)", retries.Load(), abandonedN.Load())
 	}
-	t.Logf("%d SIGKILLs: %d lines acknowledged, %d counted, 0 lost; %d retries; %d lines given up unacknowledged, %d of them counted (journaled before the kill), none twice",
-		iterations, acked.Load()+ackedAbandonedKind.Load(), int64(countStatus(t, base, "crashy", retried, now))+ackedAbandonedKind.Load(),
+	t.Logf("%d iterations, %d SIGKILLs: %d lines acknowledged, %d counted, 0 lost; %d retries; %d lines given up unacknowledged, %d of them counted (journaled before the kill), none twice",
+		iterations, kills, acked.Load()+ackedAbandonedKind.Load(), int64(countStatus(t, base, "crashy", retried, now))+ackedAbandonedKind.Load(),
 		retries.Load(), abandonedN.Load(), int64(got202)-ackedAbandonedKind.Load())
 	sc := bufio.NewScanner(strings.NewReader(srv.logs.String()))
 	for sc.Scan() {
