@@ -75,3 +75,34 @@ func TestDryRunNeverCallsTheAPI(t *testing.T) {
 		t.Errorf("status %+v", st)
 	}
 }
+
+// TestTimeoutsAndMaintenanceAreUnavailable: a timeout, a 503 and a 429
+// are "try again later"; a 403 is not.
+func TestTimeoutsAndMaintenanceAreUnavailable(t *testing.T) {
+	block := make(chan struct{})
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/apps/slow/formation/web":
+			<-block
+		case "/apps/maint/formation/web":
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"id":"unavailable","message":"API in maintenance"}`)
+		case "/apps/busy/formation/web":
+			w.WriteHeader(http.StatusTooManyRequests)
+		default:
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, `{"id":"forbidden","message":"You do not have access to the app"}`)
+		}
+	}))
+	defer api.Close()
+	defer close(block) // before Close, which waits for the blocked handler
+	p := &Platform{URL: api.URL, Key: "k"}
+	for app, unavailable := range map[string]bool{"slow": true, "maint": true, "busy": true, "other": false} {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		_, err := p.Scale(ctx, app, "web", 2)
+		cancel()
+		if err == nil || IsUnavailable(err) != unavailable {
+			t.Errorf("%s: err %v, unavailable %v, want %v", app, err, IsUnavailable(err), unavailable)
+		}
+	}
+}
