@@ -329,6 +329,19 @@ func TestWebhookOutage(t *testing.T) {
 	if got := rcv.notifications(); len(got) != 0 || attempts > 20 {
 		t.Fatalf("while down: %d accepted, %d attempts (want 0 accepted, retries bounded by backoff)", len(got), attempts)
 	}
+	// Evaluation did not wait for the receiver: every transition is
+	// already an event.
+	ev := query(t, n.URL, adminToken, "/api/apps/shop/events", t0, t0.Add(time.Hour), "1m", nil)
+	var alerts []string
+	for _, e := range ev.Events {
+		if e.Kind == "alert" {
+			alerts = append(alerts, fmt.Sprintf("%d %s", int(e.Time.Sub(t0)/time.Minute), firstWords(e.Detail, 2)))
+		}
+	}
+	wantEvents := []string{"2 ERROR_RATE pending", "2 ERROR_RATE firing", "13 ERROR_RATE resolved", "14 ERROR_RATE pending", "14 ERROR_RATE firing", "16 ERROR_RATE resolved"}
+	if !slices.Equal(alerts, wantEvents) {
+		t.Errorf("alert events while the receiver was down:\n got %q\nwant %q", alerts, wantEvents)
+	}
 	rcv.setDown(false)
 
 	want := []noteKey{
