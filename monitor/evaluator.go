@@ -226,6 +226,13 @@ func (e *Evaluator) Load(ctx context.Context, seed Seeder) error {
 			w.add(r, time.Time{})
 		}
 		w.late = 0
+		// A monitor never evaluated starts with the newest minute, not
+		// with the history read for its neighbours.
+		for _, t := range e.byApp[app] {
+			if t.st.LastMinute.IsZero() {
+				t.startAt = w.newest
+			}
+		}
 	}
 	return nil
 }
