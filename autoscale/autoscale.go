@@ -225,8 +225,16 @@ func (s *Scaler) Status(app string) Status {
 			continue
 		}
 		fs := FormationStatus{ProcessType: k.ptype, MonitorID: f.mon.ID,
-			MinQuantity: f.mon.MinQuantity, MaxQuantity: f.mon.MaxQuantity, Minute: f.minute,
-			Pending: f.pending, LastDecision: f.last}
+			MinQuantity: f.mon.MinQuantity, MaxQuantity: f.mon.MaxQuantity, Minute: f.minute}
+		// Copies: the Run goroutine goes on updating its decisions.
+		if f.pending != nil {
+			d := *f.pending
+			fs.Pending = &d
+		}
+		if f.last != nil {
+			d := *f.last
+			fs.LastDecision = &d
+		}
 		if f.known {
 			q := f.quantity
 			fs.Quantity = &q
