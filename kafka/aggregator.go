@@ -38,7 +38,8 @@ type Aggregator struct {
 	topic, group string // kc's full names
 	sink         aggregate.PartitionSink
 	log          *slog.Logger
-	cl           *kgo.Client
+	opts         []kgo.Opt   // of the group member each Run creates
+	cl           *kgo.Client // of the current Run
 
 	mu     sync.Mutex // parts, reseek, and the sink calls made for them
 	parts  map[int32]*partState
@@ -123,7 +124,7 @@ func NewAggregator(cfg aggregate.Config, kc Config, sink aggregate.PartitionSink
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts,
+	a.opts = append(opts,
 		kgo.ConsumerGroup(kc.GroupName()),
 		kgo.ConsumeTopics(kc.TopicName()),
 		kgo.DisableAutoCommit(),
@@ -136,9 +137,6 @@ func NewAggregator(cfg aggregate.Config, kc Config, sink aggregate.PartitionSink
 		kgo.OnPartitionsRevoked(a.revoked),
 		kgo.OnPartitionsLost(a.lost),
 	)
-	if a.cl, err = kgo.NewClient(opts...); err != nil {
-		return nil, fmt.Errorf("kafka: consumer: %w", err)
-	}
 	return a, nil
 }
 
@@ -220,8 +218,21 @@ func (a *Aggregator) lost(_ context.Context, _ *kgo.Client, lost map[string][]in
 
 // Run consumes until ctx ends, flushing every FlushInterval, and leaves
 // the group on the way out after a last flush.
+//
+// Each Run is one membership of the group with a client of its own, so a
+// supervisor may call Run again after it failed (or panicked): the new
+// member starts from the stored offsets like any other.
 func (a *Aggregator) Run(ctx context.Context) error {
-	defer a.cl.Close()
+	cl, err := kgo.NewClient(a.opts...)
+	if err != nil {
+		return fmt.Errorf("kafka: consumer: %w", err)
+	}
+	a.mu.Lock()
+	a.cl = cl
+	clear(a.parts)
+	clear(a.reseek)
+	a.mu.Unlock()
+	defer cl.Close()
 	lastFlush := time.Now()
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
@@ -232,7 +243,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			}
 		}
 		pctx, cancel := context.WithTimeout(ctx, a.cfg.FlushInterval)
-		fetches := a.cl.PollRecords(pctx, a.cfg.ReadBatch*4)
+		fetches := cl.PollRecords(pctx, a.cfg.ReadBatch*4)
 		cancel()
 		if errs := fetches.Errors(); len(errs) > 0 {
 			for _, fe := range errs {
@@ -251,12 +262,12 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			a.FlushAll(ctx)
 			lastFlush = time.Now()
 		}
-		a.cl.AllowRebalance()
+		cl.AllowRebalance()
 	}
 	a.FlushAll(context.WithoutCancel(ctx))
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	_ = a.cl.LeaveGroupContext(lctx)
+	_ = cl.LeaveGroupContext(lctx)
 	return nil
 }
 
@@ -406,6 +417,9 @@ func (a *Aggregator) flushPart(ctx context.Context, p int32, ps *partState) bool
 		a.mFlushes.Inc()
 		a.mFlushDur.Observe(time.Since(start).Seconds())
 		a.noteFailure(nil)
+		if a.cfg.OK != nil {
+			a.cfg.OK("flush")
+		}
 		return true
 	case errors.Is(err, aggregate.ErrFenced):
 		a.mFenced.Inc()

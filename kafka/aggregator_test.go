@@ -348,3 +348,36 @@ func TestAggregatorDropsItsFoldWhenFenced(t *testing.T) {
 		t.Error("no flush was fenced, so the test did not test fencing")
 	}
 }
+
+// TestAggregatorRunsAgain checks that Run can be called again after it
+// returned, as the supervisor does after a failure: the new member resumes
+// at the stored offsets.
+func TestAggregatorRunsAgain(t *testing.T) {
+	kc, j := openTopic(t, 2)
+	sink := newMemSink()
+	a, err := kafka.NewAggregator(aggregate.Config{FlushInterval: 200 * time.Millisecond}, kc, sink, quiet, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func() (context.CancelFunc, <-chan struct{}) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := a.Run(ctx); err != nil {
+				t.Error(err)
+			}
+		}()
+		return cancel, done
+	}
+	appendN(t, j, "shop", 0, 10)
+	appendN(t, j, "blog", 0, 10)
+	stop, done := run()
+	waitTotal(t, sink, 20)
+	stop()
+	<-done
+	appendN(t, j, "shop", 10, 15)
+	stop, done = run()
+	defer func() { stop(); <-done }()
+	waitTotal(t, sink, 25)
+}

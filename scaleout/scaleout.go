@@ -33,6 +33,7 @@ import (
 	"github.com/drainpipe/drainpipe/aggregate"
 	"github.com/drainpipe/drainpipe/kafka"
 	"github.com/drainpipe/drainpipe/server"
+	"github.com/drainpipe/drainpipe/supervise"
 )
 
 // Role is a part of drainpipe a process runs.
@@ -117,6 +118,7 @@ type Node struct {
 	log     *slog.Logger
 	httpd   *http.Server
 	journal *kafka.Journal
+	sup     *supervise.Supervisor
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	errc    chan error
@@ -131,10 +133,11 @@ func Start(ctx context.Context, cfg Config, st Store, log *slog.Logger) (*Node, 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	n := &Node{Registry: reg, log: log, cancel: cancel, errc: make(chan error, 4)}
+	n := &Node{Registry: reg, log: log, cancel: cancel, errc: make(chan error, 4), sup: supervise.New(log, reg)}
 	fail := func(err error) (*Node, error) {
 		cancel()
 		n.wg.Wait()
+		n.sup.Wait()
 		if n.journal != nil {
 			n.journal.Close()
 		}
@@ -157,24 +160,19 @@ func Start(ctx context.Context, cfg Config, st Store, log *slog.Logger) (*Node, 
 		if aggCfg.MaxAge == 0 {
 			aggCfg.MaxAge = st.Retention()[drainpipe.Tier1m]
 		}
+		if aggCfg.OK == nil {
+			aggCfg.OK = n.sup.OK
+		}
 		agg, err := kafka.NewAggregator(aggCfg, cfg.Kafka, st, log, reg)
 		if err != nil {
 			return fail(err)
 		}
 		health = append(health, agg.Health)
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			if err := agg.Run(runCtx); err != nil {
-				n.errc <- fmt.Errorf("aggregator: %w", err)
-			}
-		}()
+		// A panic or error restarts the group member after a backoff; it
+		// resumes from the stored offsets.
+		n.sup.Go(runCtx, "aggregator", agg.Run)
 		if m, ok := st.(maintainer); ok {
-			n.wg.Add(1)
-			go func() {
-				defer n.wg.Done()
-				n.maintain(runCtx, m)
-			}()
+			n.sup.Go(runCtx, "maintenance", func(ctx context.Context) error { return n.maintain(ctx, m) })
 		}
 	}
 
@@ -244,19 +242,23 @@ func ensureTopic(ctx context.Context, kc kafka.Config, log *slog.Logger) {
 
 // maintain creates the store's partitions ahead and drops expired ones,
 // at start and every 10 minutes.
-func (n *Node) maintain(ctx context.Context, m maintainer) {
+func (n *Node) maintain(ctx context.Context, m maintainer) error {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for {
 		dropped, err := m.Maintain(ctx, time.Now())
-		if err != nil && ctx.Err() == nil {
+		switch {
+		case err != nil && ctx.Err() == nil:
 			n.log.Error("store maintenance", "err", err)
-		} else if len(dropped) > 0 {
-			n.log.Info("retention dropped partitions", "tables", dropped)
+		case err == nil:
+			n.sup.OK("maintenance")
+			if len(dropped) > 0 {
+				n.log.Info("retention dropped partitions", "tables", dropped)
+			}
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
 	}
@@ -274,6 +276,7 @@ func (n *Node) Close() error {
 	err := n.httpd.Shutdown(shutdownCtx)
 	n.cancel()
 	n.wg.Wait()
+	n.sup.Wait()
 	if n.journal != nil {
 		n.journal.Close()
 	}
