@@ -370,10 +370,10 @@ func (s *Scaler) learnQuantity(ctx context.Context, k key, f *formation) bool {
 		s.failed(ctx, k, f, err)
 		return false
 	}
-	s.ok(ctx, f)
 	s.mu.Lock()
 	f.quantity, f.known = q, true
 	s.mu.Unlock()
+	s.ok(ctx, f) // after the quantity, so Status never shows "available" without it
 	return true
 }
 
@@ -457,8 +457,8 @@ func (s *Scaler) apply(ctx context.Context, k key, f *formation, d *Decision) {
 			Detail: fmt.Sprintf("%s %s %d→%d refused: %v", verb, k.ptype, d.From, d.To, err)})
 		return
 	}
-	s.ok(ctx, f)
 	s.done(k, f, d, got)
+	s.ok(ctx, f)
 	s.record(drainpipe.Event{Time: d.Minute, App: k.app, ProcessType: k.ptype, Kind: monitor.EventAutoscale,
 		Detail: fmt.Sprintf("%s %s %d→%d: %s", verb, k.ptype, d.From, got, d.Reason)})
 }

@@ -118,10 +118,10 @@ if (why && CI) {
         }
         await postDrain(app.drain_url, frames);
       }
-      const end = new Date(Date.now() + 60000).toISOString();
+      const until = new Date(Date.now() + 60000).toISOString();
       let kinds = [];
       for (let i = 0; i < 60 && !kinds.includes('firing'); i++) {
-        const ev = await api(server, `/api/apps/alerting/events?start_time=${new Date(t0 - 60000).toISOString()}&end_time=${end}&step=1m`);
+        const ev = await api(server, `/api/apps/alerting/events?start_time=${new Date(t0 - 60000).toISOString()}&end_time=${until}&step=1m`);
         kinds = (ev.events ?? []).filter((e) => e.kind === 'alert').map((e) => e.detail.split(/[ :]/)[1]);
         await new Promise((r) => setTimeout(r, 500));
       }
@@ -137,6 +137,15 @@ if (why && CI) {
       assert.ok(lane[0] >= 2, `events chart draws the alert markers (points ${lane})`);
       await page.waitForFunction(() => /firing|resolved/.test(document.querySelector('tr[data-name="LATENCY"] .status')?.textContent ?? ''));
       await page.locator('[data-chart="events"]').screenshot({ path: join(shots, 'alerts-events.png') });
+
+      // A notification's link pins the window's end (?end=): the page
+      // shows the range ending there, with the alert in it.
+      const end = new Date(t0 + 20 * 60000).toISOString().replace('.000Z', 'Z');
+      await page.goto(`${server.url}/apps/alerting?range=1h&end=${encodeURIComponent(end)}`);
+      await waitReady(page);
+      assert.match(await page.textContent('.page-head p'), new RegExp(`hour ending ${end.slice(0, 16).replace('T', ' ')} UTC`));
+      const pinned = await page.$eval('[data-chart="events"]', (e) => Number(e.dataset.points));
+      assert.ok(pinned >= 2, `the pinned window shows the alert (points ${pinned})`);
       await page.locator('#monitors').screenshot({ path: join(shots, 'monitors-panel.png') });
       await page.context().close();
     });
