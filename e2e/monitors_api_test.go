@@ -69,6 +69,11 @@ func TestMonitorsAPI(t *testing.T) {
 	if code != http.StatusOK || json.Unmarshal(body, &p) != nil || p.Value != 25 || p.IsActive || p.Code != "H12" || !p.UpdatedAt.After(p.CreatedAt) && !p.UpdatedAt.Equal(p.CreatedAt) {
 		t.Errorf("PATCH: %d %s", code, body)
 	}
+	// What GET answered may be sent back: the read-only fields are ignored.
+	_, got := do(t, "GET", one, adminToken, nil, nil)
+	if code, body := do(t, "PATCH", one, adminToken, nil, got); code != http.StatusOK {
+		t.Errorf("PATCH with the GET answer: %d %s", code, body)
+	}
 	if code, body := do(t, "PATCH", one, adminToken, nil, []byte(`{"period":7}`)); code != 422 {
 		t.Errorf("PATCH bad period: %d %s", code, body)
 	}

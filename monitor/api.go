@@ -57,6 +57,14 @@ type input struct {
 	IsActive           *bool       `json:"is_active"`
 	MinQuantity        *int        `json:"min_quantity"`
 	MaxQuantity        *int        `json:"max_quantity"`
+
+	// Read-only fields of the answer are accepted and ignored, so a
+	// client may send back what it read; other unknown fields are 400.
+	ID         json.RawMessage `json:"id"`
+	App        json.RawMessage `json:"app"`
+	CreatedAt  json.RawMessage `json:"created_at"`
+	UpdatedAt  json.RawMessage `json:"updated_at"`
+	Evaluation json.RawMessage `json:"evaluation"`
 }
 
 func (in *input) apply(m *Monitor) {

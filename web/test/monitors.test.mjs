@@ -158,7 +158,7 @@ if (why && CI) {
       });
       assert.equal(res.status, 201, await res.text());
       let st;
-      for (let i = 0; i < 40; i++) {
+      for (let i = 0; i < 80; i++) {
         st = await api(server, '/api/apps/alerting/autoscaling');
         if (!st.platform_api.available) break;
         await new Promise((r) => setTimeout(r, 250));
