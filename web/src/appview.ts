@@ -249,7 +249,7 @@ export class AppView implements View {
     clear(this.customGrid);
     this.customSection.hidden = !!this.s.dyno;
     this.customNote.textContent = this.customRevealed ? '' : 'Loading when scrolled into view…';
-    this.box('events', 'Events', this.s.dyno ? `restarts, crashes and errors of ${this.s.dyno}, plus app-wide deploys, releases, scaling and config changes; click a marker for details` : 'deploys, releases, scaling, restarts, crashes; click a marker for details', true, this.grid, 180);
+    this.box('events', 'Events', this.s.dyno ? `restarts, crashes and errors of ${this.s.dyno}, plus app-wide deploys, releases, scaling and config changes; click a marker for details` : 'deploys, releases, scaling, restarts, crashes, alerts; click a marker for details', true, this.grid, 180);
     if (!this.s.dyno) {
       this.box('latency', 'Response time', 'router service time, p50 · p95 · p99 · max (toggle in legend)');
       this.box('throughput', 'Throughput', 'requests per minute by status class');
