@@ -79,7 +79,7 @@ func TestMonitorsAPI(t *testing.T) {
 	}
 
 	// Isolation: another app's token sees 404, no token 401.
-	for _, r := range []struct{ method, url string }{{"GET", u}, {"GET", one}, {"PATCH", one}, {"DELETE", one}, {"POST", u}} {
+	for _, r := range []struct{ method, url string }{{"GET", u}, {"GET", one}, {"PATCH", one}, {"DELETE", one}, {"POST", u}, {"GET", base + "/api/apps/shop/autoscaling"}} {
 		if code, _ := do(t, r.method, r.url, other.APIToken, nil, []byte(`{}`)); code != http.StatusNotFound {
 			t.Errorf("%s %s with another app's token: %d, want 404", r.method, r.url, code)
 		}
