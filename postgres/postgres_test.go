@@ -339,3 +339,57 @@ func TestUnavailableClassification(t *testing.T) {
 		t.Error("fail(nil) is not nil")
 	}
 }
+
+// TestInsertRaceMergesIntoTheOtherWritersRow makes a flush find its rows
+// missing, then lose the insert to a transaction that inserted them
+// meanwhile: the flush must merge into that row, not skip or overwrite it.
+func TestInsertRaceMergesIntoTheOtherWritersRow(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s := openTest(t, nil)
+	t0 := storetest.Now()
+	first := &metrics.Flush{Rows: []metrics.Row{storetest.Delta("a", "web", t0, 3, 5, 200)}}
+	second := &metrics.Flush{Rows: []metrics.Row{storetest.Delta("a", "web", t0, 4, 5, 500)}}
+	tds := rollup(first)
+	if err := s.ensure(ctx, neededPartitions(tds, nil)); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if err := s.applyFlush(ctx, tx, first, tds, nil); err != nil { // inserted, not committed
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Apply(ctx, second) }()
+	// Wait until the second flush waits on our uncommitted insert.
+	for {
+		var waiting int
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the second flush did not wait for the first: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, tier := range drainpipe.Tiers {
+		rows, err := s.Buckets(ctx, "a", "web", tier, t0, t0.Add(time.Hour))
+		if err != nil || len(rows) != 1 || rows[0].Bucket.Requests != 7 || rows[0].Bucket.Count5xx() != 4 {
+			t.Fatalf("%v after the race: %+v, %v; want both flushes merged (7 requests, 4 5xx)", tier, rows, err)
+		}
+	}
+}
