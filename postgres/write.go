@@ -11,10 +11,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/drainpipe/drainpipe"
 	"github.com/drainpipe/drainpipe/aggregate"
 	"github.com/drainpipe/drainpipe/metrics"
-
-	"github.com/drainpipe/drainpipe"
 )
 
 // FrameTTL is how long frame IDs are remembered for deduplication: far
