@@ -10,6 +10,7 @@ import (
 
 	"github.com/drainpipe/drainpipe"
 	"github.com/drainpipe/drainpipe/gen"
+	"github.com/drainpipe/drainpipe/internal/benchmeter"
 	"github.com/drainpipe/drainpipe/sqlite"
 )
 
@@ -97,6 +98,7 @@ func BenchmarkImportHistory(b *testing.B) {
 	fleet := gen.DemoFleet(3, 1)
 	to := time.Now().UTC().Truncate(time.Hour)
 	var lines int64
+	cpu0 := benchmeter.ProcessCPU()
 	for b.Loop() {
 		b.StopTimer()
 		st := openHistoryStore(b)
@@ -108,4 +110,5 @@ func BenchmarkImportHistory(b *testing.B) {
 		lines += n
 	}
 	b.ReportMetric(float64(lines)/b.Elapsed().Seconds(), "lines/s")
+	b.ReportMetric(float64(lines)/(benchmeter.ProcessCPU()-cpu0).Seconds(), "lines/cpu-s")
 }

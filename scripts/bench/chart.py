@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Draws docs/benchmarks/scaling.svg from a scripts/bench/study.sh output
 directory: how cost grows with lines per POST, apps, dynos per app and
-days of history. Standard library only. Usage: chart.py OUTDIR SVG"""
+days of history. Standard library only.
+Usage: chart.py OUTDIR SVG [QUERY_FILE, default query.txt in OUTDIR]"""
 import math
 import re
 import statistics
@@ -98,26 +99,27 @@ def human(v):
 
 def main():
     out, svg = sys.argv[1], sys.argv[2]
+    query = sys.argv[3] if len(sys.argv) > 3 else "query.txt"
     sink, dp = e2e_rates(out, "batch", [1, 10, 100, 500, 1000])
     asink, adp = e2e_rates(out, "apps", [1, 10, 100, 1000])
-    flush = bench_metric(Path(out) / "apply.txt", r"^Apply/apps=(\d+)$", "µs/row")
+    flush = bench_metric(Path(out) / "apply.txt", r"^Apply/apps=(\d+)$", "lines/cpu-s")
     dyn_mem = bench_metric(Path(out) / "aggregate.txt", r"^FoldDynos/dynos=(\d+)$", "B/series-minute")
-    dyn_rate = bench_metric(Path(out) / "aggregate.txt", r"^FoldDynos/dynos=(\d+)$", "lines/s")
-    q1 = bench_metric(Path(out) / "query.txt", r"^QueryDays/days=(\d+)/range=24h@1m$", "cpu-ms/op")
-    q2 = bench_metric(Path(out) / "query.txt", r"^QueryDays/days=(\d+)/range=7d@2h$", "cpu-ms/op")
+    dyn_rate = bench_metric(Path(out) / "aggregate.txt", r"^FoldDynos/dynos=(\d+)$", "lines/cpu-s")
+    q1 = bench_metric(Path(out) / query, r"^QueryDays/days=(\d+)/range=24h@1m$", "cpu-ms/op")
+    q2 = bench_metric(Path(out) / query, r"^QueryDays/days=(\d+)/range=7d@2h$", "cpu-ms/op")
     parts = [
         panel(0, 0, "Ingest vs lines per POST", "lines per POST", "lines/s",
               {"read-and-discard receiver": sink, "drainpipe end to end": dp}, logy=True),
         panel(W, 0, "Ingest vs apps (1 h of history each)", "apps", "lines/s",
               {"read-and-discard receiver": asink, "drainpipe end to end": adp}, logy=True),
         panel(0, H, "Fold vs dynos per app", "dynos", "value",
-              {"B per series-minute": dyn_mem, "fold lines/s ÷ 1000": {k: v / 1000 for k, v in dyn_rate.items()}}, logy=True),
+              {"B per series-minute": dyn_mem, "fold lines/cpu-s ÷ 1000": {k: v / 1000 for k, v in dyn_rate.items()}}, logy=True),
         panel(W, H, "Query CPU vs days of history (10 apps)", "days in the store", "CPU ms per request",
               {"24 h at 1m": q1, "7 d at 2h": q2}, logx=False),
     ]
     if flush:
-        parts.append(panel(0, 2 * H, "Store flush vs apps (2 process types)", "apps in one flush", "µs per row",
-                           {"µs per 1-minute row (3 tiers)": flush}))
+        parts.append(panel(0, 2 * H, "Store flush vs apps (2 process types)", "apps in one flush", "requests/cpu-s",
+                           {"requests absorbed per CPU-second": flush}))
     height = 3 * H if flush else 2 * H
     Path(svg).write_text(
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * W}" height="{height}" font-family="sans-serif" font-size="13">\n'
