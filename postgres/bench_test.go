@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,4 +47,40 @@ func BenchmarkBuckets24h(b *testing.B) {
 		b.Fatal(err)
 	}
 	storetest.BenchBuckets(b, s, app, end)
+}
+
+// BenchmarkApplyPartitionConcurrent runs 1, 2 and 4 aggregators at once,
+// each applying its own partition's flushes (its own 50 apps), as a
+// consumer group does; rows/s is their sum.
+func BenchmarkApplyPartitionConcurrent(b *testing.B) {
+	for _, n := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("partitions=%d", n), func(b *testing.B) {
+			s := openTest(b, nil)
+			t0 := time.Now().UTC().Truncate(time.Hour).Add(-time.Hour)
+			var wg sync.WaitGroup
+			errs := make(chan error, n)
+			b.ResetTimer()
+			for p := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range b.N {
+						f := storetest.BenchFlushOf(fmt.Sprintf("p%d", p), t0.Add(time.Duration(i)*time.Second), int64(i))
+						err := s.ApplyPartition(context.Background(), &aggregate.PartitionFlush{
+							Group: "bench", Topic: "logs", Partition: int32(p), From: int64(i), To: int64(i + 1), Flush: f})
+						if err != nil {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(n*b.N*storetest.BenchApps*storetest.BenchProcessTypes)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
 }

@@ -21,7 +21,11 @@ const (
 // BenchFlush is a 1-second flush of an aggregator at time at: one 1-minute
 // delta per app and process type, each with 20 requests, two dynos'
 // runtime samples and a custom metric, as the aggregator hands the store.
-func BenchFlush(at time.Time, seq int64) *metrics.Flush {
+func BenchFlush(at time.Time, seq int64) *metrics.Flush { return BenchFlushOf("app", at, seq) }
+
+// BenchFlushOf is BenchFlush for apps named <prefix>-000 … <prefix>-049,
+// so that concurrent writers (one per Kafka partition) own disjoint apps.
+func BenchFlushOf(prefix string, at time.Time, seq int64) *metrics.Flush {
 	f := &metrics.Flush{Position: seq, Rows: make([]metrics.Row, 0, BenchApps*BenchProcessTypes)}
 	minute := at.Truncate(time.Minute)
 	for a := range BenchApps {
@@ -38,7 +42,7 @@ func BenchFlush(at time.Time, seq int64) *metrics.Flush {
 				g[logline.GaugeLoad1m].Add(0.5, at.UnixNano())
 			}
 			b.CustomMetric([]byte("jobs.done"), logline.CustomCount).Total += 3
-			f.Rows = append(f.Rows, metrics.Row{App: fmt.Sprintf("app-%03d", a), ProcessType: pt, Time: minute, Bucket: b})
+			f.Rows = append(f.Rows, metrics.Row{App: fmt.Sprintf("%s-%03d", prefix, a), ProcessType: pt, Time: minute, Bucket: b})
 		}
 	}
 	return f
