@@ -76,3 +76,21 @@ func TestSketchAddAllocatesLittle(t *testing.T) {
 		t.Fatalf("%v allocations per add", a)
 	}
 }
+
+// TestDecodeKeepsNoReference: the store decodes straight from the
+// driver's row buffer (sql.RawBytes), so a decoded bucket must not point
+// into its input.
+func TestDecodeKeepsNoReference(t *testing.T) {
+	enc := sampleBucket(rand.New(rand.NewPCG(9, 10))).Encode(nil)
+	in := append([]byte(nil), enc...)
+	b, err := Decode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range in {
+		in[i] = 0xff
+	}
+	if got := b.Encode(nil); string(got) != string(enc) {
+		t.Fatal("the decoded bucket changed when its input was overwritten")
+	}
+}

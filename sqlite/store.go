@@ -660,7 +660,9 @@ func (s *Store) Buckets(ctx context.Context, app, processType string, tier drain
 		for rows.Next() {
 			var r metrics.Row
 			var ts int64
-			var data []byte
+			// RawBytes points into the driver's row: Decode copies what it
+			// keeps, so the bucket's bytes need no copy of their own.
+			var data sql.RawBytes
 			if err := rows.Scan(&r.App, &r.ProcessType, &ts, &data); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("store: scan %s: %w", table, err)
