@@ -56,10 +56,9 @@ var (
 // retention means drainpipe.DefaultRetention. Open fails, wrapping
 // drainpipe.ErrUnavailable, when the server cannot be reached.
 func Open(ctx context.Context, databaseURL string, retention map[drainpipe.Tier]time.Duration, log *slog.Logger) (*Store, error) {
-	cfg, err := pgxpool.ParseConfig(databaseURL)
+	cfg, err := parseURL(databaseURL)
 	if err != nil {
-		// The parse error may quote the URL; say nothing of its password.
-		return nil, errors.New("postgres: the database URL is not valid (want postgres://user:password@host:port/dbname)")
+		return nil, err
 	}
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "drainpipe"
@@ -88,6 +87,21 @@ func Open(ctx context.Context, databaseURL string, retention map[drainpipe.Tier]
 		return nil, err
 	}
 	return s, nil
+}
+
+// CheckURL tells whether Open can parse databaseURL, without connecting.
+func CheckURL(databaseURL string) error {
+	_, err := parseURL(databaseURL)
+	return err
+}
+
+func parseURL(databaseURL string) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		// The parse error may quote the URL; say nothing of its password.
+		return nil, errors.New("postgres: the database URL is not valid (want postgres://user:password@host:port/dbname)")
+	}
+	return cfg, nil
 }
 
 // Close closes every connection.

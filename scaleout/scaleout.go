@@ -12,7 +12,9 @@
 //   - api serves the JSON API and the dashboard from the store, 503 while
 //     the store is unreachable.
 //
-// Every role serves /healthz and /metrics.
+// Every role serves /healthz and /metrics. A process starts whether or
+// not Kafka and PostgreSQL can be reached, and keeps retrying them: the
+// order in which the engines and the processes come up does not matter.
 package scaleout
 
 import (
@@ -86,6 +88,8 @@ func (r Roles) String() string {
 type Store interface {
 	server.Store
 	aggregate.PartitionSink
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
 	Close() error
 }
 
@@ -104,6 +108,10 @@ type Config struct {
 	// Server is the HTTP server's configuration; Dashboard, AdminToken
 	// and PublicURL go in it.
 	Server server.Config
+	// Retention is the store's retention (nil: drainpipe.DefaultRetention),
+	// which the API needs before the store is open. It must be what the
+	// store is opened with.
+	Retention map[drainpipe.Tier]time.Duration
 	// CredentialRefresh is how long the ingest role trusts a verified
 	// drain credential before asking the store again (default
 	// server.DefaultCredentialRefresh).
@@ -118,22 +126,36 @@ type Node struct {
 	log     *slog.Logger
 	httpd   *http.Server
 	journal *kafka.Journal
+	store   *lazyStore
+	kafka   *reach // produce and ping outcomes of the ingest role
 	sup     *supervise.Supervisor
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	errc    chan error
 }
 
-// Start starts the roles of cfg on st. The store stays the caller's to
-// close, after Close.
-func Start(ctx context.Context, cfg Config, st Store, log *slog.Logger) (*Node, error) {
+// Health checks: the cached outcomes are refreshed by a ping every
+// probeInterval unless traffic refreshed them meanwhile.
+const (
+	probeInterval = 5 * time.Second
+	probeTimeout  = 3 * time.Second
+)
+
+// Start starts the roles of cfg. The store is opened with open in the
+// background and retried with backoff while it is unreachable (see
+// OpenFunc); Start does not wait for it, nor for Kafka. Until the store is
+// open the api role answers 503, the ingest role answers 503 to drains
+// whose credentials it never verified, and the aggregate role waits.
+// Close closes the store.
+func Start(ctx context.Context, cfg Config, open OpenFunc, log *slog.Logger) (*Node, error) {
 	if len(cfg.Roles) == 0 {
 		return nil, errors.New("scaleout: no role to run")
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	n := &Node{Registry: reg, log: log, cancel: cancel, errc: make(chan error, 4), sup: supervise.New(log, reg)}
+	st := newLazyStore(cfg.Retention)
+	n := &Node{Registry: reg, log: log, cancel: cancel, errc: make(chan error, 4), sup: supervise.New(log, reg), store: st}
 	fail := func(err error) (*Node, error) {
 		cancel()
 		n.wg.Wait()
@@ -141,8 +163,27 @@ func Start(ctx context.Context, cfg Config, st Store, log *slog.Logger) (*Node, 
 		if n.journal != nil {
 			n.journal.Close()
 		}
+		st.close()
 		return nil, err
 	}
+
+	n.wg.Add(2)
+	go func() {
+		defer n.wg.Done()
+		if err := st.open(runCtx, open, log); err != nil {
+			n.errc <- err
+		}
+	}()
+	go func() {
+		defer n.wg.Done()
+		if _, err := st.wait(runCtx); err == nil {
+			st.reach.probe(runCtx, probeInterval, probeTimeout, st.ping)
+		}
+	}()
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "drainpipe_store_up",
+		Help: "1 when the store (PostgreSQL) answered at the last contact, 0 while it is unreachable or not yet open.",
+	}, st.reach.up))
 
 	if cfg.Roles[RoleIngest] || cfg.Roles[RoleAggregate] {
 		// Creating the topic is idempotent; either role may come first.
@@ -154,7 +195,16 @@ func Start(ctx context.Context, cfg Config, st Store, log *slog.Logger) (*Node, 
 			ensureTopic(runCtx, cfg.Kafka, log)
 		}()
 	}
+	// /healthz: a process that takes drains is healthy while it can
+	// (Kafka reachable; SPEC: 200 while the process can accept drains),
+	// so that a PostgreSQL outage never takes ingest out of a load
+	// balancer's rotation. The api and aggregate roles are healthy while
+	// the store is reachable (and the aggregator's flushes succeed).
 	var health []func(context.Context) error
+	var detail []func() []string
+	if !cfg.Roles[RoleIngest] {
+		health = append(health, st.reach.health)
+	}
 	if cfg.Roles[RoleAggregate] {
 		aggCfg := cfg.Aggregate
 		if aggCfg.MaxAge == 0 {
@@ -167,13 +217,29 @@ func Start(ctx context.Context, cfg Config, st Store, log *slog.Logger) (*Node, 
 		if err != nil {
 			return fail(err)
 		}
-		health = append(health, agg.Health)
-		// A panic or error restarts the group member after a backoff; it
-		// resumes from the stored offsets.
-		n.sup.Go(runCtx, "aggregator", agg.Run)
-		if m, ok := st.(maintainer); ok {
-			n.sup.Go(runCtx, "maintenance", func(ctx context.Context) error { return n.maintain(ctx, m) })
+		if !cfg.Roles[RoleIngest] {
+			health = append(health, agg.Health)
 		}
+		// A panic or error restarts the group member after a backoff; it
+		// resumes from the stored offsets. It joins the group only once
+		// the store is open, leaving the partitions to aggregators that
+		// can write them.
+		n.sup.Go(runCtx, "aggregator", func(ctx context.Context) error {
+			if _, err := st.wait(ctx); err != nil {
+				return nil
+			}
+			return agg.Run(ctx)
+		})
+		n.sup.Go(runCtx, "maintenance", func(ctx context.Context) error {
+			s, err := st.wait(ctx)
+			if err != nil {
+				return nil
+			}
+			if m, ok := s.(maintainer); ok {
+				return n.maintain(ctx, m)
+			}
+			return nil
+		})
 	}
 
 	scfg := cfg.Server
@@ -190,16 +256,38 @@ func Start(ctx context.Context, cfg Config, st Store, log *slog.Logger) (*Node, 
 			return fail(err)
 		}
 		n.journal = j
-		appender = j
+		n.kafka = newReach("kafka")
+		appender = watchedAppender{j, n.kafka}
 		sst = server.NewCredentialCache(st, cfg.CredentialRefresh)
+		health = append(health, n.kafka.health)
+		detail = append(detail, n.kafka.detail)
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "drainpipe_kafka_up",
+			Help: "1 when Kafka acknowledged the last produce or answered the last ping, 0 while it is unreachable.",
+		}, n.kafka.up))
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.kafka.probe(runCtx, probeInterval, probeTimeout, j.Ping)
+		}()
 	}
-	if scfg.Health == nil && len(health) > 0 {
+	detail = append(detail, st.reach.detail)
+	if scfg.Health == nil {
 		scfg.Health = func(ctx context.Context) error {
 			var errs []error
 			for _, h := range health {
 				errs = append(errs, h(ctx))
 			}
 			return errors.Join(errs...)
+		}
+	}
+	if scfg.HealthDetail == nil {
+		scfg.HealthDetail = func(context.Context) []string {
+			var out []string
+			for _, d := range detail {
+				out = append(out, d()...)
+			}
+			return out
 		}
 	}
 	srv := server.New(scfg, appender, sst, log, reg)
@@ -219,6 +307,19 @@ func Start(ctx context.Context, cfg Config, st Store, log *slog.Logger) (*Node, 
 	log.Info("drainpipe serving", "url", n.URL, "roles", cfg.Roles.String(),
 		"topic", cfg.Kafka.TopicName(), "group", cfg.Kafka.GroupName())
 	return n, nil
+}
+
+// watchedAppender notes every produce's outcome in the Kafka reach, so
+// that /healthz knows without asking.
+type watchedAppender struct {
+	j *kafka.Journal
+	r *reach
+}
+
+func (w watchedAppender) Append(ctx context.Context, b drainpipe.Batch) (int64, bool, error) {
+	seq, dup, err := w.j.Append(ctx, b)
+	w.r.observe(err)
+	return seq, dup, err
 }
 
 // ensureTopic creates the topic when missing, retrying every few seconds
@@ -269,7 +370,7 @@ func (n *Node) Err() <-chan error { return n.errc }
 
 // Close stops serving (letting in-flight drains finish), makes the
 // aggregator's last flush and leaves the group, and disconnects from
-// Kafka.
+// Kafka and the store.
 func (n *Node) Close() error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -280,5 +381,5 @@ func (n *Node) Close() error {
 	if n.journal != nil {
 		n.journal.Close()
 	}
-	return err
+	return errors.Join(err, n.store.close())
 }

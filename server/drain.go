@@ -28,7 +28,8 @@ const maxFrameIDLen = 128
 //  1. more than MaxConcurrentDrains in flight → 503 + Retry-After (Logplex retries);
 //  2. unknown app → 404 (before credentials, as SPEC §4 asks; app names are
 //     not secret, the drain URL's credentials are);
-//  3. missing or wrong basic auth → 401;
+//  3. missing or wrong basic auth → 401; credentials that cannot be
+//     checked because the store is unavailable → 503 + Retry-After;
 //  4. Content-Length above MaxBodyBytes, or a body that turns out larger → 413;
 //  5. the body cannot be read in time (ReadTimeout) or the connection
 //     drops → 503 + Retry-After;
@@ -74,6 +75,12 @@ func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, drainpipe.ErrUnauthorized):
 			w.Header().Set("WWW-Authenticate", `Basic realm="drainpipe"`)
 			fail(http.StatusUnauthorized, "wrong or missing drain credentials")
+		case errors.Is(err, drainpipe.ErrUnavailable):
+			// The scale-out ingest role while PostgreSQL is down: it
+			// takes the drains whose credentials it verified before.
+			s.log.Warn("drain: store unavailable to verify credentials", "app", app, "err", err)
+			w.Header().Set("Retry-After", unavailableRetryAfter)
+			fail(http.StatusServiceUnavailable, "the metrics store is unavailable and this drain's credentials were not verified before; retry shortly")
 		default:
 			s.log.Error("drain: verifying credentials failed", "app", app, "err", err)
 			w.Header().Set("Retry-After", "1")

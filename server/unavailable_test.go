@@ -63,7 +63,7 @@ func TestStoreUnavailableAnswers503(t *testing.T) {
 	}
 	// Drains answer 503 too, so that Logplex retries.
 	r := h.drain(drainReq{app: "storefront", user: "u", pass: "p", body: frame(routerLine)})
-	if r.Code != 503 {
-		t.Errorf("drain: %d, want 503", r.Code)
+	if r.Code != 503 || r.Header().Get("Retry-After") == "" || !strings.Contains(r.Body.String(), "store is unavailable") {
+		t.Errorf("drain: %d Retry-After=%q %q, want 503 with Retry-After saying the store is unavailable", r.Code, r.Header().Get("Retry-After"), r.Body.String())
 	}
 }

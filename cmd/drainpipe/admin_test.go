@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -99,19 +98,7 @@ func TestAdminRotateToken(t *testing.T) {
 // endpoint (413 above it, 200 below), and cancelling serve's context (what
 // SIGTERM does) stops it without an error.
 func TestServeLimitFlags(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		var out, errb bytes.Buffer
-		done <- run(ctx, []string{"serve", "--data", t.TempDir(), "--listen", addr, "--admin-token", "adm", "--max-body-bytes", "2000"}, strings.NewReader(""), &out, &errb)
-	}()
-	base := "http://" + addr
+	ctx, base, stop := startServe(t, "--data", t.TempDir(), "--admin-token", "adm", "--max-body-bytes", "2000")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if resp, err := http.Get(base + "/healthz"); err == nil {
@@ -152,8 +139,7 @@ func TestServeLimitFlags(t *testing.T) {
 	if code := post(5); code != 200 {
 		t.Errorf("body below --max-body-bytes: %d, want 200", code)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("serve after its context ended: %v", err)
 	}
 }

@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -252,4 +255,98 @@ func TestPipeURLChecks(t *testing.T) {
 	if parsed, _ := url.Parse(u); parsed.Path != "/drains/a" {
 		t.Errorf("path = %q", parsed.Path)
 	}
+}
+
+// TestServeScaleOutStartsWithEnginesDown: a scale-out process starts with
+// neither PostgreSQL nor Kafka reachable, says so on /healthz and answers
+// the API with 503, and a database URL that cannot be parsed is refused
+// at once.
+func TestServeScaleOutStartsWithEnginesDown(t *testing.T) {
+	t.Setenv("KAFKA_URL", "")
+	t.Setenv("DATABASE_URL", "")
+	if _, _, err := runCmd(t, "", "serve", "--role", "api", "--admin-token", "adm",
+		"--kafka-url", "kafka://127.0.0.1:1", "--database-url", "postgres://x@127.0.0.1:1/x?pool_max_conns=nope"); err == nil || !strings.Contains(err.Error(), "database URL is not valid") {
+		t.Errorf("serve with a bad --database-url: %v, want it refused", err)
+	}
+
+	_, base, stop := startServe(t, "--role", "api,aggregate", "--admin-token", "adm",
+		"--kafka-url", "kafka://127.0.0.1:1", "--database-url", "postgres://x@127.0.0.1:1/x")
+	var code int
+	var body string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			code, body = resp.StatusCode, string(b)
+			if strings.Contains(body, "store_error") {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz never reported the store's error: %d %q (%v)", code, body, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code != http.StatusServiceUnavailable || !strings.HasPrefix(body, "unavailable: store unreachable since ") ||
+		!strings.Contains(body, "\nstore_reachable 0\n") || !strings.Contains(body, "\nstore_state not open: attempt ") {
+		t.Errorf("/healthz with PostgreSQL down: %d\n%s", code, body)
+	}
+	req, _ := http.NewRequest("GET", base+"/api/apps", nil)
+	req.Header.Set("Authorization", "Bearer adm")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "metrics store is unavailable") {
+		t.Errorf("GET /api/apps with PostgreSQL down: %d Retry-After=%q %s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("serve after cancel: %v", err)
+	}
+}
+
+// startServe runs "drainpipe serve" with args on a free port until stop,
+// which cancels it and returns its error; the test fails if serve exits
+// before.
+func startServe(t *testing.T, args ...string) (ctx context.Context, base string, stop func() error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	stopped := make(chan struct{})
+	go func() {
+		var out, errb bytes.Buffer // read once run returned
+		err := run(ctx, append([]string{"serve", "--listen", addr}, args...), strings.NewReader(""), &out, &errb)
+		select {
+		case <-stopped:
+		default:
+			t.Errorf("serve %v exited before the test stopped it: %v\n%s%s", args, err, &out, &errb)
+		}
+		done <- err
+	}()
+	var once sync.Once
+	var stopErr error
+	stop = func() error {
+		once.Do(func() {
+			close(stopped)
+			cancel()
+			select {
+			case stopErr = <-done:
+			case <-time.After(30 * time.Second):
+				stopErr = errors.New("serve did not stop within 30 s of its context ending")
+			}
+		})
+		return stopErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return ctx, "http://" + addr, stop
 }

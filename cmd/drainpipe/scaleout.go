@@ -94,11 +94,20 @@ func serveScaleOut(ctx context.Context, e *env, sf *serveFlags, f *scaleFlags) e
 	if err != nil {
 		return err
 	}
-	st, err := postgres.Open(ctx, f.databaseURL, sf.retention(), e.log)
-	if err != nil {
+	// The store is opened by the node, in the background and retried
+	// while PostgreSQL is unreachable: a process starts whatever the
+	// state of the engines. A URL that cannot be parsed is refused now.
+	if err := postgres.CheckURL(f.databaseURL); err != nil {
 		return err
 	}
-	defer st.Close()
+	retention := sf.retention()
+	open := func(ctx context.Context) (scaleout.Store, error) {
+		st, err := postgres.Open(ctx, f.databaseURL, retention, e.log)
+		if err != nil {
+			return nil, err // not a typed nil
+		}
+		return st, nil
+	}
 	stopProfile, err := startCPUProfile(sf.cpuProfile)
 	if err != nil {
 		return err
@@ -108,8 +117,8 @@ func serveScaleOut(ctx context.Context, e *env, sf *serveFlags, f *scaleFlags) e
 	scfg.AdminToken, scfg.PublicURL, scfg.Dashboard = sf.adminToken, sf.publicURL, web.Handler()
 	n, err := scaleout.Start(ctx, scaleout.Config{
 		Roles: roles, Listen: sf.listenAddr(), Kafka: kc,
-		Server: scfg,
-	}, st, e.log)
+		Server: scfg, Retention: retention,
+	}, open, e.log)
 	if err != nil {
 		return err
 	}

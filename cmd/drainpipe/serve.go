@@ -178,6 +178,10 @@ api,ingest) runs several in one process. Each scales on its own; see
 docs/deploy.md. KAFKA_TRUSTED_CERT, KAFKA_CLIENT_CERT,
 KAFKA_CLIENT_CERT_KEY (kafka+ssl://) and KAFKA_PREFIX are read from the
 environment as Heroku Kafka sets them. The api role needs --admin-token.
+A scale-out process starts whether or not Kafka and PostgreSQL answer
+and keeps retrying them (start-up order does not matter): until they
+do, drains and the API answer 503 with Retry-After, and /healthz says
+which engine it waits for.
 
 Environment: DRAINPIPE_<FLAG> for every flag (DRAINPIPE_DATA,
 DRAINPIPE_LISTEN, DRAINPIPE_ADMIN_TOKEN, DRAINPIPE_ROLE, ...); without a
