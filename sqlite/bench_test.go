@@ -376,11 +376,7 @@ func BenchmarkQueryDays(b *testing.B) {
 // group commit, frame-id dedup, checksums and the fsync of each commit.
 func BenchmarkJournalAppend(b *testing.B) {
 	ctx := context.Background()
-	j, err := OpenJournal(ctx, filepath.Join(b.TempDir(), "journal.db"), quiet)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer j.Close()
+	j := openJournal(b)
 	var body []byte
 	for i := range 500 {
 		body = logplex.AppendMessage(body, historyEnd.Add(time.Duration(i)*time.Millisecond), "host", "heroku", "router",

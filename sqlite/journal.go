@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS journal (
 	dropped     INTEGER NOT NULL DEFAULT 0,
 	lost        INTEGER NOT NULL DEFAULT 0,
 	crc         INTEGER,
-	damaged     INTEGER NOT NULL DEFAULT 0
+	damaged     INTEGER NOT NULL DEFAULT 0,
+	codec       INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS frames (
 	app      TEXT NOT NULL,
@@ -43,7 +44,8 @@ CREATE TABLE IF NOT EXISTS journal_quarantine (
 	lost        INTEGER NOT NULL,
 	crc         INTEGER NOT NULL,
 	reason      TEXT NOT NULL,
-	moved_at    INTEGER NOT NULL
+	moved_at    INTEGER NOT NULL,
+	codec       INTEGER NOT NULL DEFAULT 0
 );
 `
 
@@ -59,15 +61,16 @@ const maxGroup = 256
 // table. Concurrent appends are grouped into one transaction and one fsync,
 // and each caller returns only after that commit.
 type Journal struct {
-	db     *sql.DB
-	path   string
-	log    *slog.Logger
-	reqs   chan *appendReq
-	notify chan struct{}
-	done   chan struct{} // closed by Close
-	exited chan struct{} // closed when the writer has returned
-	wg     sync.WaitGroup
-	once   sync.Once
+	packBuf []byte // the writer's buffer for compressed bodies
+	db      *sql.DB
+	path    string
+	log     *slog.Logger
+	reqs    chan *appendReq
+	notify  chan struct{}
+	done    chan struct{} // closed by Close
+	exited  chan struct{} // closed when the writer has returned
+	wg      sync.WaitGroup
+	once    sync.Once
 
 	quarantined atomic.Int64
 	lastSeq     atomic.Int64 // the highest sequence number committed
@@ -127,22 +130,23 @@ func (j *Journal) verify(ctx context.Context) error {
 		return err
 	}
 	rows, err := j.db.QueryContext(ctx,
-		`SELECT seq, app, frame_id, received_at, body, dropped, lost, crc FROM journal WHERE damaged = 0 AND crc IS NOT NULL ORDER BY seq`)
+		`SELECT seq, app, frame_id, received_at, body, dropped, lost, crc, codec FROM journal WHERE damaged = 0 AND crc IS NOT NULL ORDER BY seq`)
 	if err != nil {
 		return fmt.Errorf("verify records: %w", err)
 	}
 	var bad []int64
 	n := 0
 	for rows.Next() {
-		var seq, recv, dropped, lost, crc int64
+		var seq, recv, dropped, lost, crc, codec int64
 		var app, frameID string
-		var body []byte
-		if err := rows.Scan(&seq, &app, &frameID, &recv, &body, &dropped, &lost, &crc); err != nil {
+		var stored []byte
+		if err := rows.Scan(&seq, &app, &frameID, &recv, &stored, &dropped, &lost, &crc, &codec); err != nil {
 			rows.Close()
 			return fmt.Errorf("verify records: %w", err)
 		}
 		n++
-		if uint32(crc) != recordCRC(app, frameID, recv, dropped, lost, body) || crc>>32 != 0 {
+		body, derr := expandBody(codec, stored)
+		if derr != nil || uint32(crc) != recordCRC(app, frameID, recv, dropped, lost, body) || crc>>32 != 0 {
 			bad = append(bad, seq)
 		}
 	}
@@ -177,11 +181,20 @@ func migrateJournal(ctx context.Context, db *sql.DB) error {
 		have[name] = true
 	}
 	rows.Close()
-	for _, c := range []struct{ name, def string }{{"crc", "INTEGER"}, {"damaged", "INTEGER NOT NULL DEFAULT 0"}} {
+	for _, c := range []struct{ name, def string }{{"crc", "INTEGER"}, {"damaged", "INTEGER NOT NULL DEFAULT 0"}, {"codec", "INTEGER NOT NULL DEFAULT 0"}} {
 		if !have[c.name] {
 			if _, err := db.ExecContext(ctx, `ALTER TABLE journal ADD COLUMN `+c.name+` `+c.def); err != nil {
 				return fmt.Errorf("add journal column %s: %w", c.name, err)
 			}
+		}
+	}
+	var quarantineCodec int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('journal_quarantine') WHERE name = 'codec'`).Scan(&quarantineCodec); err != nil {
+		return fmt.Errorf("read journal_quarantine columns: %w", err)
+	}
+	if quarantineCodec == 0 {
+		if _, err := db.ExecContext(ctx, `ALTER TABLE journal_quarantine ADD COLUMN codec INTEGER NOT NULL DEFAULT 0`); err != nil {
+			return fmt.Errorf("add journal_quarantine column codec: %w", err)
 		}
 	}
 	return nil
@@ -202,12 +215,12 @@ func (j *Journal) quarantine(ctx context.Context, seq int64, reason string) erro
 		return fmt.Errorf("quarantine record %d: %w", seq, err)
 	}
 	if _, err := tx.ExecContext(ctx,
-		`INSERT OR REPLACE INTO journal_quarantine(seq, file_offset, app, frame_id, received_at, body, dropped, lost, crc, reason, moved_at)
-		 SELECT seq, ?, app, frame_id, received_at, body, dropped, lost, COALESCE(crc, 0), ?, ? FROM journal WHERE seq = ?`,
+		`INSERT OR REPLACE INTO journal_quarantine(seq, file_offset, app, frame_id, received_at, body, dropped, lost, crc, reason, moved_at, codec)
+		 SELECT seq, ?, app, frame_id, received_at, body, dropped, lost, COALESCE(crc, 0), ?, ?, codec FROM journal WHERE seq = ?`,
 		offset, reason, time.Now().Unix(), seq); err != nil {
 		return fmt.Errorf("quarantine record %d: %w", seq, err)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE journal SET body = x'', dropped = 0, lost = 0, damaged = 1 WHERE seq = ?`, seq); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE journal SET body = x'', dropped = 0, lost = 0, damaged = 1, codec = 0 WHERE seq = ?`, seq); err != nil {
 		return fmt.Errorf("quarantine record %d: %w", seq, err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -327,9 +340,13 @@ func (j *Journal) commit(group []*appendReq) error {
 		}
 		recv := b.ReceivedAt.UnixNano()
 		crc := recordCRC(b.App, b.FrameID, recv, b.Dropped, b.Lost, b.Body)
+		codec, stored := packBody(j.packBuf, b.Body)
+		if codec == codecS2 {
+			j.packBuf = stored[:0]
+		}
 		err := tx.QueryRowContext(ctx,
-			`INSERT INTO journal(app, frame_id, received_at, body, dropped, lost, crc) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
-			b.App, b.FrameID, recv, b.Body, b.Dropped, b.Lost, int64(crc)).Scan(&r.seq)
+			`INSERT INTO journal(app, frame_id, received_at, body, dropped, lost, crc, codec) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+			b.App, b.FrameID, recv, stored, b.Dropped, b.Lost, int64(crc), codec).Scan(&r.seq)
 		if err != nil {
 			return fmt.Errorf("journal: append: %w", err)
 		}
@@ -366,7 +383,7 @@ func (j *Journal) Read(ctx context.Context, after int64, max int) ([]drainpipe.R
 // read returns the records and the indexes of those failing their CRC.
 func (j *Journal) read(ctx context.Context, after int64, max int) ([]drainpipe.Record, []int, error) {
 	rows, err := j.db.QueryContext(ctx,
-		`SELECT seq, app, frame_id, received_at, body, dropped, lost, crc, damaged FROM journal WHERE seq > ? ORDER BY seq LIMIT ?`,
+		`SELECT seq, app, frame_id, received_at, body, dropped, lost, crc, damaged, codec FROM journal WHERE seq > ? ORDER BY seq LIMIT ?`,
 		after, max)
 	if err != nil {
 		return nil, nil, fmt.Errorf("journal: read after %d: %w", after, err)
@@ -379,10 +396,14 @@ func (j *Journal) read(ctx context.Context, after int64, max int) ([]drainpipe.R
 		var r drainpipe.Record
 		var recv int64
 		var crc sql.NullInt64
-		if err := rows.Scan(&r.Seq, &r.App, &r.FrameID, &recv, &r.Body, &r.Dropped, &r.Lost, &crc, &r.Damaged); err != nil {
+		var codec int64
+		var stored []byte
+		if err := rows.Scan(&r.Seq, &r.App, &r.FrameID, &recv, &stored, &r.Dropped, &r.Lost, &crc, &r.Damaged, &codec); err != nil {
 			return nil, nil, fmt.Errorf("journal: scan: %w", err)
 		}
-		if !r.Damaged && crc.Valid && (uint32(crc.Int64) != recordCRC(r.App, r.FrameID, recv, r.Dropped, r.Lost, r.Body) || crc.Int64>>32 != 0) {
+		body, derr := expandBody(codec, stored)
+		r.Body = body
+		if !r.Damaged && (derr != nil || crc.Valid && (uint32(crc.Int64) != recordCRC(r.App, r.FrameID, recv, r.Dropped, r.Lost, r.Body) || crc.Int64>>32 != 0)) {
 			bad = append(bad, len(out))
 		}
 		r.ReceivedAt = time.Unix(0, recv).UTC()
