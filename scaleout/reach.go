@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 type reach struct {
 	name string // "kafka", "store"
 	now  func() time.Time
+	log  *slog.Logger // changes of state are logged
 
 	mu      sync.Mutex
 	known   bool      // at least one outcome noted
@@ -25,15 +27,23 @@ type reach struct {
 	note    string    // what the process does about it ("opening, attempt 3")
 }
 
-func newReach(name string) *reach { return &reach{name: name, now: time.Now} }
+func newReach(name string, log *slog.Logger) *reach {
+	return &reach{name: name, now: time.Now, log: log}
+}
 
-// observe notes the outcome of a contact.
+// observe notes the outcome of a contact, logging a change of state.
 func (r *reach) observe(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
 	ok := err == nil
 	if !r.known || ok != r.ok {
+		switch {
+		case !ok:
+			r.log.Warn(r.name+" unreachable", "err", err)
+		case r.known:
+			r.log.Info(r.name+" reachable again", "down_for", now.Sub(r.since).Round(time.Second))
+		}
 		r.since = now
 	}
 	r.known, r.ok, r.checked, r.err = true, ok, now, err

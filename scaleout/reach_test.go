@@ -1,16 +1,20 @@
 package scaleout
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
 
 func TestReachDetail(t *testing.T) {
 	now := time.Date(2026, 11, 26, 1, 0, 0, 0, time.UTC)
-	r := newReach("kafka")
+	var logs bytes.Buffer
+	r := newReach("kafka", slog.New(slog.NewTextHandler(&logs, nil)))
 	r.now = func() time.Time { return now }
 	if err := r.health(context.Background()); err == nil || err.Error() != "kafka: not reached yet" {
 		t.Errorf("health before any contact: %v", err)
@@ -53,12 +57,16 @@ func TestReachDetail(t *testing.T) {
 	if r.up() != 1 {
 		t.Error("not up once up")
 	}
+	// Changes of state are logged, once each.
+	if got := logs.String(); strings.Count(got, `msg="kafka unreachable"`) != 1 || strings.Count(got, `msg="kafka reachable again" down_for=4s`) != 1 {
+		t.Errorf("logs:\n%s", got)
+	}
 }
 
 // TestReachProbe: the probe pings only when no other contact refreshed
 // the outcome within the interval.
 func TestReachProbe(t *testing.T) {
-	r := newReach("store")
+	r := newReach("store", slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	pings := make(chan struct{}, 100)
 	done := make(chan struct{})

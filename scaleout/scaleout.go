@@ -154,7 +154,7 @@ func Start(ctx context.Context, cfg Config, open OpenFunc, log *slog.Logger) (*N
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	st := newLazyStore(cfg.Retention)
+	st := newLazyStore(cfg.Retention, log)
 	n := &Node{Registry: reg, log: log, cancel: cancel, errc: make(chan error, 4), sup: supervise.New(log, reg), store: st}
 	fail := func(err error) (*Node, error) {
 		cancel()
@@ -256,7 +256,7 @@ func Start(ctx context.Context, cfg Config, open OpenFunc, log *slog.Logger) (*N
 			return fail(err)
 		}
 		n.journal = j
-		n.kafka = newReach("kafka")
+		n.kafka = newReach("kafka", log)
 		appender = watchedAppender{j, n.kafka}
 		sst = server.NewCredentialCache(st, cfg.CredentialRefresh)
 		health = append(health, n.kafka.health)

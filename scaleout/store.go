@@ -45,11 +45,11 @@ type lazyStore struct {
 	st Store
 }
 
-func newLazyStore(retention map[drainpipe.Tier]time.Duration) *lazyStore {
+func newLazyStore(retention map[drainpipe.Tier]time.Duration, log *slog.Logger) *lazyStore {
 	if retention == nil {
 		retention = drainpipe.DefaultRetention()
 	}
-	return &lazyStore{retention: retention, reach: newReach("store"), ready: make(chan struct{})}
+	return &lazyStore{retention: retention, reach: newReach("store", log), ready: make(chan struct{})}
 }
 
 var (
