@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 	"sort"
 
 	"github.com/drainpipe/drainpipe/logline"
@@ -218,14 +219,25 @@ func mergeCounts[K comparable](dst *map[K]int64, src map[K]int64) {
 }
 
 // GaugeStat merges one gauge over the dynos in b; when dyno is non-empty
-// only that dyno counts.
+// only that dyno counts. The dynos are merged in name order: a sum of
+// floats depends on its order, and map order would make two answers of
+// the same query differ in their last digits.
 func (b *Bucket) GaugeStat(g logline.Gauge, dyno string) Stat {
 	var s Stat
-	for name, gs := range b.Dynos {
-		if dyno != "" && name != dyno {
-			continue
+	if dyno != "" {
+		if gs := b.Dynos[dyno]; gs != nil {
+			s.Merge(&gs[g])
 		}
-		s.Merge(&gs[g])
+		return s
+	}
+	var buf [16]string
+	names := buf[:0]
+	for name := range b.Dynos {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		s.Merge(&b.Dynos[name][g])
 	}
 	return s
 }
@@ -296,9 +308,36 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
+// Part names one part of a bucket, for DecodeParts. Requests are always
+// decoded.
+type Part uint16
+
+// The parts of a bucket.
+const (
+	PartService Part = 1 << iota // Service
+	PartConnect                  // Connect
+	PartStatus                   // Status
+	PartHCodes                   // HCodes
+	PartRCodes                   // RCodes
+	PartLogLoss                  // LogLoss
+	PartDynos                    // Dynos
+	PartCustom                   // Custom
+	// AllParts is every part: what Decode reads.
+	AllParts Part = 1<<iota - 1
+)
+
 // Decode parses an encoding made by Encode into a fresh Bucket. Corrupt
 // input returns an error, never a partly filled bucket.
-func Decode(p []byte) (*Bucket, error) {
+func Decode(p []byte) (*Bucket, error) { return DecodeParts(p, AllParts) }
+
+// DecodeParts is Decode that fills only the parts in parts and leaves the
+// others zero. The checksum is verified over the whole encoding, and the
+// parts left out are stepped over (the encoding has no section lengths, so
+// their varints are scanned, not parsed into values or maps): a query
+// that reads two sketches need not build a bucket's maps and gauges.
+// Skipped sketches are not checked against their counts; the checksum
+// still guards them against corruption in storage.
+func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 	if len(p) < 4 {
 		return nil, fmt.Errorf("decode bucket: %w", errShort)
 	}
@@ -314,27 +353,54 @@ func Decode(p []byte) (*Bucket, error) {
 		return nil, fmt.Errorf("decode bucket: unknown encoding version %d", v)
 	}
 	b := &Bucket{Requests: int64(r.uvarint())}
-	if err := b.Service.decode(&r); err != nil {
-		return nil, fmt.Errorf("decode bucket service: %w", err)
+	if parts&PartService != 0 {
+		if err := b.Service.decode(&r); err != nil {
+			return nil, fmt.Errorf("decode bucket service: %w", err)
+		}
+	} else {
+		skipDist(&r)
 	}
-	if err := b.Connect.decode(&r); err != nil {
-		return nil, fmt.Errorf("decode bucket connect: %w", err)
+	if parts&PartConnect != 0 {
+		if err := b.Connect.decode(&r); err != nil {
+			return nil, fmt.Errorf("decode bucket connect: %w", err)
+		}
+	} else {
+		skipDist(&r)
 	}
 	if n := r.count(); n > 0 {
-		b.Status = make(map[int]int64, n)
-		for i := 0; i < n && r.err == nil; i++ {
-			k := int(r.uvarint())
-			b.Status[k] = int64(r.uvarint())
+		if parts&PartStatus != 0 {
+			b.Status = make(map[int]int64, n)
+			for i := 0; i < n && r.err == nil; i++ {
+				k := int(r.uvarint())
+				b.Status[k] = int64(r.uvarint())
+			}
+		} else {
+			for i := 0; i < n && r.err == nil; i++ {
+				r.uvarint()
+				r.uvarint()
+			}
 		}
 	}
-	b.HCodes = decodeCounts(&r)
-	b.RCodes = decodeCounts(&r)
-	b.LogLoss = decodeCounts(&r)
+	b.HCodes = decodeCounts(&r, parts&PartHCodes != 0)
+	b.RCodes = decodeCounts(&r, parts&PartRCodes != 0)
+	b.LogLoss = decodeCounts(&r, parts&PartLogLoss != 0)
 	if n := r.count(); n > 0 {
-		b.Dynos = make(map[string]*Gauges, n)
+		keep := parts&PartDynos != 0
+		var gs []Gauges
+		if keep {
+			b.Dynos = make(map[string]*Gauges, n)
+			gs = make([]Gauges, n) // one allocation for every dyno's gauges
+		}
 		for i := 0; i < n && r.err == nil; i++ {
+			if !keep {
+				r.bytes()
+				for range logline.NumGauges {
+					skipStat(&r)
+				}
+				continue
+			}
 			name := r.str()
-			g := new(Gauges)
+			g := &gs[i]
 			for j := range g {
 				g[j].decode(&r)
 			}
@@ -342,8 +408,19 @@ func Decode(p []byte) (*Bucket, error) {
 		}
 	}
 	if n := r.count(); n > 0 {
-		b.Custom = make(map[string]*Custom, n)
+		keep := parts&PartCustom != 0
+		if keep {
+			b.Custom = make(map[string]*Custom, n)
+		}
 		for i := 0; i < n && r.err == nil; i++ {
+			if !keep {
+				r.bytes()
+				r.uvarint()
+				r.float()
+				skipStat(&r)
+				skipDist(&r)
+				continue
+			}
 			name := r.str()
 			c := &Custom{Kinds: uint8(r.uvarint()), Total: r.float()}
 			c.Stat.decode(&r)
@@ -362,9 +439,40 @@ func Decode(p []byte) (*Bucket, error) {
 	return b, nil
 }
 
-func decodeCounts(r *decoder) map[string]int64 {
+// skipDist steps over an encoded Dist.
+func skipDist(r *decoder) {
+	if r.uvarint() == 0 {
+		return
+	}
+	r.skip(3 * 8) // sum, min, max
+	r.uvarint()   // zero count
+	bins := r.count()
+	for i := 0; i < bins && r.err == nil; i++ {
+		r.varint()
+		r.uvarint()
+	}
+}
+
+// skipStat steps over an encoded Stat.
+func skipStat(r *decoder) {
+	if r.uvarint() == 0 {
+		return
+	}
+	r.skip(3 * 8) // sum, max, last
+	r.varint()    // last time
+}
+
+// decodeCounts reads a map of counts; it steps over them unless keep.
+func decodeCounts(r *decoder, keep bool) map[string]int64 {
 	n := r.count()
 	if n == 0 {
+		return nil
+	}
+	if !keep {
+		for i := 0; i < n && r.err == nil; i++ {
+			r.bytes()
+			r.varint()
+		}
 		return nil
 	}
 	m := make(map[string]int64, n)

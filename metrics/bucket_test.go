@@ -132,6 +132,77 @@ func TestDecodeRejectsCorruptInput(t *testing.T) {
 	}
 }
 
+// TestDecodePartsKeepsOnlyItsParts decodes a bucket holding every part
+// with each part alone: that part must equal the whole decode's, the
+// others must be empty, and Requests is always there.
+func TestDecodePartsKeepsOnlyItsParts(t *testing.T) {
+	enc := sampleBucket(rand.New(rand.NewPCG(15, 16))).Encode(nil)
+	full, err := Decode(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pick := func(b *Bucket, p Part) *Bucket {
+		out := &Bucket{Requests: b.Requests}
+		if p&PartService != 0 {
+			out.Service = b.Service
+		}
+		if p&PartConnect != 0 {
+			out.Connect = b.Connect
+		}
+		if p&PartStatus != 0 {
+			out.Status = b.Status
+		}
+		if p&PartHCodes != 0 {
+			out.HCodes = b.HCodes
+		}
+		if p&PartRCodes != 0 {
+			out.RCodes = b.RCodes
+		}
+		if p&PartLogLoss != 0 {
+			out.LogLoss = b.LogLoss
+		}
+		if p&PartDynos != 0 {
+			out.Dynos = b.Dynos
+		}
+		if p&PartCustom != 0 {
+			out.Custom = b.Custom
+		}
+		return out
+	}
+	for p := Part(1); p <= AllParts; p <<= 1 {
+		for _, parts := range []Part{p, AllParts &^ p, 0} {
+			got, err := DecodeParts(enc, parts)
+			if err != nil {
+				t.Fatalf("parts %08b: %v", parts, err)
+			}
+			want := pick(full, parts)
+			if !bytes.Equal(got.Encode(nil), want.Encode(nil)) {
+				t.Errorf("parts %08b: decoded %+v, want %+v", parts, got, want)
+			}
+		}
+	}
+}
+
+// TestDecodePartsChecksEverything: skipping a part skips neither the
+// checksum nor the bounds of the encoding.
+func TestDecodePartsChecksEverything(t *testing.T) {
+	enc := sampleBucket(rand.New(rand.NewPCG(17, 18))).Encode(nil)
+	for i := 0; i < len(enc); i += 5 {
+		bad := append([]byte(nil), enc...)
+		bad[i] ^= 0x04
+		if _, err := DecodeParts(bad, 0); err == nil {
+			t.Fatalf("flipping a bit of byte %d went unnoticed with no part decoded", i)
+		}
+	}
+	body := enc[:len(enc)-4]
+	for _, n := range []int{1, len(body) / 3, len(body) / 2, len(body) - 1} {
+		short := binary.LittleEndian.AppendUint32(append([]byte(nil), body[:n]...), crc32.Checksum(body[:n], castagnoli))
+		if _, err := DecodeParts(short, 0); err == nil {
+			t.Errorf("DecodeParts of a body cut to %d/%d bytes succeeded", n, len(body))
+		}
+	}
+}
+
 // TestQuantilesOfSmallDistributions checks the interpolation on the
 // cases where snapping to one rank is far off: two values, and ten.
 func TestQuantilesOfSmallDistributions(t *testing.T) {
@@ -170,6 +241,15 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte("\x010000000000000000000000000001\x050000000000000\xdc\xdc\xdc\xdc\xdc0000000000000000000000000000"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		p := binary.LittleEndian.AppendUint32(append([]byte(nil), body...), crc32.Checksum(body, castagnoli))
+		// Whatever decodes whole decodes in parts; skipping a part may
+		// accept a malformed part it would have rejected, never fail.
+		for _, parts := range []Part{0, PartService | PartConnect, PartDynos, AllParts &^ PartCustom} {
+			if _, perr := DecodeParts(p, parts); perr != nil {
+				if _, err := Decode(p); err == nil {
+					t.Fatalf("parts %08b: %v where Decode succeeds", parts, perr)
+				}
+			}
+		}
 		b, err := Decode(p)
 		if err != nil {
 			return

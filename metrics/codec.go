@@ -59,6 +59,15 @@ func (r *decoder) float() float64 {
 	return v
 }
 
+// skip steps over n bytes.
+func (r *decoder) skip(n int) {
+	if len(r.b) < n {
+		r.fail()
+		return
+	}
+	r.b = r.b[n:]
+}
+
 func (r *decoder) bytes() []byte {
 	n := r.uvarint()
 	if n > uint64(len(r.b)) {

@@ -16,6 +16,12 @@ import (
 // processType "" every process type. The time range prunes the scan to
 // the partitions it overlaps.
 func (s *Store) Buckets(ctx context.Context, app, processType string, tier drainpipe.Tier, start, end time.Time) ([]metrics.Row, error) {
+	return s.BucketParts(ctx, app, processType, tier, start, end, metrics.AllParts)
+}
+
+// BucketParts is Buckets with only parts of each bucket decoded (see
+// metrics.DecodeParts); every bucket's checksum is still verified.
+func (s *Store) BucketParts(ctx context.Context, app, processType string, tier drainpipe.Tier, start, end time.Time, parts metrics.Part) ([]metrics.Row, error) {
 	table := tableOf(tier)
 	q := `SELECT app, ptype, ts, data FROM ` + table + ` WHERE ts >= $1 AND ts < $2`
 	args := []any{start, end}
@@ -41,7 +47,7 @@ func (s *Store) Buckets(ctx context.Context, app, processType string, tier drain
 			return nil, fail(err, "scan %s", table)
 		}
 		r.Time = r.Time.UTC()
-		b, err := metrics.Decode(data)
+		b, err := metrics.DecodeParts(data, parts)
 		if err != nil {
 			// Reported, never silently read: the row is left out of the
 			// answer and moved to quarantine by the next flush that

@@ -204,6 +204,18 @@ func (l *lazyStore) Buckets(ctx context.Context, app, processType string, tier d
 	return st.Buckets(ctx, app, processType, tier, start, end)
 }
 
+// BucketParts implements server.PartStore when the store under it does.
+func (l *lazyStore) BucketParts(ctx context.Context, app, processType string, tier drainpipe.Tier, start, end time.Time, parts metrics.Part) ([]metrics.Row, error) {
+	st, err := l.store()
+	if err != nil {
+		return nil, err
+	}
+	if ps, ok := st.(server.PartStore); ok {
+		return ps.BucketParts(ctx, app, processType, tier, start, end, parts)
+	}
+	return st.Buckets(ctx, app, processType, tier, start, end)
+}
+
 // RequestCounts implements server.Store.
 func (l *lazyStore) RequestCounts(ctx context.Context, tier drainpipe.Tier, start, end time.Time) ([]metrics.RequestCount, error) {
 	st, err := l.store()

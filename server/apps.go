@@ -219,7 +219,8 @@ func (s *Server) fleetSummary(ctx context.Context) ([]appJSON, error) {
 	tenEnd := alignDown(now, 10*time.Minute).Add(10 * time.Minute)
 	curStart := tenEnd.Add(-time.Hour)
 	prevStart := tenEnd.Add(-2 * time.Hour)
-	rows, err := s.store.Buckets(ctx, "", "", drainpipe.Tier10m, prevStart, tenEnd)
+	rows, err := s.buckets(ctx, "", "", drainpipe.Tier10m, prevStart, tenEnd,
+		metrics.PartService|metrics.PartHCodes|metrics.PartRCodes|metrics.PartLogLoss|metrics.PartDynos)
 	if err != nil {
 		return nil, fmt.Errorf("summary: 10m buckets: %w", err)
 	}

@@ -54,7 +54,8 @@ func validName(v string) bool {
 // and fetches its buckets. pt is the process type from the path, or ""
 // to read the process_type parameter (default defaultPT). It writes the
 // error answer and returns ok=false on failure.
-func (s *Server) seriesRequest(w http.ResponseWriter, r *http.Request, app, pt, defaultPT string) (win window, buckets []*metrics.Bucket, ok bool) {
+// Only parts of each bucket are decoded (Requests always are).
+func (s *Server) seriesRequest(w http.ResponseWriter, r *http.Request, app, pt, defaultPT string, parts metrics.Part) (win window, buckets []*metrics.Bucket, ok bool) {
 	win, err := s.parseWindow(r)
 	if err != nil {
 		s.queryError(w, r, err)
@@ -72,7 +73,7 @@ func (s *Server) seriesRequest(w http.ResponseWriter, r *http.Request, app, pt, 
 		s.queryError(w, r, badRequestf("process type %q is not valid", pt))
 		return win, nil, false
 	}
-	buckets, err = s.fetch(r.Context(), app, pt, win)
+	buckets, err = s.fetch(r.Context(), app, pt, win, parts)
 	if err != nil {
 		s.queryError(w, r, err)
 		return win, nil, false
@@ -106,7 +107,7 @@ type latencySummary struct {
 
 // handleLatency is GET /api/apps/{app}/router-metrics/latency.
 func (s *Server) handleLatency(w http.ResponseWriter, r *http.Request, app string) {
-	win, buckets, ok := s.seriesRequest(w, r, app, "", "web")
+	win, buckets, ok := s.seriesRequest(w, r, app, "", "web", metrics.PartService|metrics.PartConnect)
 	if !ok {
 		return
 	}
@@ -181,6 +182,13 @@ func countSeries[K comparable](body *seriesBody, buckets []*metrics.Bucket, name
 	}
 }
 
+// routerParts and dynoParts are the parts of a bucket the router and dyno
+// count series read, their seen functions included.
+const (
+	routerParts = metrics.PartStatus | metrics.PartHCodes
+	dynoParts   = metrics.PartRCodes | metrics.PartDynos
+)
+
 func routerSeen(b *metrics.Bucket) bool {
 	return b.Requests > 0 || len(b.Status) > 0 || len(b.HCodes) > 0
 }
@@ -193,7 +201,7 @@ func anySeen(b *metrics.Bucket) bool { return !b.Empty() }
 
 // handleStatus is GET /api/apps/{app}/router-metrics/status.
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request, app string) {
-	win, buckets, ok := s.seriesRequest(w, r, app, "", "web")
+	win, buckets, ok := s.seriesRequest(w, r, app, "", "web", routerParts)
 	if !ok {
 		return
 	}
@@ -206,7 +214,7 @@ func identity(s string) string { return s }
 
 // handleRouterErrors is GET /api/apps/{app}/router-metrics/errors.
 func (s *Server) handleRouterErrors(w http.ResponseWriter, r *http.Request, app string) {
-	win, buckets, ok := s.seriesRequest(w, r, app, "", "web")
+	win, buckets, ok := s.seriesRequest(w, r, app, "", "web", routerParts)
 	if !ok {
 		return
 	}
@@ -217,7 +225,7 @@ func (s *Server) handleRouterErrors(w http.ResponseWriter, r *http.Request, app 
 
 // handleDynoErrors is GET /api/apps/{app}/formation/{type}/metrics/errors.
 func (s *Server) handleDynoErrors(w http.ResponseWriter, r *http.Request, app string) {
-	win, buckets, ok := s.seriesRequest(w, r, app, r.PathValue("type"), "")
+	win, buckets, ok := s.seriesRequest(w, r, app, r.PathValue("type"), "", dynoParts)
 	if !ok {
 		return
 	}
@@ -233,7 +241,8 @@ func (s *Server) handleLogLoss(w http.ResponseWriter, r *http.Request, app strin
 		s.queryError(w, r, err)
 		return
 	}
-	buckets, err := s.fetch(r.Context(), app, "", win)
+	// Every part: a bucket holding anything at all answers 0, not null.
+	buckets, err := s.fetch(r.Context(), app, "", win, metrics.AllParts)
 	if err != nil {
 		s.queryError(w, r, err)
 		return
@@ -283,7 +292,7 @@ func (s *Server) gaugeSeries(w http.ResponseWriter, r *http.Request, app string,
 		s.queryError(w, r, err)
 		return
 	}
-	win, buckets, ok := s.seriesRequest(w, r, app, r.PathValue("type"), "")
+	win, buckets, ok := s.seriesRequest(w, r, app, r.PathValue("type"), "", metrics.PartDynos)
 	if !ok {
 		return
 	}
@@ -479,7 +488,7 @@ func (s *Server) handleCustomSeries(w http.ResponseWriter, r *http.Request, app 
 	}
 	kindName := ms[i].Kind
 	kind, _ := customKindNamed(kindName) // 0 for a kind this server does not know: read as measure
-	win, buckets, ok := s.seriesRequest(w, r, app, "", "")
+	win, buckets, ok := s.seriesRequest(w, r, app, "", "", metrics.PartCustom)
 	if !ok {
 		return
 	}

@@ -169,6 +169,7 @@ type fetchKey struct {
 	app, processType string
 	step             time.Duration
 	start, end       int64
+	parts            metrics.Part
 }
 
 type fetchEntry struct {
@@ -192,15 +193,22 @@ type fetchCache struct {
 const maxFetchEntries = 256
 
 // fetch returns the merged buckets of w, through the cache when enabled.
-func (s *Server) fetch(ctx context.Context, app, processType string, w window) ([]*metrics.Bucket, error) {
+// Only parts of each bucket are decoded; an entry holding every part
+// serves any request for the same window.
+func (s *Server) fetch(ctx context.Context, app, processType string, w window, parts metrics.Part) ([]*metrics.Bucket, error) {
 	ttl := s.cfg.QueryCacheTTL
 	if ttl <= 0 {
-		return s.fetchStore(ctx, app, processType, w)
+		return s.fetchStore(ctx, app, processType, w, parts)
 	}
-	k := fetchKey{app, processType, w.step.d, w.start.UnixNano(), w.end.UnixNano()}
+	k := fetchKey{app, processType, w.step.d, w.start.UnixNano(), w.end.UnixNano(), parts}
 	c := &s.fetches
 	c.mu.Lock()
 	e, ok := c.entries[k]
+	if !ok && parts != metrics.AllParts {
+		all := k
+		all.parts = metrics.AllParts
+		e, ok = c.entries[all]
+	}
 	if ok && (e.expires.IsZero() || time.Now().Before(e.expires)) {
 		c.mu.Unlock()
 		select {
@@ -228,7 +236,7 @@ func (s *Server) fetch(ctx context.Context, app, processType string, w window) (
 	// Detached from the first caller, so that its hanging up does not fail
 	// the others waiting for the same window.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	e.buckets, e.err = s.fetchStore(fctx, app, processType, w)
+	e.buckets, e.err = s.fetchStore(fctx, app, processType, w, parts)
 	cancel()
 	c.mu.Lock()
 	if e.err != nil {
@@ -242,7 +250,7 @@ func (s *Server) fetch(ctx context.Context, app, processType string, w window) (
 }
 
 // fetchStore reads w's rows from the store and merges them per bucket.
-func (s *Server) fetchStore(ctx context.Context, app, processType string, w window) ([]*metrics.Bucket, error) {
+func (s *Server) fetchStore(ctx context.Context, app, processType string, w window, parts metrics.Part) ([]*metrics.Bucket, error) {
 	out := make([]*metrics.Bucket, w.n)
 	from := w.start
 	if ret := s.store.Retention()[w.step.tier]; ret > 0 {
@@ -253,7 +261,7 @@ func (s *Server) fetchStore(ctx context.Context, app, processType string, w wind
 	if !from.Before(w.end) {
 		return out, nil
 	}
-	rows, err := s.store.Buckets(ctx, app, processType, w.step.tier, from, w.end)
+	rows, err := s.buckets(ctx, app, processType, w.step.tier, from, w.end, parts)
 	if err != nil {
 		return nil, fmt.Errorf("read %s buckets of %q: %w", w.step.tier, app, err)
 	}
@@ -282,6 +290,15 @@ func (s *Server) fetchStore(ctx context.Context, app, processType string, w wind
 		out[i].Merge(row.Bucket)
 	}
 	return out, nil
+}
+
+// buckets reads rows from the store with only parts decoded when the
+// store can do that (PartStore), else whole.
+func (s *Server) buckets(ctx context.Context, app, processType string, tier drainpipe.Tier, start, end time.Time, parts metrics.Part) ([]metrics.Row, error) {
+	if ps, ok := s.store.(PartStore); ok {
+		return ps.BucketParts(ctx, app, processType, tier, start, end, parts)
+	}
+	return s.store.Buckets(ctx, app, processType, tier, start, end)
 }
 
 // values is one series: a value per bucket, NaN where nothing was seen.

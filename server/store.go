@@ -54,6 +54,15 @@ type Store interface {
 	Retention() map[drainpipe.Tier]time.Duration
 }
 
+// PartStore is implemented by stores that can decode only the parts of
+// each bucket a query reads (metrics.DecodeParts). The query API uses it
+// when the store offers it; the buckets it returns must verify their
+// checksums as Buckets does.
+type PartStore interface {
+	// BucketParts is Store.Buckets with only parts decoded in each bucket.
+	BucketParts(ctx context.Context, app, processType string, tier drainpipe.Tier, start, end time.Time, parts metrics.Part) ([]metrics.Row, error)
+}
+
 // ProcessType is one process type of an app's formation.
 type ProcessType struct {
 	Name  string   `json:"name"`

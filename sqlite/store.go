@@ -640,7 +640,14 @@ func (s *Store) partitionsIn(tier drainpipe.Tier, start, end time.Time) []string
 
 // Buckets returns the stored rows of tier for app in [start, end).
 func (s *Store) Buckets(ctx context.Context, app, processType string, tier drainpipe.Tier, start, end time.Time) ([]metrics.Row, error) {
+	return s.BucketParts(ctx, app, processType, tier, start, end, metrics.AllParts)
+}
+
+// BucketParts is Buckets with only parts of each bucket decoded (see
+// metrics.DecodeParts); every bucket's checksum is still verified.
+func (s *Store) BucketParts(ctx context.Context, app, processType string, tier drainpipe.Tier, start, end time.Time, parts metrics.Part) ([]metrics.Row, error) {
 	var out []metrics.Row
+	var lastApp, lastPT string
 	for _, table := range s.partitionsIn(tier, start, end) {
 		q := `SELECT app, ptype, ts, data FROM ` + table + ` WHERE ts >= ? AND ts < ?`
 		args := []any{start.Unix(), end.Unix()}
@@ -661,13 +668,22 @@ func (s *Store) Buckets(ctx context.Context, app, processType string, tier drain
 			var r metrics.Row
 			var ts int64
 			// RawBytes points into the driver's row: Decode copies what it
-			// keeps, so the bucket's bytes need no copy of their own.
-			var data sql.RawBytes
-			if err := rows.Scan(&r.App, &r.ProcessType, &ts, &data); err != nil {
+			// keeps, so the bucket's bytes need no copy of their own. The
+			// names repeat from row to row and are copied only when they
+			// change.
+			var data, rapp, rpt sql.RawBytes
+			if err := rows.Scan(&rapp, &rpt, &ts, &data); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("store: scan %s: %w", table, err)
 			}
-			b, err := metrics.Decode(data)
+			if string(rapp) != lastApp {
+				lastApp = string(rapp)
+			}
+			if string(rpt) != lastPT {
+				lastPT = string(rpt)
+			}
+			r.App, r.ProcessType = lastApp, lastPT
+			b, err := metrics.DecodeParts(data, parts)
 			if err != nil {
 				// Reported, never silently read: the row is left out of
 				// the answer and moved to quarantine by the next flush
