@@ -182,8 +182,9 @@ type fetchEntry struct {
 // fetchCache shares the buckets of one window between the requests that
 // ask for it at about the same time: the dashboard asks for latency,
 // status, errors, memory, load and more of the same window at once, and
-// they are then read and decoded once. Entries live QueryCacheTTL (far
-// inside SPEC's 10 s freshness); callers only read the shared buckets.
+// they are then read twice (see cacheGroup), not once per request.
+// Entries live QueryCacheTTL (far inside SPEC's 10 s freshness); callers
+// only read the shared buckets.
 type fetchCache struct {
 	mu      sync.Mutex
 	entries map[fetchKey]*fetchEntry
@@ -191,6 +192,27 @@ type fetchCache struct {
 
 // maxFetchEntries bounds the cache; beyond it expired entries are dropped.
 const maxFetchEntries = 256
+
+// Parts shared through the cache: a dashboard page asks for latency
+// (the two sketches, the costly part of a bucket) and for status, errors,
+// memory and load (counts and gauges, no sketch) of one window at once.
+// Through the cache those are two reads of the store, each decoding only
+// its group, instead of one read decoding everything or one read per
+// endpoint.
+const (
+	sketchParts = metrics.PartService | metrics.PartConnect
+	countParts  = metrics.AllParts &^ (sketchParts | metrics.PartCustom)
+)
+
+// cacheGroup widens parts to the group of the cache it is shared in.
+func cacheGroup(parts metrics.Part) metrics.Part {
+	for _, g := range []metrics.Part{sketchParts, countParts} {
+		if parts&^g == 0 {
+			return g
+		}
+	}
+	return metrics.AllParts
+}
 
 // fetch returns the merged buckets of w, through the cache when enabled.
 // Only parts of each bucket are decoded; an entry holding every part
@@ -200,6 +222,7 @@ func (s *Server) fetch(ctx context.Context, app, processType string, w window, p
 	if ttl <= 0 {
 		return s.fetchStore(ctx, app, processType, w, parts)
 	}
+	parts = cacheGroup(parts)
 	k := fetchKey{app, processType, w.step.d, w.start.UnixNano(), w.end.UnixNano(), parts}
 	c := &s.fetches
 	c.mu.Lock()
