@@ -1,6 +1,7 @@
 package drainpipe
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -8,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // NewCredentials returns fresh random credentials for an app: a drain
@@ -47,6 +49,46 @@ func DrainPairMatches(user, secret, storedUser, storedSecretHash string) bool {
 	userOK := subtle.ConstantTimeCompare([]byte(user), []byte(storedUser)) == 1
 	secretOK := subtle.ConstantTimeCompare([]byte(HashSecret(secret)), []byte(storedSecretHash)) == 1
 	return userOK && secretOK
+}
+
+// DrainAuths caches each app's drain user and secret hash, which never
+// change once the app exists, so that a store checks a drain's basic-auth
+// pair without a query per request. The zero value is ready to use.
+type DrainAuths struct {
+	mu sync.Mutex
+	m  map[string]drainAuth
+}
+
+type drainAuth struct {
+	user       string
+	secretHash string
+}
+
+// Verify checks a drain's user and secret for app against the stored pair,
+// in constant time, calling lookup for the stored user and secret hash the
+// first time it sees app. lookup's error is returned as it is (wrapping
+// ErrNotFound for an unknown app); a pair that does not match gives
+// ErrUnauthorized.
+func (c *DrainAuths) Verify(ctx context.Context, app, user, secret string, lookup func(ctx context.Context, app string) (storedUser, storedSecretHash string, err error)) error {
+	c.mu.Lock()
+	a, ok := c.m[app]
+	c.mu.Unlock()
+	if !ok {
+		var err error
+		if a.user, a.secretHash, err = lookup(ctx, app); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		if c.m == nil {
+			c.m = map[string]drainAuth{}
+		}
+		c.m[app] = a
+		c.mu.Unlock()
+	}
+	if !DrainPairMatches(user, secret, a.user, a.secretHash) {
+		return fmt.Errorf("app %q: %w", app, ErrUnauthorized)
+	}
+	return nil
 }
 
 func randomToken(n int) (string, error) {

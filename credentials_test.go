@@ -1,6 +1,9 @@
 package drainpipe
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -47,5 +50,33 @@ func TestDrainPairMatches(t *testing.T) {
 		if got := DrainPairMatches(tc.user, tc.secret, cr.DrainUser, h); got != tc.want {
 			t.Errorf("DrainPairMatches(%q, %q) = %v, want %v", tc.user, tc.secret, got, tc.want)
 		}
+	}
+}
+
+func TestDrainAuthsLooksUpOnce(t *testing.T) {
+	ctx := context.Background()
+	var c DrainAuths
+	calls := 0
+	lookup := func(_ context.Context, app string) (string, string, error) {
+		calls++
+		if app != "web" {
+			return "", "", fmt.Errorf("app %q: %w", app, ErrNotFound)
+		}
+		return "u1", HashSecret("s3cret"), nil
+	}
+	if err := c.Verify(ctx, "web", "u1", "s3cret", lookup); err != nil {
+		t.Fatalf("good pair: %v", err)
+	}
+	if err := c.Verify(ctx, "web", "u1", "wrong", lookup); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("wrong secret: got %v, want ErrUnauthorized", err)
+	}
+	if calls != 1 {
+		t.Fatalf("lookup called %d times for one app, want 1", calls)
+	}
+	if err := c.Verify(ctx, "nope", "u1", "s3cret", lookup); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown app: got %v, want ErrNotFound", err)
+	}
+	if err := c.Verify(ctx, "nope", "u1", "s3cret", lookup); !errors.Is(err, ErrNotFound) || calls != 3 {
+		t.Fatalf("unknown app again: got %v after %d lookups; a failed lookup must not be cached", err, calls)
 	}
 }

@@ -35,13 +35,8 @@ type Store struct {
 	eventsLimit int
 
 	mu    sync.Mutex
-	parts map[partKey]bool   // partitions known to exist
-	auth  map[string]appAuth // cache of app credentials by name
-}
-
-type appAuth struct {
-	user       string
-	secretHash string
+	parts map[partKey]bool // partitions known to exist
+	auth  drainpipe.DrainAuths
 }
 
 var (
@@ -72,7 +67,7 @@ func Open(ctx context.Context, databaseURL string, retention map[drainpipe.Tier]
 	}
 	s := &Store{
 		pool: pool, log: log, retention: retention, eventsLimit: 100000,
-		parts: map[partKey]bool{}, auth: map[string]appAuth{},
+		parts: map[partKey]bool{},
 	}
 	applied, err := migrate(ctx, pool)
 	if err != nil {
@@ -187,25 +182,16 @@ func (s *Store) App(ctx context.Context, name string) (drainpipe.App, error) {
 // VerifyDrain checks a drain's basic-auth pair against the stored hash, in
 // constant time.
 func (s *Store) VerifyDrain(ctx context.Context, app, user, secret string) error {
-	s.mu.Lock()
-	a, ok := s.auth[app]
-	s.mu.Unlock()
-	if !ok {
-		err := s.pool.QueryRow(ctx, `SELECT drain_user, secret_hash FROM apps WHERE name = $1`, app).Scan(&a.user, &a.secretHash)
+	return s.auth.Verify(ctx, app, user, secret, func(ctx context.Context, app string) (u, hash string, err error) {
+		err = s.pool.QueryRow(ctx, `SELECT drain_user, secret_hash FROM apps WHERE name = $1`, app).Scan(&u, &hash)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("app %q: %w", app, drainpipe.ErrNotFound)
+			return "", "", fmt.Errorf("app %q: %w", app, drainpipe.ErrNotFound)
 		}
 		if err != nil {
-			return fail(err, "look up app %q", app)
+			return "", "", fail(err, "look up app %q", app)
 		}
-		s.mu.Lock()
-		s.auth[app] = a
-		s.mu.Unlock()
-	}
-	if !drainpipe.DrainPairMatches(user, secret, a.user, a.secretHash) {
-		return fmt.Errorf("app %q: %w", app, drainpipe.ErrUnauthorized)
-	}
-	return nil
+		return u, hash, nil
+	})
 }
 
 // AppForToken returns the app whose API token this is.

@@ -99,7 +99,7 @@ type Store struct {
 
 	mu    sync.Mutex
 	parts map[partKey]string // partition tables known to exist
-	auth  map[string]appAuth // cache of app credentials by name
+	auth  drainpipe.DrainAuths
 
 	damaged int // buckets found damaged at start-up
 }
@@ -107,11 +107,6 @@ type Store struct {
 type partKey struct {
 	tier  drainpipe.Tier
 	start int64
-}
-
-type appAuth struct {
-	user       string
-	secretHash string
 }
 
 var _ server.Store = (*Store)(nil)
@@ -126,7 +121,7 @@ func OpenStore(ctx context.Context, path string, retention map[drainpipe.Tier]ti
 	if retention == nil {
 		retention = DefaultRetention()
 	}
-	s := &Store{db: db, log: log, retention: retention, parts: map[partKey]string{}, auth: map[string]appAuth{}}
+	s := &Store{db: db, log: log, retention: retention, parts: map[partKey]string{}}
 	rows, err := db.QueryContext(ctx, `SELECT tier, start, name FROM partitions`)
 	if err != nil {
 		db.Close()
@@ -322,25 +317,16 @@ func (s *Store) App(ctx context.Context, name string) (drainpipe.App, error) {
 
 // VerifyDrain checks a drain's basic-auth pair against the stored hash.
 func (s *Store) VerifyDrain(ctx context.Context, app, user, secret string) error {
-	s.mu.Lock()
-	a, ok := s.auth[app]
-	s.mu.Unlock()
-	if !ok {
-		err := s.db.QueryRowContext(ctx, `SELECT drain_user, secret_hash FROM apps WHERE name = ?`, app).Scan(&a.user, &a.secretHash)
+	return s.auth.Verify(ctx, app, user, secret, func(ctx context.Context, app string) (u, hash string, err error) {
+		err = s.db.QueryRowContext(ctx, `SELECT drain_user, secret_hash FROM apps WHERE name = ?`, app).Scan(&u, &hash)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("app %q: %w", app, drainpipe.ErrNotFound)
+			return "", "", fmt.Errorf("app %q: %w", app, drainpipe.ErrNotFound)
 		}
 		if err != nil {
-			return fmt.Errorf("store: look up app %q: %w", app, err)
+			return "", "", fmt.Errorf("store: look up app %q: %w", app, err)
 		}
-		s.mu.Lock()
-		s.auth[app] = a
-		s.mu.Unlock()
-	}
-	if !drainpipe.DrainPairMatches(user, secret, a.user, a.secretHash) {
-		return fmt.Errorf("app %q: %w", app, drainpipe.ErrUnauthorized)
-	}
-	return nil
+		return u, hash, nil
+	})
 }
 
 // AppForToken returns the app whose API token this is.
