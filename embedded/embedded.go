@@ -219,25 +219,13 @@ func (n *Node) Err() <-chan error { return n.errc }
 
 // retention drops expired partitions now and then, reporting what it did.
 func (n *Node) retention(ctx context.Context) error {
-	t := time.NewTicker(10 * time.Minute)
-	defer t.Stop()
-	for {
+	return n.sup.Every(ctx, "retention", 10*time.Minute, func(ctx context.Context) error {
 		dropped, err := n.Store.DropExpired(ctx, time.Now())
-		switch {
-		case err != nil && ctx.Err() == nil:
-			n.log.Error("retention", "err", err)
-		case err == nil:
-			n.sup.OK("retention")
-			if len(dropped) > 0 {
-				n.log.Info("retention dropped partitions", "tables", dropped)
-			}
+		if err == nil && len(dropped) > 0 {
+			n.log.Info("retention dropped partitions", "tables", dropped)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+		return err
+	})
 }
 
 // Close stops serving (letting in-flight drains finish), makes a last

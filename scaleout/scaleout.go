@@ -344,25 +344,13 @@ func ensureTopic(ctx context.Context, kc kafka.Config, log *slog.Logger) {
 // maintain creates the store's partitions ahead and drops expired ones,
 // at start and every 10 minutes.
 func (n *Node) maintain(ctx context.Context, m maintainer) error {
-	t := time.NewTicker(10 * time.Minute)
-	defer t.Stop()
-	for {
+	return n.sup.Every(ctx, "maintenance", 10*time.Minute, func(ctx context.Context) error {
 		dropped, err := m.Maintain(ctx, time.Now())
-		switch {
-		case err != nil && ctx.Err() == nil:
-			n.log.Error("store maintenance", "err", err)
-		case err == nil:
-			n.sup.OK("maintenance")
-			if len(dropped) > 0 {
-				n.log.Info("retention dropped partitions", "tables", dropped)
-			}
+		if err == nil && len(dropped) > 0 {
+			n.log.Info("retention dropped partitions", "tables", dropped)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+		return err
+	})
 }
 
 // Err returns a channel that receives the first fatal error of a part.

@@ -104,6 +104,29 @@ func (s *Supervisor) Go(ctx context.Context, worker string, fn func(context.Cont
 	}()
 }
 
+// Every calls fn at once and then every interval until ctx ends, for work
+// whose failure is not fatal (retention, partition maintenance): an error
+// while ctx is live is logged and the next tick tries again; a success is
+// recorded with OK(worker). It returns nil when ctx ends, so it fits Go.
+func (s *Supervisor) Every(ctx context.Context, worker string, interval time.Duration, fn func(context.Context) error) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		err := fn(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Error(worker, "err", err)
+		case err == nil:
+			s.OK(worker)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
 // run calls fn, turning a panic into an error with its stack.
 func run(ctx context.Context, fn func(context.Context) error) (err error, panicked bool) {
 	defer func() {

@@ -59,3 +59,39 @@ func TestRestartsAfterPanicAndError(t *testing.T) {
 		t.Errorf("a worker that returned nil ran %d times", once.Load())
 	}
 }
+
+// TestEveryRetriesAtNextTick: a periodic worker whose run fails is called
+// again at its next tick rather than restarted or stopped, its success is
+// recorded, and it returns nil when ctx ends.
+func TestEveryRetriesAtNextTick(t *testing.T) {
+	s := New(quiet, prometheus.NewRegistry())
+	ctx, cancel := context.WithCancel(context.Background())
+	var runs atomic.Int32
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Every(ctx, "tidy", time.Millisecond, func(context.Context) error {
+			if runs.Add(1) == 1 {
+				return errors.New("store unavailable")
+			}
+			cancel()
+			return nil
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Every returned %v after ctx ended, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("Every still running after %d runs", runs.Load())
+	}
+	if n := runs.Load(); n != 2 {
+		t.Errorf("runs = %d, want 2 (a failure, then a success)", n)
+	}
+	if ok := testutil.ToFloat64(s.lastOK.WithLabelValues("tidy")); ok < float64(time.Now().Add(-time.Minute).Unix()) {
+		t.Errorf("last success = %v", ok)
+	}
+	if e := testutil.ToFloat64(s.restarts.WithLabelValues("tidy", "error")); e != 0 {
+		t.Errorf("a failed periodic run counted %v restarts", e)
+	}
+}
