@@ -66,7 +66,7 @@ func Open(ctx context.Context, databaseURL string, retention map[drainpipe.Tier]
 		retention = drainpipe.DefaultRetention()
 	}
 	s := &Store{
-		pool: pool, log: log, retention: retention, eventsLimit: 100000,
+		pool: pool, log: log, retention: retention, eventsLimit: server.EventsLimit,
 		parts: map[partKey]bool{},
 	}
 	applied, err := migrate(ctx, pool)

@@ -8,6 +8,10 @@ import (
 	"github.com/drainpipe/drainpipe/metrics"
 )
 
+// EventsLimit is the most events one Store.Events call returns: the newest
+// ones of the window when there are more.
+const EventsLimit = 100_000
+
 // Store is what the HTTP server needs from the store: the app registry
 // with its credentials, and read access to buckets and events. The
 // embedded implementation is sqlite.Store.
@@ -38,7 +42,7 @@ type Store interface {
 	// (all process types summed per app and bucket) in [start, end).
 	RequestCounts(ctx context.Context, tier drainpipe.Tier, start, end time.Time) ([]metrics.RequestCount, error)
 	// Events returns app's events in [start, end), oldest first: the newest
-	// 100,000 of them when there are more. A non-empty dyno keeps only that
+	// EventsLimit (100,000) of them when there are more. A non-empty dyno keeps only that
 	// dyno's events (and app-wide ones such as deploys). The slice is the
 	// caller's.
 	Events(ctx context.Context, app string, start, end time.Time, dyno string) ([]drainpipe.Event, error)

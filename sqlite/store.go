@@ -721,7 +721,7 @@ func (s *Store) RequestCounts(ctx context.Context, tier drainpipe.Tier, start, e
 }
 
 // eventsLimit is the most events one Events call returns (tests lower it).
-var eventsLimit = 100000
+var eventsLimit = server.EventsLimit
 
 // Events returns app's events in [start, end), oldest first: the newest
 // 100,000 of them when there are more.
