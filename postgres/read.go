@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"time"
 
@@ -114,9 +115,7 @@ func (s *Store) Events(ctx context.Context, app string, start, end time.Time, dy
 	if err := rows.Err(); err != nil {
 		return nil, fail(err, "events of %q", app)
 	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 { // newest first → oldest first
-		out[i], out[j] = out[j], out[i]
-	}
+	slices.Reverse(out) // newest first → oldest first
 	return out, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -754,9 +755,7 @@ func (s *Store) Events(ctx context.Context, app string, start, end time.Time, dy
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: events of %q: %w", app, err)
 	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 { // newest first → oldest first
-		out[i], out[j] = out[j], out[i]
-	}
+	slices.Reverse(out) // newest first → oldest first
 	return out, nil
 }
 
