@@ -61,27 +61,34 @@ const maxGroup = 256
 // table. Concurrent appends are grouped into one transaction and one fsync,
 // and each caller returns only after that commit.
 type Journal struct {
-	packBuf []byte // the writer's buffer for compressed bodies
-	db      *sql.DB
-	path    string
-	log     *slog.Logger
-	reqs    chan *appendReq
-	notify  chan struct{}
-	done    chan struct{} // closed by Close
-	exited  chan struct{} // closed when the writer has returned
-	wg      sync.WaitGroup
-	once    sync.Once
+	db     *sql.DB
+	path   string
+	log    *slog.Logger
+	reqs   chan *appendReq
+	notify chan struct{}
+	done   chan struct{} // closed by Close
+	exited chan struct{} // closed when the writer has returned
+	wg     sync.WaitGroup
+	once   sync.Once
+	// packBufs holds the buffers Append compresses bodies into; a buffer
+	// goes back only once the writer is done with the request using it.
+	packBufs sync.Pool
 
 	quarantined atomic.Int64
 	lastSeq     atomic.Int64 // the highest sequence number committed
 }
 
 type appendReq struct {
-	b    drainpipe.Batch
-	seq  int64
-	dup  bool
-	err  error
-	done chan struct{}
+	b drainpipe.Batch
+	// crc, codec and stored are computed by Append's caller, so the single
+	// writer goroutine only runs SQL and the fsync.
+	crc    uint32
+	codec  int64
+	stored []byte
+	seq    int64
+	dup    bool
+	err    error
+	done   chan struct{}
 }
 
 var _ drainpipe.Journal = (*Journal)(nil)
@@ -101,6 +108,7 @@ func OpenJournal(ctx context.Context, path string, log *slog.Logger) (*Journal, 
 		done:   make(chan struct{}),
 		exited: make(chan struct{}),
 	}
+	j.packBufs.New = func() any { return new([]byte) }
 	if err := j.verify(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("journal: %w", err)
@@ -248,6 +256,13 @@ var ErrClosed = errors.New("journal closed")
 // and seq is 0.
 func (j *Journal) Append(ctx context.Context, b drainpipe.Batch) (int64, bool, error) {
 	r := &appendReq{b: b, done: make(chan struct{})}
+	r.crc = recordCRC(b.App, b.FrameID, b.ReceivedAt.UnixNano(), b.Dropped, b.Lost, b.Body)
+	buf := j.packBufs.Get().(*[]byte)
+	defer j.packBufs.Put(buf)
+	r.codec, r.stored = packBody(*buf, b.Body)
+	if r.codec == codecS2 {
+		*buf = r.stored[:0]
+	}
 	select {
 	case j.reqs <- r:
 	case <-j.done:
@@ -338,15 +353,9 @@ func (j *Journal) commit(group []*appendReq) error {
 				continue
 			}
 		}
-		recv := b.ReceivedAt.UnixNano()
-		crc := recordCRC(b.App, b.FrameID, recv, b.Dropped, b.Lost, b.Body)
-		codec, stored := packBody(j.packBuf, b.Body)
-		if codec == codecS2 {
-			j.packBuf = stored[:0]
-		}
 		err := tx.QueryRowContext(ctx,
 			`INSERT INTO journal(app, frame_id, received_at, body, dropped, lost, crc, codec) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
-			b.App, b.FrameID, recv, stored, b.Dropped, b.Lost, int64(crc), codec).Scan(&r.seq)
+			b.App, b.FrameID, b.ReceivedAt.UnixNano(), r.stored, b.Dropped, b.Lost, int64(r.crc), r.codec).Scan(&r.seq)
 		if err != nil {
 			return fmt.Errorf("journal: append: %w", err)
 		}
