@@ -153,8 +153,10 @@ func OpenStore(ctx context.Context, path string, retention map[drainpipe.Tier]ti
 }
 
 // verify is the start-up check: SQLite's structural check of the file,
-// then every stored bucket's CRC-32C and its plain request and 5xx
-// columns against the checksummed bucket. A bucket that fails is moved,
+// then every stored bucket's CRC-32C (over all its bytes) and its plain
+// request and 5xx columns against the checksummed bucket. Only the status
+// part is decoded: the checksum is what finds damage, and decoding every
+// sketch made start-up grow with the store. A bucket that fails is moved,
 // bytes intact, to the quarantine table, reported with the file and the
 // row's byte offset, and left out of every answer; plain columns that
 // disagree with their (intact) bucket are rewritten from it. A file that
@@ -188,7 +190,7 @@ func (s *Store) verify(ctx context.Context, path string) error {
 			}
 			n++
 			f.table = table
-			b, derr := metrics.Decode(f.data)
+			b, derr := metrics.DecodeParts(f.data, metrics.PartStatus)
 			switch {
 			case derr != nil:
 				f.err = derr
