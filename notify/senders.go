@@ -13,7 +13,7 @@ import (
 )
 
 // UserAgent is sent with every webhook request.
-var UserAgent = "drainpipe-notify/1"
+const UserAgent = "drainpipe-notify/1"
 
 // Webhook POSTs the notification as JSON (monitor.Notification) to URL.
 // Any 2xx answer means delivered. The Idempotency-Key header carries the

@@ -15,8 +15,7 @@ import (
 func TestEventsKeepsTheNewestOldestFirst(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
-	defer func(n int) { eventsLimit = n }(eventsLimit)
-	eventsLimit = 4
+	s.eventsLimit = 4
 
 	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	f := &metrics.Flush{Position: 1}
@@ -46,7 +45,7 @@ func TestEventsKeepsTheNewestOldestFirst(t *testing.T) {
 	}
 
 	// Within the limit, everything comes back, oldest first.
-	eventsLimit = 100
+	s.eventsLimit = 100
 	evs, err = s.Events(ctx, "a", t0.Add(time.Second), t0.Add(4*time.Second), "")
 	if err != nil {
 		t.Fatal(err)

@@ -103,6 +103,10 @@ type Store struct {
 	auth  drainpipe.DrainAuths
 
 	damaged int // buckets found damaged at start-up
+
+	// eventsLimit is the most events one Events call returns
+	// (server.EventsLimit; tests lower it).
+	eventsLimit int
 }
 
 type partKey struct {
@@ -122,7 +126,7 @@ func OpenStore(ctx context.Context, path string, retention map[drainpipe.Tier]ti
 	if retention == nil {
 		retention = DefaultRetention()
 	}
-	s := &Store{db: db, log: log, retention: retention, parts: map[partKey]string{}}
+	s := &Store{db: db, log: log, retention: retention, parts: map[partKey]string{}, eventsLimit: server.EventsLimit}
 	rows, err := db.QueryContext(ctx, `SELECT tier, start, name FROM partitions`)
 	if err != nil {
 		db.Close()
@@ -723,9 +727,6 @@ func (s *Store) RequestCounts(ctx context.Context, tier drainpipe.Tier, start, e
 	return out, nil
 }
 
-// eventsLimit is the most events one Events call returns (tests lower it).
-var eventsLimit = server.EventsLimit
-
 // Events returns app's events in [start, end), oldest first: the newest
 // 100,000 of them when there are more.
 func (s *Store) Events(ctx context.Context, app string, start, end time.Time, dyno string) ([]drainpipe.Event, error) {
@@ -736,7 +737,7 @@ func (s *Store) Events(ctx context.Context, app string, start, end time.Time, dy
 		args = append(args, dyno)
 	}
 	q += ` ORDER BY ts DESC, id DESC LIMIT ?`
-	args = append(args, eventsLimit)
+	args = append(args, s.eventsLimit)
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: events of %q: %w", app, err)
