@@ -169,7 +169,7 @@ func New(cfg Config, j drainpipe.Journal, sink Sink, notify <-chan struct{}, log
 		}),
 		mFlushDur: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "drainpipe_aggregate_flush_seconds", Help: "Time to apply one flush.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
 		mLastOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "drainpipe_aggregate_last_flush_timestamp_seconds", Help: "When the last flush succeeded.",

@@ -84,7 +84,7 @@ otherwise.`,
 			live := tf
 			live.end = time.Now().UTC().Truncate(time.Second)
 			live.backfill = live.end.Sub(end)
-			_, err := runTraffic(ctx, fleet, senders, live, true, 0, e.stderr)
+			_, err := runTraffic(ctx, fleet, senders, live, true, 0, e.stderr, nil)
 			trafficErr <- err
 		}()
 		select {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -20,6 +21,7 @@ func loadgenCommand(e *env) *ffcli.Command {
 	prefix := fs.String("prefix", "", "prefix for the generated app names, so runs against one server do not collide")
 	duration := fs.Duration("duration", 0, "after the backfill, send live traffic for this long (0: stop after the backfill)")
 	sinkAddr := fs.String("sink", "", "first send the same traffic to a read-and-discard receiver listening on this address (host:port, port 0 picks one), then to the server, and print the ratio of the two rates; without --admin-token only the receiver is measured")
+	freshness := fs.Duration("freshness", 0, "with --duration, every this often during the live traffic send one router line to an app of its own and time it from the 2xx until the query API counts it (SPEC: within 10 s); prints the percentiles (0: no probe)")
 	verify := fs.Duration("verify", 30*time.Second, "after the run, wait up to this long for the server's API to show every router line sent counted and none rejected (0: do not check)")
 	tf.register(fs, time.Hour)
 	cmd := &ffcli.Command{
@@ -32,7 +34,8 @@ real drain endpoint: first --backfill of history as fast as the server
 accepts it, then, with --duration, live traffic. Prints lines/s at the
 end, then checks through the API that every router line acknowledged was
 counted and none was rejected (--verify; it assumes no other traffic
-for these apps). Environment: DRAINPIPE_URL, DRAINPIPE_ADMIN_TOKEN, ...
+for these apps). --freshness measures how long a line takes from its
+2xx to the query API while the live traffic runs. Environment: DRAINPIPE_URL, DRAINPIPE_ADMIN_TOKEN, ...
 
 With --sink ADDR, loadgen first runs a read-and-discard HTTP receiver on
 ADDR and sends it the same lines (same seed, same window), then sends
@@ -87,8 +90,42 @@ use both.`,
 			}
 			senders[app.Name] = &countingSender{app: app.Name, next: c, count: counted}
 		}
+		var probe *freshnessProbe
+		if *freshness > 0 && *duration > 0 {
+			app, err := api.createApp(ctx, *prefix+"freshness-probe")
+			if err != nil {
+				return fmt.Errorf("loadgen: %w (use --prefix to pick fresh names)", err)
+			}
+			c, err := drain.NewClient(drain.Config{URL: app.DrainURL, HTTPClient: hc, MaxRetries: 20})
+			if err != nil {
+				return err
+			}
+			probe = &freshnessProbe{api: api, drain: c, app: app.Name, every: *freshness, timeout: time.Minute}
+		}
 		fmt.Fprintf(e.stderr, "created %d apps on %s\n", len(fleet), *base)
-		p, err := runTraffic(ctx, fleet, senders, tf, *duration > 0, *duration, e.stderr)
+		trafficCtx, stopTraffic := context.WithCancel(ctx)
+		defer stopTraffic()
+		probeDone := make(chan error, 1)
+		var onLive func()
+		if probe != nil {
+			live := make(chan struct{})
+			var once sync.Once
+			onLive = func() { once.Do(func() { close(live) }) }
+			go func() {
+				select {
+				case <-live:
+					probeDone <- probe.run(trafficCtx)
+				case <-trafficCtx.Done():
+					probeDone <- nil
+				}
+			}()
+		}
+		p, err := runTraffic(trafficCtx, fleet, senders, tf, *duration > 0, *duration, e.stderr, onLive)
+		stopTraffic()
+		if probe != nil {
+			err = joinErr(err, <-probeDone)
+			probe.report(e.stdout)
+		}
 		rate := float64(p.Sent) / max(p.Elapsed.Seconds(), 0.001)
 		fmt.Fprintf(e.stdout, "drainpipe: sent %d lines in %d batches (%d lines failed) in %s: %.0f lines/s\n",
 			p.Sent, p.Batches, p.Failed, p.Elapsed.Round(time.Millisecond), rate)
@@ -132,7 +169,7 @@ func runSink(ctx context.Context, e *env, addr string, fleet []gen.AppSpec, hc *
 		senders[a.Name] = &countingSender{app: a.Name, next: c, count: counted}
 	}
 	fmt.Fprintf(e.stderr, "sink listening on %s\n", sk.ln.Addr())
-	p, err := runTraffic(ctx, fleet, senders, tf, false, 0, e.stderr)
+	p, err := runTraffic(ctx, fleet, senders, tf, false, 0, e.stderr, nil)
 	err = joinErr(err, sk.close())
 	fmt.Fprintf(e.stdout, "sink: sent %d lines in %d batches (%d lines failed, %d bytes read) in %s: %.0f lines/s\n",
 		p.Sent, p.Batches, p.Failed, sk.bytes.Load(), p.Elapsed.Round(time.Millisecond), float64(p.Sent)/max(p.Elapsed.Seconds(), 0.001))

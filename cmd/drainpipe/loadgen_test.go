@@ -61,3 +61,42 @@ func TestVerifyCountedFails(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestLoadgenFreshness runs the freshness probe during live traffic: every
+// probe line must show in the API, and the figures get printed.
+func TestLoadgenFreshness(t *testing.T) {
+	n := startNode(t)
+	out, stderr, err := runCmd(t, "", "loadgen", "--url", n.URL, "--admin-token", "adm",
+		"--backfill", "1m", "--duration", "3s", "--freshness", "500ms", "--prefix", "fr-", "--verify", "0")
+	if err != nil {
+		t.Fatalf("loadgen: %v\n%s\n%s", err, out, stderr)
+	}
+	m := regexp.MustCompile(`freshness \(2xx to counted in the API, step 1m\): (\d+) probes, p50 \S+, p90 \S+, max \S+; \d+ over 10s, (\d+) not seen`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no freshness figures printed:\n%s", out)
+	}
+	if k, _ := strconv.Atoi(m[1]); k == 0 || m[2] != "0" {
+		t.Fatalf("probes: %s seen, %s missed:\n%s", m[1], m[2], out)
+	}
+}
+
+// TestFreshnessProbeMisses checks that the probe can fail: a line the API
+// never counts is reported as not seen.
+func TestFreshnessProbeMisses(t *testing.T) {
+	n := startNode(t)
+	api := &apiClient{base: n.URL, token: "adm"}
+	if _, err := api.createApp(context.Background(), "silent"); err != nil {
+		t.Fatal(err)
+	}
+	p := &freshnessProbe{api: api, app: "silent", timeout: 200 * time.Millisecond}
+	seen, err := p.waitCounted(context.Background(), time.Now().Truncate(time.Minute), 1, time.Now().Add(p.timeout))
+	if err != nil || seen {
+		t.Fatalf("seen = %v, err = %v; want not seen", seen, err)
+	}
+	var b strings.Builder
+	p.missed = 1
+	p.report(&b)
+	if !strings.Contains(b.String(), "no probe seen (1 missed") {
+		t.Fatalf("report: %s", b.String())
+	}
+}

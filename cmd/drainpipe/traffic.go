@@ -34,8 +34,9 @@ func (tf *trafficFlags) register(fs *flag.FlagSet, backfill time.Duration) {
 
 // runTraffic backfills [now-backfill, now) for fleet and then, when live,
 // follows real time until ctx ends or, when liveFor > 0, for liveFor. It
-// draws a live progress line on w.
-func runTraffic(ctx context.Context, fleet []gen.AppSpec, senders map[string]gen.Sender, tf trafficFlags, live bool, liveFor time.Duration, w io.Writer) (gen.Progress, error) {
+// draws a live progress line on w. onLive, when not nil, is called once
+// when the backfill is done and live traffic starts.
+func runTraffic(ctx context.Context, fleet []gen.AppSpec, senders map[string]gen.Sender, tf trafficFlags, live bool, liveFor time.Duration, w io.Writer, onLive func()) (gen.Progress, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	tty := isTerminal(w)
@@ -59,6 +60,9 @@ func runTraffic(ctx context.Context, fleet []gen.AppSpec, senders map[string]gen
 				lastLive = time.Now()
 				if liveFor > 0 {
 					time.AfterFunc(liveFor, cancel)
+				}
+				if onLive != nil && live {
+					onLive()
 				}
 			case p.Phase == "live" && tty:
 				fmt.Fprintf(w, "\rlive: %s lines sent, %d failed, now at %s  ", human(p.Sent), p.Failed, p.Cursor.Format("15:04:05"))
