@@ -175,7 +175,7 @@ func newBlob(b *metrics.Bucket) blob {
 
 // historyVersion names the layout of the benchmark stores; change it when
 // fillHistory or the store's schema changes, so old ones are not reused.
-const historyVersion = "v4"
+const historyVersion = "v5" // v5: 8 KB pages
 
 var historyMu sync.Mutex
 

@@ -7,8 +7,11 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"strings"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -17,7 +20,10 @@ import (
 // open opens (creating if needed) the database at path in WAL mode with
 // synchronous=FULL, so that a committed transaction survives a crash and a
 // power loss, and applies schema.
-func open(ctx context.Context, path string, schema string) (*sql.DB, error) {
+func open(ctx context.Context, path string, schema string, pageSize int) (*sql.DB, error) {
+	if err := createWithPageSize(ctx, path, pageSize); err != nil {
+		return nil, err
+	}
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
@@ -37,6 +43,32 @@ func open(ctx context.Context, path string, schema string) (*sql.DB, error) {
 		return nil, fmt.Errorf("create schema in %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// createWithPageSize creates the database at path with pages of
+// pageSize bytes when it does not exist yet (or is empty). SQLite fixes
+// the page size when a database's first page is written, and the DSN's
+// pragmas run in name order, journal_mode (which writes it) before
+// page_size, so a new database gets its page size here, before open
+// applies the rest. An existing database keeps the page size it has.
+func createWithPageSize(ctx context.Context, path string, pageSize int) error {
+	if pageSize == 0 {
+		return nil
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+		return nil
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, fmt.Sprintf(`PRAGMA page_size = %d; PRAGMA journal_mode = WAL`, pageSize)); err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	return db.Close()
 }
 
 // txn is a transaction on a connection of its own. When COMMIT or

@@ -95,7 +95,7 @@ var _ drainpipe.Journal = (*Journal)(nil)
 
 // OpenJournal opens or creates the journal database at path.
 func OpenJournal(ctx context.Context, path string, log *slog.Logger) (*Journal, error) {
-	db, err := open(ctx, path, journalSchema)
+	db, err := open(ctx, path, journalSchema, 0)
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -173,8 +174,14 @@ func TestDamagedFileRefusesToStart(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			// Page 2 is the journal table's root; scribble over its header.
-			if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, 12), 4096); err != nil {
+			// Page 2 is the first table's root; scribble over its header.
+			// It starts one page in: the page size is the big-endian
+			// 16-bit number at byte 16 of the file's header.
+			var size [2]byte
+			if _, err := f.ReadAt(size[:], 16); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, 12), int64(binary.BigEndian.Uint16(size[:]))); err != nil {
 				t.Fatal(err)
 			}
 		}},
