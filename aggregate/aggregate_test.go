@@ -448,3 +448,50 @@ func TestLineAndFrameLimits(t *testing.T) {
 		t.Fatalf("drainpipe_rejected_lines_total{app=shop,reason=too_many_frames} = %v", got)
 	}
 }
+
+// slowSink takes delay for every Apply before passing it to the store.
+type slowSink struct {
+	*sqlite.Store
+	delay time.Duration
+}
+
+func (s *slowSink) Apply(ctx context.Context, fl *metrics.Flush) error {
+	time.Sleep(s.delay)
+	return s.Store.Apply(ctx, fl)
+}
+
+// TestFlushWaitAdapts: after a flush that took d the aggregator waits
+// 2·d before the next one, within [FlushInterval, MaxFlushInterval], and
+// returns to FlushInterval once flushes are quick again.
+func TestFlushWaitAdapts(t *testing.T) {
+	ctx := context.Background()
+	j, st := openStack(t)
+	sink := &slowSink{Store: st}
+	minWait, maxWait := 10*time.Millisecond, 300*time.Millisecond
+	a := New(Config{FlushInterval: minWait, MaxFlushInterval: maxWait}, j, sink, nil, quiet, nil)
+	now := time.Now().UTC()
+	for i, delay := range []time.Duration{50 * time.Millisecond, 400 * time.Millisecond, 0, 100 * time.Millisecond} {
+		body := frame(nil, now, "heroku", "router", `at=info method=GET path=/ dyno=web.1 connect=1ms service=5ms status=200`)
+		if _, _, err := j.Append(ctx, drainpipe.Batch{App: "shop", ReceivedAt: now, Body: body}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.readOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		sink.delay = delay
+		start := time.Now()
+		a.Flush(ctx)
+		took := time.Since(start)
+		if got := a.Flushed(); got != int64(i+1) {
+			t.Fatalf("flushed position %d, want %d", got, i+1)
+		}
+		lo := min(max(2*delay, minWait), maxWait)
+		hi := min(max(2*took, minWait), maxWait)
+		if a.wait < lo || a.wait > hi {
+			t.Fatalf("flush %d took %s (%s injected): wait %s, want within [%s, %s]", i, took, delay, a.wait, lo, hi)
+		}
+	}
+	if d := (Config{FlushInterval: 10 * time.Second}).WithDefaults(); d.MaxFlushInterval != 10*time.Second {
+		t.Fatalf("MaxFlushInterval below FlushInterval: %s", d.MaxFlushInterval)
+	}
+}

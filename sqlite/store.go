@@ -436,6 +436,9 @@ func (s *Store) apply(ctx context.Context, f *metrics.Flush, position bool, now 
 		return fmt.Errorf("store: begin flush: %w", err)
 	}
 	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `PRAGMA cache_size = -131072`); err != nil {
+		return err
+	}
 	stmts := newStmtCache(tx.Tx)
 	defer stmts.close()
 	created := map[partKey]string{}

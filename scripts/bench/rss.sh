@@ -7,13 +7,14 @@
 # flush-duration histogram at the end.
 # Usage: scripts/bench/rss.sh BIN OUTDIR   (see docs/BENCHMARKS.md)
 # LOADGEN=BIN2 runs the loadgen of another binary (one with --freshness)
-# against BIN's server; APPS=N changes the number of apps.
+# against BIN's server; APPS=N changes the number of apps; SERVE_ARGS adds
+# flags to serve (e.g. "--cpuprofile FILE").
 set -u
 bin=${1:?usage: rss.sh BIN OUTDIR} out=${2:?usage: rss.sh BIN OUTDIR}
 loadgen=${LOADGEN:-$bin} apps=${APPS:-10000}
 mkdir -p "$out"
 data=$(mktemp -d); port=$((20000 + RANDOM % 20000))
-$bin serve --data $data --listen 127.0.0.1:$port --admin-token tok > "$out/rss-serve.log" 2>&1 &
+$bin serve --data $data --listen 127.0.0.1:$port --admin-token tok ${SERVE_ARGS:-} > "$out/rss-serve.log" 2>&1 &
 pid=$!
 sleep 1
 metric() { echo "$1" | awk -v n="$2" '$1 == n {print $2}'; }
