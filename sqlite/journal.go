@@ -73,6 +73,9 @@ type Journal struct {
 	// packBufs holds the buffers Append compresses bodies into; a buffer
 	// goes back only once the writer is done with the request using it.
 	packBufs sync.Pool
+	// handoff holds the newest committed records for Read, so the
+	// aggregator need not read back and decompress what was just written.
+	handoff handoff
 
 	quarantined atomic.Int64
 	lastSeq     atomic.Int64 // the highest sequence number committed
@@ -119,6 +122,8 @@ func OpenJournal(ctx context.Context, path string, log *slog.Logger) (*Journal, 
 		return nil, fmt.Errorf("journal: read last sequence number: %w", err)
 	}
 	j.lastSeq.Store(last)
+	j.handoff.maxBytes, j.handoff.maxRecords = handoffMaxBytes, handoffMaxRecords
+	j.handoff.reset(last)
 	j.wg.Add(1)
 	go j.writer()
 	return j, nil
@@ -254,6 +259,10 @@ var ErrClosed = errors.New("journal closed")
 // Append stores b durably and returns its sequence number. A batch whose
 // (App, FrameID) was appended before is not stored again: duplicate is true
 // and seq is 0.
+//
+// The journal keeps b.Body in memory until Read has handed it out, so the
+// caller must not change it afterwards (Read checks it against the
+// record's checksum and reads the file instead if it was).
 func (j *Journal) Append(ctx context.Context, b drainpipe.Batch) (int64, bool, error) {
 	r := &appendReq{b: b, done: make(chan struct{})}
 	r.crc = recordCRC(b.App, b.FrameID, b.ReceivedAt.UnixNano(), b.Dropped, b.Lost, b.Body)
@@ -314,6 +323,11 @@ func (j *Journal) writer() {
 			}
 		}
 		err := j.commit(group)
+		if err != nil {
+			j.handoff.invalidate()
+		} else {
+			j.handoff.add(group)
+		}
 		for _, r := range group {
 			if err != nil {
 				r.err, r.seq, r.dup = err, 0, false
@@ -375,7 +389,29 @@ const MaxReadBytes = 32 << 20
 // early once MaxReadBytes of bodies are read. Every record's checksum is
 // checked; one that fails (damaged since start-up) is quarantined like at
 // start-up and returned with Damaged set and no body.
+//
+// Records committed lately come from memory (the hand-off, see handoff):
+// the bodies Append was given, checked against the checksums computed
+// from them, never read back from the file. The journal has one reader:
+// Read(after) also tells it that the records up to after are no longer
+// needed in memory.
 func (j *Journal) Read(ctx context.Context, after int64, max int) ([]drainpipe.Record, error) {
+	if recs, crcs, ok := j.handoff.read(after, max, MaxReadBytes); ok {
+		intact := true
+		for i := range recs {
+			r := &recs[i]
+			if crcs[i] != recordCRC(r.App, r.FrameID, r.ReceivedAt.UnixNano(), r.Dropped, r.Lost, r.Body) {
+				intact = false
+				j.log.Error("journal: a record's body changed in memory after Append (its caller reused the buffer); reading from the file",
+					"seq", r.Seq, "app", r.App)
+				break
+			}
+		}
+		if intact {
+			return recs, nil
+		}
+		j.handoff.invalidate()
+	}
 	out, bad, err := j.read(ctx, after, max)
 	if err != nil {
 		return nil, err
@@ -428,6 +464,7 @@ func (j *Journal) read(ctx context.Context, after int64, max int) ([]drainpipe.R
 // Trim deletes records up to and including upTo, and forgets frame ids
 // older than FrameIDRetention.
 func (j *Journal) Trim(ctx context.Context, upTo int64) error {
+	j.handoff.forget(upTo)
 	if _, err := j.db.ExecContext(ctx, `DELETE FROM journal WHERE seq <= ?`, upTo); err != nil {
 		return fmt.Errorf("journal: trim to %d: %w", upTo, err)
 	}

@@ -1,0 +1,201 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drainpipe/drainpipe"
+)
+
+// routerBody returns a drain body of n router lines (S2-packed when
+// stored, being over 4 KiB for n ≥ 40).
+func routerBody(n, salt int) []byte {
+	var b []byte
+	for i := range n {
+		b = fmt.Appendf(b, "236 <158>1 2026-11-25T10:00:%02d.%06d+00:00 host heroku router - at=info method=GET path=/p/%d dyno=web.%d connect=1ms service=%dms status=200 bytes=1234\n", i%60, i, salt, i%4+1, 20+i%300)
+	}
+	return b
+}
+
+// sameRecords fails unless got and want hold the same records field by
+// field (times compared as instants and by location).
+func sameRecords(t *testing.T, got, want []drainpipe.Record) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d records, want %d", len(got), len(want))
+	}
+	for i := range got {
+		g, w := got[i], want[i]
+		if g.Seq != w.Seq || g.App != w.App || g.FrameID != w.FrameID || !g.ReceivedAt.Equal(w.ReceivedAt) ||
+			g.ReceivedAt.Location() != w.ReceivedAt.Location() || !bytes.Equal(g.Body, w.Body) ||
+			g.Dropped != w.Dropped || g.Lost != w.Lost || g.Damaged != w.Damaged {
+			t.Fatalf("record %d: got %+v, want %+v", i, g, w)
+		}
+	}
+}
+
+// TestJournalHandoffServesWhatTheFileHolds: records read right after
+// their commit come from memory and are exactly what the file holds
+// (packed and raw bodies, drop and lost counts, a duplicate left out).
+func TestJournalHandoffServesWhatTheFileHolds(t *testing.T) {
+	ctx := context.Background()
+	j := openJournal(t)
+	batches := []drainpipe.Batch{
+		{App: "a", FrameID: "f1", ReceivedAt: time.Now(), Body: routerBody(500, 1)},
+		{App: "b", ReceivedAt: time.Now().In(time.FixedZone("x", 3600)), Body: []byte("small"), Dropped: 3, Lost: 4},
+		{App: "a", FrameID: "f1", ReceivedAt: time.Now(), Body: routerBody(500, 2)}, // a retry
+		{App: "a", FrameID: "f2", ReceivedAt: time.Now(), Body: routerBody(100, 3)},
+	}
+	for _, b := range batches {
+		if _, _, err := j.Append(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fromMemory, crcs, ok := j.handoff.read(0, 10, MaxReadBytes)
+	if !ok || len(crcs) != 3 {
+		t.Fatalf("hand-off holds %d records (ok %v), want 3", len(fromMemory), ok)
+	}
+	fromFile, bad, err := j.read(ctx, 0, 10)
+	if err != nil || len(bad) != 0 {
+		t.Fatalf("file read: %v, damaged %v", err, bad)
+	}
+	sameRecords(t, fromMemory, fromFile)
+	recs, err := j.Read(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRecords(t, recs, fromFile)
+	// Paged reads, as the aggregator does them.
+	first, _ := j.Read(ctx, 0, 2)
+	rest, _ := j.Read(ctx, first[len(first)-1].Seq, 2)
+	sameRecords(t, append(first, rest...), fromFile)
+	if more, _ := j.Read(ctx, fromFile[2].Seq, 10); len(more) != 0 {
+		t.Fatalf("%d records after the last one", len(more))
+	}
+}
+
+// TestJournalHandoffFallsBackToTheFile: a reader that is behind what the
+// hand-off holds (it evicted the oldest records), or that starts again
+// from an earlier position (an aggregator restarted after a panic),
+// reads the file, and still gets every record once, in order.
+func TestJournalHandoffFallsBackToTheFile(t *testing.T) {
+	ctx := context.Background()
+	j := openJournal(t)
+	j.handoff.maxRecords = 5
+	var want []drainpipe.Batch
+	for i := range 20 {
+		b := drainpipe.Batch{App: "a", FrameID: fmt.Sprint(i), ReceivedAt: time.Now(), Body: routerBody(50, i)}
+		if _, _, err := j.Append(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, b)
+	}
+	if _, _, ok := j.handoff.read(0, 10, MaxReadBytes); ok {
+		t.Fatal("the hand-off claims records it evicted")
+	}
+	readAll := func() []drainpipe.Record {
+		var got []drainpipe.Record
+		for pos := int64(0); ; {
+			recs, err := j.Read(ctx, pos, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) == 0 {
+				return got
+			}
+			got = append(got, recs...)
+			pos = recs[len(recs)-1].Seq
+		}
+	}
+	for round := range 2 {
+		got := readAll()
+		if len(got) != len(want) {
+			t.Fatalf("round %d: %d records, want %d", round, len(got), len(want))
+		}
+		for i, r := range got {
+			if r.Seq != int64(i+1) || r.FrameID != want[i].FrameID || !bytes.Equal(r.Body, want[i].Body) {
+				t.Fatalf("round %d: record %d is seq %d frame %q", round, i, r.Seq, r.FrameID)
+			}
+		}
+	}
+	// A trim forgets what it deletes; what is left is still served.
+	if err := j.Trim(ctx, 18); err != nil {
+		t.Fatal(err)
+	}
+	if recs, err := j.Read(ctx, 18, 10); err != nil || len(recs) != 2 || recs[0].Seq != 19 {
+		t.Fatalf("after trim: %d records (%v)", len(recs), err)
+	}
+	if recs, err := j.Read(ctx, 0, 10); err != nil || len(recs) != 2 || recs[0].Seq != 19 {
+		t.Fatalf("after trim, from the start: %d records (%v)", len(recs), err)
+	}
+}
+
+// TestJournalHandoffCatchesAChangedBody: a caller that changes a body
+// after Append returned (reusing its buffer) does not change what is
+// counted: Read checks the in-memory copy against the record's checksum,
+// says so, and reads the file.
+func TestJournalHandoffCatchesAChangedBody(t *testing.T) {
+	ctx := context.Background()
+	var logs logBuffer
+	j, err := OpenJournal(ctx, filepath.Join(t.TempDir(), "journal.db"), slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	for _, size := range []int{500, 2} { // packed, then raw
+		body := routerBody(size, size)
+		orig := bytes.Clone(body)
+		seq, _, err := j.Append(ctx, drainpipe.Batch{App: "a", ReceivedAt: time.Now(), Body: body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(body, "XXXX")
+		recs, err := j.Read(ctx, seq-1, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) != 1 || recs[0].Damaged || !bytes.Equal(recs[0].Body, orig) {
+			t.Fatalf("%d lines: read %d records, body intact: %v", size, len(recs), len(recs) == 1 && bytes.Equal(recs[0].Body, orig))
+		}
+	}
+	if n := strings.Count(logs.String(), "changed in memory after Append"); n != 2 {
+		t.Fatalf("%d reports of a changed body, want 2:\n%s", n, logs.String())
+	}
+}
+
+// TestHandoffAfterAFailedCommit: after a commit fails the hand-off holds
+// nothing, and the first commit that succeeds starts it again just below
+// its own first record, so records the failed commit may have left in the
+// file are read from there.
+func TestHandoffAfterAFailedCommit(t *testing.T) {
+	h := handoff{maxBytes: 1 << 20, maxRecords: 100}
+	h.reset(4)
+	req := func(seq int64, dup bool) *appendReq {
+		return &appendReq{b: drainpipe.Batch{App: "a", ReceivedAt: time.Now(), Body: []byte("x")}, seq: seq, dup: dup}
+	}
+	h.add([]*appendReq{req(5, false), req(0, true), req(6, false)})
+	if recs, _, ok := h.read(4, 10, 1<<20); !ok || len(recs) != 2 || recs[1].Seq != 6 {
+		t.Fatalf("before the failure: %d records, ok %v", len(recs), ok)
+	}
+	h.invalidate()
+	if _, _, ok := h.read(6, 10, 1<<20); ok {
+		t.Fatal("the hand-off answers after a failed commit")
+	}
+	h.add([]*appendReq{req(9, false), req(10, false)})
+	if _, _, ok := h.read(6, 10, 1<<20); ok {
+		t.Fatal("the hand-off answers for records 7 and 8, which only the file can hold")
+	}
+	if recs, _, ok := h.read(8, 10, 1<<20); !ok || len(recs) != 2 || recs[0].Seq != 9 {
+		t.Fatalf("after the next commit: %d records, ok %v", len(recs), ok)
+	}
+	// The byte bound: at least one record, then stop.
+	if recs, _, ok := h.read(8, 10, 1); !ok || len(recs) != 1 {
+		t.Fatalf("byte bound: %d records, ok %v", len(recs), ok)
+	}
+}
