@@ -397,3 +397,24 @@ func BenchmarkJournalAppend(b *testing.B) {
 	})
 	m.Lines(500)
 }
+
+// BenchmarkApplyEvents is a flush carrying 2,000 events (a fleet's dyno
+// errors, restarts and deploys of a few seconds) and nothing else.
+func BenchmarkApplyEvents(b *testing.B) {
+	ctx := context.Background()
+	s := openStore(b)
+	t := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	f := &metrics.Flush{}
+	for i := range 2000 {
+		f.Events = append(f.Events, drainpipe.Event{Time: t.Add(time.Duration(i) * time.Millisecond), App: fmt.Sprintf("app%05d", i%1000),
+			Kind: drainpipe.EventError, ProcessType: "web", Dyno: "web.1", Code: "R14", Detail: "Error R14 (Memory quota exceeded)"})
+	}
+	m := benchmeter.Start(b)
+	for b.Loop() {
+		f.Position++
+		if err := s.Apply(ctx, f); err != nil {
+			b.Fatal(err)
+		}
+	}
+	m.Lines(len(f.Events))
+}

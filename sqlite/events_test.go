@@ -58,3 +58,34 @@ func TestEventsKeepsTheNewestOldestFirst(t *testing.T) {
 		t.Fatalf("window events = %v, want %s", got, want)
 	}
 }
+
+// A flush's events go in by eventsPerInsert at a time: more than one
+// statement's worth, with a partial last one, all arrive intact and in
+// order (events at the same instant keep their insertion order).
+func TestManyEventsInOneFlush(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	n := 2*eventsPerInsert + 7
+	f := &metrics.Flush{Position: 1}
+	for i := range n {
+		f.Events = append(f.Events, drainpipe.Event{Time: t0.Add(time.Duration(i/3) * time.Millisecond), App: "a",
+			Kind: drainpipe.EventError, ProcessType: "web", Dyno: fmt.Sprint("web.", i%5), Code: "R14", Detail: fmt.Sprint("e", i)})
+	}
+	if err := s.Apply(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.Events(ctx, "a", t0, t0.Add(time.Hour), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != n {
+		t.Fatalf("%d events stored, want %d", len(evs), n)
+	}
+	for i, e := range evs {
+		if e.Detail != fmt.Sprint("e", i) || e.Dyno != fmt.Sprint("web.", i%5) || e.Code != "R14" || e.Kind != drainpipe.EventError ||
+			!e.Time.Equal(t0.Add(time.Duration(i/3)*time.Millisecond)) {
+			t.Fatalf("event %d = %+v", i, e)
+		}
+	}
+}

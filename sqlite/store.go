@@ -466,7 +466,7 @@ func (s *Store) apply(ctx context.Context, f *metrics.Flush, position bool, now 
 			}
 		}
 	}
-	if err := insertEvents(ctx, tx.Tx, f.Events); err != nil {
+	if err := insertEvents(ctx, stmts, f.Events); err != nil {
 		return err
 	}
 	if err := s.recordNames(ctx, stmts, f); err != nil {
@@ -537,9 +537,10 @@ func (s *Store) mergeRow(ctx context.Context, stmts *stmtCache, table string, k 
 // driver prepares the SQL text of every Exec and Query again otherwise,
 // which was a quarter of a flush's CPU (BenchmarkApply's profile).
 type stmtCache struct {
-	tx  *sql.Tx
-	m   map[string]*sql.Stmt
-	buf []byte // encoding buffer, reused: a statement has run when Exec returns
+	tx   *sql.Tx
+	m    map[string]*sql.Stmt
+	buf  []byte // encoding buffer, reused: a statement has run when Exec returns
+	args []any  // argument buffer, reused likewise
 }
 
 func newStmtCache(tx *sql.Tx) *stmtCache {
