@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"slices"
@@ -56,29 +58,39 @@ func validName(v string) bool {
 // error answer and returns ok=false on failure.
 // Only parts of each bucket are decoded (Requests always are).
 func (s *Server) seriesRequest(w http.ResponseWriter, r *http.Request, app, pt, defaultPT string, parts metrics.Part) (win window, buckets []*metrics.Bucket, ok bool) {
-	win, err := s.parseWindow(r)
+	win, pt, ok = s.seriesParams(w, r, pt, defaultPT)
+	if !ok {
+		return win, nil, false
+	}
+	buckets, err := s.fetch(r.Context(), app, pt, win, parts)
 	if err != nil {
 		s.queryError(w, r, err)
 		return win, nil, false
 	}
+	return win, buckets, true
+}
+
+// seriesParams parses the window and process type of a series request
+// as seriesRequest does, writing the error answer on failure.
+func (s *Server) seriesParams(w http.ResponseWriter, r *http.Request, pt, defaultPT string) (win window, processType string, ok bool) {
+	win, err := s.parseWindow(r)
+	if err != nil {
+		s.queryError(w, r, err)
+		return win, "", false
+	}
 	if pt == "" {
 		if pt, err = nameParam(r, "process_type"); err != nil {
 			s.queryError(w, r, err)
-			return win, nil, false
+			return win, "", false
 		}
 		if pt == "" {
 			pt = defaultPT
 		}
 	} else if !validName(pt) {
 		s.queryError(w, r, badRequestf("process type %q is not valid", pt))
-		return win, nil, false
+		return win, "", false
 	}
-	buckets, err = s.fetch(r.Context(), app, pt, win, parts)
-	if err != nil {
-		s.queryError(w, r, err)
-		return win, nil, false
-	}
-	return win, buckets, true
+	return win, pt, true
 }
 
 // queryError answers 400 for a bad request, 404 for something not found,
@@ -105,44 +117,45 @@ type latencySummary struct {
 	Max      number `json:"max"`
 }
 
-// handleLatency is GET /api/apps/{app}/router-metrics/latency.
+// handleLatency is GET /api/apps/{app}/router-metrics/latency. A store
+// that reads latency in place (LatencyStore) is read row by row, each
+// bucket's quantiles answered from its encoded sketches; other stores
+// give decoded buckets (through the query cache when enabled). The
+// answers are the same, byte for byte.
 func (s *Server) handleLatency(w http.ResponseWriter, r *http.Request, app string) {
-	win, buckets, ok := s.seriesRequest(w, r, app, "", "web", metrics.PartService|metrics.PartConnect)
+	win, pt, ok := s.seriesParams(w, r, "", "web")
 	if !ok {
 		return
 	}
-	p50, p95, p99, pmax, c95 := newValues(win.n), newValues(win.n), newValues(win.n), newValues(win.n), newValues(win.n)
-	var all metrics.Dist
-	var requests int64
-	for i, b := range buckets {
-		if b == nil {
-			continue
+	lat := newLatencySeries(win.n)
+	if ls, ok := s.store.(LatencyStore); ok {
+		if err := s.latencyInPlace(r.Context(), ls, app, pt, win, lat); err != nil {
+			s.queryError(w, r, fmt.Errorf("read %s buckets of %q: %w", win.step.tier, app, err))
+			return
 		}
-		requests += b.Requests
-		all.Merge(&b.Service)
-		if v, ok := b.Service.Quantile(0.50); ok {
-			p50[i] = v
+	} else {
+		buckets, err := s.fetch(r.Context(), app, pt, win, metrics.PartService|metrics.PartConnect)
+		if err != nil {
+			s.queryError(w, r, err)
+			return
 		}
-		if v, ok := b.Service.Quantile(0.95); ok {
-			p95[i] = v
-		}
-		if v, ok := b.Service.Quantile(0.99); ok {
-			p99[i] = v
-		}
-		if b.Service.Count > 0 {
-			pmax[i] = b.Service.Max
-		}
-		if v, ok := b.Connect.Quantile(0.95); ok {
-			c95[i] = v
+		for i, b := range buckets {
+			if b == nil {
+				continue
+			}
+			lat.requests += b.Requests
+			lat.all.Merge(&b.Service)
+			lat.step(i, &b.Service, &b.Connect)
 		}
 	}
 	body := newSeriesBody(win)
-	body.Data["latency.ms.p50"] = p50
-	body.Data["latency.ms.p95"] = p95
-	body.Data["latency.ms.p99"] = p99
-	body.Data["latency.ms.max"] = pmax
-	body.Data["latency.connect.ms.p95"] = c95
-	sum := &latencySummary{Requests: requests, Max: null}
+	body.Data["latency.ms.p50"] = lat.p50
+	body.Data["latency.ms.p95"] = lat.p95
+	body.Data["latency.ms.p99"] = lat.p99
+	body.Data["latency.ms.max"] = lat.pmax
+	body.Data["latency.connect.ms.p95"] = lat.c95
+	all := &lat.all
+	sum := &latencySummary{Requests: lat.requests, Max: null}
 	sum.P50 = optional(all.Quantile(0.50))
 	sum.P95 = optional(all.Quantile(0.95))
 	sum.P99 = optional(all.Quantile(0.99))
@@ -151,6 +164,117 @@ func (s *Server) handleLatency(w http.ResponseWriter, r *http.Request, app strin
 	}
 	body.Summary = sum
 	writeJSON(w, http.StatusOK, body)
+}
+
+// latencySeries is the latency answer being built: the series per step,
+// and the requests and service times of the whole range.
+type latencySeries struct {
+	p50, p95, p99, pmax, c95 values
+	all                      metrics.Dist
+	requests                 int64
+}
+
+func newLatencySeries(n int) *latencySeries {
+	return &latencySeries{p50: newValues(n), p95: newValues(n), p99: newValues(n), pmax: newValues(n), c95: newValues(n)}
+}
+
+// step sets step i's values from its merged service and connect times.
+func (l *latencySeries) step(i int, service, connect *metrics.Dist) {
+	if v, ok := service.Quantile(0.50); ok {
+		l.p50[i] = v
+	}
+	if v, ok := service.Quantile(0.95); ok {
+		l.p95[i] = v
+	}
+	if v, ok := service.Quantile(0.99); ok {
+		l.p99[i] = v
+	}
+	if service.Count > 0 {
+		l.pmax[i] = service.Max
+	}
+	if v, ok := connect.Quantile(0.95); ok {
+		l.c95[i] = v
+	}
+}
+
+// The quantiles of a latency answer's steps, for DistView.Quantiles.
+var (
+	serviceQuantiles = []float64{0.50, 0.95, 0.99}
+	connectQuantiles = []float64{0.95}
+)
+
+// stepView sets step i's values from the one row it holds, read in
+// place: the values step gives for the decoded row.
+func (l *latencySeries) stepView(i int, v *metrics.LatencyView) {
+	var q [3]float64
+	if v.Service.Quantiles(serviceQuantiles, q[:]) {
+		l.p50[i], l.p95[i], l.p99[i] = q[0], q[1], q[2]
+	}
+	if v.Service.Count > 0 {
+		l.pmax[i] = v.Service.Max
+	}
+	if v.Connect.Quantiles(connectQuantiles, q[:1]) {
+		l.c95[i] = q[0]
+	}
+}
+
+// latencyInPlace fills lat from the store's rows read in place. A step
+// of one row (every step of the 1m, 10m and 1h tiers) is answered from
+// its encoded sketches; the rows of a step of several (2h, two hourly
+// rows) are merged into scratch distributions whose memory is reused
+// from step to step. Nothing is allocated per row.
+func (s *Server) latencyInPlace(ctx context.Context, ls LatencyStore, app, pt string, win window, lat *latencySeries) error {
+	from, ok := s.retained(win)
+	if !ok {
+		return nil
+	}
+	var (
+		cur      = -1 // the step of the rows pending
+		rows     int  // how many rows step cur holds so far
+		first    metrics.LatencyView
+		buf      []byte // first's sketches, kept
+		svc, con metrics.Dist
+	)
+	done := func() {
+		switch rows {
+		case 0:
+		case 1:
+			lat.stepView(cur, &first)
+		default:
+			lat.step(cur, &svc, &con)
+		}
+	}
+	err := ls.EachLatency(ctx, app, pt, win.step.tier, from, win.end, func(t time.Time, v *metrics.LatencyView) {
+		i := win.index(t)
+		if i < 0 {
+			return
+		}
+		lat.requests += v.Requests
+		lat.all.MergeView(&v.Service)
+		if i != cur {
+			done()
+			cur, rows = i, 0
+		}
+		rows++
+		if rows == 1 {
+			first = *v
+			buf = first.Keep(buf[:0])
+			return
+		}
+		if rows == 2 {
+			svc.Reset()
+			con.Reset()
+			svc.MergeView(&first.Service)
+			con.MergeView(&first.Connect)
+		}
+		svc.MergeView(&v.Service)
+		con.MergeView(&v.Connect)
+	})
+	if err != nil {
+		return err
+	}
+	done()
+	return nil
 }
 
 // countSeries builds one series per key of the maps get returns, null in

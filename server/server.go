@@ -400,8 +400,16 @@ func (r *statusRecorder) WriteHeader(code int) {
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // writeJSON writes v as the JSON answer with the given status.
+// A series answer (*seriesBody) is encoded by its own appendJSON, to the
+// same bytes.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	var b []byte
+	var err error
+	if sb, ok := v.(*seriesBody); ok {
+		b, err = sb.appendJSON(nil)
+	} else {
+		b, err = json.Marshal(v)
+	}
 	if err != nil {
 		// Only a programming error can get here (every value is finite).
 		status = http.StatusInternalServerError

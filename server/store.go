@@ -67,6 +67,20 @@ type PartStore interface {
 	BucketParts(ctx context.Context, app, processType string, tier drainpipe.Tier, start, end time.Time, parts metrics.Part) ([]metrics.Row, error)
 }
 
+// LatencyStore is implemented by stores that can read the latency part
+// of each stored bucket in place (metrics.ViewLatency) instead of
+// decoding it. The latency answer then reads its quantiles straight from
+// the encoded sketches and allocates nothing per bucket.
+type LatencyStore interface {
+	// EachLatency calls fn with the latency view of every stored row of
+	// tier for app and processType in [start, end) that Buckets would
+	// return, ordered by time. Each view has passed metrics.ViewLatency's
+	// checks, the bucket's checksum among them; rows that fail are left
+	// out as Buckets leaves them out. The view is valid only during the
+	// call (metrics.LatencyView.Keep copies it).
+	EachLatency(ctx context.Context, app, processType string, tier drainpipe.Tier, start, end time.Time, fn func(t time.Time, v *metrics.LatencyView)) error
+}
+
 // ProcessType is one process type of an app's formation.
 type ProcessType struct {
 	Name  string   `json:"name"`

@@ -123,7 +123,11 @@ type partKey struct {
 	start int64
 }
 
-var _ server.Store = (*Store)(nil)
+var (
+	_ server.Store        = (*Store)(nil)
+	_ server.PartStore    = (*Store)(nil)
+	_ server.LatencyStore = (*Store)(nil)
+)
 
 // OpenStore opens or creates the store database at path. A nil retention
 // means DefaultRetention.
@@ -651,61 +655,100 @@ func (s *Store) Buckets(ctx context.Context, app, processType string, tier drain
 func (s *Store) BucketParts(ctx context.Context, app, processType string, tier drainpipe.Tier, start, end time.Time, parts metrics.Part) ([]metrics.Row, error) {
 	var out []metrics.Row
 	var lastApp, lastPT string
+	err := s.eachRow(ctx, app, processType, tier, start, end, func(table string, rapp, rpt []byte, ts int64, data []byte) {
+		// The names repeat from row to row and are copied only when they
+		// change.
+		if string(rapp) != lastApp {
+			lastApp = string(rapp)
+		}
+		if string(rpt) != lastPT {
+			lastPT = string(rpt)
+		}
+		// DecodeParts copies what it keeps, so data needs no copy.
+		b, err := metrics.DecodeParts(data, parts)
+		if err != nil {
+			s.leftOut(table, lastApp, lastPT, ts, err)
+			return
+		}
+		out = append(out, metrics.Row{App: lastApp, ProcessType: lastPT, Time: time.Unix(ts, 0).UTC(), Bucket: b})
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	return out, nil
+}
+
+// EachLatency calls fn with the latency view of every row Buckets would
+// return, ordered by time (server.LatencyStore). The view reads the
+// driver's row buffer in place: nothing is copied or decoded into memory.
+func (s *Store) EachLatency(ctx context.Context, app, processType string, tier drainpipe.Tier, start, end time.Time, fn func(t time.Time, v *metrics.LatencyView)) error {
+	var v metrics.LatencyView
+	return s.eachRow(ctx, app, processType, tier, start, end, func(table string, rapp, rpt []byte, ts int64, data []byte) {
+		if err := metrics.ViewLatency(data, &v); err != nil {
+			s.leftOut(table, string(rapp), string(rpt), ts, err)
+			return
+		}
+		fn(time.Unix(ts, 0).UTC(), &v)
+	})
+}
+
+// leftOut reports a row that fails its checksum or does not decode. It is
+// never silently read: the row is left out of the answer and moved to
+// quarantine by the next flush that touches it.
+func (s *Store) leftOut(table, app, processType string, ts int64, err error) {
+	s.log.Error("store: corrupt bucket left out of a query", "table", table, "app", app, "process_type", processType, "ts", ts, "err", err)
+}
+
+// eachRow calls fn with every stored row of tier for app ("" = every app)
+// and processType ("" = every one) in [start, end): partition by
+// partition, oldest first, each in time order. The names and data point
+// into the driver's row buffer (sql.RawBytes) and are valid only during
+// the call.
+func (s *Store) eachRow(ctx context.Context, app, processType string, tier drainpipe.Tier, start, end time.Time, fn func(table string, app, processType []byte, ts int64, data []byte)) error {
+	// The names are read only when the query does not fix them; the scan's
+	// destinations are shared by the rows (Scan takes pointers, so each
+	// row's own would be allocated).
+	var (
+		ts              int64
+		data, rapp, rpt sql.RawBytes
+		cols            = `app, ptype, `
+		where           = ``
+		args            = []any{start.Unix(), end.Unix()}
+		dest            = []any{&rapp, &rpt, &ts, &data}
+	)
+	switch {
+	case app != "" && processType != "":
+		rapp, rpt = sql.RawBytes(app), sql.RawBytes(processType)
+		cols, where, dest = ``, ` AND app = ? AND ptype = ?`, dest[2:]
+		args = append(args, app, processType)
+	case app != "":
+		where = ` AND app = ?`
+		args = append(args, app)
+	case processType != "":
+		where = ` AND ptype = ?`
+		args = append(args, processType)
+	}
 	for _, table := range s.partitionsIn(tier, start, end) {
-		q := `SELECT app, ptype, ts, data FROM ` + table + ` WHERE ts >= ? AND ts < ?`
-		args := []any{start.Unix(), end.Unix()}
-		if app != "" {
-			q += ` AND app = ?`
-			args = append(args, app)
-		}
-		if processType != "" {
-			q += ` AND ptype = ?`
-			args = append(args, processType)
-		}
-		q += ` ORDER BY ts`
+		q := `SELECT ` + cols + `ts, data FROM ` + table + ` WHERE ts >= ? AND ts < ?` + where + ` ORDER BY ts`
 		rows, err := s.db.QueryContext(ctx, q, args...)
 		if err != nil {
-			return nil, fmt.Errorf("store: query %s: %w", table, err)
+			return fmt.Errorf("store: query %s: %w", table, err)
 		}
 		for rows.Next() {
-			var r metrics.Row
-			var ts int64
-			// RawBytes points into the driver's row: Decode copies what it
-			// keeps, so the bucket's bytes need no copy of their own. The
-			// names repeat from row to row and are copied only when they
-			// change.
-			var data, rapp, rpt sql.RawBytes
-			if err := rows.Scan(&rapp, &rpt, &ts, &data); err != nil {
+			if err := rows.Scan(dest...); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("store: scan %s: %w", table, err)
+				return fmt.Errorf("store: scan %s: %w", table, err)
 			}
-			if string(rapp) != lastApp {
-				lastApp = string(rapp)
-			}
-			if string(rpt) != lastPT {
-				lastPT = string(rpt)
-			}
-			r.App, r.ProcessType = lastApp, lastPT
-			b, err := metrics.DecodeParts(data, parts)
-			if err != nil {
-				// Reported, never silently read: the row is left out of
-				// the answer and moved to quarantine by the next flush
-				// that touches it.
-				s.log.Error("store: corrupt bucket left out of a query", "table", table, "app", r.App, "process_type", r.ProcessType, "ts", ts, "err", err)
-				continue
-			}
-			r.Time = time.Unix(ts, 0).UTC()
-			r.Bucket = b
-			out = append(out, r)
+			fn(table, rapp, rpt, ts, data)
 		}
 		err = rows.Err()
 		rows.Close()
 		if err != nil {
-			return nil, fmt.Errorf("store: query %s: %w", table, err)
+			return fmt.Errorf("store: query %s: %w", table, err)
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
-	return out, nil
+	return nil
 }
 
 // RequestCounts returns per-bucket request and 5xx counts of every app.

@@ -90,7 +90,7 @@ func TestSelectiveDecodeAnswersSame(t *testing.T) {
 			series = append(series, base+"/custom-metrics/"+c.Name+"?kind="+c.Kind+"&")
 		}
 		for _, s := range series {
-			for _, step := range []string{"1m", "10m", "1h"} {
+			for _, step := range []string{"1m", "10m", "1h", "2h"} {
 				paths = append(paths, fmt.Sprintf("%sstep=%s&start_time=%s&end_time=%s", s, step,
 					from.Format(time.RFC3339), to.Format(time.RFC3339)))
 			}
