@@ -19,8 +19,10 @@ import (
 
 // open opens (creating if needed) the database at path in WAL mode with
 // synchronous=FULL, so that a committed transaction survives a crash and a
-// power loss, and applies schema.
-func open(ctx context.Context, path string, schema string, pageSize int) (*sql.DB, error) {
+// power loss, and applies schema. pageSize (0: SQLite's default) applies
+// to a new file; pragmas (such as "wal_autocheckpoint(0)") are set on
+// every connection after the defaults.
+func open(ctx context.Context, path string, schema string, pageSize int, pragmas ...string) (*sql.DB, error) {
 	if err := createWithPageSize(ctx, path, pageSize); err != nil {
 		return nil, err
 	}
@@ -29,6 +31,9 @@ func open(ctx context.Context, path string, schema string, pageSize int) (*sql.D
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "foreign_keys(ON)")
+	for _, p := range pragmas {
+		q.Add("_pragma", p)
+	}
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {

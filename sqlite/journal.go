@@ -66,10 +66,18 @@ type Journal struct {
 	log    *slog.Logger
 	reqs   chan *appendReq
 	notify chan struct{}
-	done   chan struct{} // closed by Close
-	exited chan struct{} // closed when the writer has returned
-	wg     sync.WaitGroup
-	once   sync.Once
+	ckpt   chan struct{} // the writer asks the checkpointer for a checkpoint
+	// ckptEvery and walCap are checkpointEvery and walCapFrames (tests
+	// lower them).
+	ckptEvery int
+	walCap    int64
+	// commitMu is held by the writer for each group commit, and by the
+	// checkpointer to hold the writer (see checkpointer).
+	commitMu sync.Mutex
+	done     chan struct{} // closed by Close
+	exited   chan struct{} // closed when the writer has returned
+	wg       sync.WaitGroup
+	once     sync.Once
 	// packBufs holds the buffers Append compresses bodies into; a buffer
 	// goes back only once the writer is done with the request using it.
 	packBufs sync.Pool
@@ -98,18 +106,21 @@ var _ drainpipe.Journal = (*Journal)(nil)
 
 // OpenJournal opens or creates the journal database at path.
 func OpenJournal(ctx context.Context, path string, log *slog.Logger) (*Journal, error) {
-	db, err := open(ctx, path, journalSchema, 0)
+	db, err := open(ctx, path, journalSchema, 0, "wal_autocheckpoint(0)") // see checkpointer
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
 	j := &Journal{
-		db:     db,
-		path:   path,
-		log:    log,
-		reqs:   make(chan *appendReq, maxGroup),
-		notify: make(chan struct{}, 1),
-		done:   make(chan struct{}),
-		exited: make(chan struct{}),
+		db:        db,
+		path:      path,
+		log:       log,
+		reqs:      make(chan *appendReq, maxGroup),
+		notify:    make(chan struct{}, 1),
+		ckpt:      make(chan struct{}, 1),
+		ckptEvery: checkpointEvery,
+		walCap:    walCapFrames,
+		done:      make(chan struct{}),
+		exited:    make(chan struct{}),
 	}
 	j.packBufs.New = func() any { return new([]byte) }
 	if err := j.verify(ctx); err != nil {
@@ -124,8 +135,9 @@ func OpenJournal(ctx context.Context, path string, log *slog.Logger) (*Journal, 
 	j.lastSeq.Store(last)
 	j.handoff.maxBytes, j.handoff.maxRecords = handoffMaxBytes, handoffMaxRecords
 	j.handoff.reset(last)
-	j.wg.Add(1)
+	j.wg.Add(2)
 	go j.writer()
+	go j.checkpointer()
 	return j, nil
 }
 
@@ -297,6 +309,7 @@ func (j *Journal) writer() {
 	defer j.wg.Done()
 	defer close(j.exited)
 	group := make([]*appendReq, 0, maxGroup)
+	written := 0 // bytes committed since the last checkpoint request
 	for {
 		select {
 		case r := <-j.reqs:
@@ -322,11 +335,25 @@ func (j *Journal) writer() {
 				break more
 			}
 		}
+		j.commitMu.Lock()
 		err := j.commit(group)
+		j.commitMu.Unlock()
 		if err != nil {
 			j.handoff.invalidate()
 		} else {
 			j.handoff.add(group)
+			for _, r := range group {
+				if !r.dup {
+					written += len(r.stored)
+				}
+			}
+			if written >= j.ckptEvery {
+				select {
+				case j.ckpt <- struct{}{}:
+					written = 0
+				default: // one is running; ask again after the next commit
+				}
+			}
 		}
 		for _, r := range group {
 			if err != nil {

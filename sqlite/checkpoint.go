@@ -1,0 +1,77 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// The journal's WAL is checkpointed (its pages copied into journal.db) by
+// a goroutine of its own, not by SQLite's automatic checkpoint, which runs
+// inside the COMMIT that crosses 1,000 WAL pages: every drain POST of that
+// group commit, and every one queued behind it, waited for the copy and
+// the database file's fsync. The journal opens its connections with
+// wal_autocheckpoint=0; the writer asks for a checkpoint every
+// checkpointEvery bytes of committed bodies, and a PASSIVE checkpoint
+// copies what it can without blocking the writer.
+//
+// SQLite starts the WAL again from its beginning only at a commit that
+// begins when every frame has been copied, which a checkpoint running
+// beside a busy writer rarely achieves: the WAL would grow without bound.
+// So when it reaches walCapFrames pages, the checkpointer holds the writer
+// between two group commits (commitMu) while it copies the frames the
+// last PASSIVE checkpoint left (few: the ones committed while it ran); the
+// next commit starts the WAL again. The WAL so stays at about walCapFrames
+// pages, and the writer waits once per walCapFrames pages instead of once
+// per 1,000.
+const (
+	checkpointEvery = 4 << 20
+	walCapFrames    = 16384 // 64 MiB of 4 KiB pages
+)
+
+// checkpointer runs the checkpoints the writer asks for until Close.
+func (j *Journal) checkpointer() {
+	defer j.wg.Done()
+	for {
+		select {
+		case <-j.done:
+			return
+		case <-j.ckpt:
+		}
+		if err := j.checkpoint(context.Background()); err != nil {
+			// A full disk, an I/O error: the WAL keeps the committed
+			// records (they are durable there), and grows until the
+			// next checkpoint succeeds or a commit fails (a 503).
+			j.log.Warn("journal: WAL checkpoint failed; will retry", "file", j.path, "err", err)
+		}
+	}
+}
+
+// checkpoint copies the WAL into the database file: PASSIVE beside the
+// writer, then, if the WAL is over its cap, once more with the writer
+// held.
+func (j *Journal) checkpoint(ctx context.Context) error {
+	frames, err := j.walCheckpoint(ctx)
+	if err != nil || frames < j.walCap {
+		return err
+	}
+	start := time.Now()
+	j.commitMu.Lock()
+	defer j.commitMu.Unlock()
+	if _, err := j.walCheckpoint(ctx); err != nil {
+		return err
+	}
+	j.log.Debug("journal: WAL at its cap; checkpointed the rest while holding the writer",
+		"file", j.path, "pages", frames, "took", time.Since(start))
+	return nil
+}
+
+// walCheckpoint runs PRAGMA wal_checkpoint(PASSIVE) and returns the WAL's
+// size in pages.
+func (j *Journal) walCheckpoint(ctx context.Context) (frames int64, err error) {
+	var busy, done int64
+	if err := j.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &done); err != nil {
+		return 0, fmt.Errorf("journal: wal_checkpoint: %w", err)
+	}
+	return frames, nil
+}
