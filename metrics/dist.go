@@ -154,8 +154,9 @@ var (
 
 // decodeSketch reads what encodeSketch wrote into s and checks that the
 // bins are in range, ascending, and add up to want observations. The
-// bins are read twice: once to check them and find the range, once to
-// fill counts, allocated once at its exact size.
+// bins are read twice: once to check them and find their range and
+// largest count, once to fill the bins, allocated once at their exact
+// size in the smaller layout.
 func decodeSketch(r *decoder, want int64, s *sketch) error {
 	zero := r.uvarint()
 	bins := r.count()
@@ -163,7 +164,7 @@ func decodeSketch(r *decoder, want int64, s *sketch) error {
 		return r.err
 	}
 	start := *r
-	total := zero
+	total, top := zero, uint64(0)
 	index, first, last := 0, 0, 0
 	for i := 0; i < bins; i++ {
 		delta := r.varint()
@@ -182,6 +183,7 @@ func decodeSketch(r *decoder, want int64, s *sketch) error {
 		if total > uint64(want) || total < count {
 			return fmt.Errorf("sketch holds more than the %d observations counted", want)
 		}
+		top = max(top, count)
 		if i == 0 {
 			first = index
 		}
@@ -194,11 +196,25 @@ func decodeSketch(r *decoder, want int64, s *sketch) error {
 	*r = start
 	*s = sketch{zero: zero, n: total}
 	if bins > 0 {
-		s.lo, s.counts = first, make([]uint64, last-first+1)
+		s.w = widthFor(top)
+		s.sparse = !denseIsSmaller(last-first+1, bins, s.w)
+		s.lo = int32(first)
+		stride := s.stride()
+		if s.sparse {
+			s.b = make([]byte, bins*stride)
+		} else {
+			s.b = make([]byte, (last-first+1)*stride)
+		}
 		index = 0
-		for range bins {
+		for i := range bins {
 			index += int(r.varint())
-			s.counts[index-first] = r.uvarint()
+			count := r.uvarint()
+			if s.sparse {
+				putKey(s.b[i*stride:], int32(index))
+				putCount(s.b[i*stride+keyBytes:], s.w, count)
+			} else {
+				putCount(s.b[(index-first)*stride:], s.w, count)
+			}
 		}
 	}
 	*r = end

@@ -1,8 +1,11 @@
 package metrics
 
 import (
+	"bytes"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/DataDog/sketches-go/ddsketch"
@@ -92,5 +95,293 @@ func TestDecodeKeepsNoReference(t *testing.T) {
 	}
 	if got := b.Encode(nil); string(got) != string(enc) {
 		t.Fatal("the decoded bucket changed when its input was overwritten")
+	}
+}
+
+// denseRef is the sketch as drainpipe kept it before the compact layouts:
+// an 8-byte count for every bin from the lowest to the highest index
+// used. The tests below check the compact sketch against it.
+type denseRef struct {
+	zero, n uint64
+	lo      int
+	counts  []uint64
+}
+
+func (d *denseRef) addBin(k int, c uint64) {
+	if len(d.counts) == 0 {
+		d.lo, d.counts = k, []uint64{0}
+	}
+	if k < d.lo {
+		d.counts = append(make([]uint64, d.lo-k), d.counts...)
+		d.lo = k
+	}
+	if top := d.lo + len(d.counts) - 1; k > top {
+		d.counts = append(d.counts, make([]uint64, k-top)...)
+	}
+	d.counts[k-d.lo] += c
+	d.n += c
+}
+
+func (d *denseRef) add(v float64) {
+	switch {
+	case !(v > minIndexable):
+		d.zero++
+		d.n++
+	case v <= maxIndexable:
+		d.addBin(indexMapping.Index(v), 1)
+	}
+}
+
+func (d *denseRef) merge(o *denseRef) {
+	d.zero += o.zero
+	d.n += o.zero
+	for i, c := range o.counts {
+		if c > 0 {
+			d.addBin(o.lo+i, c)
+		}
+	}
+}
+
+// encode writes the reference the way encodeSketch did before.
+func (d *denseRef) encode(e *encoder) {
+	e.uvarint(d.zero)
+	bins := 0
+	for _, c := range d.counts {
+		if c > 0 {
+			bins++
+		}
+	}
+	e.uvarint(uint64(bins))
+	prev := 0
+	for i, c := range d.counts {
+		if c > 0 {
+			e.varint(int64(d.lo + i - prev))
+			e.uvarint(c)
+			prev = d.lo + i
+		}
+	}
+}
+
+// checkSketch compares s with the reference: the same zero count and
+// total, the same bins, the same key at every rank (at most 64 ranks
+// checked, spread over the range, and the first and last) and the same encoding. It also checks
+// the compact sketch's own invariants.
+func checkSketch(t *testing.T, what string, s *sketch, ref *denseRef) {
+	t.Helper()
+	if s.zero != ref.zero || s.n != ref.n {
+		t.Fatalf("%s: zero %d n %d, reference %d %d", what, s.zero, s.n, ref.zero, ref.n)
+	}
+	var mine, want encoder
+	encodeSketch(&mine, s)
+	ref.encode(&want)
+	if !bytes.Equal(mine.b, want.b) {
+		t.Fatalf("%s: encoding differs from the reference", what)
+	}
+	pos := s.n - s.zero
+	step := max(1, pos/64)
+	var ranks []uint64
+	for r := uint64(0); r < pos+2; r += step {
+		ranks = append(ranks, r)
+	}
+	ranks = append(ranks, pos-1)
+	slices.Sort(ranks)
+	// The reference's keys at the ascending ranks, in one walk.
+	i, cum := 0, uint64(0)
+	for _, r := range ranks {
+		for i < len(ref.counts) && cum+ref.counts[i] <= r {
+			cum += ref.counts[i]
+			i++
+		}
+		want := ref.lo + min(i, len(ref.counts)-1)
+		if got := s.keyAtRank(float64(r)); got != want && len(ref.counts) > 0 {
+			t.Fatalf("%s: key at rank %d = %d, reference %d", what, r, got, want)
+		}
+	}
+	if s.w != 0 {
+		if s.w != 1 && s.w != 2 && s.w != 4 && s.w != 8 {
+			t.Fatalf("%s: width %d", what, s.w)
+		}
+		if len(s.b)%s.stride() != 0 {
+			t.Fatalf("%s: %d bytes is not a whole number of %d-byte bins", what, len(s.b), s.stride())
+		}
+		prev := int32(math.MinInt32)
+		for i := range s.entries() {
+			k, _ := s.entry(i)
+			if s.sparse && k <= prev {
+				t.Fatalf("%s: sparse bins out of order", what)
+			}
+			prev = k
+		}
+	}
+}
+
+// sketchPair is a compact sketch and its reference, built the same way.
+type sketchPair struct {
+	s   sketch
+	ref denseRef
+}
+
+// TestSketchMatchesDense drives compact sketches and the old dense
+// representation through the same random adds, merges and encode/decode
+// round trips, and checks after every step that the bins, the ranks and
+// the encoding are the same, whichever layout and count width the
+// compact sketch is in.
+func TestSketchMatchesDense(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	gens := []func() float64{
+		func() float64 { return math.Exp(rng.NormFloat64()*0.6) * 85 }, // dense latencies
+		func() float64 { return math.Exp(rng.NormFloat64()*3) * 50 },   // long tails, sparse
+		func() float64 { return float64(rng.IntN(4)) },                 // connect times
+		func() float64 { return rng.ExpFloat64() * 1e6 },               // wide
+		func() float64 { return 1e-300 * rng.Float64() },               // zeros and the smallest bins
+		func() float64 { return 30000 },                                // one bin
+		func() float64 { return -rng.Float64() },                       // ignored by Dist; zeros here
+	}
+	pool := make([]*sketchPair, 8)
+	for i := range pool {
+		pool[i] = new(sketchPair)
+	}
+	for step := range 3000 {
+		p := pool[rng.IntN(len(pool))]
+		switch op := rng.IntN(10); {
+		case op < 6:
+			g := gens[rng.IntN(len(gens))]
+			for range rng.IntN(300) + 1 {
+				v := g()
+				if v < 0 {
+					continue
+				}
+				p.s.add(v)
+				p.ref.add(v)
+			}
+		case op < 8:
+			o := pool[rng.IntN(len(pool))]
+			if o == p {
+				continue
+			}
+			p.s.merge(&o.s)
+			p.ref.merge(&o.ref)
+			checkSketch(t, fmt.Sprintf("step %d: merge source", step), &o.s, &o.ref)
+		case op < 9:
+			var e encoder
+			encodeSketch(&e, &p.s)
+			var got sketch
+			r := decoder{b: e.b}
+			if err := decodeSketch(&r, int64(p.s.n), &got); err != nil {
+				t.Fatalf("step %d: decode: %v", step, err)
+			}
+			p.s = got
+		default:
+			*p = sketchPair{}
+		}
+		checkSketch(t, fmt.Sprintf("step %d", step), &p.s, &p.ref)
+	}
+	// The whole index range, with latencies merged in either way round.
+	var wide, lat sketchPair
+	for _, v := range []float64{1e-300, 1e300, 5, 2e-300, 3e299} {
+		wide.s.add(v)
+		wide.ref.add(v)
+	}
+	for range 500 {
+		v := gens[0]()
+		lat.s.add(v)
+		lat.ref.add(v)
+	}
+	clone := func(p sketchPair) sketchPair {
+		p.s.b = bytes.Clone(p.s.b)
+		p.ref.counts = slices.Clone(p.ref.counts)
+		return p
+	}
+	a, b := clone(wide), clone(lat)
+	a.s.merge(&lat.s)
+	a.ref.merge(&lat.ref)
+	checkSketch(t, "wide + latencies", &a.s, &a.ref)
+	b.s.merge(&wide.s)
+	b.ref.merge(&wide.ref)
+	checkSketch(t, "latencies + wide", &b.s, &b.ref)
+	if !a.s.sparse || !b.s.sparse {
+		t.Error("a sketch over the whole index range is not sparse")
+	}
+}
+
+// TestSketchCountsDoNotWrap: a count that outgrows its width (255,
+// 65,535, 2^32−1) widens every count instead of wrapping, in both
+// layouts, whether it grows by adds, by merges or by decoding.
+func TestSketchCountsDoNotWrap(t *testing.T) {
+	for _, start := range []uint64{math.MaxUint8 - 1, math.MaxUint16 - 1, math.MaxUint32 - 1} {
+		for _, sparse := range []bool{false, true} {
+			add := func(s *sketch, k int32, c uint64) { s.addBin(k, c); s.n += c }
+			build := func(s *sketch, ref *denseRef) {
+				add(s, 100, 7)
+				ref.addBin(100, 7)
+				if sparse {
+					add(s, 5000, 1) // far away: the sketch stays sparse
+					ref.addBin(5000, 1)
+				} else {
+					for k := 101; k < 120; k++ {
+						add(s, int32(k), 1)
+						ref.addBin(k, 1)
+					}
+				}
+				if s.sparse != sparse {
+					t.Fatalf("sparse = %v, want %v", s.sparse, sparse)
+				}
+			}
+			var s sketch
+			var ref denseRef
+			build(&s, &ref)
+			add(&s, 110, start)
+			ref.addBin(110, start)
+			what := fmt.Sprintf("count %d, sparse %v", start, sparse)
+			checkSketch(t, what, &s, &ref)
+			for range 3 { // across the width's limit one at a time
+				add(&s, 110, 1)
+				ref.addBin(110, 1)
+				checkSketch(t, what+" +1", &s, &ref)
+			}
+			var o sketch
+			var oref denseRef
+			build(&o, &oref)
+			add(&o, 110, math.MaxUint32)
+			oref.addBin(110, math.MaxUint32)
+			s.merge(&o)
+			ref.merge(&oref)
+			checkSketch(t, what+" merged", &s, &ref)
+			if s.w != 8 {
+				t.Fatalf("%s: width %d after a count above 2^32", what, s.w)
+			}
+			var e encoder
+			encodeSketch(&e, &s)
+			var got sketch
+			r := decoder{b: e.b}
+			if err := decodeSketch(&r, int64(s.n), &got); err != nil {
+				t.Fatal(err)
+			}
+			checkSketch(t, what+" decoded", &got, &ref)
+		}
+	}
+}
+
+// TestSketchLayoutIsSmall checks that the layouts do what they are for:
+// a minute of latencies is dense with 1-byte counts, a handful of spread
+// values is sparse, and neither takes much more than its bins.
+func TestSketchLayoutIsSmall(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	var lat, few sketch
+	for range 1000 {
+		lat.add(math.Exp(rng.NormFloat64()*0.5) * 80)
+	}
+	for _, v := range []float64{1, 2, 50, 3000, 1e6} {
+		few.add(v)
+	}
+	if lat.sparse || lat.w != 1 {
+		t.Errorf("latencies: sparse %v width %d, want dense 1-byte counts", lat.sparse, lat.w)
+	}
+	lo, hi, _ := lat.span()
+	if n := int(hi-lo) + 1; cap(lat.b) > n+n/4+16 {
+		t.Errorf("latencies: %d bytes reserved for %d bins", cap(lat.b), n)
+	}
+	if !few.sparse || len(few.b) != 5*(keyBytes+1) {
+		t.Errorf("five values: sparse %v, %d bytes", few.sparse, len(few.b))
 	}
 }
