@@ -138,8 +138,10 @@ func TestViewLatencyRejectsDamage(t *testing.T) {
 }
 
 // FuzzViewLatency feeds arbitrary bytes behind a valid checksum to
-// ViewLatency and to DecodeParts of the latency parts: both must accept
-// the same encodings and answer the same.
+// ViewLatency and to DecodeParts of the latency parts: what DecodeParts
+// accepts the view accepts and answers the same; what the view rejects
+// DecodeParts rejects. (The view may accept a bucket whose parts after
+// the latency are malformed: it does not scan them.)
 func FuzzViewLatency(f *testing.F) {
 	enc := sampleBucket(rand.New(rand.NewPCG(9, 10))).Encode(nil)
 	f.Add(enc[:len(enc)-4])
@@ -150,10 +152,10 @@ func FuzzViewLatency(f *testing.F) {
 		var v LatencyView
 		verr := ViewLatency(p, &v)
 		b, derr := DecodeParts(p, PartService|PartConnect)
-		if (verr == nil) != (derr == nil) {
-			t.Fatalf("view: %v, decode: %v", verr, derr)
+		if verr != nil && derr == nil {
+			t.Fatalf("view: %v where DecodeParts succeeds", verr)
 		}
-		if verr != nil {
+		if derr != nil {
 			return
 		}
 		for _, qs := range viewQuantiles {
