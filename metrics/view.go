@@ -271,8 +271,22 @@ func (d *Dist) MergeView(v *DistView) {
 	if v.nbins == 0 {
 		return
 	}
-	s.cover(v.first, v.last)
-	index := -s.lo
+	lo, hi := int32(v.first), int32(v.last)
+	if !s.coverDense(lo, hi, v.nbins) {
+		// Sparse: the bins go in one by one.
+		index := 0
+		b := v.enc
+		for range v.nbins {
+			delta, m := nextVarint(b)
+			b = b[m:]
+			c, m := nextUvarint(b)
+			b = b[m:]
+			index += int(delta)
+			s.addBin(int32(index), c)
+		}
+		return
+	}
+	index := -int(s.lo)
 	b := v.enc
 	for range v.nbins {
 		delta, m := nextVarint(b)
@@ -280,11 +294,11 @@ func (d *Dist) MergeView(v *DistView) {
 		c, m := nextUvarint(b)
 		b = b[m:]
 		index += int(delta)
-		s.counts[index] += c
+		s.addAt(index, c)
 	}
 }
 
 // Reset empties d, keeping the memory of its sketch for reuse.
 func (d *Dist) Reset() {
-	*d = Dist{sketch: sketch{counts: d.sketch.counts[:0]}}
+	*d = Dist{sketch: sketch{b: d.sketch.b[:0]}}
 }
