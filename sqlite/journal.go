@@ -71,6 +71,9 @@ type Journal struct {
 	// lower them).
 	ckptEvery int
 	walCap    int64
+	// insFrame and insRecord are the commit's statements, prepared once
+	// (a Tx reuses them on the connection they were prepared on).
+	insFrame, insRecord *sql.Stmt
 	// commitMu is held by the writer for each group commit, and by the
 	// checkpointer to hold the writer (see checkpointer).
 	commitMu sync.Mutex
@@ -133,6 +136,13 @@ func OpenJournal(ctx context.Context, path string, log *slog.Logger) (*Journal, 
 		return nil, fmt.Errorf("journal: read last sequence number: %w", err)
 	}
 	j.lastSeq.Store(last)
+	if j.insFrame, err = db.PrepareContext(ctx, `INSERT OR IGNORE INTO frames(app, frame_id, seen_at) VALUES (?, ?, ?)`); err == nil {
+		j.insRecord, err = db.PrepareContext(ctx, `INSERT INTO journal(app, frame_id, received_at, body, dropped, lost, crc, codec) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`)
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("journal: prepare statements: %w", err)
+	}
 	j.handoff.maxBytes, j.handoff.maxRecords = handoffMaxBytes, handoffMaxRecords
 	j.handoff.reset(last)
 	j.wg.Add(2)
@@ -380,12 +390,11 @@ func (j *Journal) commit(group []*appendReq) error {
 		return fmt.Errorf("journal: begin: %w", err)
 	}
 	defer tx.Rollback()
+	insFrame, insRecord := tx.StmtContext(ctx, j.insFrame), tx.StmtContext(ctx, j.insRecord)
 	for _, r := range group {
 		b := &r.b
 		if b.FrameID != "" {
-			res, err := tx.ExecContext(ctx,
-				`INSERT OR IGNORE INTO frames(app, frame_id, seen_at) VALUES (?, ?, ?)`,
-				b.App, b.FrameID, b.ReceivedAt.UnixNano())
+			res, err := insFrame.ExecContext(ctx, b.App, b.FrameID, b.ReceivedAt.UnixNano())
 			if err != nil {
 				return fmt.Errorf("journal: record frame id: %w", err)
 			}
@@ -394,9 +403,7 @@ func (j *Journal) commit(group []*appendReq) error {
 				continue
 			}
 		}
-		err := tx.QueryRowContext(ctx,
-			`INSERT INTO journal(app, frame_id, received_at, body, dropped, lost, crc, codec) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
-			b.App, b.FrameID, b.ReceivedAt.UnixNano(), r.stored, b.Dropped, b.Lost, int64(r.crc), r.codec).Scan(&r.seq)
+		err := insRecord.QueryRowContext(ctx, b.App, b.FrameID, b.ReceivedAt.UnixNano(), r.stored, b.Dropped, b.Lost, int64(r.crc), r.codec).Scan(&r.seq)
 		if err != nil {
 			return fmt.Errorf("journal: append: %w", err)
 		}
@@ -517,5 +524,7 @@ func (j *Journal) Len(ctx context.Context) (int64, error) {
 func (j *Journal) Close() error {
 	j.once.Do(func() { close(j.done) })
 	j.wg.Wait()
+	j.insFrame.Close()
+	j.insRecord.Close()
 	return j.db.Close()
 }
