@@ -10,6 +10,7 @@ import (
 	"github.com/drainpipe/drainpipe/logline"
 	"github.com/drainpipe/drainpipe/metrics"
 	"github.com/drainpipe/drainpipe/server"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // Buckets returns the stored rows of tier for app in [start, end), ordered
@@ -23,6 +24,48 @@ func (s *Store) Buckets(ctx context.Context, app, processType string, tier drain
 // BucketParts is Buckets with only parts of each bucket decoded (see
 // metrics.DecodeParts); every bucket's checksum is still verified.
 func (s *Store) BucketParts(ctx context.Context, app, processType string, tier drainpipe.Tier, start, end time.Time, parts metrics.Part) ([]metrics.Row, error) {
+	var out []metrics.Row
+	err := s.eachRow(ctx, app, processType, tier, start, end, func(table, app, processType string, ts time.Time, data []byte) {
+		// DecodeParts copies what it keeps, so data needs no copy.
+		b, err := metrics.DecodeParts(data, parts)
+		if err != nil {
+			s.leftOut(table, app, processType, ts, err)
+			return
+		}
+		out = append(out, metrics.Row{App: app, ProcessType: processType, Time: ts, Bucket: b})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EachLatency calls fn with the latency view of every row Buckets would
+// return, in the same order (server.LatencyStore). The view reads the
+// driver's row buffer in place.
+func (s *Store) EachLatency(ctx context.Context, app, processType string, tier drainpipe.Tier, start, end time.Time, fn func(t time.Time, v *metrics.LatencyView)) error {
+	var v metrics.LatencyView
+	return s.eachRow(ctx, app, processType, tier, start, end, func(table, app, processType string, ts time.Time, data []byte) {
+		if err := metrics.ViewLatency(data, &v); err != nil {
+			s.leftOut(table, app, processType, ts, err)
+			return
+		}
+		fn(ts, &v)
+	})
+}
+
+// leftOut reports a row that fails its checksum or does not decode. It is
+// never silently read: the row is left out of the answer and moved to
+// quarantine by the next flush that touches it.
+func (s *Store) leftOut(table, app, processType string, ts time.Time, err error) {
+	s.log.Error("postgres: corrupt bucket left out of a query", "table", table, "app", app, "process_type", processType, "ts", ts, "err", err)
+}
+
+// eachRow calls fn with every stored row of tier for app ("" = every app)
+// and processType ("" = every one) in [start, end), ordered by time, app
+// and process type. data points into the driver's row buffer
+// (pgtype.DriverBytes) and is valid only during the call.
+func (s *Store) eachRow(ctx context.Context, app, processType string, tier drainpipe.Tier, start, end time.Time, fn func(table, app, processType string, ts time.Time, data []byte)) error {
 	table := tableOf(tier)
 	q := `SELECT app, ptype, ts, data FROM ` + table + ` WHERE ts >= $1 AND ts < $2`
 	args := []any{start, end}
@@ -37,29 +80,21 @@ func (s *Store) BucketParts(ctx context.Context, app, processType string, tier d
 	q += ` ORDER BY ts, app, ptype`
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
-		return nil, fail(err, "query %s", table)
+		return fail(err, "query %s", table)
 	}
 	defer rows.Close()
-	var out []metrics.Row
+	var (
+		rapp, rpt string
+		ts        time.Time
+		data      pgtype.DriverBytes
+	)
 	for rows.Next() {
-		var r metrics.Row
-		var data []byte
-		if err := rows.Scan(&r.App, &r.ProcessType, &r.Time, &data); err != nil {
-			return nil, fail(err, "scan %s", table)
+		if err := rows.Scan(&rapp, &rpt, &ts, &data); err != nil {
+			return fail(err, "scan %s", table)
 		}
-		r.Time = r.Time.UTC()
-		b, err := metrics.DecodeParts(data, parts)
-		if err != nil {
-			// Reported, never silently read: the row is left out of the
-			// answer and moved to quarantine by the next flush that
-			// touches it.
-			s.log.Error("postgres: corrupt bucket left out of a query", "table", table, "app", r.App, "process_type", r.ProcessType, "ts", r.Time, "err", err)
-			continue
-		}
-		r.Bucket = b
-		out = append(out, r)
+		fn(table, rapp, rpt, ts.UTC(), data)
 	}
-	return out, fail(rows.Err(), "query %s", table)
+	return fail(rows.Err(), "query %s", table)
 }
 
 // RequestCounts returns per-bucket request and 5xx counts of every app
