@@ -254,7 +254,7 @@ func TestSketchMatchesDense(t *testing.T) {
 				p.s.add(v)
 				p.ref.add(v)
 			}
-		case op < 8:
+		case op < 7:
 			o := pool[rng.IntN(len(pool))]
 			if o == p {
 				continue
@@ -262,6 +262,22 @@ func TestSketchMatchesDense(t *testing.T) {
 			p.s.merge(&o.s)
 			p.ref.merge(&o.ref)
 			checkSketch(t, fmt.Sprintf("step %d: merge source", step), &o.s, &o.ref)
+		case op < 8 && p.s.n > 0:
+			// The query path's merge of an encoded Dist (MergeView).
+			o := pool[rng.IntN(len(pool))]
+			if o == p || o.s.n == 0 {
+				continue
+			}
+			var e encoder
+			(&Dist{Count: int64(o.s.n), sketch: o.s}).encode(&e)
+			var v DistView
+			if err := v.read(&decoder{b: e.b}); err != nil {
+				t.Fatalf("step %d: view: %v", step, err)
+			}
+			d := Dist{Count: int64(p.s.n), sketch: p.s}
+			d.MergeView(&v)
+			p.s = d.sketch
+			p.ref.merge(&o.ref)
 		case op < 9:
 			var e encoder
 			encodeSketch(&e, &p.s)
