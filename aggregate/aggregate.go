@@ -15,11 +15,13 @@ package aggregate
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -443,8 +445,23 @@ type State struct {
 	line   logline.Line
 }
 
+// appState holds one app's buckets since the last flush: per process
+// type, its minutes in ascending order. Slices rather than maps: an app
+// has a handful of process types and one or two minutes between flushes,
+// and a small Go map costs a few hundred bytes (BenchmarkStateMemory).
 type appState struct {
-	ptypes map[string]map[int64]*metrics.Bucket
+	series []ptypeSeries
+}
+
+// ptypeSeries is one process type's buckets, by minute.
+type ptypeSeries struct {
+	ptype   string
+	minutes []minuteBucket // ascending by minute
+}
+
+type minuteBucket struct {
+	minute int64 // Unix ns
+	b      *metrics.Bucket
 }
 
 // rKey identifies the dyno_error event of one app's dyno, code and minute.
@@ -479,24 +496,35 @@ func (s *State) count(kind string) {
 func (s *State) bucket(app string, ptype []byte, t int64) *metrics.Bucket {
 	as, ok := s.apps[app]
 	if !ok {
-		as = &appState{ptypes: map[string]map[int64]*metrics.Bucket{}}
+		as = new(appState)
 		s.apps[app] = as
 	}
-	mins, ok := as.ptypes[string(ptype)]
-	if !ok {
-		mins = map[int64]*metrics.Bucket{}
-		as.ptypes[string(ptype)] = mins
+	var ps *ptypeSeries
+	for i := range as.series {
+		if as.series[i].ptype == string(ptype) {
+			ps = &as.series[i]
+			break
+		}
+	}
+	if ps == nil {
+		as.series = append(as.series, ptypeSeries{ptype: string(ptype)})
+		ps = &as.series[len(as.series)-1]
 	}
 	minute := t - t%int64(time.Minute)
 	if t < 0 && t%int64(time.Minute) != 0 {
 		minute -= int64(time.Minute)
 	}
-	b, ok := mins[minute]
-	if !ok {
-		b = new(metrics.Bucket)
-		mins[minute] = b
-		s.size++
+	ms := ps.minutes
+	if n := len(ms); n > 0 && ms[n-1].minute == minute { // the usual case
+		return ms[n-1].b
 	}
+	i, found := slices.BinarySearchFunc(ms, minute, func(m minuteBucket, t int64) int { return cmp.Compare(m.minute, t) })
+	if found {
+		return ms[i].b
+	}
+	b := new(metrics.Bucket)
+	ps.minutes = slices.Insert(ms, i, minuteBucket{minute: minute, b: b})
+	s.size++
 	return b
 }
 
@@ -514,37 +542,53 @@ type appLimits struct {
 	ptypes, dynos, customs lastSeen
 }
 
-// lastSeen maps names to the last time (Unix ns) they were seen.
-type lastSeen map[string]int64
+// lastSeen holds names with the last time (Unix ns) they were seen,
+// sorted by name: a slice, not a map, as most apps have a handful of
+// process types, dynos and custom metric names.
+type lastSeen []seenName
+
+type seenName struct {
+	name string
+	t    int64
+}
+
+// find returns the position of name in m and whether it is there.
+func (m lastSeen) find(name []byte) (int, bool) {
+	lo, hi := 0, len(m)
+	for lo < hi {
+		h := int(uint(lo+hi) >> 1)
+		if m[h].name < string(name) {
+			lo = h + 1
+		} else {
+			hi = h
+		}
+	}
+	return lo, lo < len(m) && m[lo].name == string(name)
+}
 
 // admit reports whether name may be kept under a limit of max names, and
-// records it as seen at t. It allocates only for a new name and at most
-// once a minute for a known one.
-func (m lastSeen) admit(name []byte, t int64, max int) bool {
-	if last, ok := m[string(name)]; ok {
-		if t-last > int64(time.Minute) {
-			m[string(name)] = t
-		}
+// records it as seen at t. It allocates only for a new name.
+func (m *lastSeen) admit(name []byte, t int64, max int) bool {
+	i, ok := m.find(name)
+	if ok {
+		(*m)[i].t = t
 		return true
 	}
-	if len(m) >= max {
-		for k, last := range m {
-			if last < t-limitWindow {
-				delete(m, k)
-			}
-		}
-		if len(m) >= max {
+	if len(*m) >= max {
+		*m = slices.DeleteFunc(*m, func(e seenName) bool { return e.t < t-limitWindow })
+		if len(*m) >= max {
 			return false
 		}
+		i, _ = m.find(name)
 	}
-	m[string(name)] = t
+	*m = slices.Insert(*m, i, seenName{name: string(name), t: t})
 	return true
 }
 
 func (s *State) appLimits(app string) *appLimits {
 	l, ok := s.limits[app]
 	if !ok {
-		l = &appLimits{ptypes: lastSeen{}, dynos: lastSeen{}, customs: lastSeen{}}
+		l = new(appLimits)
 		s.limits[app] = l
 	}
 	return l
@@ -720,7 +764,7 @@ func (s *State) foldCustom(app string, t int64, procID []byte, l *logline.Line) 
 		return
 	}
 	b := s.bucket(app, ptype, t)
-	names := s.limits[app].customs
+	names := &s.limits[app].customs
 	for i := 0; i < l.NumCustom; i++ {
 		c := &l.Custom[i]
 		if !names.admit(c.Name, t, MaxCustomNames) {
@@ -803,10 +847,11 @@ func (s *State) addEvent(app string, t int64, ptype, dyno []byte, kind drainpipe
 // empties the state.
 func (s *State) Take(pos int64) *metrics.Flush {
 	f := &metrics.Flush{Position: pos, Events: s.events}
+	f.Rows = make([]metrics.Row, 0, s.size)
 	for app, as := range s.apps {
-		for ptype, mins := range as.ptypes {
-			for minute, b := range mins {
-				f.Rows = append(f.Rows, metrics.Row{App: app, ProcessType: ptype, Time: time.Unix(0, minute).UTC(), Bucket: b})
+		for _, ps := range as.series {
+			for _, m := range ps.minutes {
+				f.Rows = append(f.Rows, metrics.Row{App: app, ProcessType: ps.ptype, Time: time.Unix(0, m.minute).UTC(), Bucket: m.b})
 			}
 		}
 	}

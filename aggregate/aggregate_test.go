@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -493,5 +496,75 @@ func TestFlushWaitAdapts(t *testing.T) {
 	}
 	if d := (Config{FlushInterval: 10 * time.Second}).WithDefaults(); d.MaxFlushInterval != 10*time.Second {
 		t.Fatalf("MaxFlushInterval below FlushInterval: %s", d.MaxFlushInterval)
+	}
+}
+
+// TestStateFindsBucketsInAnyOrder folds lines of several process types
+// and minutes in a random order (late and out-of-order lines, as a
+// backfill or a slow drain sends them) and checks that every (process
+// type, minute) gets exactly its own lines, in one bucket each.
+func TestStateFindsBucketsInAnyOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	s := NewState(3*24*time.Hour, 5*time.Minute)
+	want := map[string]int64{}
+	var body []byte
+	for range 3000 {
+		ptype := []string{"web", "api", "worker"}[rng.IntN(3)]
+		at := t0.Add(-time.Duration(rng.IntN(300)) * time.Minute).Add(time.Duration(rng.IntN(60)) * time.Second)
+		body = frame(body, at, "heroku", "router", fmt.Sprintf("at=info method=GET path=/ dyno=%s.1 connect=1ms service=5ms status=200", ptype))
+		want[ptype+"@"+at.Truncate(time.Minute).Format(time.RFC3339)]++
+	}
+	rec := record(1, body)
+	s.Fold(&rec)
+	if s.Size() != len(want) {
+		t.Fatalf("%d buckets held, want %d", s.Size(), len(want))
+	}
+	f := s.Take(1)
+	got := map[string]int64{}
+	for _, r := range f.Rows {
+		k := r.ProcessType + "@" + r.Time.Format(time.RFC3339)
+		if _, dup := got[k]; dup {
+			t.Fatalf("two buckets for %s", k)
+		}
+		got[k] = r.Bucket.Requests
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("requests per bucket differ: got %d buckets, want %d", len(got), len(want))
+	}
+	if s.Size() != 0 || len(s.apps) != 0 {
+		t.Fatal("Take left buckets behind")
+	}
+}
+
+// TestLastSeenMatchesMap checks the sorted-slice name limit against the
+// same rule kept in a map: a name is admitted when known or when fewer
+// than max names were seen within the last hour.
+func TestLastSeenMatchesMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	var m lastSeen
+	model := map[string]int64{}
+	const limit = 50
+	now := t0.UnixNano()
+	for i := range 20000 {
+		now += int64(rng.IntN(3)) * int64(time.Second) * int64(rng.IntN(100))
+		name := fmt.Sprintf("n%d", rng.IntN(120))
+		_, known := model[name]
+		if !known && len(model) >= limit {
+			for k, last := range model {
+				if last < now-limitWindow {
+					delete(model, k)
+				}
+			}
+		}
+		want := known || len(model) < limit
+		if want {
+			model[name] = now
+		}
+		if got := m.admit([]byte(name), now, limit); got != want {
+			t.Fatalf("step %d: admit(%s) = %v, want %v", i, name, got, want)
+		}
+		if len(m) != len(model) || !slices.IsSortedFunc(m, func(a, b seenName) int { return strings.Compare(a.name, b.name) }) {
+			t.Fatalf("step %d: %d names held (model %d), or out of order", i, len(m), len(model))
+		}
 	}
 }
