@@ -64,17 +64,20 @@ func quietBucket(rng *rand.Rand) *metrics.Bucket {
 	return b
 }
 
-// BenchmarkApply is the store flush: one flush of one minute's deltas
-// for apps × 2 process types, merged into the rows already stored (as the
-// flushes of a still-open minute are) in all three tiers, which is the
-// rollup on write, with the journal position, in one transaction.
+// BenchmarkApply is the store flush: one flush of the current minute's
+// deltas for apps × 2 process types, merged into the rows already stored
+// (as the flushes of a still-open minute are), with the journal position,
+// in one transaction. The rows come in random order, as State.Take hands
+// them over. Minutes this young reach only the 1-minute tier; the
+// coarser tiers get them later, once, through the rollup
+// (BenchmarkRollup).
 func BenchmarkApply(b *testing.B) {
 	for _, apps := range []int{1, 10, 100, 1000} {
 		b.Run(fmt.Sprintf("apps=%d", apps), func(b *testing.B) {
 			ctx := context.Background()
 			s := openStore(b)
 			rng := rand.New(rand.NewPCG(1, 2))
-			t := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+			t := time.Now().UTC().Truncate(time.Minute)
 			f := &metrics.Flush{}
 			var lines int64
 			for a := range apps {
@@ -84,6 +87,7 @@ func BenchmarkApply(b *testing.B) {
 					f.Rows = append(f.Rows, metrics.Row{App: fmt.Sprintf("app%05d", a), ProcessType: pt, Time: t, Bucket: mb})
 				}
 			}
+			rng.Shuffle(len(f.Rows), func(i, j int) { f.Rows[i], f.Rows[j] = f.Rows[j], f.Rows[i] })
 			if err := s.Apply(ctx, f); err != nil {
 				b.Fatal(err)
 			}
@@ -96,6 +100,59 @@ func BenchmarkApply(b *testing.B) {
 			}
 			m.Lines(int(lines))
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(f.Rows))/1e3, "µs/row")
+		})
+	}
+}
+
+// BenchmarkRollup is the other half of a minute's cost since flushes
+// write only the 1-minute tier: rolling one closed minute of apps × 2
+// process types into the 10-minute and hourly tiers (into rows that
+// exist, as for every minute but the first of an hour). It reports the
+// CPU time per 1-minute row rolled up.
+func BenchmarkRollup(b *testing.B) {
+	for _, apps := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("apps=%d", apps), func(b *testing.B) {
+			ctx := context.Background()
+			s := openStore(b)
+			rng := rand.New(rand.NewPCG(1, 2))
+			base := time.Now().UTC().Truncate(time.Hour).Add(time.Hour)
+			var rows []metrics.Row
+			for a := range apps {
+				for _, pt := range []string{"web", "worker"} {
+					rows = append(rows, metrics.Row{App: fmt.Sprintf("app%05d", a), ProcessType: pt, Bucket: minuteBucket(rng)})
+				}
+			}
+			minute := 0
+			// One closed minute more in the 1-minute tier, not rolled up.
+			next := func() {
+				at := base.Add(time.Duration(minute) * time.Minute)
+				for i := range rows {
+					rows[i].Time = at
+				}
+				minute++
+				if err := s.Import(ctx, &metrics.Flush{Rows: rows}, time.Time{}); err != nil {
+					b.Fatal(err)
+				}
+				s.now = func() time.Time { return at.Add(rollupLag) }
+			}
+			next()
+			if err := s.RollUp(ctx, s.now()); err != nil { // the coarser rows exist
+				b.Fatal(err)
+			}
+			var cpu time.Duration
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				next()
+				b.StartTimer()
+				c := benchmeter.ProcessCPU()
+				if err := s.RollUp(ctx, s.now()); err != nil {
+					b.Fatal(err)
+				}
+				cpu += benchmeter.ProcessCPU() - c
+			}
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*len(rows)), "cpu-µs/row")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(rows))/1e3, "µs/row")
 		})
 	}
 }

@@ -113,6 +113,8 @@ type Store struct {
 
 	damaged int // buckets found damaged at start-up
 
+	now func() time.Time // the clock of the rollup (tests move it)
+
 	// eventsLimit is the most events one Events call returns
 	// (server.EventsLimit; tests lower it).
 	eventsLimit int
@@ -132,14 +134,14 @@ var (
 // OpenStore opens or creates the store database at path. A nil retention
 // means DefaultRetention.
 func OpenStore(ctx context.Context, path string, retention map[drainpipe.Tier]time.Duration, log *slog.Logger) (*Store, error) {
-	db, err := open(ctx, path, storeSchema+monitorSchema, storePageSize)
+	db, err := open(ctx, path, storeSchema+rollupSchema+monitorSchema, storePageSize)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	if retention == nil {
 		retention = DefaultRetention()
 	}
-	s := &Store{db: db, log: log, retention: retention, parts: map[partKey]string{}, eventsLimit: server.EventsLimit}
+	s := &Store{db: db, log: log, retention: retention, parts: map[partKey]string{}, now: time.Now, eventsLimit: server.EventsLimit}
 	rows, err := db.QueryContext(ctx, `SELECT tier, start, name FROM partitions`)
 	if err != nil {
 		db.Close()
@@ -162,6 +164,10 @@ func OpenStore(ctx context.Context, path string, retention map[drainpipe.Tier]ti
 		return nil, fmt.Errorf("store: list partitions: %w", err)
 	}
 	rows.Close()
+	if err := s.initRollup(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
 	if err := s.verify(ctx, path); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: %w", err)
@@ -366,11 +372,7 @@ func (s *Store) AppForToken(ctx context.Context, token string) (string, error) {
 // creating it inside tx when it does not exist yet. Tables created in tx
 // are remembered in local until the transaction commits.
 func (s *Store) partition(ctx context.Context, tx *sql.Tx, tier drainpipe.Tier, ts time.Time, local map[partKey]string) (string, error) {
-	span := int64(partitionSpan(tier) / time.Second)
-	start := ts.Unix() - ts.Unix()%span
-	if ts.Unix() < 0 && ts.Unix()%span != 0 {
-		start -= span
-	}
+	start := partitionStart(tier, ts.Unix())
 	k := partKey{tier, start}
 	s.mu.Lock()
 	name, ok := s.parts[k]
@@ -411,7 +413,7 @@ type groupKey struct {
 // all in one transaction. Deltas are merged into what is stored, never
 // written over it, so late data and replays of partial minutes add up.
 func (s *Store) Apply(ctx context.Context, f *metrics.Flush) error {
-	return s.apply(ctx, f, true, time.Time{})
+	return s.apply(ctx, f, applyOpts{position: true, rollApps: rollupAppsPerFlush(len(f.Rows)), rollNow: s.now()})
 }
 
 // Import merges f like Apply but leaves the journal position alone, for
@@ -420,21 +422,35 @@ func (s *Store) Apply(ctx context.Context, f *metrics.Flush) error {
 // retention at now are left out: the next retention check would drop
 // them.
 func (s *Store) Import(ctx context.Context, f *metrics.Flush, now time.Time) error {
-	return s.apply(ctx, f, false, now)
+	return s.apply(ctx, f, applyOpts{expireAt: now})
+}
+
+// applyOpts tell apply what else to do besides merging a flush.
+type applyOpts struct {
+	position bool      // record the flush's journal position
+	expireAt time.Time // when not zero, leave out deltas expired at this time
+	rollApps int       // roll up at most this many apps' closed minutes
+	rollNow  time.Time // the time that decides which minutes are closed
 }
 
 // expired reports whether the partition of tier holding ts lies wholly
 // beyond the tier's retention at now, as DropExpired decides.
 func (s *Store) expired(tier drainpipe.Tier, ts int64, now time.Time) bool {
+	return partitionStart(tier, ts)+int64(partitionSpan(tier)/time.Second) <= now.Add(-s.retention[tier]).Unix()
+}
+
+// partitionStart returns the start (Unix seconds) of tier's partition
+// holding ts.
+func partitionStart(tier drainpipe.Tier, ts int64) int64 {
 	span := int64(partitionSpan(tier) / time.Second)
 	start := ts - ts%span
 	if ts < 0 && ts%span != 0 {
 		start -= span
 	}
-	return start+span <= now.Add(-s.retention[tier]).Unix()
+	return start
 }
 
-func (s *Store) apply(ctx context.Context, f *metrics.Flush, position bool, now time.Time) error {
+func (s *Store) apply(ctx context.Context, f *metrics.Flush, o applyOpts) error {
 	tx, err := begin(ctx, s.db)
 	if err != nil {
 		return fmt.Errorf("store: begin flush: %w", err)
@@ -443,31 +459,44 @@ func (s *Store) apply(ctx context.Context, f *metrics.Flush, position bool, now 
 	stmts := newStmtCache(tx.Tx)
 	defer stmts.close()
 	created := map[partKey]string{}
-	for _, tier := range drainpipe.Tiers {
-		groups := map[groupKey]*metrics.Bucket{}
-		var order []groupKey
-		for _, r := range f.Rows {
-			ts := r.Time.Truncate(tier.Duration()).Unix()
-			k := groupKey{r.App, r.ProcessType, ts}
-			g, ok := groups[k]
-			if !ok {
-				g = new(metrics.Bucket)
-				groups[k] = g
-				order = append(order, k)
-			}
-			g.Merge(r.Bucket)
+	// Every delta goes into the 1-minute tier; into the coarser tiers
+	// only those of minutes already rolled up (late data, replays,
+	// history), the others through the rollup (rollup.go).
+	cur, err := readCursor(ctx, tx)
+	if err != nil {
+		return err
+	}
+	one := newTierGroups(drainpipe.Tier1m)
+	coarse := []*tierGroups{newTierGroups(drainpipe.Tier10m), newTierGroups(drainpipe.Tier1h)}
+	addCoarse := func(app, ptype string, ts int64, b *metrics.Bucket) {
+		for _, g := range coarse {
+			g.add(app, ptype, ts, b)
 		}
-		for _, k := range order {
-			if !now.IsZero() && s.expired(tier, k.ts, now) {
-				continue
-			}
-			table, err := s.partition(ctx, tx.Tx, tier, time.Unix(k.ts, 0), created)
-			if err != nil {
+	}
+	for _, r := range f.Rows {
+		ts := r.Time.Truncate(time.Minute).Unix()
+		one.add(r.App, r.ProcessType, ts, r.Bucket)
+		if cur.rolled(ts, r.App) {
+			addCoarse(r.App, r.ProcessType, ts, r.Bucket)
+		}
+	}
+	if err := s.write(ctx, stmts, one, created, o.expireAt); err != nil {
+		return err
+	}
+	if o.rollApps > 0 {
+		next, err := s.rollup(ctx, stmts, created, cur, rollupLimit(o.rollNow), o.rollApps, addCoarse)
+		if err != nil {
+			return err
+		}
+		if next != cur {
+			if err := saveCursor(ctx, stmts, next); err != nil {
 				return err
 			}
-			if err := s.mergeRow(ctx, stmts, table, k, groups[k]); err != nil {
-				return err
-			}
+		}
+	}
+	for _, g := range coarse {
+		if err := s.write(ctx, stmts, g, created, o.expireAt); err != nil {
+			return err
 		}
 	}
 	if err := insertEvents(ctx, stmts, f.Events); err != nil {
@@ -476,7 +505,7 @@ func (s *Store) apply(ctx context.Context, f *metrics.Flush, position bool, now 
 	if err := s.recordNames(ctx, stmts, f); err != nil {
 		return err
 	}
-	if position {
+	if o.position {
 		if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = 'journal_position'`, f.Position); err != nil {
 			return fmt.Errorf("store: record journal position: %w", err)
 		}
@@ -484,13 +513,7 @@ func (s *Store) apply(ctx context.Context, f *metrics.Flush, position bool, now 
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: commit flush: %w", err)
 	}
-	if len(created) > 0 {
-		s.mu.Lock()
-		for k, name := range created {
-			s.parts[k] = name
-		}
-		s.mu.Unlock()
-	}
+	s.remember(created)
 	return nil
 }
 
@@ -700,12 +723,12 @@ func (s *Store) leftOut(table, app, processType string, ts int64, err error) {
 	s.log.Error("store: corrupt bucket left out of a query", "table", table, "app", app, "process_type", processType, "ts", ts, "err", err)
 }
 
-// eachRow calls fn with every stored row of tier for app ("" = every app)
-// and processType ("" = every one) in [start, end): partition by
-// partition, oldest first, each in time order. The names and data point
-// into the driver's row buffer (sql.RawBytes) and are valid only during
-// the call.
-func (s *Store) eachRow(ctx context.Context, app, processType string, tier drainpipe.Tier, start, end time.Time, fn func(table string, app, processType []byte, ts int64, data []byte)) error {
+// eachStored calls fn with every stored row of tier for app ("" = every
+// app) and processType ("" = every one) in [start, end), read through q:
+// partition by partition, oldest first, each in time order. The names
+// and data point into the driver's row buffer (sql.RawBytes) and are
+// valid only during the call.
+func (s *Store) eachStored(ctx context.Context, q querier, app, processType string, tier drainpipe.Tier, start, end time.Time, fn func(table string, app, processType []byte, ts int64, data []byte)) error {
 	// The names are read only when the query does not fix them; the scan's
 	// destinations are shared by the rows (Scan takes pointers, so each
 	// row's own would be allocated).
@@ -730,8 +753,8 @@ func (s *Store) eachRow(ctx context.Context, app, processType string, tier drain
 		args = append(args, processType)
 	}
 	for _, table := range s.partitionsIn(tier, start, end) {
-		q := `SELECT ` + cols + `ts, data FROM ` + table + ` WHERE ts >= ? AND ts < ?` + where + ` ORDER BY ts`
-		rows, err := s.db.QueryContext(ctx, q, args...)
+		sq := `SELECT ` + cols + `ts, data FROM ` + table + ` WHERE ts >= ? AND ts < ?` + where + ` ORDER BY ts`
+		rows, err := q.QueryContext(ctx, sq, args...)
 		if err != nil {
 			return fmt.Errorf("store: query %s: %w", table, err)
 		}
@@ -753,9 +776,34 @@ func (s *Store) eachRow(ctx context.Context, app, processType string, tier drain
 
 // RequestCounts returns per-bucket request and 5xx counts of every app.
 func (s *Store) RequestCounts(ctx context.Context, tier drainpipe.Tier, start, end time.Time) ([]metrics.RequestCount, error) {
+	if tier == drainpipe.Tier1m {
+		return s.requestCounts(ctx, s.db, tier, start, end)
+	}
+	// A coarser tier: its rows and the pending 1-minute rows, from one
+	// snapshot.
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	cur, err := readCursor(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.requestCounts(ctx, tx, tier, start, end)
+	if err != nil {
+		return nil, err
+	}
+	if out, err = s.pendingCounts(ctx, tx, cur, tier, start, end, out); err != nil {
+		return nil, err
+	}
+	return out, tx.Commit()
+}
+
+func (s *Store) requestCounts(ctx context.Context, q querier, tier drainpipe.Tier, start, end time.Time) ([]metrics.RequestCount, error) {
 	var out []metrics.RequestCount
 	for _, table := range s.partitionsIn(tier, start, end) {
-		rows, err := s.db.QueryContext(ctx,
+		rows, err := q.QueryContext(ctx,
 			`SELECT app, ts, SUM(requests), SUM(err5xx) FROM `+table+` WHERE ts >= ? AND ts < ? GROUP BY app, ts`,
 			start.Unix(), end.Unix())
 		if err != nil {
@@ -919,6 +967,11 @@ func (s *Store) CustomMetrics(ctx context.Context, app string) ([]server.CustomM
 // tier's retention at now, and deletes events older than the longest
 // retention. It returns the dropped tables' names.
 func (s *Store) DropExpired(ctx context.Context, now time.Time) ([]string, error) {
+	// Minutes not rolled up yet reach the coarser tiers before their
+	// 1-minute partition can go.
+	if err := s.RollUp(ctx, now); err != nil {
+		return nil, err
+	}
 	var dropped []string
 	s.mu.Lock()
 	var victims []partKey

@@ -1,0 +1,239 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/metrics"
+)
+
+// requestsIn sums the requests that Buckets and RequestCounts return for
+// app ("" = all) in tier over [from, to), and checks that they agree.
+func requestsIn(t *testing.T, s *Store, app string, tier drainpipe.Tier, from, to time.Time) int64 {
+	t.Helper()
+	rows, err := s.Buckets(context.Background(), app, "", tier, from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	seen := map[groupKey]bool{}
+	for _, r := range rows {
+		k := groupKey{r.App, r.ProcessType, r.Time.Unix()}
+		if seen[k] {
+			t.Fatalf("%s: row %v returned twice", tier, k)
+		}
+		seen[k] = true
+		if r.Time.Unix()%int64(tier.Duration()/time.Second) != 0 {
+			t.Fatalf("%s: row at %s is not aligned", tier, r.Time)
+		}
+		n += r.Bucket.Requests
+	}
+	counts, err := s.RequestCounts(context.Background(), tier, from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c int64
+	for _, rc := range counts {
+		if app == "" || rc.App == app {
+			c += rc.Requests
+		}
+	}
+	if c != n {
+		t.Fatalf("%s: RequestCounts says %d requests, Buckets %d", tier, c, n)
+	}
+	return n
+}
+
+// storedRequests sums the requests column of tier's tables, as written.
+func storedRequests(t *testing.T, s *Store, tier drainpipe.Tier) int64 {
+	t.Helper()
+	var n int64
+	for _, table := range s.partitionsIn(tier, time.Unix(0, 0), time.Unix(1<<40, 0)) {
+		var v int64
+		if err := s.db.QueryRow(`SELECT coalesce(sum(requests), 0) FROM ` + table).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		n += v
+	}
+	return n
+}
+
+// clockedStore opens a store whose rollup clock is *now (set to the
+// present), and returns the current minute.
+func clockedStore(t *testing.T) (*Store, *time.Time, time.Time) {
+	t.Helper()
+	s := openStore(t)
+	now := time.Now().UTC()
+	s.now = func() time.Time { return now }
+	return s, &now, now.Truncate(time.Minute)
+}
+
+// TestRollupDefersCoarseTiers: deltas of the current minute go only to the
+// 1-minute tier, yet every tier answers with them at once; once the
+// minute is rollupLag old a flush rolls it up, once, and late data after
+// that goes straight to every tier.
+func TestRollupDefersCoarseTiers(t *testing.T) {
+	ctx := context.Background()
+	s, now, m := clockedStore(t)
+	from, to := m.Add(-2*time.Hour), m.Add(2*time.Hour)
+	pos := int64(0)
+	apply := func(rows ...metrics.Row) {
+		t.Helper()
+		pos++
+		if err := s.Apply(ctx, &metrics.Flush{Position: pos, Rows: rows}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(delta("a", "web", m, 10, 50), delta("a", "worker", m, 3, 50), delta("b", "web", m, 7, 50))
+	apply(delta("a", "web", m, 5, 60))
+	if got := storedRequests(t, s, drainpipe.Tier10m) + storedRequests(t, s, drainpipe.Tier1h); got != 0 {
+		t.Fatalf("the open minute was written to the coarser tiers (%d requests)", got)
+	}
+	for _, tier := range drainpipe.Tiers {
+		if got := requestsIn(t, s, "", tier, from, to); got != 25 {
+			t.Fatalf("%s before the rollup: %d requests, want 25", tier, got)
+		}
+		if got := requestsIn(t, s, "a", tier, from, to); got != 18 {
+			t.Fatalf("%s before the rollup, app a: %d requests, want 18", tier, got)
+		}
+	}
+
+	// The minute closes and ages past rollupLag: the next flush (even an
+	// empty one) rolls it up.
+	*now = now.Add(rollupLag + time.Minute)
+	apply()
+	if got := storedRequests(t, s, drainpipe.Tier1h); got != 25 {
+		t.Fatalf("after the rollup the hourly tier holds %d requests, want 25", got)
+	}
+	cur, err := readCursor(ctx, s.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cur.rolled(m.Unix(), "b") {
+		t.Fatalf("cursor %+v is not past minute %d", cur, m.Unix())
+	}
+	// Late data for the rolled-up minute goes to every tier at once.
+	apply(delta("b", "web", m, 4, 70))
+	for _, tier := range drainpipe.Tiers {
+		if got := requestsIn(t, s, "", tier, from, to); got != 29 {
+			t.Fatalf("%s after late data: %d requests, want 29", tier, got)
+		}
+	}
+	if got := storedRequests(t, s, drainpipe.Tier10m); got != 29 {
+		t.Fatalf("the 10-minute tier holds %d requests, want 29", got)
+	}
+}
+
+// TestRollupInShares: a flush rolls up only a share of the closed
+// minutes, whole apps at a time; every answer stays exact while the
+// rollup is part-way, and the minutes are all rolled up in the end.
+func TestRollupInShares(t *testing.T) {
+	ctx := context.Background()
+	s, now, m := clockedStore(t)
+	from, to := m.Add(-2*time.Hour), m.Add(2*time.Hour)
+	apps := 3*rollupAppsPerFlush(0) + 5
+	var rows []metrics.Row
+	var want int64
+	for i := range apps {
+		for j, minute := range []time.Time{m, m.Add(time.Minute), m.Add(2 * time.Minute)} {
+			rows = append(rows, delta(fmt.Sprintf("app%04d", i), "web", minute, 1+i%3+j, 10))
+			want += int64(1 + i%3 + j)
+		}
+		rows = append(rows, delta(fmt.Sprintf("app%04d", i), "worker", m, 2, 10))
+		want += 2
+	}
+	pos := int64(1)
+	if err := s.Apply(ctx, &metrics.Flush{Position: pos, Rows: rows}); err != nil {
+		t.Fatal(err)
+	}
+	*now = now.Add(rollupLag + 3*time.Minute)
+	for flushes := 1; ; flushes++ {
+		pos++
+		if err := s.Apply(ctx, &metrics.Flush{Position: pos}); err != nil {
+			t.Fatal(err)
+		}
+		for _, tier := range drainpipe.Tiers {
+			if got := requestsIn(t, s, "", tier, from, to); got != want {
+				t.Fatalf("%s after %d rollup flushes: %d requests, want %d", tier, flushes, got, want)
+			}
+		}
+		if got := requestsIn(t, s, "app0007", drainpipe.Tier10m, from, to); got != 2+3+4+2 {
+			t.Fatalf("app0007 at 10m: %d requests", got)
+		}
+		if got := storedRequests(t, s, drainpipe.Tier1h); got == want {
+			// Three minutes of every app: at least 9 shares.
+			if flushes < 9 {
+				t.Fatalf("rolled up in %d flushes; each should take only a share", flushes)
+			}
+			break
+		}
+		if flushes > 30 {
+			t.Fatalf("not rolled up after %d flushes: %d of %d requests", flushes, storedRequests(t, s, drainpipe.Tier1h), want)
+		}
+	}
+}
+
+// TestRollupCursorOfAnOlderStore: a store written before the cursor
+// existed has every minute in every tier; the cursor it gets starts past
+// all of them, so nothing is rolled up twice.
+func TestRollupCursorOfAnOlderStore(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "m.db")
+	s, err := OpenStore(ctx, path, nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := time.Now().UTC().Truncate(time.Minute)
+	// As the old flushes did: every tier written at once (the cursor
+	// ahead of the rows makes Apply write them all).
+	if _, err := s.db.Exec(`UPDATE rollup SET ts = ?`, m.Add(time.Hour).Unix()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(ctx, &metrics.Flush{Position: 1, Rows: []metrics.Row{delta("a", "web", m.Add(3*time.Minute), 6, 10)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.Exec(`DELETE FROM rollup`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = OpenStore(ctx, path, nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.now = func() time.Time { return m.Add(time.Hour) }
+	if err := s.Apply(ctx, &metrics.Flush{Position: 2}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tier := range drainpipe.Tiers {
+		if got := requestsIn(t, s, "a", tier, m.Add(-time.Hour), m.Add(time.Hour)); got != 6 {
+			t.Fatalf("%s: %d requests, want 6", tier, got)
+		}
+	}
+}
+
+// TestDropExpiredRollsUpFirst: minutes not rolled up yet (no flush since)
+// reach the coarser tiers before retention may drop their 1-minute
+// partition.
+func TestDropExpiredRollsUpFirst(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	m := time.Now().UTC().Truncate(time.Minute)
+	if err := s.Apply(ctx, &metrics.Flush{Position: 1, Rows: []metrics.Row{delta("a", "web", m, 9, 10)}}); err != nil {
+		t.Fatal(err)
+	}
+	later := m.Add(4 * 24 * time.Hour)
+	if _, err := s.DropExpired(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	if got := storedRequests(t, s, drainpipe.Tier1h); got != 9 {
+		t.Fatalf("hourly tier holds %d requests after DropExpired, want 9", got)
+	}
+	if got := storedRequests(t, s, drainpipe.Tier1m); got != 0 {
+		t.Fatalf("the 1-minute partition was kept (%d requests)", got)
+	}
+}
