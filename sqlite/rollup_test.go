@@ -97,6 +97,16 @@ func TestRollupDefersCoarseTiers(t *testing.T) {
 		if got := requestsIn(t, s, "", tier, from, to); got != 25 {
 			t.Fatalf("%s before the rollup: %d requests, want 25", tier, got)
 		}
+		var latency, maxMS int64
+		if err := s.EachLatency(ctx, "a", "web", tier, from, to, func(_ time.Time, v *metrics.LatencyView) {
+			latency += v.Service.Count
+			maxMS = max(maxMS, int64(v.Service.Max))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if latency != 15 || maxMS != 60 {
+			t.Fatalf("%s before the rollup: latency views count %d samples up to %d ms, want 15 up to 60", tier, latency, maxMS)
+		}
 		if got := requestsIn(t, s, "a", tier, from, to); got != 18 {
 			t.Fatalf("%s before the rollup, app a: %d requests, want 18", tier, got)
 		}
