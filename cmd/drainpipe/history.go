@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/drainpipe/drainpipe"
@@ -33,6 +35,13 @@ const historyChunk = 3 * time.Hour
 // merged into the store in one transaction (Store.Import), newest chunks
 // first so the dashboard's default 24 hours fill in first.
 //
+// workers goroutines (GOMAXPROCS when workers <= 0) generate and fold
+// chunks in parallel; the calling goroutine alone writes to the store,
+// one chunk's transaction after another in the order of the chunks, so
+// the store ends up byte for byte as a sequential import leaves it and
+// the writers never wait on each other's SQLite locks. At most
+// 2×workers chunks are folded ahead of the writer.
+//
 // What this skips is HTTP and the journal. The demo's history is
 // synthetic: no client was promised it was kept, so there is nothing for
 // the journal's fsync to guarantee, and the store's own transactions
@@ -41,80 +50,157 @@ const historyChunk = 3 * time.Hour
 //
 // Lines older than maxAge at their chunk's end are rejected as the
 // aggregator would (pass the 1-minute tier's retention). progress, when
-// not nil, is called after every chunk. importHistory
-// returns the number of lines folded.
+// not nil, is called after every chunk is stored, from the calling
+// goroutine. importHistory returns the number of lines stored.
 func importHistory(ctx context.Context, st historyStore, fleet []gen.AppSpec, seed uint64, from, to time.Time, maxAge time.Duration, workers int, progress func(done, total int, lines int64)) (int64, error) {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	type job struct {
-		app      int
-		from, to time.Time
-	}
-	var jobs []job
+	var jobs []historyJob
 	for end := to; end.After(from); end = end.Add(-historyChunk) {
 		start := end.Add(-historyChunk)
 		if start.Before(from) {
 			start = from
 		}
 		for i := range fleet {
-			jobs = append(jobs, job{i, start, end})
+			jobs = append(jobs, historyJob{i, start, end})
 		}
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	next := make(chan job)
-	var lines atomic.Int64
-	var done atomic.Int64
-	var progressMu sync.Mutex
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ahead := 2 * workers
+	next := make(chan int)
+	folded := make(chan historyChunkResult, ahead)
 	var wg sync.WaitGroup
-	now := time.Now()
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			gens := make([]*gen.Generator, len(fleet))
-			state := aggregate.NewState(maxAge, 5*time.Minute)
-			var rec drainpipe.Record
-			var seq int64
-			for j := range next {
-				if gens[j.app] == nil {
-					gens[j.app] = gen.NewGenerator(fleet[j.app], seed, from, to)
-				}
-				rec.App, rec.ReceivedAt = fleet[j.app].Name, j.to
-				b := drain.NewBatcher(drain.DefaultBatchMessages, 0, func(body []byte, n int) error {
-					seq++
-					rec.Seq, rec.Body = seq, body
-					state.Fold(&rec)
-					return nil
-				})
-				n := gens[j.app].Generate(j.from, j.to, func(l *gen.Line) {
-					_ = b.AddBytes(l.Time, l.AppName, l.ProcID, l.Msg) // the fold cannot fail
-				})
-				_ = b.Flush()
-				if err := st.Import(ctx, state.Take(seq), now); err != nil {
-					cancel(fmt.Errorf("import history of %s: %w", fleet[j.app].Name, err))
-					continue
-				}
-				lines.Add(int64(n))
-				d := done.Add(1)
-				if progress != nil {
-					progressMu.Lock()
-					progress(int(d), len(jobs), lines.Load())
-					progressMu.Unlock()
-				}
+			f := newHistoryFolder(fleet, seed, from, to, maxAge)
+			for i := range next {
+				folded <- f.fold(i, jobs[i])
 			}
 		}()
 	}
-feed:
-	for _, j := range jobs {
-		select {
-		case next <- j:
-		case <-ctx.Done():
-			break feed
+	// The feeder hands out chunk numbers in order, never more than ahead
+	// of the last chunk stored: slots holds one token per chunk in flight.
+	slots := make(chan struct{}, ahead)
+	go func() {
+		defer close(next)
+		for i := range jobs {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() {
+		wg.Wait()
+		close(folded)
+	}()
+	defer func() {
+		cancel()
+		for range folded { // let the workers finish and exit
+		}
+	}()
+
+	now := time.Now()
+	pending := make(map[int]historyChunkResult, ahead)
+	var lines int64
+	for done := 0; done < len(jobs); {
+		r, ok := pending[done]
+		if !ok {
+			var more bool
+			if r, more = <-folded; !more {
+				return lines, ctx.Err()
+			}
+			if r.i != done {
+				pending[r.i] = r
+				continue
+			}
+		}
+		delete(pending, done)
+		if err := st.Import(ctx, r.flush, now); err != nil {
+			return lines, fmt.Errorf("import history of %s: %w", fleet[jobs[done].app].Name, err)
+		}
+		<-slots
+		lines += int64(r.lines)
+		done++
+		if progress != nil {
+			progress(done, len(jobs), lines)
 		}
 	}
-	close(next)
-	wg.Wait()
-	return lines.Load(), context.Cause(ctx)
+	return lines, nil
+}
+
+// historyJob is one chunk of one app's history: fleet[app] in [from, to).
+type historyJob struct {
+	app      int
+	from, to time.Time
+}
+
+// historyChunkResult is chunk i folded: its flush and how many lines it held.
+type historyChunkResult struct {
+	i     int
+	flush *metrics.Flush
+	lines int
+}
+
+// historyFolder generates, frames and folds chunks of history; each
+// worker has its own.
+type historyFolder struct {
+	fleet    []gen.AppSpec
+	seed     uint64
+	from, to time.Time
+	maxAge   time.Duration
+	gens     []*gen.Generator
+	state    *aggregate.State
+	rec      drainpipe.Record
+	seq      int64
+	batcher  *drain.Batcher
+}
+
+func newHistoryFolder(fleet []gen.AppSpec, seed uint64, from, to time.Time, maxAge time.Duration) *historyFolder {
+	f := &historyFolder{
+		fleet: fleet, seed: seed, from: from, to: to, maxAge: maxAge,
+		gens: make([]*gen.Generator, len(fleet)),
+	}
+	f.batcher = drain.NewBatcher(drain.DefaultBatchMessages, 0, func(body []byte, n int) error {
+		f.seq++
+		f.rec.Seq, f.rec.Body = f.seq, body
+		f.state.Fold(&f.rec)
+		return nil
+	})
+	return f
+}
+
+// fold generates job's lines, frames them into bodies and folds every
+// body as if it arrived at the end of the chunk, then takes the state as
+// one flush with its rows in a fixed order (the fold's maps have none),
+// so that merging it gives the same bytes every time. Each chunk gets a
+// fresh State: what a State remembers between flushes (R14 events seen,
+// per-app limits) must not depend on which chunks a worker folded before.
+func (f *historyFolder) fold(i int, j historyJob) historyChunkResult {
+	f.state = aggregate.NewState(f.maxAge, 5*time.Minute)
+	g := f.gens[j.app]
+	if g == nil {
+		g = gen.NewGenerator(f.fleet[j.app], f.seed, f.from, f.to)
+		f.gens[j.app] = g
+	}
+	f.rec.App, f.rec.ReceivedAt = f.fleet[j.app].Name, j.to
+	n := g.Generate(j.from, j.to, func(l *gen.Line) {
+		_ = f.batcher.AddBytes(l.Time, l.AppName, l.ProcID, l.Msg) // the fold cannot fail
+	})
+	_ = f.batcher.Flush()
+	flush := f.state.Take(f.seq)
+	slices.SortFunc(flush.Rows, func(a, b metrics.Row) int {
+		return cmp.Or(strings.Compare(a.App, b.App), strings.Compare(a.ProcessType, b.ProcessType), a.Time.Compare(b.Time))
+	})
+	return historyChunkResult{i: i, flush: flush, lines: n}
 }

@@ -4,13 +4,17 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/drainpipe/drainpipe"
 	"github.com/drainpipe/drainpipe/gen"
 	"github.com/drainpipe/drainpipe/internal/benchmeter"
+	"github.com/drainpipe/drainpipe/server"
 	"github.com/drainpipe/drainpipe/sqlite"
 )
 
@@ -90,6 +94,70 @@ func TestImportHistorySkipsExpiredMinutes(t *testing.T) {
 	if len(minutes) != 0 || len(hours) != 1 {
 		t.Fatalf("%d 1-minute rows (want 0: past retention), %d hourly rows (want 1)", len(minutes), len(hours))
 	}
+}
+
+// createdAt matches an app's creation time in an API answer.
+var createdAt = regexp.MustCompile(`"created_at":"[^"]*"`)
+
+// TestImportHistoryParallelSameAsSequential imports seven hours of the
+// demo fleet (three chunks of each app) with one worker and with four,
+// and asks both stores' APIs for every series, at every tier's step, and
+// for the apps' events, formations and custom metrics: the answers must
+// be byte for byte the same, so folding chunks in parallel changes
+// nothing the dashboard shows.
+func TestImportHistoryParallelSameAsSequential(t *testing.T) {
+	ctx := context.Background()
+	fleet := gen.DemoFleet(3, 1)
+	to := time.Now().UTC().Truncate(time.Minute).Add(-17 * time.Second) // chunks end off the minute
+	from := to.Add(-7 * time.Hour)
+	now := func() time.Time { return to }
+	var handlers [2]http.Handler
+	var stores [2]*sqlite.Store
+	var lines [2]int64
+	for i, workers := range []int{1, 4} {
+		st := openHistoryStore(t)
+		for _, a := range fleet {
+			if _, _, err := st.CreateApp(ctx, a.Name); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := importHistory(ctx, st, fleet, 1, from, to, 3*24*time.Hour, workers, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stores[i], lines[i] = st, n
+		handlers[i] = server.New(server.Config{AdminToken: "t", Now: now}, nil, st, nil, nil).Handler()
+	}
+	if lines[0] != lines[1] || lines[0] == 0 {
+		t.Fatalf("%d lines with one worker, %d with four", lines[0], lines[1])
+	}
+	window := "start_time=" + from.Format(time.RFC3339) + "&end_time=" + to.Add(time.Minute).Format(time.RFC3339)
+	paths := seriesPaths(t, stores[0], fleet, from, to)
+	for _, a := range fleet {
+		base := "/api/apps/" + a.Name
+		paths = append(paths, base+"/events?"+window, base+"/formation", base+"/custom-metrics")
+	}
+	events := 0
+	for _, p := range paths {
+		// The apps were created at different times; nothing else may differ.
+		want := createdAt.ReplaceAllString(apiGet(t, handlers[0], p), "")
+		got := createdAt.ReplaceAllString(apiGet(t, handlers[1], p), "")
+		if got != want {
+			i := 0
+			for i < len(got) && i < len(want) && got[i] == want[i] {
+				i++
+			}
+			lo := max(0, i-200)
+			t.Fatalf("%s differs at byte %d:\nfour workers …%.300s\none worker   …%.300s", p, i, got[lo:], want[lo:])
+		}
+		if strings.Contains(p, "/events?") {
+			events += strings.Count(want, `"kind"`)
+		}
+	}
+	if events == 0 {
+		t.Fatal("no events in seven hours of the demo fleet")
+	}
+	t.Logf("%d answers compared, %d events", len(paths), events)
 }
 
 // BenchmarkImportHistory imports six hours of the demo fleet into a real

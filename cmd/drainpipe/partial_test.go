@@ -49,16 +49,52 @@ func TestSelectiveDecodeAnswersSame(t *testing.T) {
 	partial := server.New(server.Config{AdminToken: "t", Now: now}, nil, st, nil, nil).Handler()
 	cached := server.New(server.Config{AdminToken: "t", Now: now, QueryCacheTTL: time.Minute}, nil, st, nil, nil).Handler()
 	whole := server.New(server.Config{AdminToken: "t", Now: now}, nil, wholeStore{st}, nil, nil).Handler()
-	get := func(h http.Handler, path string) string {
-		req := httptest.NewRequest(http.MethodGet, path, nil)
-		req.Header.Set("Authorization", "Bearer t")
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, req)
-		if w.Code != http.StatusOK {
-			t.Fatalf("%s: %d %s", path, w.Code, w.Body)
+	get := func(h http.Handler, path string) string { return apiGet(t, h, path) }
+	paths := seriesPaths(t, st, fleet, from, to)
+	var data int
+	for _, p := range paths {
+		want := get(whole, p)
+		for _, got := range []string{get(partial, p), get(cached, p)} {
+			if got == want {
+				continue
+			}
+			i := 0
+			for i < len(got) && i < len(want) && got[i] == want[i] {
+				i++
+			}
+			lo := max(0, i-300)
+			t.Fatalf("%s differs at byte %d:\nselective …%.400s\nwhole     …%.400s", p, i, got[lo:], want[lo:])
 		}
-		return w.Body.String()
+		if i := strings.Index(want, `"data"`); i >= 0 && number.MatchString(want[i:]) {
+			data++
+		}
 	}
+	if data < len(paths)/2 {
+		t.Fatalf("only %d of %d answers hold data", data, len(paths))
+	}
+	t.Logf("%d answers compared", len(paths))
+}
+
+// apiGet asks h for path with the admin token "t" and returns the body of
+// its 200 answer.
+func apiGet(t *testing.T, h http.Handler, path string) string {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	req.Header.Set("Authorization", "Bearer t")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusOK {
+		t.Fatalf("%s: %d %s", path, w.Code, w.Body)
+	}
+	return w.Body.String()
+}
+
+// seriesPaths lists the API's series endpoints for every app of fleet in
+// st, every process type, dyno and custom metric, at three steps over
+// [from, to), and the app list.
+func seriesPaths(t *testing.T, st server.Store, fleet []gen.AppSpec, from, to time.Time) []string {
+	t.Helper()
+	ctx := context.Background()
 	var paths []string
 	for _, a := range fleet {
 		form, err := st.Formation(ctx, a.Name)
@@ -97,26 +133,5 @@ func TestSelectiveDecodeAnswersSame(t *testing.T) {
 		}
 	}
 	paths = append(paths, "/api/apps")
-	var data int
-	for _, p := range paths {
-		want := get(whole, p)
-		for _, got := range []string{get(partial, p), get(cached, p)} {
-			if got == want {
-				continue
-			}
-			i := 0
-			for i < len(got) && i < len(want) && got[i] == want[i] {
-				i++
-			}
-			lo := max(0, i-300)
-			t.Fatalf("%s differs at byte %d:\nselective …%.400s\nwhole     …%.400s", p, i, got[lo:], want[lo:])
-		}
-		if i := strings.Index(want, `"data"`); i >= 0 && number.MatchString(want[i:]) {
-			data++
-		}
-	}
-	if data < len(paths)/2 {
-		t.Fatalf("only %d of %d answers hold data", data, len(paths))
-	}
-	t.Logf("%d answers compared", len(paths))
+	return paths
 }
