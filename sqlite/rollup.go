@@ -99,15 +99,19 @@ func (s *Store) initRollup(ctx context.Context) error {
 	return nil
 }
 
-// tierGroups sums deltas per row of one tier.
+// tierGroups sums deltas per row of one tier. A group borrows the first
+// bucket added to it and copies it only when a second one is merged in:
+// the buckets added are never changed (a flush's buckets go on to the
+// monitor evaluator).
 type tierGroups struct {
-	tier  drainpipe.Tier
-	m     map[groupKey]*metrics.Bucket
-	order []groupKey
+	tier     drainpipe.Tier
+	m        map[groupKey]*metrics.Bucket
+	borrowed map[groupKey]bool
+	order    []groupKey
 }
 
 func newTierGroups(tier drainpipe.Tier) *tierGroups {
-	return &tierGroups{tier: tier, m: map[groupKey]*metrics.Bucket{}}
+	return &tierGroups{tier: tier, m: map[groupKey]*metrics.Bucket{}, borrowed: map[groupKey]bool{}}
 }
 
 // add merges b, a bucket of the minute starting at ts (Unix seconds),
@@ -116,9 +120,17 @@ func (g *tierGroups) add(app, ptype string, ts int64, b *metrics.Bucket) {
 	k := groupKey{app, ptype, time.Unix(ts, 0).Truncate(g.tier.Duration()).Unix()}
 	d, ok := g.m[k]
 	if !ok {
-		d = new(metrics.Bucket)
-		g.m[k] = d
+		g.m[k] = b
+		g.borrowed[k] = true
 		g.order = append(g.order, k)
+		return
+	}
+	if g.borrowed[k] {
+		c := new(metrics.Bucket)
+		c.Merge(d)
+		d = c
+		g.m[k] = d
+		delete(g.borrowed, k)
 	}
 	d.Merge(b)
 }
@@ -179,9 +191,9 @@ func (s *Store) oneMinutePartition(ts int64, created map[partKey]string) (string
 }
 
 // rollup merges the 1-minute rows after cur of minutes before limit into
-// the coarser tiers through add, whole apps at a time, up to maxApps apps'
+// the coarser tiers through add (one decoded row each), whole apps at a time, up to maxApps apps'
 // minutes, and returns the cursor past them.
-func (s *Store) rollup(ctx context.Context, stmts *stmtCache, created map[partKey]string, cur rollupCursor, limit int64, maxApps int, add func(app, ptype string, ts int64, b *metrics.Bucket)) (rollupCursor, error) {
+func (s *Store) rollup(ctx context.Context, stmts *stmtCache, created map[partKey]string, cur rollupCursor, limit int64, maxApps int, add func(metrics.Row)) (rollupCursor, error) {
 	for maxApps > 0 && cur.Ts < limit {
 		table, end := s.oneMinutePartition(cur.Ts, created)
 		if table == "" {
@@ -224,7 +236,7 @@ func (s *Store) rollup(ctx context.Context, stmts *stmtCache, created map[partKe
 				s.log.Error("store: corrupt bucket left out of the rollup", "table", table, "app", app, "process_type", ptype, "ts", cur.Ts, "err", err)
 				continue
 			}
-			add(app, ptype, cur.Ts, b)
+			add(metrics.Row{App: app, ProcessType: ptype, Time: time.Unix(cur.Ts, 0), Bucket: b})
 		}
 		err = rows.Err()
 		rows.Close()

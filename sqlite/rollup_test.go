@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/logline"
 	"github.com/drainpipe/drainpipe/metrics"
 )
 
@@ -245,5 +246,66 @@ func TestDropExpiredRollsUpFirst(t *testing.T) {
 	}
 	if got := storedRequests(t, s, drainpipe.Tier1m); got != 0 {
 		t.Fatalf("the 1-minute partition was kept (%d requests)", got)
+	}
+}
+
+// TestNamesWrittenOncePerMinute: a dyno's last_seen and a custom metric
+// name are written by the first flush that carries them (namesSeen skips
+// them in the next flushes of the minute), and a later minute still moves
+// last_seen; a failed flush remembers nothing.
+func TestNamesWrittenOncePerMinute(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	m := time.Now().UTC().Truncate(time.Minute)
+	row := func(at time.Time) metrics.Row {
+		r := delta("a", "web", at, 1, 10)
+		r.Bucket.Dyno([]byte("web.1"))[0].Add(1, at.UnixNano())
+		r.Bucket.CustomMetric([]byte("jobs"), logline.CustomCount).Total++
+		return r
+	}
+	lastSeen := func() int64 {
+		t.Helper()
+		var v int64
+		if err := s.db.QueryRow(`SELECT last_seen FROM dynos WHERE app = 'a' AND ptype = 'web' AND dyno = 'web.1'`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if err := s.Apply(ctx, &metrics.Flush{Position: 1, Rows: []metrics.Row{row(m)}}); err != nil {
+		t.Fatal(err)
+	}
+	// Rows written behind namesSeen's back are not written again within
+	// the minute: proof that the second flush skipped them.
+	if _, err := s.db.Exec(`UPDATE dynos SET last_seen = 7`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(ctx, &metrics.Flush{Position: 2, Rows: []metrics.Row{row(m)}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := lastSeen(); got != 7 {
+		t.Fatalf("last_seen rewritten by a second flush of the same minute (%d)", got)
+	}
+	if err := s.Apply(ctx, &metrics.Flush{Position: 3, Rows: []metrics.Row{row(m.Add(time.Minute))}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := lastSeen(); got != m.Add(time.Minute).Unix() {
+		t.Fatalf("last_seen = %d, want the later minute %d", got, m.Add(time.Minute).Unix())
+	}
+	names, err := s.CustomMetrics(ctx, "a")
+	if err != nil || len(names) != 1 || names[0].Name != "jobs" {
+		t.Fatalf("custom metrics = %+v, %v", names, err)
+	}
+	// A flush that fails remembers none of its names.
+	ctxDone, cancel := context.WithCancel(ctx)
+	cancel()
+	later := m.Add(2 * time.Minute)
+	if err := s.Apply(ctxDone, &metrics.Flush{Position: 4, Rows: []metrics.Row{row(later)}}); err == nil {
+		t.Fatal("a flush with a cancelled context succeeded")
+	}
+	s.names.mu.Lock()
+	remembered := s.names.dynos[dynoKey{"a", "web", "web.1"}]
+	s.names.mu.Unlock()
+	if remembered != m.Add(time.Minute).Unix() {
+		t.Fatalf("namesSeen holds %d after a failed flush, want %d", remembered, m.Add(time.Minute).Unix())
 	}
 }

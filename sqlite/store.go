@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -113,7 +114,8 @@ type Store struct {
 
 	damaged int // buckets found damaged at start-up
 
-	now func() time.Time // the clock of the rollup (tests move it)
+	now   func() time.Time // the clock of the rollup (tests move it)
+	names namesSeen
 
 	// eventsLimit is the most events one Events call returns
 	// (server.EventsLimit; tests lower it).
@@ -466,25 +468,26 @@ func (s *Store) apply(ctx context.Context, f *metrics.Flush, o applyOpts) error 
 	if err != nil {
 		return err
 	}
+	// One tier's groups at a time, each borrowing the flush's buckets
+	// until two rows share a group: at most one tier's merged copies are
+	// held at once (a catch-up flush holds tens of thousands of rows).
 	one := newTierGroups(drainpipe.Tier1m)
-	coarse := []*tierGroups{newTierGroups(drainpipe.Tier10m), newTierGroups(drainpipe.Tier1h)}
-	addCoarse := func(app, ptype string, ts int64, b *metrics.Bucket) {
-		for _, g := range coarse {
-			g.add(app, ptype, ts, b)
-		}
-	}
+	var rolled []metrics.Row // rows of minutes behind the cursor
 	for _, r := range f.Rows {
 		ts := r.Time.Truncate(time.Minute).Unix()
 		one.add(r.App, r.ProcessType, ts, r.Bucket)
 		if cur.rolled(ts, r.App) {
-			addCoarse(r.App, r.ProcessType, ts, r.Bucket)
+			rolled = append(rolled, r)
 		}
 	}
 	if err := s.write(ctx, stmts, one, created, o.expireAt); err != nil {
 		return err
 	}
+	one = nil
 	if o.rollApps > 0 {
-		next, err := s.rollup(ctx, stmts, created, cur, rollupLimit(o.rollNow), o.rollApps, addCoarse)
+		next, err := s.rollup(ctx, stmts, created, cur, rollupLimit(o.rollNow), o.rollApps, func(r metrics.Row) {
+			rolled = append(rolled, r)
+		})
 		if err != nil {
 			return err
 		}
@@ -494,7 +497,11 @@ func (s *Store) apply(ctx context.Context, f *metrics.Flush, o applyOpts) error 
 			}
 		}
 	}
-	for _, g := range coarse {
+	for _, tier := range []drainpipe.Tier{drainpipe.Tier10m, drainpipe.Tier1h} {
+		g := newTierGroups(tier)
+		for _, r := range rolled {
+			g.add(r.App, r.ProcessType, r.Time.Unix(), r.Bucket)
+		}
 		if err := s.write(ctx, stmts, g, created, o.expireAt); err != nil {
 			return err
 		}
@@ -502,7 +509,8 @@ func (s *Store) apply(ctx context.Context, f *metrics.Flush, o applyOpts) error 
 	if err := insertEvents(ctx, stmts, f.Events); err != nil {
 		return err
 	}
-	if err := s.recordNames(ctx, stmts, f); err != nil {
+	dynos, customs, err := s.recordNames(ctx, stmts, f)
+	if err != nil {
 		return err
 	}
 	if o.position {
@@ -514,6 +522,7 @@ func (s *Store) apply(ctx context.Context, f *metrics.Flush, o applyOpts) error 
 		return fmt.Errorf("store: commit flush: %w", err)
 	}
 	s.remember(created)
+	s.names.remember(dynos, customs)
 	return nil
 }
 
@@ -593,55 +602,101 @@ func (c *stmtCache) close() {
 	}
 }
 
-func (s *Store) recordNames(ctx context.Context, stmts *stmtCache, f *metrics.Flush) error {
-	type dk struct{ app, ptype, dyno string }
-	seen := map[dk]int64{}
-	type ck struct {
+type (
+	dynoKey   struct{ app, ptype, dyno string }
+	customKey struct {
 		app, name string
 		kind      logline.CustomKind
 	}
-	customs := map[ck]struct{}{}
+)
+
+// namesSeen remembers what recordNames committed lately: each dyno's (and
+// process type's, under dyno "") last_seen minute and the custom metric
+// names, each with the minute it was last written. A flush then writes
+// only what changed: a dyno's last_seen moves once a minute, not once a
+// flush, and a custom metric name is written once. At 10,000 apps the
+// upserts of every row's dynos were a large share of the flush. Entries
+// not written for recentNames are forgotten (they cost one write more).
+type namesSeen struct {
+	mu      sync.Mutex
+	dynos   map[dynoKey]int64
+	customs map[customKey]int64
+}
+
+const recentNames = time.Hour
+
+// remember records the names of a committed flush.
+func (n *namesSeen) remember(dynos map[dynoKey]int64, customs map[customKey]int64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.dynos == nil {
+		n.dynos, n.customs = map[dynoKey]int64{}, map[customKey]int64{}
+	}
+	for k, t := range dynos {
+		n.dynos[k] = max(n.dynos[k], t)
+	}
+	for k, t := range customs {
+		n.customs[k] = max(n.customs[k], t)
+	}
+}
+
+// forget drops the entries last written before cutoff (Unix seconds).
+func (n *namesSeen) forget(cutoff int64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	maps.DeleteFunc(n.dynos, func(_ dynoKey, t int64) bool { return t < cutoff })
+	maps.DeleteFunc(n.customs, func(_ customKey, t int64) bool { return t < cutoff })
+}
+
+// recordNames writes the dynos, process types and custom metric names of
+// f's rows that namesSeen does not hold yet, and returns them for
+// namesSeen.remember once the flush commits.
+func (s *Store) recordNames(ctx context.Context, stmts *stmtCache, f *metrics.Flush) (map[dynoKey]int64, map[customKey]int64, error) {
+	seen := map[dynoKey]int64{}
+	customs := map[customKey]int64{}
 	for _, r := range f.Rows {
 		t := r.Time.Unix()
-		if seen[dk{r.App, r.ProcessType, ""}] < t {
-			seen[dk{r.App, r.ProcessType, ""}] = t
-		}
-		for d := range r.Bucket.Dynos {
-			if seen[dk{r.App, r.ProcessType, d}] < t {
-				seen[dk{r.App, r.ProcessType, d}] = t
+		if r.ProcessType != "" { // app-wide rows (log loss) are not a process type
+			k := dynoKey{r.App, r.ProcessType, ""}
+			seen[k] = max(seen[k], t)
+			for d := range r.Bucket.Dynos {
+				k.dyno = d
+				seen[k] = max(seen[k], t)
 			}
 		}
 		for n, c := range r.Bucket.Custom {
 			for _, k := range []logline.CustomKind{logline.CustomCount, logline.CustomSample, logline.CustomMeasure} {
 				if c.Has(k) {
-					customs[ck{r.App, n, k}] = struct{}{}
+					ck := customKey{r.App, n, k}
+					customs[ck] = max(customs[ck], t)
 				}
 			}
 		}
 	}
+	s.names.mu.Lock()
+	maps.DeleteFunc(seen, func(k dynoKey, t int64) bool { last, ok := s.names.dynos[k]; return ok && last >= t })
+	maps.DeleteFunc(customs, func(k customKey, t int64) bool { _, ok := s.names.customs[k]; return ok })
+	s.names.mu.Unlock()
 	for k, t := range seen {
-		if k.ptype == "" {
-			continue // app-wide rows (log loss) are not a process type
-		}
 		st, err := stmts.get(ctx, `INSERT INTO dynos(app, ptype, dyno, last_seen) VALUES (?, ?, ?, ?)
 			 ON CONFLICT(app, ptype, dyno) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)`)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		if _, err := st.ExecContext(ctx, k.app, k.ptype, k.dyno, t); err != nil {
-			return fmt.Errorf("store: record dyno: %w", err)
+			return nil, nil, fmt.Errorf("store: record dyno: %w", err)
 		}
 	}
 	for k := range customs {
 		st, err := stmts.get(ctx, `INSERT OR IGNORE INTO custom_names(app, name, kind) VALUES (?, ?, ?)`)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		if _, err := st.ExecContext(ctx, k.app, k.name, int(k.kind)); err != nil {
-			return fmt.Errorf("store: record custom metric name: %w", err)
+			return nil, nil, fmt.Errorf("store: record custom metric name: %w", err)
 		}
 	}
-	return nil
+	return seen, customs, nil
 }
 
 // partitionsIn returns the existing partition tables of tier that overlap
@@ -1016,5 +1071,6 @@ func (s *Store) DropExpired(ctx context.Context, now time.Time) ([]string, error
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM dynos WHERE last_seen < ?`, now.Add(-longest).Unix()); err != nil {
 		return dropped, fmt.Errorf("store: expire dynos: %w", err)
 	}
+	s.names.forget(now.Add(-recentNames).Unix())
 	return dropped, nil
 }
