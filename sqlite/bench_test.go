@@ -17,7 +17,6 @@ import (
 
 	"github.com/drainpipe/drainpipe"
 	"github.com/drainpipe/drainpipe/internal/benchmeter"
-	"github.com/drainpipe/drainpipe/logplex"
 	"github.com/drainpipe/drainpipe/metrics"
 	"github.com/drainpipe/drainpipe/server"
 	"github.com/drainpipe/drainpipe/storetest"
@@ -434,11 +433,7 @@ func BenchmarkQueryDays(b *testing.B) {
 func BenchmarkJournalAppend(b *testing.B) {
 	ctx := context.Background()
 	j := openJournal(b)
-	var body []byte
-	for i := range 500 {
-		body = logplex.AppendMessage(body, historyEnd.Add(time.Duration(i)*time.Millisecond), "host", "heroku", "router",
-			fmt.Sprintf(`at=info method=GET path=/products/%d host=shop.herokuapp.com request_id=8601b555-6a83-4c12-8269-97c8e32cdb22 fwd="204.204.204.204" dyno=web.3 connect=1ms service=87ms status=200 bytes=1234 protocol=https`, i))
-	}
+	body := journalBenchBody()
 	b.SetBytes(int64(len(body)))
 	var seq atomic.Int64
 	m := benchmeter.Start(b)

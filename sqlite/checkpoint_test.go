@@ -86,3 +86,47 @@ func TestJournalWALStaysBounded(t *testing.T) {
 	}
 	t.Logf("largest WAL: %d bytes for %d MiB appended", maxWAL, appenders*each*size>>20)
 }
+
+// TestJournalTrimRunsInTheWriter: trims interleave with appends (the
+// writer runs both, so neither waits on SQLite's lock), delete what they
+// should, and a trim after Close fails with ErrClosed.
+func TestJournalTrimRunsInTheWriter(t *testing.T) {
+	ctx := context.Background()
+	j, err := OpenJournal(ctx, t.TempDir()+"/journal.db", quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for a := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				if _, _, err := j.Append(ctx, drainpipe.Batch{App: "a", FrameID: fmt.Sprint(a, "-", i), ReceivedAt: time.Now(), Body: []byte("body")}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for upTo := int64(10); upTo <= 100; upTo += 10 {
+		if err := j.Trim(ctx, upTo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	if err := j.Trim(ctx, 100); err != nil { // the trims above ran while records were still coming
+		t.Fatal(err)
+	}
+	var n, low int64
+	if err := j.db.QueryRow(`SELECT COUNT(*), COALESCE(MIN(seq), 0) FROM journal`).Scan(&n, &low); err != nil {
+		t.Fatal(err)
+	}
+	if n != 100 || low != 101 {
+		t.Fatalf("%d records left from seq %d, want 100 from 101", n, low)
+	}
+	j.Close()
+	if err := j.Trim(ctx, 150); err != ErrClosed {
+		t.Fatalf("Trim after Close: %v, want ErrClosed", err)
+	}
+}

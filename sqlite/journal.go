@@ -65,6 +65,7 @@ type Journal struct {
 	path   string
 	log    *slog.Logger
 	reqs   chan *appendReq
+	trims  chan *trimReq
 	notify chan struct{}
 	ckpt   chan struct{} // the writer asks the checkpointer for a checkpoint
 	// ckptEvery and walCap are checkpointEvery and walCapFrames (tests
@@ -105,6 +106,13 @@ type appendReq struct {
 	done   chan struct{}
 }
 
+// trimReq asks the writer to delete the records up to upTo.
+type trimReq struct {
+	upTo int64
+	err  error
+	done chan struct{}
+}
+
 var _ drainpipe.Journal = (*Journal)(nil)
 
 // OpenJournal opens or creates the journal database at path.
@@ -118,6 +126,7 @@ func OpenJournal(ctx context.Context, path string, log *slog.Logger) (*Journal, 
 		path:      path,
 		log:       log,
 		reqs:      make(chan *appendReq, maxGroup),
+		trims:     make(chan *trimReq),
 		notify:    make(chan struct{}, 1),
 		ckpt:      make(chan struct{}, 1),
 		ckptEvery: checkpointEvery,
@@ -324,6 +333,12 @@ func (j *Journal) writer() {
 		select {
 		case r := <-j.reqs:
 			group = append(group[:0], r)
+		case t := <-j.trims:
+			j.commitMu.Lock()
+			t.err = j.trim(t.upTo)
+			j.commitMu.Unlock()
+			close(t.done)
+			continue
 		case <-j.done:
 			// Fail whatever is still queued.
 			for {
@@ -496,15 +511,41 @@ func (j *Journal) read(ctx context.Context, after int64, max int) ([]drainpipe.R
 }
 
 // Trim deletes records up to and including upTo, and forgets frame ids
-// older than FrameIDRetention.
+// older than FrameIDRetention. The journal's writer does it between two
+// group commits: as the only writer of journal.db it never waits on
+// SQLite's lock (whose busy handler sleeps), and appends never wait on a
+// trim holding it.
 func (j *Journal) Trim(ctx context.Context, upTo int64) error {
 	j.handoff.forget(upTo)
-	if _, err := j.db.ExecContext(ctx, `DELETE FROM journal WHERE seq <= ?`, upTo); err != nil {
+	t := &trimReq{upTo: upTo, done: make(chan struct{})}
+	select {
+	case j.trims <- t:
+	case <-j.done:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	<-t.done // the writer always finishes a trim it took
+	return t.err
+}
+
+// trim runs a Trim, in one transaction.
+func (j *Journal) trim(upTo int64) error {
+	ctx := context.Background()
+	tx, err := begin(ctx, j.db)
+	if err != nil {
+		return fmt.Errorf("journal: trim to %d: %w", upTo, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM journal WHERE seq <= ?`, upTo); err != nil {
 		return fmt.Errorf("journal: trim to %d: %w", upTo, err)
 	}
 	cutoff := time.Now().Add(-FrameIDRetention).UnixNano()
-	if _, err := j.db.ExecContext(ctx, `DELETE FROM frames WHERE seen_at < ?`, cutoff); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM frames WHERE seen_at < ?`, cutoff); err != nil {
 		return fmt.Errorf("journal: forget old frame ids: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("journal: trim to %d: %w", upTo, err)
 	}
 	return nil
 }
