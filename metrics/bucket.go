@@ -1,12 +1,14 @@
 package metrics
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"iter"
 	"slices"
-	"sort"
+	"strings"
 
 	"github.com/drainpipe/drainpipe/logline"
 )
@@ -57,7 +59,14 @@ func (c *Custom) Merge(o *Custom) {
 const MaxCustomPerBucket = 200
 
 // Bucket is everything drainpipe keeps for one app's process type over one
-// time bucket. The zero value is empty; maps are created on first use.
+// time bucket. The zero value is empty.
+//
+// Status codes, error codes, dynos and custom metrics are slices sorted
+// by key rather than maps: a bucket usually holds a handful of each, a
+// small Go map costs a few hundred bytes, and every bucket touched since
+// the last flush is held in memory (BenchmarkStateMemory). They are also
+// the encoding's order. Change them through the methods below, which
+// keep them sorted.
 type Bucket struct {
 	// Requests counts router request lines, with or without a status.
 	Requests int64
@@ -65,17 +74,143 @@ type Bucket struct {
 	Service Dist
 	Connect Dist
 	// Status counts requests per HTTP status code.
-	Status map[int]int64
+	Status Counts[int]
 	// HCodes counts router errors per H code; RCodes dyno errors per R code.
-	HCodes map[string]int64
-	RCodes map[string]int64
-	// Dynos holds runtime samples per dyno source ("web.1").
-	Dynos map[string]*Gauges
+	HCodes Counts[string]
+	RCodes Counts[string]
+	// Dynos holds runtime samples per dyno source ("web.1"), by name.
+	Dynos []DynoGauges
 	// LogLoss counts lost or rejected lines by reason ("L10",
 	// "rejected.malformed", ...).
-	LogLoss map[string]int64
-	// Custom holds l2met custom metrics by name.
-	Custom map[string]*Custom
+	LogLoss Counts[string]
+	// Custom holds l2met custom metrics, by name.
+	Custom []NamedCustom
+}
+
+// Counts is a small map from keys to counts, kept as a slice sorted by
+// key.
+type Counts[K cmp.Ordered] []KeyCount[K]
+
+// KeyCount is one key's count in Counts.
+type KeyCount[K cmp.Ordered] struct {
+	Key K
+	N   int64
+}
+
+// find returns the position of k in c and whether it is there.
+func (c Counts[K]) find(k K) (int, bool) {
+	return slices.BinarySearchFunc(c, k, func(e KeyCount[K], k K) int { return cmp.Compare(e.Key, k) })
+}
+
+// Get returns k's count, 0 when absent.
+func (c Counts[K]) Get(k K) int64 {
+	if i, ok := c.find(k); ok {
+		return c[i].N
+	}
+	return 0
+}
+
+// Add adds n to k's count.
+func (c *Counts[K]) Add(k K, n int64) {
+	i, ok := c.find(k)
+	if ok {
+		(*c)[i].N += n
+		return
+	}
+	*c = slices.Insert(*c, i, KeyCount[K]{Key: k, N: n})
+}
+
+// All yields every key and its count, in key order.
+func (c Counts[K]) All() iter.Seq2[K, int64] {
+	return func(yield func(K, int64) bool) {
+		for _, e := range c {
+			if !yield(e.Key, e.N) {
+				return
+			}
+		}
+	}
+}
+
+// Total returns the sum of the counts.
+func (c Counts[K]) Total() int64 {
+	var n int64
+	for _, e := range c {
+		n += e.N
+	}
+	return n
+}
+
+// merge adds o's counts to c: in place, from the back, after counting
+// the keys c lacks (none, mostly, when minutes roll up).
+func (c *Counts[K]) merge(o Counts[K]) {
+	if len(o) == 0 {
+		return
+	}
+	a := *c
+	added := 0
+	for i, j := 0, 0; j < len(o); {
+		switch {
+		case i < len(a) && a[i].Key < o[j].Key:
+			i++
+		case i < len(a) && a[i].Key == o[j].Key:
+			i, j = i+1, j+1
+		default:
+			added, j = added+1, j+1
+		}
+	}
+	out := slices.Grow(a, added)[:len(a)+added]
+	i, j := len(a)-1, len(o)-1
+	for k := len(out) - 1; j >= 0; k-- {
+		switch {
+		case i >= 0 && a[i].Key > o[j].Key:
+			out[k] = a[i]
+			i--
+		case i >= 0 && a[i].Key == o[j].Key:
+			out[k] = KeyCount[K]{Key: a[i].Key, N: a[i].N + o[j].N}
+			i, j = i-1, j-1
+		default:
+			out[k] = o[j]
+			j--
+		}
+	}
+	*c = out
+}
+
+// addBytes adds n to the count of the string key k without allocating
+// unless k is new.
+func addBytes(c *Counts[string], k []byte, n int64) {
+	i := findBytes(len(*c), func(i int) string { return (*c)[i].Key }, k)
+	if i < len(*c) && (*c)[i].Key == string(k) {
+		(*c)[i].N += n
+		return
+	}
+	*c = slices.Insert(*c, i, KeyCount[string]{Key: string(k), N: n})
+}
+
+// findBytes returns the first of n names, sorted, that is not below k.
+func findBytes(n int, name func(int) string, k []byte) int {
+	lo, hi := 0, n
+	for lo < hi {
+		h := int(uint(lo+hi) >> 1)
+		if name(h) < string(k) {
+			lo = h + 1
+		} else {
+			hi = h
+		}
+	}
+	return lo
+}
+
+// DynoGauges is one dyno's runtime samples in a bucket.
+type DynoGauges struct {
+	Name   string
+	Gauges *Gauges
+}
+
+// NamedCustom is one custom metric of a bucket.
+type NamedCustom struct {
+	Name string
+	*Custom
 }
 
 // Empty reports whether nothing was recorded in b.
@@ -88,9 +223,9 @@ func (b *Bucket) Empty() bool {
 // Count5xx returns the number of requests answered with a 5xx status.
 func (b *Bucket) Count5xx() int64 {
 	var n int64
-	for code, c := range b.Status {
-		if code >= 500 && code <= 599 {
-			n += c
+	for _, e := range b.Status {
+		if e.Key >= 500 && e.Key <= 599 {
+			n += e.N
 		}
 	}
 	return n
@@ -102,67 +237,61 @@ func (b *Bucket) AddStatus(status int) {
 	if status <= 0 {
 		return
 	}
-	if b.Status == nil {
-		b.Status = make(map[int]int64, 4)
-	}
-	b.Status[status]++
-}
-
-// AddCode counts one occurrence of an error code in m (HCodes or RCodes).
-// An assignment m[string(code)] would allocate the key string on every
-// call, so a known code is updated under the key already stored; the maps
-// hold a handful of codes, so the scan costs less than that allocation.
-func addCode(m *map[string]int64, code []byte, n int64) {
-	if *m == nil {
-		*m = make(map[string]int64, 2)
-	}
-	if _, ok := (*m)[string(code)]; ok {
-		for k := range *m {
-			if k == string(code) {
-				(*m)[k] += n
-				return
-			}
-		}
-	}
-	(*m)[string(code)] = n
+	b.Status.Add(status, 1)
 }
 
 // AddHCode counts a router error code.
-func (b *Bucket) AddHCode(code []byte) { addCode(&b.HCodes, code, 1) }
+func (b *Bucket) AddHCode(code []byte) { addBytes(&b.HCodes, code, 1) }
 
 // AddRCode counts a dyno error code.
-func (b *Bucket) AddRCode(code []byte) { addCode(&b.RCodes, code, 1) }
+func (b *Bucket) AddRCode(code []byte) { addBytes(&b.RCodes, code, 1) }
 
 // AddLogLoss counts n lost or rejected lines under reason.
-func (b *Bucket) AddLogLoss(reason []byte, n int64) { addCode(&b.LogLoss, reason, n) }
+func (b *Bucket) AddLogLoss(reason []byte, n int64) { addBytes(&b.LogLoss, reason, n) }
 
 // Dyno returns the gauges of the named dyno, creating them when missing.
 func (b *Bucket) Dyno(source []byte) *Gauges {
-	if g, ok := b.Dynos[string(source)]; ok {
-		return g
-	}
-	if b.Dynos == nil {
-		b.Dynos = make(map[string]*Gauges, 4)
+	i := findBytes(len(b.Dynos), func(i int) string { return b.Dynos[i].Name }, source)
+	if i < len(b.Dynos) && b.Dynos[i].Name == string(source) {
+		return b.Dynos[i].Gauges
 	}
 	g := new(Gauges)
-	b.Dynos[string(source)] = g
+	b.Dynos = slices.Insert(b.Dynos, i, DynoGauges{Name: string(source), Gauges: g})
 	return g
+}
+
+// DynoGauges returns the gauges of the named dyno, nil when it has none.
+func (b *Bucket) DynoGauges(name string) *Gauges {
+	i, ok := slices.BinarySearchFunc(b.Dynos, name, func(d DynoGauges, name string) int { return strings.Compare(d.Name, name) })
+	if !ok {
+		return nil
+	}
+	return b.Dynos[i].Gauges
+}
+
+// Metric returns the named custom metric, nil when there is none.
+func (b *Bucket) Metric(name string) *Custom {
+	i, ok := slices.BinarySearchFunc(b.Custom, name, func(c NamedCustom, name string) int { return strings.Compare(c.Name, name) })
+	if !ok {
+		return nil
+	}
+	return b.Custom[i].Custom
 }
 
 // CustomMetric returns the named custom metric, marked as seen with kind,
 // creating it when missing; it returns nil when the bucket already holds
 // MaxCustomPerBucket names.
 func (b *Bucket) CustomMetric(name []byte, kind logline.CustomKind) *Custom {
-	c, ok := b.Custom[string(name)]
-	if !ok {
+	i := findBytes(len(b.Custom), func(i int) string { return b.Custom[i].Name }, name)
+	var c *Custom
+	if i < len(b.Custom) && b.Custom[i].Name == string(name) {
+		c = b.Custom[i].Custom
+	} else {
 		if len(b.Custom) >= MaxCustomPerBucket {
 			return nil
 		}
-		if b.Custom == nil {
-			b.Custom = make(map[string]*Custom, 4)
-		}
 		c = new(Custom)
-		b.Custom[string(name)] = c
+		b.Custom = slices.Insert(b.Custom, i, NamedCustom{Name: string(name), Custom: c})
 	}
 	c.Kinds |= 1 << kind
 	return c
@@ -178,66 +307,39 @@ func (b *Bucket) Merge(o *Bucket) {
 	b.Requests += o.Requests
 	b.Service.Merge(&o.Service)
 	b.Connect.Merge(&o.Connect)
-	mergeCounts(&b.Status, o.Status)
-	mergeCounts(&b.HCodes, o.HCodes)
-	mergeCounts(&b.RCodes, o.RCodes)
-	mergeCounts(&b.LogLoss, o.LogLoss)
-	for k, g := range o.Dynos {
-		if b.Dynos == nil {
-			b.Dynos = make(map[string]*Gauges, len(o.Dynos))
-		}
-		mine, ok := b.Dynos[k]
+	b.Status.merge(o.Status)
+	b.HCodes.merge(o.HCodes)
+	b.RCodes.merge(o.RCodes)
+	b.LogLoss.merge(o.LogLoss)
+	for _, d := range o.Dynos {
+		i, ok := slices.BinarySearchFunc(b.Dynos, d.Name, func(d DynoGauges, name string) int { return strings.Compare(d.Name, name) })
 		if !ok {
-			mine = new(Gauges)
-			b.Dynos[k] = mine
+			b.Dynos = slices.Insert(b.Dynos, i, DynoGauges{Name: d.Name, Gauges: new(Gauges)})
 		}
-		mine.Merge(g)
+		b.Dynos[i].Gauges.Merge(d.Gauges)
 	}
-	for k, c := range o.Custom {
-		if b.Custom == nil {
-			b.Custom = make(map[string]*Custom, len(o.Custom))
-		}
-		mine, ok := b.Custom[k]
+	for _, c := range o.Custom {
+		i, ok := slices.BinarySearchFunc(b.Custom, c.Name, func(c NamedCustom, name string) int { return strings.Compare(c.Name, name) })
 		if !ok {
-			mine = new(Custom)
-			b.Custom[k] = mine
+			b.Custom = slices.Insert(b.Custom, i, NamedCustom{Name: c.Name, Custom: new(Custom)})
 		}
-		mine.Merge(c)
-	}
-}
-
-func mergeCounts[K comparable](dst *map[K]int64, src map[K]int64) {
-	if len(src) == 0 {
-		return
-	}
-	if *dst == nil {
-		*dst = make(map[K]int64, len(src))
-	}
-	for k, v := range src {
-		(*dst)[k] += v
+		b.Custom[i].Merge(c.Custom)
 	}
 }
 
 // GaugeStat merges one gauge over the dynos in b; when dyno is non-empty
-// only that dyno counts. The dynos are merged in name order: a sum of
-// floats depends on its order, and map order would make two answers of
-// the same query differ in their last digits.
+// only that dyno counts. The dynos are merged in name order, so that two
+// answers of the same query agree to the last digit.
 func (b *Bucket) GaugeStat(g logline.Gauge, dyno string) Stat {
 	var s Stat
 	if dyno != "" {
-		if gs := b.Dynos[dyno]; gs != nil {
+		if gs := b.DynoGauges(dyno); gs != nil {
 			s.Merge(&gs[g])
 		}
 		return s
 	}
-	var buf [16]string
-	names := buf[:0]
-	for name := range b.Dynos {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		s.Merge(&b.Dynos[name][g])
+	for _, d := range b.Dynos {
+		s.Merge(&d.Gauges[g])
 	}
 	return s
 }
@@ -247,41 +349,33 @@ const encodingVersion = 2
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// Encode appends b's binary encoding to dst. Map entries are written in
-// sorted key order so equal buckets encode to equal bytes.
+// Encode appends b's binary encoding to dst. Entries are written in key
+// order (the order b keeps them in) so equal buckets encode to equal
+// bytes.
 func (b *Bucket) Encode(dst []byte) []byte {
 	e := encoder{b: dst}
 	e.uvarint(encodingVersion)
 	e.uvarint(uint64(b.Requests))
 	b.Service.encode(&e)
 	b.Connect.encode(&e)
-	codes := make([]int, 0, len(b.Status))
-	for k := range b.Status {
-		codes = append(codes, k)
-	}
-	sort.Ints(codes)
-	e.uvarint(uint64(len(codes)))
-	for _, k := range codes {
-		e.uvarint(uint64(k))
-		e.uvarint(uint64(b.Status[k]))
+	e.uvarint(uint64(len(b.Status)))
+	for _, c := range b.Status {
+		e.uvarint(uint64(c.Key))
+		e.uvarint(uint64(c.N))
 	}
 	encodeCounts(&e, b.HCodes)
 	encodeCounts(&e, b.RCodes)
 	encodeCounts(&e, b.LogLoss)
-	names := sortedKeys(b.Dynos)
-	e.uvarint(uint64(len(names)))
-	for _, n := range names {
-		e.str(n)
-		g := b.Dynos[n]
-		for i := range g {
-			g[i].encode(&e)
+	e.uvarint(uint64(len(b.Dynos)))
+	for _, d := range b.Dynos {
+		e.str(d.Name)
+		for i := range d.Gauges {
+			d.Gauges[i].encode(&e)
 		}
 	}
-	names = sortedKeys(b.Custom)
-	e.uvarint(uint64(len(names)))
-	for _, n := range names {
-		c := b.Custom[n]
-		e.str(n)
+	e.uvarint(uint64(len(b.Custom)))
+	for _, c := range b.Custom {
+		e.str(c.Name)
 		e.uvarint(uint64(c.Kinds))
 		e.float(c.Total)
 		c.Stat.encode(&e)
@@ -290,22 +384,12 @@ func (b *Bucket) Encode(dst []byte) []byte {
 	return binary.LittleEndian.AppendUint32(e.b, crc32.Checksum(e.b[len(dst):], castagnoli))
 }
 
-func encodeCounts(e *encoder, m map[string]int64) {
-	keys := sortedKeys(m)
-	e.uvarint(uint64(len(keys)))
-	for _, k := range keys {
-		e.str(k)
-		e.varint(m[k])
+func encodeCounts(e *encoder, c Counts[string]) {
+	e.uvarint(uint64(len(c)))
+	for _, kc := range c {
+		e.str(kc.Key)
+		e.varint(kc.N)
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Part names one part of a bucket, for DecodeParts. Requests are always
@@ -369,10 +453,12 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 	}
 	if n := r.count(); n > 0 {
 		if parts&PartStatus != 0 {
-			b.Status = make(map[int]int64, n)
+			b.Status = make(Counts[int], n)
 			for i := 0; i < n && r.err == nil; i++ {
-				k := int(r.uvarint())
-				b.Status[k] = int64(r.uvarint())
+				b.Status[i] = KeyCount[int]{Key: int(r.uvarint()), N: int64(r.uvarint())}
+				if i > 0 && b.Status[i].Key <= b.Status[i-1].Key && r.err == nil {
+					return nil, fmt.Errorf("decode bucket: status codes out of order")
+				}
 			}
 		} else {
 			for i := 0; i < n && r.err == nil; i++ {
@@ -381,14 +467,21 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 			}
 		}
 	}
-	b.HCodes = decodeCounts(&r, parts&PartHCodes != 0)
-	b.RCodes = decodeCounts(&r, parts&PartRCodes != 0)
-	b.LogLoss = decodeCounts(&r, parts&PartLogLoss != 0)
+	var err error
+	if b.HCodes, err = decodeCounts(&r, parts&PartHCodes != 0); err != nil {
+		return nil, fmt.Errorf("decode bucket H codes: %w", err)
+	}
+	if b.RCodes, err = decodeCounts(&r, parts&PartRCodes != 0); err != nil {
+		return nil, fmt.Errorf("decode bucket R codes: %w", err)
+	}
+	if b.LogLoss, err = decodeCounts(&r, parts&PartLogLoss != 0); err != nil {
+		return nil, fmt.Errorf("decode bucket log loss: %w", err)
+	}
 	if n := r.count(); n > 0 {
 		keep := parts&PartDynos != 0
 		var gs []Gauges
 		if keep {
-			b.Dynos = make(map[string]*Gauges, n)
+			b.Dynos = make([]DynoGauges, n)
 			gs = make([]Gauges, n) // one allocation for every dyno's gauges
 		}
 		for i := 0; i < n && r.err == nil; i++ {
@@ -400,17 +493,22 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 				continue
 			}
 			name := r.str()
+			if i > 0 && name <= b.Dynos[i-1].Name && r.err == nil {
+				return nil, fmt.Errorf("decode bucket: dynos out of order")
+			}
 			g := &gs[i]
 			for j := range g {
 				g[j].decode(&r)
 			}
-			b.Dynos[name] = g
+			b.Dynos[i] = DynoGauges{Name: name, Gauges: g}
 		}
 	}
 	if n := r.count(); n > 0 {
 		keep := parts&PartCustom != 0
+		var cs []Custom
 		if keep {
-			b.Custom = make(map[string]*Custom, n)
+			b.Custom = make([]NamedCustom, n)
+			cs = make([]Custom, n)
 		}
 		for i := 0; i < n && r.err == nil; i++ {
 			if !keep {
@@ -422,12 +520,16 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 				continue
 			}
 			name := r.str()
-			c := &Custom{Kinds: uint8(r.uvarint()), Total: r.float()}
+			if i > 0 && name <= b.Custom[i-1].Name && r.err == nil {
+				return nil, fmt.Errorf("decode bucket: custom metrics out of order")
+			}
+			c := &cs[i]
+			*c = Custom{Kinds: uint8(r.uvarint()), Total: r.float()}
 			c.Stat.decode(&r)
 			if err := c.Dist.decode(&r); err != nil {
 				return nil, fmt.Errorf("decode bucket custom %q: %w", name, err)
 			}
-			b.Custom[name] = c
+			b.Custom[i] = NamedCustom{Name: name, Custom: c}
 		}
 	}
 	if r.err != nil {
@@ -462,23 +564,25 @@ func skipStat(r *decoder) {
 	r.varint()    // last time
 }
 
-// decodeCounts reads a map of counts; it steps over them unless keep.
-func decodeCounts(r *decoder, keep bool) map[string]int64 {
+// decodeCounts reads string counts; it steps over them unless keep.
+func decodeCounts(r *decoder, keep bool) (Counts[string], error) {
 	n := r.count()
 	if n == 0 {
-		return nil
+		return nil, nil
 	}
 	if !keep {
 		for i := 0; i < n && r.err == nil; i++ {
 			r.bytes()
 			r.varint()
 		}
-		return nil
+		return nil, nil
 	}
-	m := make(map[string]int64, n)
+	c := make(Counts[string], n)
 	for i := 0; i < n && r.err == nil; i++ {
-		k := r.str()
-		m[k] = r.varint()
+		c[i] = KeyCount[string]{Key: r.str(), N: r.varint()}
+		if i > 0 && c[i].Key <= c[i-1].Key && r.err == nil {
+			return nil, errors.New("keys out of order")
+		}
 	}
-	return m
+	return c, nil
 }

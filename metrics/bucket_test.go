@@ -3,6 +3,7 @@ package metrics
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"math"
 	"math/rand/v2"
@@ -87,7 +88,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 	if !bytes.Equal(got.Encode(nil), enc) {
 		t.Fatal("re-encoding a decoded bucket changed it")
 	}
-	if got.Requests != 100 || got.HCodes["H12"] != 1 || got.LogLoss["L10"] != 7 {
+	if got.Requests != 100 || got.HCodes.Get("H12") != 1 || got.LogLoss.Get("L10") != 7 {
 		t.Fatalf("decoded counts wrong: %+v", got)
 	}
 	p1, _ := b.Service.Quantile(0.95)
@@ -95,7 +96,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 	if p1 != p2 {
 		t.Fatalf("p95 changed through encoding: %v vs %v", p1, p2)
 	}
-	if got.Custom["signups"].Total != 3 || got.Custom["queue.depth"].Stat.Last != 9 {
+	if got.Metric("signups").Total != 3 || got.Metric("queue.depth").Stat.Last != 9 {
 		t.Fatalf("custom metrics lost: %+v", got.Custom)
 	}
 }
@@ -110,7 +111,7 @@ func TestMergeIsOrderIndependent(t *testing.T) {
 	for i := len(parts) - 1; i >= 0; i-- {
 		ba.Merge(parts[i])
 	}
-	if ab.Requests != 300 || ab.Requests != ba.Requests || ab.Status[200] != ba.Status[200] || ab.Count5xx() != ba.Count5xx() {
+	if ab.Requests != 300 || ab.Requests != ba.Requests || ab.Status.Get(200) != ba.Status.Get(200) || ab.Count5xx() != ba.Count5xx() {
 		t.Fatalf("merge order changed counts: %d/%d", ab.Requests, ba.Requests)
 	}
 	q1, _ := ab.Service.Quantile(0.99)
@@ -280,4 +281,76 @@ func BenchmarkBucketMerge(b *testing.B) {
 		dst.Merge(src)
 	}
 	m.Lines(int(src.Requests))
+}
+
+// TestCountsMatchMap checks Counts against a map through random adds
+// (by value and, for strings, by bytes) and merges: the same counts, in
+// key order, without duplicates.
+func TestCountsMatchMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(23, 24))
+	check := func(step int, c Counts[string], m map[string]int64) {
+		t.Helper()
+		if len(c) != len(m) {
+			t.Fatalf("step %d: %d keys, map %d", step, len(c), len(m))
+		}
+		for i, e := range c {
+			if i > 0 && c[i-1].Key >= e.Key {
+				t.Fatalf("step %d: keys out of order", step)
+			}
+			if m[e.Key] != e.N || c.Get(e.Key) != e.N {
+				t.Fatalf("step %d: %s = %d, map %d", step, e.Key, e.N, m[e.Key])
+			}
+		}
+		var total int64
+		for _, n := range m {
+			total += n
+		}
+		if c.Total() != total {
+			t.Fatalf("step %d: total %d, map %d", step, c.Total(), total)
+		}
+	}
+	var a, b Counts[string]
+	am, bm := map[string]int64{}, map[string]int64{}
+	for step := range 2000 {
+		k := fmt.Sprintf("k%d", rng.IntN(40))
+		n := int64(rng.IntN(5))
+		switch rng.IntN(10) {
+		case 0:
+			a.merge(b)
+			for k, n := range bm {
+				am[k] += n
+			}
+		case 1, 2:
+			addBytes(&b, []byte(k), n)
+			bm[k] += n
+		case 3:
+			b, bm = nil, map[string]int64{}
+		default:
+			a.Add(k, n)
+			am[k] += n
+		}
+		check(step, a, am)
+		check(step, b, bm)
+	}
+	if a.Get("absent") != 0 {
+		t.Fatal("an absent key counts")
+	}
+}
+
+// TestDecodeRejectsUnsortedKeys: Encode writes every part in key order,
+// so an encoding (with a valid checksum) whose keys are out of order or
+// repeated is corrupt, and accepting it would break the lookups.
+func TestDecodeRejectsUnsortedKeys(t *testing.T) {
+	g := new(Gauges)
+	for _, b := range []*Bucket{
+		{Status: Counts[int]{{Key: 500, N: 1}, {Key: 200, N: 1}}},
+		{HCodes: Counts[string]{{Key: "H12", N: 1}, {Key: "H12", N: 2}}},
+		{LogLoss: Counts[string]{{Key: "b", N: 1}, {Key: "a", N: 1}}},
+		{Dynos: []DynoGauges{{Name: "web.2", Gauges: g}, {Name: "web.1", Gauges: g}}},
+		{Custom: []NamedCustom{{Name: "x", Custom: &Custom{}}, {Name: "x", Custom: &Custom{}}}},
+	} {
+		if _, err := Decode(b.Encode(nil)); err == nil {
+			t.Errorf("decoded %+v", b)
+		}
+	}
 }

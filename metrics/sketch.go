@@ -330,6 +330,13 @@ func (s *sketch) extend(k int32, c uint64) {
 // (which must cover every non-empty bin), keeping the width.
 func (s *sketch) relayout(lo, hi int32, sparse bool) {
 	old := *s
+	if !sparse && !old.sparse { // a longer run: copy the counts as they are
+		w := int(s.w)
+		s.b = alloc((int(hi-lo)+1)*w, true)
+		copy(s.b[int(old.lo-lo)*w:], old.b)
+		s.lo = lo
+		return
+	}
 	if sparse {
 		s.b = alloc(old.nonEmpty()*(keyBytes+int(s.w)), false)
 	} else {
@@ -375,7 +382,53 @@ func (s *sketch) merge(o *sketch) {
 		s.addDense(int(o.lo-s.lo), o.b, o.w)
 		return
 	}
+	if s.sparse && s.addExisting(o) {
+		return
+	}
+	if !s.sparse && s.w != 0 && !o.sparse {
+		// Both dense: widen the run to cover o, when dense stays the
+		// smaller layout, and add in place.
+		slo, shi, _ := s.span()
+		lo, hi := min(slo, olo), max(shi, ohi)
+		if denseIsSmaller(int(hi-lo)+1, s.nonEmpty()+o.nonEmpty(), max(s.w, o.w)) {
+			s.relayout(lo, hi, false)
+			s.addDense(int(o.lo-s.lo), o.b, o.w)
+			return
+		}
+	}
 	s.mergeUnion(o, olo, ohi)
+}
+
+// addExisting adds o's bins to the sparse s in place when s already has
+// every one of them (merging minutes with the same few bins), and
+// reports whether it did.
+func (s *sketch) addExisting(o *sketch) bool {
+	stride := keyBytes + int(s.w)
+	n := len(s.b) / stride
+	it := binIter{s: o, n: o.entries()}
+	for i := 0; ; {
+		k, _, ok := it.next()
+		if !ok {
+			break
+		}
+		for i < n && getKey(s.b[i*stride:]) < k {
+			i++
+		}
+		if i == n || getKey(s.b[i*stride:]) != k {
+			return false
+		}
+	}
+	it = binIter{s: o, n: o.entries()}
+	for i := 0; ; {
+		k, c, ok := it.next()
+		if !ok {
+			return true
+		}
+		for getKey(s.b[i*(keyBytes+int(s.w)):]) < k {
+			i++
+		}
+		s.addAt(i, c)
+	}
 }
 
 // addDense adds a dense run of counts of width w (src) to the dense run

@@ -30,14 +30,15 @@ func measure(m *Monitor, b, appWide *metrics.Bucket) minuteValue {
 	case MemoryQuota:
 		if b != nil {
 			r14 := false
-			for _, g := range b.Dynos {
+			for _, d := range b.Dynos {
+				g := d.Gauges
 				q := g[logline.GaugeMemQuota].Max
 				if q > 0 && g[logline.GaugeMemTotal].Count > 0 {
 					v.value = max(v.value, g[logline.GaugeMemTotal].Max/q)
 					v.has = true
 				}
 			}
-			if b.RCodes["R14"] > 0 {
+			if b.RCodes.Get("R14") > 0 {
 				r14, v.has = true, true
 			}
 			v.breach = r14
@@ -46,19 +47,15 @@ func measure(m *Monitor, b, appWide *metrics.Bucket) minuteValue {
 		v.has = true
 		if b != nil {
 			if m.Code != "" {
-				v.value = float64(b.HCodes[m.Code])
+				v.value = float64(b.HCodes.Get(m.Code))
 			} else {
-				for _, n := range b.HCodes {
-					v.value += float64(n)
-				}
+				v.value = float64(b.HCodes.Total())
 			}
 		}
 	case LogLoss:
 		v.has = true
 		if appWide != nil {
-			for _, n := range appWide.LogLoss {
-				v.value += float64(n)
-			}
+			v.value = float64(appWide.LogLoss.Total())
 		}
 	}
 	if v.has && m.Op.Breaches(v.value, m.Value) {

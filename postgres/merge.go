@@ -261,14 +261,14 @@ func queueNames(b *pgx.Batch, f *metrics.Flush) {
 		if r.ProcessType != "" {
 			t := r.Time.Truncate(time.Second).UTC()
 			note(dk{r.App, r.ProcessType, ""}, t)
-			for d := range r.Bucket.Dynos {
-				note(dk{r.App, r.ProcessType, d}, t)
+			for _, d := range r.Bucket.Dynos {
+				note(dk{r.App, r.ProcessType, d.Name}, t)
 			}
 		}
-		for n, c := range r.Bucket.Custom {
+		for _, c := range r.Bucket.Custom {
 			for _, k := range []logline.CustomKind{logline.CustomCount, logline.CustomSample, logline.CustomMeasure} {
 				if c.Has(k) {
-					customs[ck{r.App, n, k}] = true
+					customs[ck{r.App, c.Name, k}] = true
 				}
 			}
 		}

@@ -265,18 +265,14 @@ func (s *Server) fleetSummary(ctx context.Context) ([]appJSON, error) {
 			continue
 		}
 		a.cur.Merge(&b.Service)
-		for _, n := range b.HCodes {
-			a.sum.HErrors += n
-		}
-		for code, n := range b.RCodes {
+		a.sum.HErrors += b.HCodes.Total()
+		for code, n := range b.RCodes.All() {
 			a.sum.RErrors += n
 			if code == "R14" {
 				a.sum.R14 += n
 			}
 		}
-		for _, n := range b.LogLoss {
-			a.sum.LogLoss += n
-		}
+		a.sum.LogLoss += b.LogLoss.Total()
 		mem := b.GaugeStat(logline.GaugeMemTotal, "")
 		a.memPeak.Merge(&mem)
 		q := b.GaugeStat(logline.GaugeMemQuota, "")

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -279,15 +280,15 @@ func (s *Server) latencyInPlace(ctx context.Context, ls LatencyStore, app, pt st
 
 // countSeries builds one series per key of the maps get returns, null in
 // buckets where seen is false.
-func countSeries[K comparable](body *seriesBody, buckets []*metrics.Bucket, name func(K) string,
-	get func(*metrics.Bucket) map[K]int64, seen func(*metrics.Bucket) bool) {
+func countSeries[K cmp.Ordered](body *seriesBody, buckets []*metrics.Bucket, name func(K) string,
+	get func(*metrics.Bucket) metrics.Counts[K], seen func(*metrics.Bucket) bool) {
 	n := len(buckets)
 	series := map[K]values{}
 	for i, b := range buckets {
 		if b == nil {
 			continue
 		}
-		for k, c := range get(b) {
+		for k, c := range get(b).All() {
 			v, ok := series[k]
 			if !ok {
 				v = newValues(n)
@@ -330,7 +331,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request, app string
 		return
 	}
 	body := newSeriesBody(win)
-	countSeries(body, buckets, strconv.Itoa, func(b *metrics.Bucket) map[int]int64 { return b.Status }, routerSeen)
+	countSeries(body, buckets, strconv.Itoa, func(b *metrics.Bucket) metrics.Counts[int] { return b.Status }, routerSeen)
 	writeJSON(w, http.StatusOK, body)
 }
 
@@ -343,7 +344,7 @@ func (s *Server) handleRouterErrors(w http.ResponseWriter, r *http.Request, app 
 		return
 	}
 	body := newSeriesBody(win)
-	countSeries(body, buckets, identity, func(b *metrics.Bucket) map[string]int64 { return b.HCodes }, routerSeen)
+	countSeries(body, buckets, identity, func(b *metrics.Bucket) metrics.Counts[string] { return b.HCodes }, routerSeen)
 	writeJSON(w, http.StatusOK, body)
 }
 
@@ -354,7 +355,7 @@ func (s *Server) handleDynoErrors(w http.ResponseWriter, r *http.Request, app st
 		return
 	}
 	body := newSeriesBody(win)
-	countSeries(body, buckets, identity, func(b *metrics.Bucket) map[string]int64 { return b.RCodes }, dynoSeen)
+	countSeries(body, buckets, identity, func(b *metrics.Bucket) metrics.Counts[string] { return b.RCodes }, dynoSeen)
 	writeJSON(w, http.StatusOK, body)
 }
 
@@ -372,7 +373,7 @@ func (s *Server) handleLogLoss(w http.ResponseWriter, r *http.Request, app strin
 		return
 	}
 	body := newSeriesBody(win)
-	countSeries(body, buckets, identity, func(b *metrics.Bucket) map[string]int64 { return b.LogLoss }, anySeen)
+	countSeries(body, buckets, identity, func(b *metrics.Bucket) metrics.Counts[string] { return b.LogLoss }, anySeen)
 	writeJSON(w, http.StatusOK, body)
 }
 
@@ -623,7 +624,7 @@ func (s *Server) handleCustomSeries(w http.ResponseWriter, r *http.Request, app 
 		if b == nil {
 			return nil
 		}
-		c := b.Custom[name]
+		c := b.Metric(name)
 		if c == nil || (kind != 0 && !c.Has(kind)) {
 			return nil
 		}

@@ -659,15 +659,15 @@ func (s *Store) recordNames(ctx context.Context, stmts *stmtCache, f *metrics.Fl
 		if r.ProcessType != "" { // app-wide rows (log loss) are not a process type
 			k := dynoKey{r.App, r.ProcessType, ""}
 			seen[k] = max(seen[k], t)
-			for d := range r.Bucket.Dynos {
-				k.dyno = d
+			for _, d := range r.Bucket.Dynos {
+				k.dyno = d.Name
 				seen[k] = max(seen[k], t)
 			}
 		}
-		for n, c := range r.Bucket.Custom {
+		for _, c := range r.Bucket.Custom {
 			for _, k := range []logline.CustomKind{logline.CustomCount, logline.CustomSample, logline.CustomMeasure} {
 				if c.Has(k) {
-					ck := customKey{r.App, n, k}
+					ck := customKey{r.App, c.Name, k}
 					customs[ck] = max(customs[ck], t)
 				}
 			}
