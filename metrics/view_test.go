@@ -58,11 +58,10 @@ func checkViewQuantiles(t *testing.T, what string, v *DistView, d *Dist, qs []fl
 }
 
 // TestViewLatencyAnswersAsDecode reads random buckets both ways: the
-// latency view's quantiles must be Dist.Quantile's, bit for bit, and
-// merging views must build the Dist that merging decoded buckets builds.
+// latency view's counts, sum, extremes and quantiles must be the decoded
+// Dist's, bit for bit, also once Keep has copied the view.
 func TestViewLatencyAnswersAsDecode(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 22))
-	var merged, mergedViews Dist
 	var buf []byte
 	for round := range 2000 {
 		b := sampleBucket(rng)
@@ -91,33 +90,65 @@ func TestViewLatencyAnswersAsDecode(t *testing.T) {
 			checkViewQuantiles(t, "connect", &v.Connect, &dec.Connect, qs)
 		}
 
-		if round%50 == 0 {
-			merged, mergedViews = Dist{}, Dist{}
-			mergedViews.Reset()
+		// The view's sum and extremes are the decoded Dist's.
+		if !sameFloat(v.Service.Sum, dec.Service.Sum) || (v.Service.Count > 0 &&
+			(!sameFloat(v.Service.Min, dec.Service.Min) || !sameFloat(v.Service.Max, dec.Service.Max))) {
+			t.Fatalf("round %d: view %+v, Dist %+v", round, v.Service, dec.Service)
 		}
-		merged.Merge(&dec.Service)
-		mergedViews.MergeView(&v.Service)
-		if merged.Count != mergedViews.Count || !sameFloat(merged.Sum, mergedViews.Sum) ||
-			!sameFloat(merged.Min, mergedViews.Min) || !sameFloat(merged.Max, mergedViews.Max) {
-			t.Fatalf("round %d: merged views %+v, merged Dists %+v", round, mergedViews, merged)
+	}
+}
+
+// TestMergedQuantilesAnswerAsMergedDists merges one to four random
+// views, by MergedQuantiles and into a DistSum, and compares their
+// quantiles with those of the decoded Dists merged, bit for bit.
+func TestMergedQuantilesAnswerAsMergedDists(t *testing.T) {
+	rng := rand.New(rand.NewPCG(23, 24))
+	qsets := append(viewQuantiles, []float64{0.5}, []float64{0.99})
+	var sum DistSum
+	var all Dist
+	for round := range 3000 {
+		k := 1 + rng.IntN(4)
+		var views []*DistView
+		var merged Dist
+		for range k {
+			var d Dist
+			randomDist(rng, &d)
+			b := &Bucket{Service: d, Requests: d.Count}
+			var v LatencyView
+			if err := ViewLatency(b.Encode(nil), &v); err != nil {
+				t.Fatal(err)
+			}
+			views = append(views, &v.Service)
+			merged.Merge(&d)
+			all.Merge(&d)
+			sum.Add(&v.Service)
 		}
-		for _, q := range []float64{0, 0.01, 0.5, 0.95, 0.99, 0.999, 1} {
-			a, aok := merged.Quantile(q)
-			b, bok := mergedViews.Quantile(q)
-			if aok != bok || !sameFloat(a, b) {
-				t.Fatalf("round %d: merged q %v: views %v, Dists %v", round, q, b, a)
+		for _, qs := range qsets {
+			out := make([]float64, len(qs))
+			ok := MergedQuantiles(views, qs, out)
+			for i, q := range qs {
+				want, wok := merged.Quantile(q)
+				if ok != wok || (ok && !sameFloat(out[i], want)) {
+					t.Fatalf("round %d, %d views: q %v: merged views %v %v, merged Dists %v %v", round, k, q, out[i], ok, want, wok)
+				}
 			}
 		}
-		if round%50 == 49 {
-			// Reset keeps the memory, and the next merges start afresh.
-			mergedViews.Reset()
-			if mergedViews.Count != 0 {
-				t.Fatal("Reset left a count")
-			}
-			if _, ok := mergedViews.Quantile(0.5); ok {
-				t.Fatal("Reset left a quantile")
+		if sum.Count != all.Count || !sameFloat(sum.Min, all.Min) || !sameFloat(sum.Max, all.Max) {
+			t.Fatalf("round %d: DistSum %d %v %v, Dist %d %v %v", round, sum.Count, sum.Min, sum.Max, all.Count, all.Min, all.Max)
+		}
+		for _, q := range []float64{-1, 0, 0.001, 0.5, 0.95, 0.99, 1, 2} {
+			got, gok := sum.Quantile(q)
+			want, wok := all.Quantile(q)
+			if gok != wok || !sameFloat(got, want) {
+				t.Fatalf("round %d: DistSum q %v: %v %v, Dist %v %v", round, q, got, gok, want, wok)
 			}
 		}
+		if round%100 == 99 {
+			sum, all = DistSum{}, Dist{}
+		}
+	}
+	if MergedQuantiles(nil, []float64{0.5}, make([]float64, 1)) {
+		t.Fatal("no views answered a quantile")
 	}
 }
 
@@ -162,17 +193,22 @@ func FuzzViewLatency(f *testing.F) {
 			checkViewQuantiles(t, "service", &v.Service, &b.Service, qs)
 			checkViewQuantiles(t, "connect", &v.Connect, &b.Connect, qs)
 		}
-		var d Dist
-		d.MergeView(&v.Service)
-		d.MergeView(&v.Connect)
 		var want Dist
 		want.Merge(&b.Service)
 		want.Merge(&b.Connect)
-		for _, q := range []float64{0, 0.5, 0.99, 1} {
-			x, xok := d.Quantile(q)
+		var sum DistSum
+		sum.Add(&v.Service)
+		sum.Add(&v.Connect)
+		qs := []float64{0, 0.5, 0.99, 1}
+		out := make([]float64, len(qs))
+		mok := MergedQuantiles([]*DistView{&v.Service, &v.Connect}, qs, out)
+		for i, q := range qs {
 			y, yok := want.Quantile(q)
-			if xok != yok || !sameFloat(x, y) {
-				t.Fatalf("merged q %v: views %v, Dists %v", q, x, y)
+			if z, zok := sum.Quantile(q); zok != yok || !sameFloat(z, y) {
+				t.Fatalf("DistSum q %v: %v, Dists %v", q, z, y)
+			}
+			if mok != yok || (mok && !sameFloat(out[i], y)) {
+				t.Fatalf("MergedQuantiles q %v: %v, Dists %v", q, out[i], y)
 			}
 		}
 	})

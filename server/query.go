@@ -129,25 +129,35 @@ func (s *Server) handleLatency(w http.ResponseWriter, r *http.Request, app strin
 		return
 	}
 	lat := newLatencySeries(win.n)
+	// The whole range's service times, and how to read its quantiles.
+	var (
+		count    int64
+		top      float64
+		quantile func(q float64) (float64, bool)
+	)
 	if ls, ok := s.store.(LatencyStore); ok {
-		if err := s.latencyInPlace(r.Context(), ls, app, pt, win, lat); err != nil {
+		var all metrics.DistSum
+		if err := s.latencyInPlace(r.Context(), ls, app, pt, win, lat, &all); err != nil {
 			s.queryError(w, r, fmt.Errorf("read %s buckets of %q: %w", win.step.tier, app, err))
 			return
 		}
+		count, top, quantile = all.Count, all.Max, all.Quantile
 	} else {
 		buckets, err := s.fetch(r.Context(), app, pt, win, metrics.PartService|metrics.PartConnect)
 		if err != nil {
 			s.queryError(w, r, err)
 			return
 		}
+		var all metrics.Dist
 		for i, b := range buckets {
 			if b == nil {
 				continue
 			}
 			lat.requests += b.Requests
-			lat.all.Merge(&b.Service)
+			all.Merge(&b.Service)
 			lat.step(i, &b.Service, &b.Connect)
 		}
+		count, top, quantile = all.Count, all.Max, all.Quantile
 	}
 	body := newSeriesBody(win)
 	body.Data["latency.ms.p50"] = lat.p50
@@ -155,24 +165,23 @@ func (s *Server) handleLatency(w http.ResponseWriter, r *http.Request, app strin
 	body.Data["latency.ms.p99"] = lat.p99
 	body.Data["latency.ms.max"] = lat.pmax
 	body.Data["latency.connect.ms.p95"] = lat.c95
-	all := &lat.all
 	sum := &latencySummary{Requests: lat.requests, Max: null}
-	sum.P50 = optional(all.Quantile(0.50))
-	sum.P95 = optional(all.Quantile(0.95))
-	sum.P99 = optional(all.Quantile(0.99))
-	if all.Count > 0 {
-		sum.Max = number(all.Max)
+	sum.P50 = optional(quantile(0.50))
+	sum.P95 = optional(quantile(0.95))
+	sum.P99 = optional(quantile(0.99))
+	if count > 0 {
+		sum.Max = number(top)
 	}
 	body.Summary = sum
 	writeJSON(w, http.StatusOK, body)
 }
 
 // latencySeries is the latency answer being built: the series per step,
-// and the requests and service times of the whole range.
+// and the requests of the whole range.
 type latencySeries struct {
 	p50, p95, p99, pmax, c95 values
-	all                      metrics.Dist
 	requests                 int64
+	svc, con                 []*metrics.DistView // stepViews' scratch
 }
 
 func newLatencySeries(n int) *latencySeries {
@@ -198,51 +207,53 @@ func (l *latencySeries) step(i int, service, connect *metrics.Dist) {
 	}
 }
 
-// The quantiles of a latency answer's steps, for DistView.Quantiles.
+// The quantiles of a latency answer's steps, for metrics.MergedQuantiles.
 var (
 	serviceQuantiles = []float64{0.50, 0.95, 0.99}
 	connectQuantiles = []float64{0.95}
 )
 
-// stepView sets step i's values from the one row it holds, read in
-// place: the values step gives for the decoded row.
-func (l *latencySeries) stepView(i int, v *metrics.LatencyView) {
+// stepViews sets step i's values from its rows read in place: the values
+// step gives for the decoded rows merged.
+func (l *latencySeries) stepViews(i int, rows []metrics.LatencyView) {
+	svc, con := l.svc[:0], l.con[:0]
+	for j := range rows {
+		r := &rows[j]
+		svc = append(svc, &r.Service)
+		con = append(con, &r.Connect)
+		if r.Service.Count > 0 && (math.IsNaN(l.pmax[i]) || r.Service.Max > l.pmax[i]) {
+			l.pmax[i] = r.Service.Max
+		}
+	}
+	l.svc, l.con = svc, con
 	var q [3]float64
-	if v.Service.Quantiles(serviceQuantiles, q[:]) {
+	if metrics.MergedQuantiles(svc, serviceQuantiles, q[:]) {
 		l.p50[i], l.p95[i], l.p99[i] = q[0], q[1], q[2]
 	}
-	if v.Service.Count > 0 {
-		l.pmax[i] = v.Service.Max
-	}
-	if v.Connect.Quantiles(connectQuantiles, q[:1]) {
+	if metrics.MergedQuantiles(con, connectQuantiles, q[:1]) {
 		l.c95[i] = q[0]
 	}
 }
 
-// latencyInPlace fills lat from the store's rows read in place. A step
-// of one row (every step of the 1m, 10m and 1h tiers) is answered from
-// its encoded sketches; the rows of a step of several (2h, two hourly
-// rows) are merged into scratch distributions whose memory is reused
-// from step to step. Nothing is allocated per row.
-func (s *Server) latencyInPlace(ctx context.Context, ls LatencyStore, app, pt string, win window, lat *latencySeries) error {
+// latencyInPlace fills lat, and all with the whole range's service
+// times, from the store's rows read in place. The rows of a step (one in
+// the 1m, 10m and 1h tiers, two hourly rows in a 2h step) are kept until
+// the step ends, their sketches copied into a buffer reused from step to
+// step, and their quantiles read from the encoded bins together.
+// Nothing is allocated per row.
+func (s *Server) latencyInPlace(ctx context.Context, ls LatencyStore, app, pt string, win window, lat *latencySeries, all *metrics.DistSum) error {
 	from, ok := s.retained(win)
 	if !ok {
 		return nil
 	}
 	var (
-		cur      = -1 // the step of the rows pending
-		rows     int  // how many rows step cur holds so far
-		first    metrics.LatencyView
-		buf      []byte // first's sketches, kept
-		svc, con metrics.Dist
+		cur  = -1 // the step of the rows pending
+		rows []metrics.LatencyView
+		buf  []byte // their sketches, kept
 	)
 	done := func() {
-		switch rows {
-		case 0:
-		case 1:
-			lat.stepView(cur, &first)
-		default:
-			lat.step(cur, &svc, &con)
+		if len(rows) > 0 {
+			lat.stepViews(cur, rows)
 		}
 	}
 	err := ls.EachLatency(ctx, app, pt, win.step.tier, from, win.end, func(t time.Time, v *metrics.LatencyView) {
@@ -251,25 +262,13 @@ func (s *Server) latencyInPlace(ctx context.Context, ls LatencyStore, app, pt st
 			return
 		}
 		lat.requests += v.Requests
-		lat.all.MergeView(&v.Service)
+		all.Add(&v.Service)
 		if i != cur {
 			done()
-			cur, rows = i, 0
+			cur, rows, buf = i, rows[:0], buf[:0]
 		}
-		rows++
-		if rows == 1 {
-			first = *v
-			buf = first.Keep(buf[:0])
-			return
-		}
-		if rows == 2 {
-			svc.Reset()
-			con.Reset()
-			svc.MergeView(&first.Service)
-			con.MergeView(&first.Connect)
-		}
-		svc.MergeView(&v.Service)
-		con.MergeView(&v.Connect)
+		rows = append(rows, *v)
+		buf = rows[len(rows)-1].Keep(buf)
 	})
 	if err != nil {
 		return err
