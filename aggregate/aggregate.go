@@ -8,7 +8,9 @@
 // the sequence number of the last record folded, in one transaction. When
 // flushes get slow (many apps), it waits longer between them, up to
 // MaxFlushInterval, so that deltas add up in memory and each store row is
-// rewritten less often. After
+// rewritten less often. The store applies a flush on a goroutine of its
+// own while the aggregator goes on folding (one flush at a time, in
+// order). After
 // a crash it resumes from the stored position: records after it are folded
 // again, records before it never are, so nothing is lost or counted twice.
 package aggregate
@@ -144,6 +146,9 @@ type Aggregator struct {
 	// wait is the time from the end of one flush to the start of the
 	// next, adapted to the last flush's duration (see MaxFlushInterval).
 	wait time.Duration
+	// applying is the flush the store is applying in the background while
+	// Run goes on folding; nil when none. One at a time, in order.
+	applying *applying
 
 	// folding is the record being folded; poison counts the panics each
 	// record caused, so that a record that makes the fold panic again
@@ -215,7 +220,8 @@ func New(cfg Config, j drainpipe.Journal, sink Sink, notify <-chan struct{}, log
 
 // Run replays the journal from the store's position and then follows it
 // until ctx ends, flushing every FlushInterval (longer while flushes are
-// slow, see MaxFlushInterval). On the way out it makes a last flush.
+// slow, see MaxFlushInterval) and folding on while the store applies a
+// flush. On the way out it makes a last flush.
 func (a *Aggregator) Run(ctx context.Context) error {
 	// Whatever was folded but not flushed before (a panic, a failed
 	// start) is dropped: it is folded again from the stored position.
@@ -228,6 +234,12 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			panic(r) // for the supervisor to log, count and restart
 		}
 	}()
+	if a.applying != nil {
+		// A flush of the previous run (it panicked) is still being
+		// applied: the stored position is known only once it has ended.
+		<-a.applying.done
+		a.applying = nil
+	}
 	pos, err := a.sink.Position(ctx)
 	if err != nil {
 		return fmt.Errorf("aggregate: read start position: %w", err)
@@ -246,22 +258,64 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		if err != nil && ctx.Err() == nil {
 			a.log.Error("aggregate: read journal", "err", err)
 		}
-		if time.Since(lastFlush) >= a.wait || a.state.Size() > maxStateBuckets {
-			a.Flush(ctx)
-			lastFlush = time.Now()
+		if a.applying != nil {
+			// Folding goes on while the store applies the last flush; a
+			// fold that outgrows maxStateBuckets waits for it.
+			var done flushDone
+			if a.state.Size() > maxStateBuckets {
+				done = <-a.applying.done
+			} else {
+				select {
+				case done = <-a.applying.done:
+				default:
+				}
+			}
+			if done.finished {
+				a.finish(ctx, done)
+				lastFlush = time.Now()
+			}
+		}
+		if a.applying == nil && (time.Since(lastFlush) >= a.wait || a.state.Size() > maxStateBuckets) {
+			if !a.startFlush(ctx) {
+				lastFlush = time.Now()
+			}
 		}
 		if n > 0 {
 			continue // maybe behind: keep reading until the journal is dry
 		}
+		var applied <-chan flushDone
+		if a.applying != nil {
+			applied = a.applying.done
+		}
 		select {
 		case <-ctx.Done():
+			if a.applying != nil {
+				a.finish(context.WithoutCancel(ctx), <-a.applying.done)
+			}
 			a.drain(context.WithoutCancel(ctx), time.Now().Add(DrainBudget))
 			return nil
+		case done := <-applied:
+			a.finish(ctx, done)
+			lastFlush = time.Now()
 		case <-a.notify:
 		case <-poll.C:
 		case <-tick.C:
 		}
 	}
+}
+
+// applying is a flush being applied by a goroutine of its own.
+type applying struct {
+	f     *metrics.Flush
+	start time.Time
+	done  chan flushDone
+}
+
+// flushDone is how a background apply ended.
+type flushDone struct {
+	finished bool
+	err      error
+	panicked any // a panic of Apply, raised again on Run's goroutine
 }
 
 // maxStateBuckets is how many buckets the fold may hold before it flushes
@@ -368,18 +422,53 @@ func (a *Aggregator) Health(context.Context) error {
 	return nil
 }
 
-// Flush applies everything folded so far to the store. On failure the
-// state is kept and merged into the next attempt, which is still exact
-// because the store applies a flush entirely or not at all.
+// Flush applies everything folded so far to the store and waits for it
+// (after any flush still being applied). On failure the state is kept
+// and merged into the next attempt, which is still exact because the
+// store applies a flush entirely or not at all.
 func (a *Aggregator) Flush(ctx context.Context) {
-	if a.state.Empty() && a.pos == a.state.flushedPos {
-		return
+	if a.applying != nil {
+		a.finish(ctx, <-a.applying.done)
 	}
-	f := a.state.Take(a.pos)
-	start := time.Now()
-	if err := a.sink.Apply(ctx, f); err != nil {
+	if a.startFlush(ctx) {
+		a.finish(ctx, <-a.applying.done)
+	}
+}
+
+// startFlush hands everything folded so far to the store, applied by a
+// goroutine of its own; it reports false when there was nothing to
+// flush. The caller must not start another before finish.
+func (a *Aggregator) startFlush(ctx context.Context) bool {
+	if a.state.Empty() && a.pos == a.state.flushedPos {
+		return false
+	}
+	ap := &applying{f: a.state.Take(a.pos), start: time.Now(), done: make(chan flushDone, 1)}
+	a.applying = ap
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				ap.done <- flushDone{finished: true, panicked: r}
+			}
+		}()
+		err := a.sink.Apply(ctx, ap.f)
+		ap.done <- flushDone{finished: true, err: err}
+	}()
+	return true
+}
+
+// finish does what follows a flush the store applied (or refused): the
+// flush's own position, never the fold's, is what the store holds.
+func (a *Aggregator) finish(ctx context.Context, done flushDone) {
+	ap := a.applying
+	a.applying = nil
+	if done.panicked != nil {
+		a.state.Restore(ap.f)
+		panic(done.panicked) // for the supervisor, as a panic of Run
+	}
+	f, pos := ap.f, ap.f.Position
+	if err := done.err; err != nil {
 		a.mFlushErr.Inc()
-		a.log.Error("aggregate: flush failed; will retry", "err", err, "position", a.pos)
+		a.log.Error("aggregate: flush failed; will retry", "err", err, "position", pos)
 		a.state.Restore(f)
 		a.healthMu.Lock()
 		if a.failingSince.IsZero() {
@@ -392,9 +481,9 @@ func (a *Aggregator) Flush(ctx context.Context) {
 	a.healthMu.Lock()
 	a.failingSince, a.lastErr = time.Time{}, nil
 	a.healthMu.Unlock()
-	a.state.flushedPos = a.pos
-	a.flushed.Store(a.pos)
-	took := time.Since(start)
+	a.state.flushedPos = pos
+	a.flushed.Store(pos)
+	took := time.Since(ap.start)
 	a.wait = min(max(2*took, a.cfg.FlushInterval), a.cfg.MaxFlushInterval)
 	a.mFlushDur.Observe(took.Seconds())
 	a.mWait.Set(a.wait.Seconds())
@@ -403,15 +492,15 @@ func (a *Aggregator) Flush(ctx context.Context) {
 	}
 	a.mFlushes.Inc()
 	a.mLastOK.SetToCurrentTime()
-	a.mPos.Set(float64(a.pos))
+	a.mPos.Set(float64(pos))
 	a.ok("flush")
 	for seq := range a.poison {
-		if seq <= a.pos {
+		if seq <= pos {
 			delete(a.poison, seq)
 		}
 	}
 	if time.Since(a.lastTrim) >= a.cfg.TrimEvery {
-		if err := a.j.Trim(ctx, a.pos); err != nil {
+		if err := a.j.Trim(ctx, pos); err != nil {
 			a.log.Error("aggregate: trim journal", "err", err)
 		} else {
 			a.ok("trim")

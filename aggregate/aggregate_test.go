@@ -393,28 +393,10 @@ func TestPoisonRecordIsSkippedAfterTwoPanics(t *testing.T) {
 	sup := supervise.New(quiet, nil)
 	runCtx, cancel := context.WithCancel(ctx)
 	sup.Go(runCtx, "aggregator", a.Run)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if pos, _ := st.Position(ctx); pos == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("aggregation stuck behind the poison record")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitPosition(t, st, 3)
 	cancel()
 	sup.Wait()
-	rows, err := st.Buckets(ctx, "shop", "", drainpipe.Tier1h, now.Add(-time.Hour), now.Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var requests, malformed int64
-	for _, r := range rows {
-		requests += r.Bucket.Requests
-		malformed += r.Bucket.LogLoss.Get(ReasonMalformed)
-	}
-	if requests != 2 || malformed != 1 {
+	if requests, malformed := requestsAndMalformed(t, st, "shop", drainpipe.Tier1h, now); requests != 2 || malformed != 1 {
 		t.Fatalf("requests %d, rejected.malformed %d; want 2 and 1", requests, malformed)
 	}
 }
@@ -566,5 +548,147 @@ func TestLastSeenMatchesMap(t *testing.T) {
 		if len(m) != len(model) || !slices.IsSortedFunc(m, func(a, b seenName) int { return strings.Compare(a.name, b.name) }) {
 			t.Fatalf("step %d: %d names held (model %d), or out of order", i, len(m), len(model))
 		}
+	}
+}
+
+// gatedSink holds every Apply until the gate is closed, telling entered
+// (when not nil) that one started.
+type gatedSink struct {
+	*sqlite.Store
+	gate    chan struct{}
+	entered chan struct{}
+}
+
+func (g *gatedSink) Apply(ctx context.Context, fl *metrics.Flush) error {
+	if g.entered != nil {
+		select {
+		case g.entered <- struct{}{}:
+		default:
+		}
+	}
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.Store.Apply(ctx, fl)
+}
+
+func appendRouter(t *testing.T, j *sqlite.Journal, app string, at time.Time) {
+	t.Helper()
+	body := frame(nil, at, "heroku", "router", `at=info method=GET path=/ dyno=web.1 connect=1ms service=5ms status=200`)
+	if _, _, err := j.Append(context.Background(), drainpipe.Batch{App: app, ReceivedAt: at, Body: body}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitPosition waits until the store holds journal position pos.
+func waitPosition(t *testing.T, st *sqlite.Store, pos int64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if p, _ := st.Position(context.Background()); p == pos {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("aggregation stuck before position %d", pos)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// requestsAndMalformed sums app's requests and rejected.malformed lines
+// in tier within an hour of at.
+func requestsAndMalformed(t *testing.T, st *sqlite.Store, app string, tier drainpipe.Tier, at time.Time) (int64, int64) {
+	t.Helper()
+	rows, err := st.Buckets(context.Background(), app, "", tier, at.Add(-time.Hour), at.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var requests, malformed int64
+	for _, r := range rows {
+		requests += r.Bucket.Requests
+		malformed += r.Bucket.LogLoss.Get(ReasonMalformed)
+	}
+	return requests, malformed
+}
+
+// TestFoldGoesOnWhileTheStoreApplies: while the store applies a flush the
+// aggregator keeps folding the journal, reports only the flush's position
+// as applied, and everything is counted once when the store is back.
+func TestFoldGoesOnWhileTheStoreApplies(t *testing.T) {
+	j, st := openStack(t)
+	sink := &gatedSink{Store: st, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	a := New(Config{FlushInterval: 10 * time.Millisecond}, j, sink, nil, quiet, nil)
+	folded3 := make(chan struct{})
+	a.beforeFold = func(r *drainpipe.Record) {
+		if r.Seq == 3 {
+			close(folded3)
+		}
+	}
+	now := time.Now().UTC()
+	appendRouter(t, j, "shop", now)
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(ctx) }()
+	<-sink.entered
+	appendRouter(t, j, "shop", now)
+	appendRouter(t, j, "shop", now)
+	select {
+	case <-folded3:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the fold stopped while the store applied a flush")
+	}
+	if got := a.Flushed(); got != 0 {
+		t.Fatalf("Flushed() = %d while the first flush is still being applied", got)
+	}
+	close(sink.gate)
+	deadline := time.Now().Add(10 * time.Second)
+	for a.Flushed() != 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("applied position %d, want 3", a.Flushed())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
+	if req, _ := requestsAndMalformed(t, st, "shop", drainpipe.Tier1m, now); req != 3 {
+		t.Fatalf("%d requests counted, want 3", req)
+	}
+}
+
+// TestRestartWaitsForTheFlushInFlight: the fold panics while the store
+// still applies the flush before it. The restarted aggregator must wait
+// for that flush before it reads the stored position, or it would fold
+// the flushed records again and count them twice.
+func TestRestartWaitsForTheFlushInFlight(t *testing.T) {
+	j, st := openStack(t)
+	sink := &gatedSink{Store: st, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	a := New(Config{FlushInterval: 10 * time.Millisecond}, j, sink, nil, quiet, nil)
+	panicked := make(chan struct{}, 2)
+	a.beforeFold = func(r *drainpipe.Record) {
+		if r.Seq == 2 {
+			panicked <- struct{}{}
+			panic("injected: this record breaks the fold")
+		}
+	}
+	now := time.Now().UTC()
+	appendRouter(t, j, "shop", now)
+	sup := supervise.New(quiet, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	sup.Go(ctx, "aggregator", a.Run)
+	<-sink.entered // the flush of record 1 is being applied
+	appendRouter(t, j, "shop", now)
+	appendRouter(t, j, "shop", now)
+	<-panicked
+	time.Sleep(300 * time.Millisecond) // the supervisor restarts Run meanwhile
+	close(sink.gate)
+	waitPosition(t, st, 3)
+	cancel()
+	sup.Wait()
+	if req, bad := requestsAndMalformed(t, st, "shop", drainpipe.Tier1m, now); req != 2 || bad != 1 {
+		t.Fatalf("requests %d, rejected.malformed %d; want 2 and 1", req, bad)
 	}
 }
