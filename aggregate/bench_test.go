@@ -283,43 +283,84 @@ func TestFoldRouterNoAllocs(t *testing.T) {
 }
 
 // BenchmarkStateMemory measures the heap the fold keeps per active
-// series-minute: apps apps each fold one minute of the demo storefront's
-// traffic (web router lines, runtime samples of web and worker dynos, job
-// output), and the live heap growth, less the minute's events, is divided
-// by the buckets held. The issue's target is at most 1 KB per (app,
-// process type) minute.
+// series-minute: a bucket (one app's process type over one minute)
+// holding a whole minute of lines, the most one holds (at the default
+// 1 s flush interval a bucket holds a second's lines; a minute's when the
+// store falls behind or a backfill arrives). 1,000 apps each fold the
+// same minute, and the live heap growth, less the minute's events, is
+// divided by the buckets held. It counts everything the fold keeps for
+// those apps: the buckets, their index, and the per-app name limits
+// (which outlive flushes). The issue's target is at most 1 KB per (app,
+// process type) minute. The minutes:
+//
+//   - storefront: the demo storefront's ordinary minute (web router lines,
+//     runtime samples of 3 web and 2 worker dynos, 7 custom metrics);
+//   - web-1dyno, web-2dynos: a web process type with 6,000 requests and
+//     one or two dynos' runtime samples, no custom metrics.
 func BenchmarkStateMemory(b *testing.B) {
-	bodies, _ := demoBodies(b, 1, false)
-	recs, _ := bodyRecords(bodies)
+	storefront, _ := demoBodies(b, 1, false)
+	minutes := []struct {
+		name   string
+		bodies [][]byte
+	}{
+		{"storefront", storefront},
+		{"web-1dyno", [][]byte{webMinute(1)}},
+		{"web-2dynos", [][]byte{webMinute(2)}},
+	}
 	const apps = 1000
 	names := make([]string, apps)
 	for i := range names {
 		names[i] = fmt.Sprintf("app%05d", i)
 	}
-	var perBucket float64
-	for b.Loop() {
-		b.StopTimer()
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		b.StartTimer()
-		s := NewState(3*24*time.Hour, 5*time.Minute)
-		for _, name := range names {
-			for i := range recs {
-				r := recs[i]
-				r.App = name
-				s.Fold(&r)
+	for _, m := range minutes {
+		b.Run("minute="+m.name, func(b *testing.B) {
+			recs, _ := bodyRecords(m.bodies)
+			var perBucket float64
+			for b.Loop() {
+				b.StopTimer()
+				runtime.GC()
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				b.StartTimer()
+				s := NewState(3*24*time.Hour, 5*time.Minute)
+				for _, name := range names {
+					for i := range recs {
+						r := recs[i]
+						r.App = name
+						s.Fold(&r)
+					}
+				}
+				b.StopTimer()
+				s.events = nil // events are kept per event, not per series-minute
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				perBucket = float64(after.HeapAlloc-before.HeapAlloc) / float64(s.Size())
+				runtime.KeepAlive(s)
+				b.StartTimer()
 			}
-		}
-		b.StopTimer()
-		s.events = nil // events are kept per event, not per series-minute
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		perBucket = float64(after.HeapAlloc-before.HeapAlloc) / float64(s.Size())
-		runtime.KeepAlive(s)
-		b.StartTimer()
+			b.ReportMetric(perBucket, "B/series-minute")
+		})
 	}
-	b.ReportMetric(perBucket, "B/series-minute")
+}
+
+// webMinute returns one minute of a web process type with dynos dynos, as
+// one body: 6,000 router lines spread over the dynos (service times 20 to
+// 920 ms, connect 0 to 2 ms) and every dyno's memory and load samples
+// every 20 s.
+func webMinute(dynos int) []byte {
+	var body []byte
+	for i := range 6000 {
+		at := benchMinute.Add(time.Duration(i) * 10 * time.Millisecond)
+		body = frame(body, at, "heroku", "router", fmt.Sprintf(`at=info method=GET path=/products/%d host=shop.herokuapp.com request_id=8601b555-6a83-4c12-8269-97c8e32cdb22 fwd="204.204.204.204" dyno=web.%d connect=%dms service=%dms status=200 bytes=1234 protocol=https`, i, i%dynos+1, i%3, 20+(i*7919)%900))
+	}
+	for d := 1; d <= dynos; d++ {
+		for s := range 3 {
+			at := benchMinute.Add(time.Duration(s)*20*time.Second + time.Duration(d)*time.Millisecond)
+			body = frame(body, at, "heroku", fmt.Sprintf("web.%d", d), fmt.Sprintf(`source=web.%d dyno=heroku.2808254.d97d0ea7 sample#memory_total=%d.00MB sample#memory_rss=200.22MB sample#memory_cache=10.00MB sample#memory_swap=0.00MB sample#memory_pgpgin=348836pages sample#memory_pgpgout=343403pages sample#memory_quota=512.00MB`, d, 200+d))
+			body = frame(body, at, "heroku", fmt.Sprintf("web.%d", d), fmt.Sprintf(`source=web.%d dyno=heroku.2808254.d97d0ea7 sample#load_avg_1m=0.%02d sample#load_avg_5m=0.50 sample#load_avg_15m=0.40`, d, d%100))
+		}
+	}
+	return body
 }
 
 // BenchmarkFoldDynos folds one minute of a web process type with dynos
@@ -327,23 +368,10 @@ func BenchmarkStateMemory(b *testing.B) {
 // load samples every 20 s. It shows how the fold and the bucket grow with
 // the formation (B/series-minute is the bucket's live heap).
 func BenchmarkFoldDynos(b *testing.B) {
-	for _, dynos := range []int{1, 4, 16, 64, 256} {
+	for _, dynos := range []int{1, 2, 4, 16, 64, 256} {
 		b.Run(fmt.Sprintf("dynos=%d", dynos), func(b *testing.B) {
-			var body []byte
-			lines := 0
-			for i := range 6000 {
-				at := benchMinute.Add(time.Duration(i) * 10 * time.Millisecond)
-				body = frame(body, at, "heroku", "router", fmt.Sprintf(`at=info method=GET path=/products/%d host=shop.herokuapp.com request_id=8601b555-6a83-4c12-8269-97c8e32cdb22 fwd="204.204.204.204" dyno=web.%d connect=%dms service=%dms status=200 bytes=1234 protocol=https`, i, i%dynos+1, i%3, 20+(i*7919)%900))
-				lines++
-			}
-			for d := 1; d <= dynos; d++ {
-				for s := range 3 {
-					at := benchMinute.Add(time.Duration(s)*20*time.Second + time.Duration(d)*time.Millisecond)
-					body = frame(body, at, "heroku", fmt.Sprintf("web.%d", d), fmt.Sprintf(`source=web.%d dyno=heroku.2808254.d97d0ea7 sample#memory_total=%d.00MB sample#memory_rss=200.22MB sample#memory_cache=10.00MB sample#memory_swap=0.00MB sample#memory_pgpgin=348836pages sample#memory_pgpgout=343403pages sample#memory_quota=512.00MB`, d, 200+d))
-					body = frame(body, at, "heroku", fmt.Sprintf("web.%d", d), fmt.Sprintf(`source=web.%d dyno=heroku.2808254.d97d0ea7 sample#load_avg_1m=0.%02d sample#load_avg_5m=0.50 sample#load_avg_15m=0.40`, d, d%100))
-					lines += 2
-				}
-			}
+			body := webMinute(dynos)
+			lines := 6000 + 6*dynos
 			rec := drainpipe.Record{Seq: 1, Batch: drainpipe.Batch{App: "shop", ReceivedAt: benchMinute.Add(time.Minute), Body: body}}
 			runtime.GC()
 			var before, after runtime.MemStats
