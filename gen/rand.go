@@ -68,23 +68,25 @@ func appendUUID(dst []byte, hi, lo uint64) []byte {
 	hi = hi&^0xf000 | 0x4000               // version 4
 	lo = lo&^(0xc000<<48) | (0x8000 << 48) // variant 10
 	var b [36]byte
-	j := 0
-	for i := 0; i < 16; i++ {
-		var c byte
-		if i < 8 {
-			c = byte(hi >> (56 - 8*i))
-		} else {
-			c = byte(lo >> (56 - 8*(i-8)))
-		}
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			b[j] = '-'
-			j++
-		}
-		b[j] = hexDigits[c>>4]
-		b[j+1] = hexDigits[c&0xf]
-		j += 2
-	}
+	putHex(b[0:8], hi>>32)
+	b[8] = '-'
+	putHex(b[9:13], hi>>16)
+	b[13] = '-'
+	putHex(b[14:18], hi)
+	b[18] = '-'
+	putHex(b[19:23], lo>>48)
+	b[23] = '-'
+	putHex(b[24:36], lo)
 	return append(dst, b[:]...)
+}
+
+// putHex fills b with the low len(b) hex digits of v, two at a time.
+func putHex(b []byte, v uint64) {
+	for i := len(b) - 2; i >= 0; i -= 2 {
+		c := byte(v)
+		b[i], b[i+1] = hexDigits[c>>4], hexDigits[c&0xf]
+		v >>= 8
+	}
 }
 
 // appendHex appends the low n hex digits of v.
@@ -101,13 +103,24 @@ func appendIPv4(dst []byte, v uint32) []byte {
 	if a == 0 || a == 10 || a == 127 || a >= 224 {
 		a = 1 + a%200 + 23 // keep clear of reserved first octets
 	}
-	dst = strconv.AppendUint(dst, uint64(a), 10)
+	dst = appendOctet(dst, a)
 	dst = append(dst, '.')
-	dst = strconv.AppendUint(dst, uint64(byte(v>>16)), 10)
+	dst = appendOctet(dst, byte(v>>16))
 	dst = append(dst, '.')
-	dst = strconv.AppendUint(dst, uint64(byte(v>>8)), 10)
+	dst = appendOctet(dst, byte(v>>8))
 	dst = append(dst, '.')
-	return strconv.AppendUint(dst, uint64(byte(v)), 10)
+	return appendOctet(dst, byte(v))
+}
+
+// appendOctet appends c in decimal, as strconv.AppendUint would.
+func appendOctet(dst []byte, c byte) []byte {
+	switch {
+	case c >= 100:
+		return append(dst, '0'+c/100, '0'+c/10%10, '0'+c%10)
+	case c >= 10:
+		return append(dst, '0'+c/10, '0'+c%10)
+	}
+	return append(dst, '0'+c)
 }
 
 // appendFixed2 appends x with exactly two decimals.
