@@ -44,9 +44,7 @@ func appendFrame[S string | []byte](dst []byte, t time.Time, host, app, proc, ms
 	n := len("<190>1 ") + len(ts) + 1 + fieldLen(host) + 1 + fieldLen(app) + 1 +
 		fieldLen(proc) + 1 + fieldLen(msgID) + 1 + len(msg) + 1
 	dst = strconv.AppendInt(dst, int64(n), 10)
-	dst = append(dst, " <"...)
-	dst = strconv.AppendInt(dst, DefaultPRI, 10)
-	dst = append(dst, ">1 "...)
+	dst = append(dst, " <190>1 "...) // DefaultPRI, VERSION
 	dst = append(dst, ts...)
 	dst = append(dst, ' ')
 	dst = appendField(dst, host)

@@ -102,3 +102,17 @@ func TestAppendTimestampMatchesFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendMessageWritesDefaultPRI checks the frame's literal priority
+// is DefaultPRI.
+func TestAppendMessageWritesDefaultPRI(t *testing.T) {
+	var h Header
+	r := NewReader(AppendMessage(nil, time.Now(), "h", "a", "p", "m"))
+	m, err := r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ParseHeader(m, &h); err != nil || !strings.HasPrefix(string(m), "<"+strconv.Itoa(DefaultPRI)+">1 ") {
+		t.Fatalf("%q: %v", m, err)
+	}
+}
