@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"time"
@@ -129,24 +130,50 @@ func demoHistory(ctx context.Context, e *env, n *embedded.Node, fleet []gen.AppS
 	if !to.After(from) {
 		return nil
 	}
-	tty := isTerminal(e.stderr)
-	start := time.Now()
-	var last time.Time
-	lines, err := importHistory(ctx, n.Store, fleet, seed, from, to, n.Store.Retention()[drainpipe.Tier1m], 0, func(done, total int, lines int64) {
-		switch {
-		case tty:
-			fmt.Fprintf(e.stderr, "\rhistory %3.0f%%  %s lines  %s lines/s  ", 100*float64(done)/float64(total), human(lines),
-				human(int64(float64(lines)/max(time.Since(start).Seconds(), 0.001))))
-		case time.Since(last) > 2*time.Second:
-			fmt.Fprintf(e.stderr, "history %3.0f%%  %d lines\n", 100*float64(done)/float64(total), lines)
-			last = time.Now()
-		}
-	})
+	r := newHistoryReport(e.stderr, isTerminal(e.stderr))
+	lines, err := importHistory(ctx, n.Store, fleet, seed, from, to, n.Store.Retention()[drainpipe.Tier1m], 0, r.progress)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	took := time.Since(start)
-	fmt.Fprintf(e.stderr, "\rhistory imported: %s of %d apps, %d lines in %s (%s lines/s)%s\n", from.Sub(to).Abs(), len(fleet), lines,
-		took.Round(100*time.Millisecond), human(int64(float64(lines)/max(took.Seconds(), 0.001))), clearEOL)
+	r.done(to.Sub(from), len(fleet), lines)
 	return nil
+}
+
+// historyReport prints the history import's progress: on a terminal one
+// line rewritten after every chunk, elsewhere a line every 2 seconds,
+// each with the share of chunks stored, the lines and lines/s so far;
+// then the total, the time it took and lines/s.
+type historyReport struct {
+	w           io.Writer
+	tty         bool
+	start, last time.Time
+}
+
+func newHistoryReport(w io.Writer, tty bool) *historyReport {
+	now := time.Now()
+	return &historyReport{w: w, tty: tty, start: now, last: now}
+}
+
+func (r *historyReport) progress(done, total int, lines int64) {
+	now := time.Now()
+	if !r.tty && now.Sub(r.last) < 2*time.Second {
+		return
+	}
+	r.last = now
+	pct, rate := 100*float64(done)/float64(total), human(int64(float64(lines)/max(now.Sub(r.start).Seconds(), 0.001)))
+	if r.tty {
+		fmt.Fprintf(r.w, "\rhistory %3.0f%%  %s lines  %s lines/s  ", pct, human(lines), rate)
+		return
+	}
+	fmt.Fprintf(r.w, "history %3.0f%%  %d lines  %s lines/s\n", pct, lines, rate)
+}
+
+func (r *historyReport) done(span time.Duration, apps int, lines int64) {
+	took := time.Since(r.start)
+	cr, eol := "", ""
+	if r.tty {
+		cr, eol = "\r", clearEOL
+	}
+	fmt.Fprintf(r.w, "%shistory imported: %s of %d apps, %d lines in %s (%s lines/s)%s\n", cr, span, apps, lines,
+		took.Round(100*time.Millisecond), human(int64(float64(lines)/max(took.Seconds(), 0.001))), eol)
 }

@@ -160,6 +160,34 @@ func TestImportHistoryParallelSameAsSequential(t *testing.T) {
 	t.Logf("%d answers compared, %d events", len(paths), events)
 }
 
+// TestHistoryReport checks the demo's import report: off a terminal a
+// progress line at most every 2 seconds and a plain summary; on one a
+// line rewritten after every chunk and a summary that clears it. Both
+// give the percentage, the lines and lines/s.
+func TestHistoryReport(t *testing.T) {
+	var plain strings.Builder
+	r := newHistoryReport(&plain, false)
+	r.progress(1, 4, 1000) // under 2 s since the start: not printed
+	r.last = r.last.Add(-3 * time.Second)
+	r.progress(2, 4, 2000)
+	r.progress(3, 4, 3000) // under 2 s since the last line
+	r.done(7*24*time.Hour, 3, 4000)
+	lines := strings.Split(strings.TrimSuffix(plain.String(), "\n"), "\n")
+	if len(lines) != 2 || !regexp.MustCompile(`^history  50%  2000 lines  [0-9.]+[kM]? lines/s$`).MatchString(lines[0]) ||
+		!regexp.MustCompile(`^history imported: 168h0m0s of 3 apps, 4000 lines in [0-9.]+m?s \([0-9.]+[kM]? lines/s\)$`).MatchString(lines[1]) {
+		t.Fatalf("not a terminal:\n%s", plain.String())
+	}
+	var tty strings.Builder
+	r = newHistoryReport(&tty, true)
+	r.progress(1, 4, 1000)
+	r.progress(2, 4, 2000)
+	r.done(time.Hour, 3, 2000)
+	if got := tty.String(); strings.Count(got, "\rhistory  ") != 2 || !strings.Contains(got, "\rhistory imported: 1h0m0s of 3 apps, 2000 lines in ") ||
+		!strings.HasSuffix(got, clearEOL+"\n") {
+		t.Fatalf("terminal: %q", got)
+	}
+}
+
 // BenchmarkImportHistory imports six hours of the demo fleet into a real
 // store: generation, framing, the fold and the store's transactions.
 func BenchmarkImportHistory(b *testing.B) {
