@@ -56,16 +56,7 @@ func importHistory(ctx context.Context, st historyStore, fleet []gen.AppSpec, se
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	var jobs []historyJob
-	for end := to; end.After(from); end = end.Add(-historyChunk) {
-		start := end.Add(-historyChunk)
-		if start.Before(from) {
-			start = from
-		}
-		for i := range fleet {
-			jobs = append(jobs, historyJob{i, start, end})
-		}
-	}
+	jobs := historyJobs(len(fleet), from, to)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ahead := 2 * workers
@@ -137,6 +128,26 @@ func importHistory(ctx context.Context, st historyStore, fleet []gen.AppSpec, se
 		}
 	}
 	return lines, nil
+}
+
+// historyJobs cuts [from, to) into chunks of each of apps apps, newest
+// first. Chunks start on multiples of historyChunk (UTC), so no minute, 10
+// minutes or hour is split between two chunks: each row is written whole,
+// and what the fold remembers within a minute (one R14 event per dyno)
+// holds across chunks. Only the newest and the oldest may be shorter.
+func historyJobs(apps int, from, to time.Time) []historyJob {
+	var jobs []historyJob
+	for end := to; end.After(from); {
+		start := end.Add(-1).Truncate(historyChunk)
+		if start.Before(from) {
+			start = from
+		}
+		for i := range apps {
+			jobs = append(jobs, historyJob{i, start, end})
+		}
+		end = start
+	}
+	return jobs
 }
 
 // historyJob is one chunk of one app's history: fleet[app] in [from, to).

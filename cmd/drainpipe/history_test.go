@@ -45,13 +45,18 @@ func TestImportHistoryCountsEveryLine(t *testing.T) {
 			}
 		})
 	}
-	var calls int
-	n, err := importHistory(ctx, st, fleet, 1, from, to, 3*24*time.Hour, 2, func(done, total int, lines int64) { calls++ })
+	var calls, lastDone, lastTotal int
+	var lastLines int64
+	n, err := importHistory(ctx, st, fleet, 1, from, to, 3*24*time.Hour, 2, func(done, total int, lines int64) {
+		calls++
+		lastDone, lastTotal, lastLines = done, total, lines
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n == 0 || calls != len(fleet) {
-		t.Fatalf("%d lines, %d progress calls", n, calls)
+	// Two hours are one or two chunks of each app.
+	if n == 0 || n != lastLines || calls != lastDone || lastDone != lastTotal || (calls != len(fleet) && calls != 2*len(fleet)) {
+		t.Fatalf("%d lines, %d progress calls, the last %d of %d with %d lines", n, calls, lastDone, lastTotal, lastLines)
 	}
 	for _, a := range fleet {
 		rows, err := st.Buckets(ctx, a.Name, "web", drainpipe.Tier1h, from.Add(-time.Hour), to.Add(time.Hour))
@@ -158,6 +163,37 @@ func TestImportHistoryParallelSameAsSequential(t *testing.T) {
 		t.Fatal("no events in seven hours of the demo fleet")
 	}
 	t.Logf("%d answers compared, %d events", len(paths), events)
+}
+
+// TestHistoryJobs checks the chunks cover the window newest first, one
+// of each app per span, and that every boundary inside it is a multiple
+// of historyChunk.
+func TestHistoryJobs(t *testing.T) {
+	to := time.Date(2026, 11, 25, 13, 17, 23, 0, time.UTC)
+	from := to.Add(-7 * 24 * time.Hour)
+	jobs := historyJobs(3, from, to)
+	if len(jobs) != 3*(7*8+1) {
+		t.Fatalf("%d jobs", len(jobs))
+	}
+	end := to
+	for i := 0; i < len(jobs); i += 3 {
+		j := jobs[i]
+		for a := range 3 {
+			if jobs[i+a] != (historyJob{a, j.from, j.to}) {
+				t.Fatalf("job %d: %+v", i+a, jobs[i+a])
+			}
+		}
+		if !j.to.Equal(end) || !j.from.Before(j.to) || j.to.Sub(j.from) > historyChunk {
+			t.Fatalf("job %d: [%s, %s) after %s", i, j.from, j.to, end)
+		}
+		if !j.from.Equal(from) && j.from.Sub(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))%historyChunk != 0 {
+			t.Fatalf("job %d starts at %s", i, j.from)
+		}
+		end = j.from
+	}
+	if !end.Equal(from) {
+		t.Fatalf("the jobs end at %s, not %s", end, from)
+	}
 }
 
 // TestHistoryReport checks the demo's import report: off a terminal a
