@@ -249,11 +249,11 @@ func TestDropExpiredRollsUpFirst(t *testing.T) {
 	}
 }
 
-// TestNamesWrittenOncePerMinute: a dyno's last_seen and a custom metric
-// name are written by the first flush that carries them (namesSeen skips
-// them in the next flushes of the minute), and a later minute still moves
-// last_seen; a failed flush remembers nothing.
-func TestNamesWrittenOncePerMinute(t *testing.T) {
+// TestNamesWrittenWhenTheyChange: a dyno's last_seen and a custom metric
+// name are written by the first flush that carries them; namesSeen skips
+// them in the next flushes until last_seen has moved by lastSeenStep; a
+// failed flush remembers nothing.
+func TestNamesWrittenWhenTheyChange(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
 	m := time.Now().UTC().Truncate(time.Minute)
@@ -279,17 +279,18 @@ func TestNamesWrittenOncePerMinute(t *testing.T) {
 	if _, err := s.db.Exec(`UPDATE dynos SET last_seen = 7`); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Apply(ctx, &metrics.Flush{Position: 2, Rows: []metrics.Row{row(m)}}); err != nil {
+	if err := s.Apply(ctx, &metrics.Flush{Position: 2, Rows: []metrics.Row{row(m), row(m.Add(9 * time.Minute))}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := lastSeen(); got != 7 {
-		t.Fatalf("last_seen rewritten by a second flush of the same minute (%d)", got)
+		t.Fatalf("last_seen rewritten by a flush less than lastSeenStep later (%d)", got)
 	}
-	if err := s.Apply(ctx, &metrics.Flush{Position: 3, Rows: []metrics.Row{row(m.Add(time.Minute))}}); err != nil {
+	later := m.Add(lastSeenStep * time.Second)
+	if err := s.Apply(ctx, &metrics.Flush{Position: 3, Rows: []metrics.Row{row(later)}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := lastSeen(); got != m.Add(time.Minute).Unix() {
-		t.Fatalf("last_seen = %d, want the later minute %d", got, m.Add(time.Minute).Unix())
+	if got := lastSeen(); got != later.Unix() {
+		t.Fatalf("last_seen = %d, want %d", got, later.Unix())
 	}
 	names, err := s.CustomMetrics(ctx, "a")
 	if err != nil || len(names) != 1 || names[0].Name != "jobs" {
@@ -298,14 +299,13 @@ func TestNamesWrittenOncePerMinute(t *testing.T) {
 	// A flush that fails remembers none of its names.
 	ctxDone, cancel := context.WithCancel(ctx)
 	cancel()
-	later := m.Add(2 * time.Minute)
-	if err := s.Apply(ctxDone, &metrics.Flush{Position: 4, Rows: []metrics.Row{row(later)}}); err == nil {
+	if err := s.Apply(ctxDone, &metrics.Flush{Position: 4, Rows: []metrics.Row{row(later.Add(time.Hour))}}); err == nil {
 		t.Fatal("a flush with a cancelled context succeeded")
 	}
 	s.names.mu.Lock()
 	remembered := s.names.dynos[dynoKey{"a", "web", "web.1"}]
 	s.names.mu.Unlock()
-	if remembered != m.Add(time.Minute).Unix() {
-		t.Fatalf("namesSeen holds %d after a failed flush, want %d", remembered, m.Add(time.Minute).Unix())
+	if remembered != later.Unix() {
+		t.Fatalf("namesSeen holds %d after a failed flush, want %d", remembered, later.Unix())
 	}
 }

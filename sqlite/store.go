@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -537,32 +538,48 @@ func (s *Store) mergeRow(ctx context.Context, stmts *stmtCache, table string, k 
 	if err != nil {
 		return err
 	}
-	var old []byte
-	err = sel.QueryRowContext(ctx, k.app, k.ptype, k.ts).Scan(&old)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-	case err != nil:
+	rows, err := sel.QueryContext(ctx, k.app, k.ptype, k.ts)
+	if err != nil {
 		return fmt.Errorf("store: read bucket %s/%s@%d: %w", k.app, k.ptype, k.ts, err)
-	default:
-		b, derr := metrics.Decode(old)
-		if derr != nil {
-			s.log.Error("store: corrupt bucket moved to quarantine", "table", table, "app", k.app, "process_type", k.ptype, "ts", k.ts, "err", derr)
-			if _, err := tx.ExecContext(ctx,
-				`INSERT INTO quarantine(tbl, app, ptype, ts, data, error, moved_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-				table, k.app, k.ptype, k.ts, old, derr.Error(), time.Now().Unix()); err != nil {
-				return fmt.Errorf("store: quarantine bucket %s/%s@%d: %w", k.app, k.ptype, k.ts, err)
-			}
-			break
-		}
-		b.Merge(delta)
-		delta = b
 	}
-	ins, err := stmts.get(ctx, `INSERT OR REPLACE INTO `+table+`(app, ptype, ts, requests, err5xx, data) VALUES (?, ?, ?, ?, ?, ?)`)
+	// The stored bytes are decoded in place (Decode copies what it keeps)
+	// and copied only to quarantine them.
+	var corrupt bool
+	var old sql.RawBytes
+	var derr error
+	if rows.Next() {
+		if err := rows.Scan(&old); err != nil {
+			rows.Close()
+			return fmt.Errorf("store: read bucket %s/%s@%d: %w", k.app, k.ptype, k.ts, err)
+		}
+		var b *metrics.Bucket
+		if b, derr = metrics.Decode(old); derr != nil {
+			corrupt = true
+			old = bytes.Clone(old)
+		} else {
+			b.Merge(delta)
+			delta = b
+		}
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return fmt.Errorf("store: read bucket %s/%s@%d: %w", k.app, k.ptype, k.ts, err)
+	}
+	if corrupt {
+		s.log.Error("store: corrupt bucket moved to quarantine", "table", table, "app", k.app, "process_type", k.ptype, "ts", k.ts, "err", derr)
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO quarantine(tbl, app, ptype, ts, data, error, moved_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			table, k.app, k.ptype, k.ts, []byte(old), derr.Error(), time.Now().Unix()); err != nil {
+			return fmt.Errorf("store: quarantine bucket %s/%s@%d: %w", k.app, k.ptype, k.ts, err)
+		}
+	}
+	ins, err := stmts.get(ctx, `INSERT OR REPLACE INTO `+table+`(requests, err5xx, data, app, ptype, ts) VALUES (?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return err
 	}
 	stmts.buf = delta.Encode(stmts.buf[:0])
-	_, err = ins.ExecContext(ctx, k.app, k.ptype, k.ts, delta.Requests, delta.Count5xx(), stmts.buf)
+	_, err = ins.ExecContext(ctx, delta.Requests, delta.Count5xx(), stmts.buf, k.app, k.ptype, k.ts)
 	if err != nil {
 		return fmt.Errorf("store: write bucket %s/%s@%d: %w", k.app, k.ptype, k.ts, err)
 	}
@@ -613,17 +630,23 @@ type (
 // namesSeen remembers what recordNames committed lately: each dyno's (and
 // process type's, under dyno "") last_seen minute and the custom metric
 // names, each with the minute it was last written. A flush then writes
-// only what changed: a dyno's last_seen moves once a minute, not once a
-// flush, and a custom metric name is written once. At 10,000 apps the
-// upserts of every row's dynos were a large share of the flush. Entries
-// not written for recentNames are forgotten (they cost one write more).
+// only what changed: a custom metric name once, and a dyno's last_seen
+// when it moves by lastSeenStep or more. last_seen only decides whether a
+// dyno is still in the formation (seen within FormationWindow, 7 days),
+// so being up to lastSeenStep behind changes nothing a user sees; at
+// 10,000 apps the upserts of every row's dynos were a large share of each
+// flush. Entries not written for recentNames are forgotten (they cost
+// one write more).
 type namesSeen struct {
 	mu      sync.Mutex
 	dynos   map[dynoKey]int64
 	customs map[customKey]int64
 }
 
-const recentNames = time.Hour
+const (
+	recentNames  = time.Hour
+	lastSeenStep = 10 * 60 // seconds
+)
 
 // remember records the names of a committed flush.
 func (n *namesSeen) remember(dynos map[dynoKey]int64, customs map[customKey]int64) {
@@ -674,7 +697,7 @@ func (s *Store) recordNames(ctx context.Context, stmts *stmtCache, f *metrics.Fl
 		}
 	}
 	s.names.mu.Lock()
-	maps.DeleteFunc(seen, func(k dynoKey, t int64) bool { last, ok := s.names.dynos[k]; return ok && last >= t })
+	maps.DeleteFunc(seen, func(k dynoKey, t int64) bool { last, ok := s.names.dynos[k]; return ok && last > t-lastSeenStep })
 	maps.DeleteFunc(customs, func(k customKey, t int64) bool { _, ok := s.names.customs[k]; return ok })
 	s.names.mu.Unlock()
 	for k, t := range seen {
