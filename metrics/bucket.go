@@ -35,10 +35,12 @@ type Custom struct {
 	// Kinds has bit 1<<kind set for every logline.CustomKind seen.
 	Kinds uint8
 	// Count metrics use Total; sample metrics use Stat; measure metrics use
-	// Dist.
+	// Dist. Stat and Dist are nil unless the name was seen with their kind
+	// (Has): a name is almost always used with one kind, and a bucket is
+	// held in memory until the next flush.
 	Total float64
-	Stat  Stat
-	Dist  Dist
+	Stat  *Stat
+	Dist  *Dist
 }
 
 // Has reports whether the metric was seen with kind k.
@@ -48,8 +50,18 @@ func (c *Custom) Has(k logline.CustomKind) bool { return c.Kinds&(1<<k) != 0 }
 func (c *Custom) Merge(o *Custom) {
 	c.Kinds |= o.Kinds
 	c.Total += o.Total
-	c.Stat.Merge(&o.Stat)
-	c.Dist.Merge(&o.Dist)
+	if o.Stat != nil {
+		if c.Stat == nil {
+			c.Stat = new(Stat)
+		}
+		c.Stat.Merge(o.Stat)
+	}
+	if o.Dist != nil {
+		if c.Dist == nil {
+			c.Dist = new(Dist)
+		}
+		c.Dist.Merge(o.Dist)
+	}
 }
 
 // MaxCustomPerBucket bounds the custom metric names one minute bucket
@@ -294,6 +306,12 @@ func (b *Bucket) CustomMetric(name []byte, kind logline.CustomKind) *Custom {
 		b.Custom = slices.Insert(b.Custom, i, NamedCustom{Name: string(name), Custom: c})
 	}
 	c.Kinds |= 1 << kind
+	switch {
+	case kind == logline.CustomSample && c.Stat == nil:
+		c.Stat = new(Stat)
+	case kind == logline.CustomMeasure && c.Dist == nil:
+		c.Dist = new(Dist)
+	}
 	return c
 }
 
@@ -378,8 +396,16 @@ func (b *Bucket) Encode(dst []byte) []byte {
 		e.str(c.Name)
 		e.uvarint(uint64(c.Kinds))
 		e.float(c.Total)
-		c.Stat.encode(&e)
-		c.Dist.encode(&e)
+		if c.Stat != nil {
+			c.Stat.encode(&e)
+		} else {
+			e.uvarint(0) // an empty Stat
+		}
+		if c.Dist != nil {
+			c.Dist.encode(&e)
+		} else {
+			e.uvarint(0) // an empty Dist
+		}
 	}
 	return binary.LittleEndian.AppendUint32(e.b, crc32.Checksum(e.b[len(dst):], castagnoli))
 }
@@ -505,7 +531,11 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 	}
 	if n := r.count(); n > 0 {
 		keep := parts&PartCustom != 0
-		var cs []Custom
+		var (
+			cs    []Custom
+			stats []Stat // for the names with samples, allocated at the first
+			dists []Dist // for the names with measures, likewise
+		)
 		if keep {
 			b.Custom = make([]NamedCustom, n)
 			cs = make([]Custom, n)
@@ -525,9 +555,25 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 			}
 			c := &cs[i]
 			*c = Custom{Kinds: uint8(r.uvarint()), Total: r.float()}
-			c.Stat.decode(&r)
-			if err := c.Dist.decode(&r); err != nil {
+			var st Stat
+			st.decode(&r)
+			if st.Count > 0 || c.Has(logline.CustomSample) {
+				if stats == nil {
+					stats = make([]Stat, 0, n-i)
+				}
+				stats = append(stats, st) // within its capacity: no copy
+				c.Stat = &stats[len(stats)-1]
+			}
+			var d Dist
+			if err := d.decode(&r); err != nil {
 				return nil, fmt.Errorf("decode bucket custom %q: %w", name, err)
+			}
+			if d.Count > 0 || c.Has(logline.CustomMeasure) {
+				if dists == nil {
+					dists = make([]Dist, 0, n-i)
+				}
+				dists = append(dists, d)
+				c.Dist = &dists[len(dists)-1]
 			}
 			b.Custom[i] = NamedCustom{Name: name, Custom: c}
 		}

@@ -354,3 +354,30 @@ func TestDecodeRejectsUnsortedKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestCustomKeepsOnlyItsKinds: a custom metric holds a Stat or a Dist
+// only when it was seen with their kind, and keeps them (empty or not)
+// through merges and the encoding, so Has(kind) always finds them.
+func TestCustomKeepsOnlyItsKinds(t *testing.T) {
+	var a, b Bucket
+	a.CustomMetric([]byte("hits"), logline.CustomCount).Total += 2
+	b.CustomMetric([]byte("hits"), logline.CustomMeasure).Dist.Add(math.NaN()) // seen, nothing recorded
+	b.CustomMetric([]byte("depth"), logline.CustomSample).Stat.Add(4, 1)
+	if c := a.Metric("hits"); c.Stat != nil || c.Dist != nil {
+		t.Fatalf("a count metric holds %+v", c)
+	}
+	a.Merge(&b)
+	dec, err := Decode(a.Encode(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []*Bucket{&a, dec} {
+		hits, depth := x.Metric("hits"), x.Metric("depth")
+		if hits.Total != 2 || hits.Dist == nil || hits.Dist.Count != 0 || hits.Stat != nil {
+			t.Fatalf("hits = %+v", hits)
+		}
+		if depth.Stat == nil || depth.Stat.Last != 4 || depth.Dist != nil {
+			t.Fatalf("depth = %+v", depth)
+		}
+	}
+}

@@ -34,7 +34,7 @@ func goldenBucket(rng *rand.Rand) *Bucket {
 		}
 	}
 	for range rng.IntN(10) {
-		k := logline.CustomKind(rng.IntN(3))
+		k := logline.CustomKind(rng.IntN(3)) // 0, count or sample
 		c := b.CustomMetric([]byte(fmt.Sprintf("m.%d", rng.IntN(12))), k)
 		switch k {
 		case logline.CustomCount:
@@ -42,6 +42,11 @@ func goldenBucket(rng *rand.Rand) *Bucket {
 		case logline.CustomSample:
 			c.Stat.Add(rng.Float64(), rng.Int64N(1e12))
 		default:
+			// Kind 0 (no l2met kind, as from a newer or corrupt writer)
+			// with a distribution: these buckets were written that way.
+			if c.Dist == nil {
+				c.Dist = new(Dist)
+			}
 			for range rng.IntN(50) + 1 {
 				c.Dist.Add(rng.ExpFloat64() * 30)
 			}
@@ -72,8 +77,15 @@ func summary(b *Bucket) string {
 	fmt.Fprintf(&sum, " all:%d:%v:%v |", all.Count, all.Sum, all.Last)
 	for _, nc := range b.Custom {
 		c := b.Metric(nc.Name)
-		q, _ := c.Dist.Quantile(0.9)
-		fmt.Fprintf(&sum, " %s:%d:%v:%d:%v", nc.Name, c.Kinds, c.Total, c.Stat.Count, q)
+		var q float64
+		var samples int64
+		if c.Dist != nil {
+			q, _ = c.Dist.Quantile(0.9)
+		}
+		if c.Stat != nil {
+			samples = c.Stat.Count
+		}
+		fmt.Fprintf(&sum, " %s:%d:%v:%d:%v", nc.Name, c.Kinds, c.Total, samples, q)
 	}
 	return sum.String()
 }

@@ -543,7 +543,7 @@ func TestCustomMetrics(t *testing.T) {
 		b := new(metrics.Bucket)
 		b.CustomMetric([]byte("signups"), logline.CustomCount).Total += float64(i + 1)
 		b.CustomMetric([]byte("queue.depth"), logline.CustomSample).Stat.Add(float64(10*(i+1)), at(10, 0).Add(time.Duration(i)*time.Second).UnixNano())
-		d := &b.CustomMetric([]byte("db.query"), logline.CustomMeasure).Dist
+		d := b.CustomMetric([]byte("db.query"), logline.CustomMeasure).Dist
 		for v := 1; v <= 100; v++ {
 			d.Add(float64(v + 100*i))
 		}

@@ -642,7 +642,7 @@ func (s *Server) handleCustomSeries(w http.ResponseWriter, r *http.Request, app 
 		last, mean, max := newValues(n), newValues(n), newValues(n)
 		for i, b := range buckets {
 			c := get(b)
-			if c == nil || c.Stat.Count == 0 {
+			if c == nil || c.Stat == nil || c.Stat.Count == 0 {
 				continue
 			}
 			last[i], max[i] = c.Stat.Last, c.Stat.Max
@@ -659,10 +659,10 @@ func (s *Server) handleCustomSeries(w http.ResponseWriter, r *http.Request, app 
 		}
 		for i, b := range buckets {
 			c := get(b)
-			if c == nil || c.Dist.Count == 0 {
+			if c == nil || c.Dist == nil || c.Dist.Count == 0 {
 				continue
 			}
-			d := &c.Dist
+			d := c.Dist
 			vs[0][i] = float64(d.Count)
 			vs[1][i] = d.Sum
 			vs[2][i] = d.Min
