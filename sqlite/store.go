@@ -782,7 +782,8 @@ func (s *Store) BucketParts(ctx context.Context, app, processType string, tier d
 
 // EachLatency calls fn with the latency view of every row Buckets would
 // return, ordered by time (server.LatencyStore). The view reads the
-// driver's row buffer in place: nothing is copied or decoded into memory.
+// driver's row buffer (sql.RawBytes) in place: beyond the driver's own
+// copy of each blob, nothing is copied or decoded into memory.
 func (s *Store) EachLatency(ctx context.Context, app, processType string, tier drainpipe.Tier, start, end time.Time, fn func(t time.Time, v *metrics.LatencyView)) error {
 	var v metrics.LatencyView
 	return s.eachRow(ctx, app, processType, tier, start, end, func(table string, rapp, rpt []byte, ts int64, data []byte) {
