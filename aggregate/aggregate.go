@@ -260,9 +260,11 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		}
 		if a.applying != nil {
 			// Folding goes on while the store applies the last flush; a
-			// fold that outgrows maxStateBuckets waits for it.
+			// fold that reaches half of maxStateBuckets waits for it, so
+			// that the flush and the fold together hold at most 1.5
+			// times the buckets one fold may (catching up, both are big).
 			var done flushDone
-			if a.state.Size() > maxStateBuckets {
+			if a.state.Size() > maxStateBuckets/2 {
 				done = <-a.applying.done
 			} else {
 				select {

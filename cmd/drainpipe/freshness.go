@@ -26,6 +26,7 @@ type freshnessProbe struct {
 	app     string
 	every   time.Duration
 	timeout time.Duration // a probe not seen by then is counted as missed
+	log     io.Writer     // when not nil, gets one line per probe
 
 	samples []time.Duration
 	missed  int
@@ -37,7 +38,8 @@ const SPECFreshness = 10 * time.Second
 
 // run probes until ctx ends.
 func (p *freshnessProbe) run(ctx context.Context) error {
-	start := time.Now().UTC().Truncate(time.Minute)
+	began := time.Now()
+	start := began.UTC().Truncate(time.Minute)
 	var acked int64
 	tick := time.NewTicker(p.every)
 	defer tick.Stop()
@@ -61,10 +63,14 @@ func (p *freshnessProbe) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		took := time.Since(ackedAt)
 		if seen {
-			p.samples = append(p.samples, time.Since(ackedAt))
+			p.samples = append(p.samples, took)
 		} else {
 			p.missed++
+		}
+		if p.log != nil {
+			fmt.Fprintf(p.log, "freshness probe %d at +%s: seen %v after %s\n", acked, ackedAt.Sub(began).Round(time.Second), seen, took.Round(10*time.Millisecond))
 		}
 		select {
 		case <-ctx.Done():

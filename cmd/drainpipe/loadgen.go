@@ -100,7 +100,7 @@ use both.`,
 			if err != nil {
 				return err
 			}
-			probe = &freshnessProbe{api: api, drain: c, app: app.Name, every: *freshness, timeout: time.Minute}
+			probe = &freshnessProbe{api: api, drain: c, app: app.Name, every: *freshness, timeout: time.Minute, log: e.stderr}
 		}
 		fmt.Fprintf(e.stderr, "created %d apps on %s\n", len(fleet), *base)
 		trafficCtx, stopTraffic := context.WithCancel(ctx)
