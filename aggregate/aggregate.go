@@ -815,12 +815,7 @@ func (s *State) FoldLine(app string, recv int64, h *logplex.Header) {
 		if !s.admit(app, t, r.ProcessType, r.Source) {
 			return
 		}
-		g := s.bucket(app, r.ProcessType, t).Dyno(r.Source)
-		for i := range g {
-			if r.Has&(1<<i) != 0 {
-				g[i].Add(r.Values[i], t)
-			}
-		}
+		s.bucket(app, r.ProcessType, t).Dyno(r.Source).AddLine(r.Has, &r.Values, t)
 		s.count("runtime")
 	case logline.KindDyno:
 		if !s.admit(app, t, l.Dyno.ProcessType, l.Dyno.Source) {

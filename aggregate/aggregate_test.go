@@ -77,10 +77,10 @@ func TestFoldCountsEveryKind(t *testing.T) {
 	if web.Service.Count != 2 || web.Service.Max != 30000 {
 		t.Fatalf("service dist: count %d max %v", web.Service.Count, web.Service.Max)
 	}
-	if got := web.DynoGauges("web.1")[logline.GaugeMemQuota].Max; got != 512*1048576 {
+	if got := web.DynoGauges("web.1").Stat(logline.GaugeMemQuota).Max; got != 512*1048576 {
 		t.Fatalf("memory quota = %v", got)
 	}
-	if got := b["worker@10:00"].DynoGauges("worker.1")[logline.GaugeLoad1m].Last; got != 2.46 {
+	if got := b["worker@10:00"].DynoGauges("worker.1").Stat(logline.GaugeLoad1m).Last; got != 2.46 {
 		t.Fatalf("load = %v", got)
 	}
 	if got := b["@10:00"].LogLoss.Get("L10"); got != 12 {

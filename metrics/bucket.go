@@ -17,17 +17,6 @@ import (
 // checksum: the storage under it corrupted them.
 var ErrChecksum = errors.New("checksum mismatch: corrupt bucket")
 
-// Gauges holds one dyno's runtime samples in a bucket, indexed by
-// logline.Gauge.
-type Gauges [logline.NumGauges]Stat
-
-// Merge adds o's samples to g.
-func (g *Gauges) Merge(o *Gauges) {
-	for i := range g {
-		g[i].Merge(&o[i])
-	}
-}
-
 // Custom is one l2met custom metric name in a bucket. One name may be
 // used with several kinds (count#hits and measure#hits); each kind keeps
 // its own aggregate, so none is lost.
@@ -352,12 +341,14 @@ func (b *Bucket) GaugeStat(g logline.Gauge, dyno string) Stat {
 	var s Stat
 	if dyno != "" {
 		if gs := b.DynoGauges(dyno); gs != nil {
-			s.Merge(&gs[g])
+			st := gs.Stat(g)
+			s.Merge(&st)
 		}
 		return s
 	}
 	for _, d := range b.Dynos {
-		s.Merge(&d.Gauges[g])
+		st := d.Gauges.Stat(g)
+		s.Merge(&st)
 	}
 	return s
 }
@@ -387,8 +378,9 @@ func (b *Bucket) Encode(dst []byte) []byte {
 	e.uvarint(uint64(len(b.Dynos)))
 	for _, d := range b.Dynos {
 		e.str(d.Name)
-		for i := range d.Gauges {
-			d.Gauges[i].encode(&e)
+		for g := range logline.NumGauges {
+			st := d.Gauges.Stat(g)
+			st.encode(&e)
 		}
 	}
 	e.uvarint(uint64(len(b.Custom)))
@@ -522,10 +514,12 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 			if i > 0 && name <= b.Dynos[i-1].Name && r.err == nil {
 				return nil, fmt.Errorf("decode bucket: dynos out of order")
 			}
-			g := &gs[i]
-			for j := range g {
-				g[j].decode(&r)
+			var st [logline.NumGauges]Stat
+			for j := range st {
+				st[j].decode(&r)
 			}
+			g := &gs[i]
+			g.set(&st)
 			b.Dynos[i] = DynoGauges{Name: name, Gauges: g}
 		}
 	}

@@ -68,8 +68,8 @@ func sampleBucket(rng *rand.Rand) *Bucket {
 	b.AddRCode([]byte("R14"))
 	b.AddLogLoss([]byte("L10"), 7)
 	g := b.Dyno([]byte("web.1"))
-	g[logline.GaugeMemRSS].Add(200<<20, 1)
-	g[logline.GaugeLoad1m].Add(0.5, 1)
+	g.Add(logline.GaugeMemRSS, 200<<20, 1)
+	g.Add(logline.GaugeLoad1m, 0.5, 1)
 	c := b.CustomMetric([]byte("db.query"), logline.CustomMeasure)
 	c.Dist.Add(12)
 	b.CustomMetric([]byte("signups"), logline.CustomCount).Total += 3

@@ -27,9 +27,9 @@ func goldenBucket(rng *rand.Rand) *Bucket {
 	}
 	for range rng.IntN(12) {
 		g := b.Dyno([]byte(fmt.Sprintf("%s.%d", []string{"web", "worker", "run"}[rng.IntN(3)], rng.IntN(9)+1)))
-		for i := range g {
+		for i := range logline.NumGauges {
 			if rng.IntN(3) > 0 {
-				g[i].Add(rng.Float64()*500, rng.Int64N(1e12))
+				g.Add(i, rng.Float64()*500, rng.Int64N(1e12))
 			}
 		}
 	}

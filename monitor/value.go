@@ -31,10 +31,9 @@ func measure(m *Monitor, b, appWide *metrics.Bucket) minuteValue {
 		if b != nil {
 			r14 := false
 			for _, d := range b.Dynos {
-				g := d.Gauges
-				q := g[logline.GaugeMemQuota].Max
-				if q > 0 && g[logline.GaugeMemTotal].Count > 0 {
-					v.value = max(v.value, g[logline.GaugeMemTotal].Max/q)
+				q := d.Gauges.Stat(logline.GaugeMemQuota).Max
+				if total := d.Gauges.Stat(logline.GaugeMemTotal); q > 0 && total.Count > 0 {
+					v.value = max(v.value, total.Max/q)
 					v.has = true
 				}
 			}

@@ -413,7 +413,7 @@ func TestStatusAndRouterErrors(t *testing.T) {
 func runtime(b *metrics.Bucket, dyno string, t time.Time, values map[logline.Gauge]float64) {
 	g := b.Dyno([]byte(dyno))
 	for k, v := range values {
-		g[k].Add(v, t.UnixNano())
+		g.Add(k, v, t.UnixNano())
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/drainpipe/drainpipe"
 	"github.com/drainpipe/drainpipe/internal/benchmeter"
+	"github.com/drainpipe/drainpipe/logline"
 	"github.com/drainpipe/drainpipe/metrics"
 	"github.com/drainpipe/drainpipe/server"
 	"github.com/drainpipe/drainpipe/storetest"
@@ -37,8 +38,8 @@ func minuteBucket(rng *rand.Rand) *metrics.Bucket {
 		g := b.Dyno([]byte("web." + strconv.Itoa(d)))
 		for s := range 3 {
 			t := int64(s) * int64(20*time.Second)
-			for i := range g {
-				g[i].Add(float64(200<<20+rng.IntN(50<<20))/float64(i+1), t)
+			for i := range logline.NumGauges {
+				g.Add(i, float64(200<<20+rng.IntN(50<<20))/float64(i+1), t)
 			}
 		}
 	}
@@ -56,8 +57,8 @@ func quietBucket(rng *rand.Rand) *metrics.Bucket {
 	}
 	for d := 1; d <= 2; d++ {
 		g := b.Dyno([]byte("web." + strconv.Itoa(d)))
-		for i := range g {
-			g[i].Add(float64(100<<20+rng.IntN(10<<20))/float64(i+1), 0)
+		for i := range logline.NumGauges {
+			g.Add(i, float64(100<<20+rng.IntN(10<<20))/float64(i+1), 0)
 		}
 	}
 	return b

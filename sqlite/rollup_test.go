@@ -259,7 +259,7 @@ func TestNamesWrittenWhenTheyChange(t *testing.T) {
 	m := time.Now().UTC().Truncate(time.Minute)
 	row := func(at time.Time) metrics.Row {
 		r := delta("a", "web", at, 1, 10)
-		r.Bucket.Dyno([]byte("web.1"))[0].Add(1, at.UnixNano())
+		r.Bucket.Dyno([]byte("web.1")).Add(0, 1, at.UnixNano())
 		r.Bucket.CustomMetric([]byte("jobs"), logline.CustomCount).Total++
 		return r
 	}

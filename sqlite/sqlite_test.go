@@ -251,7 +251,7 @@ func TestFormationForgetsOldDynos(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Minute)
 	withDyno := func(at time.Time, dyno string) metrics.Row {
 		r := delta("a", "run", at, 0, 0)
-		r.Bucket.Dyno([]byte(dyno))[0].Add(1, at.UnixNano())
+		r.Bucket.Dyno([]byte(dyno)).Add(0, 1, at.UnixNano())
 		return r
 	}
 	if err := s.Apply(ctx, &metrics.Flush{Position: 1, Rows: []metrics.Row{

@@ -38,8 +38,8 @@ func BenchFlushOf(prefix string, at time.Time, seq int64) *metrics.Flush {
 			}
 			for d := 1; d <= 2; d++ {
 				g := b.Dyno(fmt.Appendf(nil, "%s.%d", pt, d))
-				g[logline.GaugeMemRSS].Add(float64((200+a+p)<<20), at.UnixNano())
-				g[logline.GaugeLoad1m].Add(0.5, at.UnixNano())
+				g.Add(logline.GaugeMemRSS, float64((200+a+p)<<20), at.UnixNano())
+				g.Add(logline.GaugeLoad1m, 0.5, at.UnixNano())
 			}
 			b.CustomMetric([]byte("jobs.done"), logline.CustomCount).Total += 3
 			f.Rows = append(f.Rows, metrics.Row{App: fmt.Sprintf("%s-%03d", prefix, a), ProcessType: pt, Time: minute, Bucket: b})

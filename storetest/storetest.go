@@ -118,8 +118,8 @@ func RandomFlushes(seed uint64, n int, now time.Time) []*metrics.Flush {
 				}
 				dyno := fmt.Sprintf("%s.%d", pt, 1+r.IntN(11))
 				g := b.Dyno([]byte(dyno))
-				g[logline.GaugeMemRSS].Add(float64(r.IntN(512)<<20), at.UnixNano())
-				g[logline.GaugeLoad1m].Add(float64(r.IntN(400))/100, at.UnixNano())
+				g.Add(logline.GaugeMemRSS, float64(r.IntN(512)<<20), at.UnixNano())
+				g.Add(logline.GaugeLoad1m, float64(r.IntN(400))/100, at.UnixNano())
 				if r.IntN(3) == 0 {
 					b.CustomMetric([]byte("jobs"), logline.CustomCount).Total += float64(r.IntN(9))
 				}
@@ -440,7 +440,7 @@ func testFormationAndCustomMetrics(t *testing.T, cfg Config) {
 	row := func(ptype string, dynos ...string) metrics.Row {
 		r := Delta("a", ptype, t0, 1, 10, 200)
 		for _, d := range dynos {
-			r.Bucket.Dyno([]byte(d))[logline.GaugeMemRSS].Add(1, 1)
+			r.Bucket.Dyno([]byte(d)).Add(logline.GaugeMemRSS, 1, 1)
 		}
 		return r
 	}
