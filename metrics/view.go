@@ -409,9 +409,15 @@ type DistSum struct {
 }
 
 // Add adds the distribution v holds.
-func (s *DistSum) Add(v *DistView) {
-	if v.Count == 0 {
-		return
+func (s *DistSum) Add(v *DistView) { s.AddQuantiles(v, nil, nil) }
+
+// AddQuantiles adds the distribution v holds and, in the same pass over
+// its bins, sets out as v.Quantiles(qs, out) does, returning what it
+// returns: a step of one row and the whole range read together.
+func (s *DistSum) AddQuantiles(v *DistView, qs, out []float64) bool {
+	var q quantileQuery
+	if !q.start(v.Count, v.zero, v.Min, v.Max, qs, out) {
+		return false
 	}
 	if s.Count == 0 || v.Min < s.Min {
 		s.Min = v.Min
@@ -421,20 +427,31 @@ func (s *DistSum) Add(v *DistView) {
 	}
 	s.Count += v.Count
 	s.zero += v.zero
-	if v.nbins == 0 {
-		return
+	if v.nbins > 0 {
+		s.cover(v.first, v.last)
+		found := 0
+		var cum float64
+		index := 0
+		b := v.enc
+		for range v.nbins {
+			d, m := nextVarint(b)
+			b = b[m:]
+			c, m := nextUvarint(b)
+			b = b[m:]
+			index += int(d)
+			s.counts[index-s.lo] += c
+			cum += float64(c)
+			for found < q.want && cum > q.ranks[found] {
+				q.keys[found] = index
+				found++
+			}
+		}
+		for ; found < q.want; found++ {
+			q.keys[found] = v.last
+		}
 	}
-	s.cover(v.first, v.last)
-	index := -s.lo
-	b := v.enc
-	for range v.nbins {
-		d, m := nextVarint(b)
-		b = b[m:]
-		c, m := nextUvarint(b)
-		b = b[m:]
-		index += int(d)
-		s.counts[index] += c
-	}
+	q.finish(qs, out)
+	return true
 }
 
 // cover makes counts span lo..hi, with some room to grow either way.

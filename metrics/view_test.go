@@ -99,8 +99,9 @@ func TestViewLatencyAnswersAsDecode(t *testing.T) {
 }
 
 // TestMergedQuantilesAnswerAsMergedDists merges one to four random
-// views, by MergedQuantiles and into a DistSum, and compares their
-// quantiles with those of the decoded Dists merged, bit for bit.
+// views, by MergedQuantiles and into a DistSum (AddQuantiles, which also
+// answers each view's own quantiles), and compares their quantiles with
+// those of the decoded Dists, merged, bit for bit.
 func TestMergedQuantilesAnswerAsMergedDists(t *testing.T) {
 	rng := rand.New(rand.NewPCG(23, 24))
 	qsets := append(viewQuantiles, []float64{0.5}, []float64{0.99})
@@ -121,7 +122,16 @@ func TestMergedQuantilesAnswerAsMergedDists(t *testing.T) {
 			views = append(views, &v.Service)
 			merged.Merge(&d)
 			all.Merge(&d)
-			sum.Add(&v.Service)
+			// Adding a view and reading its own quantiles in one pass.
+			qs := viewQuantiles[rng.IntN(len(viewQuantiles))]
+			out := make([]float64, len(qs))
+			ok := sum.AddQuantiles(&v.Service, qs, out)
+			for i, q := range qs {
+				want, wok := d.Quantile(q)
+				if ok != wok || (ok && !sameFloat(out[i], want)) {
+					t.Fatalf("round %d: AddQuantiles q %v: %v %v, Dist %v %v", round, q, out[i], ok, want, wok)
+				}
+			}
 		}
 		for _, qs := range qsets {
 			out := make([]float64, len(qs))

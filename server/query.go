@@ -213,6 +213,23 @@ var (
 	connectQuantiles = []float64{0.95}
 )
 
+// firstRow sets step i's values from its first row read in place, and
+// adds the row's service times to all in the same pass: the values step
+// gives for the decoded row. Most steps hold one row; stepViews redoes a
+// step that holds more.
+func (l *latencySeries) firstRow(i int, v *metrics.LatencyView, all *metrics.DistSum) {
+	var q [3]float64
+	if all.AddQuantiles(&v.Service, serviceQuantiles, q[:]) {
+		l.p50[i], l.p95[i], l.p99[i] = q[0], q[1], q[2]
+	}
+	if v.Service.Count > 0 {
+		l.pmax[i] = v.Service.Max
+	}
+	if v.Connect.Quantiles(connectQuantiles, q[:1]) {
+		l.c95[i] = q[0]
+	}
+}
+
 // stepViews sets step i's values from its rows read in place: the values
 // step gives for the decoded rows merged.
 func (l *latencySeries) stepViews(i int, rows []metrics.LatencyView) {
@@ -236,11 +253,12 @@ func (l *latencySeries) stepViews(i int, rows []metrics.LatencyView) {
 }
 
 // latencyInPlace fills lat, and all with the whole range's service
-// times, from the store's rows read in place. The rows of a step (one in
-// the 1m, 10m and 1h tiers, two hourly rows in a 2h step) are kept until
-// the step ends, their sketches copied into a buffer reused from step to
-// step, and their quantiles read from the encoded bins together.
-// Nothing is allocated per row.
+// times, from the store's rows read in place. The rows of a step are
+// kept until the step ends, their sketches copied into a buffer reused
+// from step to step; a step of several rows (two hourly rows in a 2h
+// step) is answered from their encoded bins read together. A step of one
+// row is answered as the row is read, in the pass that adds it to all
+// (firstRow). Nothing is allocated per row.
 func (s *Server) latencyInPlace(ctx context.Context, ls LatencyStore, app, pt string, win window, lat *latencySeries, all *metrics.DistSum) error {
 	from, ok := s.retained(win)
 	if !ok {
@@ -250,9 +268,13 @@ func (s *Server) latencyInPlace(ctx context.Context, ls LatencyStore, app, pt st
 		cur  = -1 // the step of the rows pending
 		rows []metrics.LatencyView
 		buf  []byte // their sketches, kept
+		// A step as long as its tier's buckets holds one row (of one app's
+		// process type): its first row is answered as it is read. The
+		// rows of a 2h step are answered together when it ends.
+		eager = win.step.d == win.step.tier.Duration()
 	)
 	done := func() {
-		if len(rows) > 0 {
+		if len(rows) > 1 || (len(rows) == 1 && !eager) {
 			lat.stepViews(cur, rows)
 		}
 	}
@@ -262,13 +284,17 @@ func (s *Server) latencyInPlace(ctx context.Context, ls LatencyStore, app, pt st
 			return
 		}
 		lat.requests += v.Requests
-		all.Add(&v.Service)
 		if i != cur {
 			done()
 			cur, rows, buf = i, rows[:0], buf[:0]
 		}
 		rows = append(rows, *v)
 		buf = rows[len(rows)-1].Keep(buf)
+		if eager && len(rows) == 1 {
+			lat.firstRow(i, v, all)
+			return
+		}
+		all.Add(&v.Service)
 	})
 	if err != nil {
 		return err
