@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/drainpipe/drainpipe"
 	"github.com/drainpipe/drainpipe/gen"
 	"github.com/drainpipe/drainpipe/internal/benchmeter"
+	"github.com/drainpipe/drainpipe/metrics"
 	"github.com/drainpipe/drainpipe/server"
 	"github.com/drainpipe/drainpipe/sqlite"
 )
@@ -163,6 +165,43 @@ func TestImportHistoryParallelSameAsSequential(t *testing.T) {
 		t.Fatal("no events in seven hours of the demo fleet")
 	}
 	t.Logf("%d answers compared, %d events", len(paths), events)
+}
+
+// failingStore fails its Import after ok successful ones.
+type failingStore struct{ ok, calls int }
+
+func (f *failingStore) Import(ctx context.Context, _ *metrics.Flush, _ time.Time) error {
+	f.calls++
+	if f.calls > f.ok {
+		return errors.New("disk full")
+	}
+	return ctx.Err()
+}
+
+// TestImportHistoryStopsAtStoreError checks a failed transaction ends the
+// import with its error, without storing any later chunk, and that a
+// cancelled context ends it too: neither waits for the rest of the week.
+func TestImportHistoryStopsAtStoreError(t *testing.T) {
+	fleet := gen.DemoFleet(3, 1)
+	to := time.Now().UTC().Truncate(time.Minute)
+	from := to.Add(-7 * 24 * time.Hour)
+	st := &failingStore{ok: 2}
+	start := time.Now()
+	_, err := importHistory(context.Background(), st, fleet, 1, from, to, 3*24*time.Hour, 2, nil)
+	if err == nil || !strings.Contains(err.Error(), "disk full") || st.calls != 3 {
+		t.Fatalf("error %v after %d imports", err, st.calls)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	st = &failingStore{ok: 1 << 30}
+	_, err = importHistory(ctx, st, fleet, 1, from, to, 3*24*time.Hour, 2, func(done, total int, lines int64) {
+		if done == 2 {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) || st.calls > 3 {
+		t.Fatalf("error %v after %d imports", err, st.calls)
+	}
+	t.Logf("both stopped in %s", time.Since(start))
 }
 
 // TestHistoryJobs checks the chunks cover the window newest first, one
