@@ -255,9 +255,15 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// Whatever decodes must encode and decode again.
-		if _, err := Decode(b.Encode(nil)); err != nil {
+		// Whatever decodes must encode and decode again, to a bucket
+		// that encodes to the same bytes.
+		enc := b.Encode(nil)
+		again, err := Decode(enc)
+		if err != nil {
 			t.Fatalf("re-decode: %v", err)
+		}
+		if !bytes.Equal(again.Encode(nil), enc) {
+			t.Fatal("a decoded bucket re-encodes differently after a round trip")
 		}
 	})
 }
