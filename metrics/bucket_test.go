@@ -387,3 +387,22 @@ func TestCustomKeepsOnlyItsKinds(t *testing.T) {
 		}
 	}
 }
+
+// TestDistIgnoresValuesBeyondTheSketch: a finite value too large for the
+// sketch's mapping (above about 1.26e308, as a custom measure can send)
+// is ignored like an infinite one; counting it would store a bucket
+// whose sketch holds fewer observations than its count, which decoding
+// rejects as corrupt.
+func TestDistIgnoresValuesBeyondTheSketch(t *testing.T) {
+	var b Bucket
+	b.Service.Add(5)
+	b.Service.Add(math.MaxFloat64)
+	b.Service.Add(math.Inf(1))
+	b.CustomMetric([]byte("huge"), logline.CustomMeasure).Dist.Add(1.5e308)
+	if b.Service.Count != 1 || b.Service.Max != 5 || b.Metric("huge").Dist.Count != 0 {
+		t.Fatalf("service %+v, huge %+v", b.Service, b.Metric("huge").Dist)
+	}
+	if _, err := Decode(b.Encode(nil)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -40,9 +40,13 @@ type Dist struct {
 	sketch sketch
 }
 
-// Add records one observation. Negative and NaN values are ignored.
+// Add records one observation. Negative, NaN and infinite values are
+// ignored, and so are finite values beyond the sketch's range (above
+// about 1.26e308), which the sketch could not count: the count, sum, min
+// and max then describe exactly what the sketch holds, as decoding
+// checks.
 func (d *Dist) Add(v float64) {
-	if !(v >= 0) || math.IsInf(v, 0) {
+	if !(v >= 0) || v > maxIndexable {
 		return
 	}
 	if d.Count == 0 || v < d.Min {

@@ -45,7 +45,8 @@ var (
 const keyBytes = 4
 
 // add records one non-negative finite value. Values beyond the mapping's
-// range (above about 1e300) are dropped, as the library's Add refuses them.
+// range (above about 1.26e308) are dropped, as the library's Add refuses
+// them; Dist.Add does not pass them.
 func (s *sketch) add(v float64) {
 	switch {
 	case !(v > minIndexable):
