@@ -262,12 +262,12 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			a.log.Error("aggregate: read journal", "err", err)
 		}
 		if a.applying != nil {
-			// Folding goes on while the store applies the last flush; a
-			// fold that reaches half of maxStateBuckets waits for it, so
-			// that the flush and the fold together hold at most 1.5
-			// times the buckets one fold may (catching up, both are big).
+			// Folding goes on while the store applies the last flush, up
+			// to maxFoldWhileApplying buckets: catching up, a fold
+			// without that bound made the next flush as big as the time
+			// the last one took, and flushes grew (and memory with them).
 			var done flushDone
-			if a.state.Size() > maxStateBuckets/2 {
+			if a.state.Size() > maxFoldWhileApplying {
 				done = <-a.applying.done
 			} else {
 				select {
@@ -326,6 +326,11 @@ type flushDone struct {
 // maxStateBuckets is how many buckets the fold may hold before it flushes
 // early, bounding memory when catching up.
 const maxStateBuckets = 50000
+
+// maxFoldWhileApplying is how many buckets the fold may hold while the
+// store applies a flush before it waits for that flush: more than one
+// flush of 10,000 live apps touches, far fewer than a catch-up holds.
+const maxFoldWhileApplying = 10000
 
 // DrainBudget bounds how long a stopping aggregator keeps folding what
 // the journal still holds before its last flush; whatever is left after
