@@ -38,7 +38,13 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad credentials", 401)
 		return
 	}
-	body, _ := io.ReadAll(r.Body)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		// The client gave up half-way (a run whose context ended): the
+		// body is cut short and was never acknowledged.
+		http.Error(w, err.Error(), 400)
+		return
+	}
 	rd := logplex.NewReader(body)
 	n := 0
 	var last time.Time
