@@ -60,7 +60,8 @@ type Config struct {
 	// wait makes each row rewritten less often; when apps send every few
 	// seconds, a longer wait only makes flushes bigger, so the wait stays
 	// short (a 10,000-app run with a 4 s bound measured the same CPU and
-	// worse freshness, docs/BENCHMARKS.md).
+	// worse freshness, docs/BENCHMARKS.md). The Kafka aggregator
+	// (kafka.Aggregator) flushes every FlushInterval and ignores it.
 	MaxFlushInterval time.Duration
 	// ReadBatch is how many journal records are read at once (default 256).
 	ReadBatch int

@@ -190,9 +190,9 @@ func (s *Store) oneMinutePartition(ts int64, created map[partKey]string) (string
 	return "", next
 }
 
-// rollup merges the 1-minute rows after cur of minutes before limit into
-// the coarser tiers through add (one decoded row each), whole apps at a time, up to maxApps apps'
-// minutes, and returns the cursor past them.
+// rollup hands the 1-minute rows after cur of minutes before limit to add
+// (one decoded row each, for the coarser tiers), whole apps at a time, up
+// to maxApps apps' minutes, and returns the cursor past them.
 func (s *Store) rollup(ctx context.Context, stmts *stmtCache, created map[partKey]string, cur rollupCursor, limit int64, maxApps int, add func(metrics.Row)) (rollupCursor, error) {
 	for maxApps > 0 && cur.Ts < limit {
 		table, end := s.oneMinutePartition(cur.Ts, created)
