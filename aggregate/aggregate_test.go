@@ -71,8 +71,8 @@ func TestFoldCountsEveryKind(t *testing.T) {
 	if web == nil || web.Requests != 3 || web.Status.Get(200) != 1 || web.Status.Get(503) != 2 {
 		t.Fatalf("web minute: %+v", web)
 	}
-	if web.HCodes.Get("H12") != 1 || web.HCodes.Get("H10") != 1 || web.RCodes.Get("R14") != 2 {
-		t.Fatalf("codes: H %v R %v", web.HCodes, web.RCodes)
+	if web.HCodes().Get("H12") != 1 || web.HCodes().Get("H10") != 1 || web.RCodes().Get("R14") != 2 {
+		t.Fatalf("codes: H %v R %v", web.HCodes(), web.RCodes())
 	}
 	if web.Service.Count != 2 || web.Service.Max != 30000 {
 		t.Fatalf("service dist: count %d max %v", web.Service.Count, web.Service.Max)
@@ -83,7 +83,7 @@ func TestFoldCountsEveryKind(t *testing.T) {
 	if got := b["worker@10:00"].DynoGauges("worker.1").Stat(logline.GaugeLoad1m).Last; got != 2.46 {
 		t.Fatalf("load = %v", got)
 	}
-	if got := b["@10:00"].LogLoss.Get("L10"); got != 12 {
+	if got := b["@10:00"].LogLoss().Get("L10"); got != 12 {
 		t.Fatalf("L10 = %d", got)
 	}
 	if c := b["web@10:01"]; c.Metric("db.query").Dist.Count != 1 || c.Metric("signups").Total != 2 || c.Metric("queue.depth").Stat.Last != 99 {
@@ -93,7 +93,7 @@ func TestFoldCountsEveryKind(t *testing.T) {
 	// are counted as rejected, at their time or arrival time.
 	loss := map[string]int64{}
 	for _, r := range f.Rows {
-		for k, v := range r.Bucket.LogLoss.All() {
+		for k, v := range r.Bucket.LogLoss().All() {
 			loss[k] += v
 		}
 	}
@@ -242,7 +242,7 @@ func TestR14EventsDedupAcrossFlushes(t *testing.T) {
 		f := s.Take(int64(i + 1))
 		events += len(f.Events)
 		for _, r := range f.Rows {
-			r14 += int(r.Bucket.RCodes.Get("R14"))
+			r14 += int(r.Bucket.RCodes().Get("R14"))
 		}
 	}
 	if r14 != 6 || events != 2 {
@@ -266,7 +266,7 @@ func TestCardinalityLimits(t *testing.T) {
 	types := map[string]bool{}
 	for _, r := range f.Rows {
 		requests += r.Bucket.Requests
-		rejected += r.Bucket.LogLoss.Get(ReasonCardinality)
+		rejected += r.Bucket.LogLoss().Get(ReasonCardinality)
 		if r.Bucket.Requests > 0 {
 			types[r.ProcessType] = true
 		}
@@ -363,7 +363,7 @@ func TestDamagedRecordIsCountedAsLost(t *testing.T) {
 	var requests, corrupt int64
 	for _, r := range f.Rows {
 		requests += r.Bucket.Requests
-		corrupt += r.Bucket.LogLoss.Get(ReasonCorrupt)
+		corrupt += r.Bucket.LogLoss().Get(ReasonCorrupt)
 	}
 	if requests != 1 || corrupt != 1 {
 		t.Fatalf("requests %d, rejected.corrupt %d; want 1 and 1", requests, corrupt)
@@ -423,8 +423,8 @@ func TestLineAndFrameLimits(t *testing.T) {
 	var requests, tooLong, tooMany int64
 	for _, r := range f.Rows {
 		requests += r.Bucket.Requests
-		tooLong += r.Bucket.LogLoss.Get(ReasonLineTooLong)
-		tooMany += r.Bucket.LogLoss.Get(ReasonTooManyFrames)
+		tooLong += r.Bucket.LogLoss().Get(ReasonLineTooLong)
+		tooMany += r.Bucket.LogLoss().Get(ReasonTooManyFrames)
 	}
 	if requests != 1+MaxFramesPerBody || tooLong != 1 || tooMany != 5 {
 		t.Fatalf("requests %d, line_too_long %d, too_many_frames %d; want %d, 1, 5", requests, tooLong, tooMany, 1+MaxFramesPerBody)
@@ -513,8 +513,13 @@ func TestStateFindsBucketsInAnyOrder(t *testing.T) {
 	if !maps.Equal(got, want) {
 		t.Fatalf("requests per bucket differ: got %d buckets, want %d", len(got), len(want))
 	}
-	if s.Size() != 0 || len(s.apps) != 0 {
+	if s.Size() != 0 {
 		t.Fatal("Take left buckets behind")
+	}
+	for app, as := range s.apps {
+		if len(as.series) != 0 {
+			t.Fatalf("Take left %s's buckets behind", app)
+		}
 	}
 }
 
@@ -608,7 +613,7 @@ func requestsAndMalformed(t *testing.T, st *sqlite.Store, app string, tier drain
 	var requests, malformed int64
 	for _, r := range rows {
 		requests += r.Bucket.Requests
-		malformed += r.Bucket.LogLoss.Get(ReasonMalformed)
+		malformed += r.Bucket.LogLoss().Get(ReasonMalformed)
 	}
 	return requests, malformed
 }

@@ -68,6 +68,11 @@ const MaxCustomPerBucket = 200
 // the last flush is held in memory (BenchmarkStateMemory). They are also
 // the encoding's order. Change them through the methods below, which
 // keep them sorted.
+//
+// H and R codes, log loss and custom metrics are read through methods
+// (HCodes, RCodes, LogLoss, Custom): most buckets have none of them, so
+// they live in a record of their own that only the buckets using them
+// allocate (96 bytes less per bucket in memory).
 type Bucket struct {
 	// Requests counts router request lines, with or without a status.
 	Requests int64
@@ -76,16 +81,59 @@ type Bucket struct {
 	Connect Dist
 	// Status counts requests per HTTP status code.
 	Status Counts[int]
-	// HCodes counts router errors per H code; RCodes dyno errors per R code.
-	HCodes Counts[string]
-	RCodes Counts[string]
 	// Dynos holds runtime samples per dyno source ("web.1"), by name.
 	Dynos []DynoGauges
-	// LogLoss counts lost or rejected lines by reason ("L10",
-	// "rejected.malformed", ...).
-	LogLoss Counts[string]
-	// Custom holds l2met custom metrics, by name.
-	Custom []NamedCustom
+	// rare holds the parts most buckets do not use; nil while all are
+	// empty.
+	rare *bucketRare
+}
+
+// bucketRare is the part of a Bucket that most buckets leave empty.
+type bucketRare struct {
+	hCodes, rCodes, logLoss Counts[string]
+	custom                  []NamedCustom
+}
+
+// more returns b's rare part, allocating it on first use.
+func (b *Bucket) more() *bucketRare {
+	if b.rare == nil {
+		b.rare = new(bucketRare)
+	}
+	return b.rare
+}
+
+// HCodes counts router errors per H code.
+func (b *Bucket) HCodes() Counts[string] {
+	if b.rare == nil {
+		return nil
+	}
+	return b.rare.hCodes
+}
+
+// RCodes counts dyno errors per R code.
+func (b *Bucket) RCodes() Counts[string] {
+	if b.rare == nil {
+		return nil
+	}
+	return b.rare.rCodes
+}
+
+// LogLoss counts lost or rejected lines by reason ("L10",
+// "rejected.malformed", ...).
+func (b *Bucket) LogLoss() Counts[string] {
+	if b.rare == nil {
+		return nil
+	}
+	return b.rare.logLoss
+}
+
+// Custom returns the l2met custom metrics, by name. Change them through
+// CustomMetric.
+func (b *Bucket) Custom() []NamedCustom {
+	if b.rare == nil {
+		return nil
+	}
+	return b.rare.custom
 }
 
 // Counts is a small map from keys to counts, kept as a slice sorted by
@@ -217,8 +265,8 @@ type NamedCustom struct {
 // Empty reports whether nothing was recorded in b.
 func (b *Bucket) Empty() bool {
 	return b.Requests == 0 && b.Service.Count == 0 && b.Connect.Count == 0 &&
-		len(b.Status) == 0 && len(b.HCodes) == 0 && len(b.RCodes) == 0 &&
-		len(b.Dynos) == 0 && len(b.LogLoss) == 0 && len(b.Custom) == 0
+		len(b.Status) == 0 && len(b.HCodes()) == 0 && len(b.RCodes()) == 0 &&
+		len(b.Dynos) == 0 && len(b.LogLoss()) == 0 && len(b.Custom()) == 0
 }
 
 // Count5xx returns the number of requests answered with a 5xx status.
@@ -242,13 +290,13 @@ func (b *Bucket) AddStatus(status int) {
 }
 
 // AddHCode counts a router error code.
-func (b *Bucket) AddHCode(code []byte) { addBytes(&b.HCodes, code, 1) }
+func (b *Bucket) AddHCode(code []byte) { addBytes(&b.more().hCodes, code, 1) }
 
 // AddRCode counts a dyno error code.
-func (b *Bucket) AddRCode(code []byte) { addBytes(&b.RCodes, code, 1) }
+func (b *Bucket) AddRCode(code []byte) { addBytes(&b.more().rCodes, code, 1) }
 
 // AddLogLoss counts n lost or rejected lines under reason.
-func (b *Bucket) AddLogLoss(reason []byte, n int64) { addBytes(&b.LogLoss, reason, n) }
+func (b *Bucket) AddLogLoss(reason []byte, n int64) { addBytes(&b.more().logLoss, reason, n) }
 
 // Dyno returns the gauges of the named dyno, creating them when missing.
 func (b *Bucket) Dyno(source []byte) *Gauges {
@@ -272,27 +320,30 @@ func (b *Bucket) DynoGauges(name string) *Gauges {
 
 // Metric returns the named custom metric, nil when there is none.
 func (b *Bucket) Metric(name string) *Custom {
-	i, ok := slices.BinarySearchFunc(b.Custom, name, func(c NamedCustom, name string) int { return strings.Compare(c.Name, name) })
+	cs := b.Custom()
+	i, ok := slices.BinarySearchFunc(cs, name, func(c NamedCustom, name string) int { return strings.Compare(c.Name, name) })
 	if !ok {
 		return nil
 	}
-	return b.Custom[i].Custom
+	return cs[i].Custom
 }
 
 // CustomMetric returns the named custom metric, marked as seen with kind,
 // creating it when missing; it returns nil when the bucket already holds
 // MaxCustomPerBucket names.
 func (b *Bucket) CustomMetric(name []byte, kind logline.CustomKind) *Custom {
-	i := findBytes(len(b.Custom), func(i int) string { return b.Custom[i].Name }, name)
+	cs := b.Custom()
+	i := findBytes(len(cs), func(i int) string { return cs[i].Name }, name)
 	var c *Custom
-	if i < len(b.Custom) && b.Custom[i].Name == string(name) {
-		c = b.Custom[i].Custom
+	if i < len(cs) && cs[i].Name == string(name) {
+		c = cs[i].Custom
 	} else {
-		if len(b.Custom) >= MaxCustomPerBucket {
+		if len(cs) >= MaxCustomPerBucket {
 			return nil
 		}
 		c = new(Custom)
-		b.Custom = slices.Insert(b.Custom, i, NamedCustom{Name: string(name), Custom: c})
+		r := b.more()
+		r.custom = slices.Insert(r.custom, i, NamedCustom{Name: string(name), Custom: c})
 	}
 	c.Kinds |= 1 << kind
 	switch {
@@ -315,9 +366,12 @@ func (b *Bucket) Merge(o *Bucket) {
 	b.Service.Merge(&o.Service)
 	b.Connect.Merge(&o.Connect)
 	b.Status.merge(o.Status)
-	b.HCodes.merge(o.HCodes)
-	b.RCodes.merge(o.RCodes)
-	b.LogLoss.merge(o.LogLoss)
+	if o.rare != nil {
+		r := b.more()
+		r.hCodes.merge(o.rare.hCodes)
+		r.rCodes.merge(o.rare.rCodes)
+		r.logLoss.merge(o.rare.logLoss)
+	}
 	for _, d := range o.Dynos {
 		i, ok := slices.BinarySearchFunc(b.Dynos, d.Name, func(d DynoGauges, name string) int { return strings.Compare(d.Name, name) })
 		if !ok {
@@ -325,12 +379,13 @@ func (b *Bucket) Merge(o *Bucket) {
 		}
 		b.Dynos[i].Gauges.Merge(d.Gauges)
 	}
-	for _, c := range o.Custom {
-		i, ok := slices.BinarySearchFunc(b.Custom, c.Name, func(c NamedCustom, name string) int { return strings.Compare(c.Name, name) })
+	for _, c := range o.Custom() {
+		r := b.more()
+		i, ok := slices.BinarySearchFunc(r.custom, c.Name, func(c NamedCustom, name string) int { return strings.Compare(c.Name, name) })
 		if !ok {
-			b.Custom = slices.Insert(b.Custom, i, NamedCustom{Name: c.Name, Custom: new(Custom)})
+			r.custom = slices.Insert(r.custom, i, NamedCustom{Name: c.Name, Custom: new(Custom)})
 		}
-		b.Custom[i].Merge(c.Custom)
+		r.custom[i].Merge(c.Custom)
 	}
 }
 
@@ -372,9 +427,9 @@ func (b *Bucket) Encode(dst []byte) []byte {
 		e.uvarint(uint64(c.Key))
 		e.uvarint(uint64(c.N))
 	}
-	encodeCounts(&e, b.HCodes)
-	encodeCounts(&e, b.RCodes)
-	encodeCounts(&e, b.LogLoss)
+	encodeCounts(&e, b.HCodes())
+	encodeCounts(&e, b.RCodes())
+	encodeCounts(&e, b.LogLoss())
 	e.uvarint(uint64(len(b.Dynos)))
 	for _, d := range b.Dynos {
 		e.str(d.Name)
@@ -383,8 +438,8 @@ func (b *Bucket) Encode(dst []byte) []byte {
 			st.encode(&e)
 		}
 	}
-	e.uvarint(uint64(len(b.Custom)))
-	for _, c := range b.Custom {
+	e.uvarint(uint64(len(b.Custom())))
+	for _, c := range b.Custom() {
 		e.str(c.Name)
 		e.uvarint(uint64(c.Kinds))
 		e.float(c.Total)
@@ -485,14 +540,15 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 			}
 		}
 	}
+	var rare bucketRare
 	var err error
-	if b.HCodes, err = decodeCounts(&r, parts&PartHCodes != 0); err != nil {
+	if rare.hCodes, err = decodeCounts(&r, parts&PartHCodes != 0); err != nil {
 		return nil, fmt.Errorf("decode bucket H codes: %w", err)
 	}
-	if b.RCodes, err = decodeCounts(&r, parts&PartRCodes != 0); err != nil {
+	if rare.rCodes, err = decodeCounts(&r, parts&PartRCodes != 0); err != nil {
 		return nil, fmt.Errorf("decode bucket R codes: %w", err)
 	}
-	if b.LogLoss, err = decodeCounts(&r, parts&PartLogLoss != 0); err != nil {
+	if rare.logLoss, err = decodeCounts(&r, parts&PartLogLoss != 0); err != nil {
 		return nil, fmt.Errorf("decode bucket log loss: %w", err)
 	}
 	if n := r.count(); n > 0 {
@@ -531,7 +587,7 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 			dists []Dist // for the names with measures, likewise
 		)
 		if keep {
-			b.Custom = make([]NamedCustom, n)
+			rare.custom = make([]NamedCustom, n)
 			cs = make([]Custom, n)
 		}
 		for i := 0; i < n && r.err == nil; i++ {
@@ -544,7 +600,7 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 				continue
 			}
 			name := r.str()
-			if i > 0 && name <= b.Custom[i-1].Name && r.err == nil {
+			if i > 0 && name <= rare.custom[i-1].Name && r.err == nil {
 				return nil, fmt.Errorf("decode bucket: custom metrics out of order")
 			}
 			c := &cs[i]
@@ -569,7 +625,7 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 				dists = append(dists, d)
 				c.Dist = &dists[len(dists)-1]
 			}
-			b.Custom[i] = NamedCustom{Name: name, Custom: c}
+			rare.custom[i] = NamedCustom{Name: name, Custom: c}
 		}
 	}
 	if r.err != nil {
@@ -577,6 +633,10 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 	}
 	if len(r.b) != 0 {
 		return nil, fmt.Errorf("decode bucket: %d trailing bytes", len(r.b))
+	}
+	if len(rare.hCodes) > 0 || len(rare.rCodes) > 0 || len(rare.logLoss) > 0 || len(rare.custom) > 0 {
+		b.rare = new(bucketRare)
+		*b.rare = rare
 	}
 	return b, nil
 }

@@ -88,7 +88,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 	if !bytes.Equal(got.Encode(nil), enc) {
 		t.Fatal("re-encoding a decoded bucket changed it")
 	}
-	if got.Requests != 100 || got.HCodes.Get("H12") != 1 || got.LogLoss.Get("L10") != 7 {
+	if got.Requests != 100 || got.HCodes().Get("H12") != 1 || got.LogLoss().Get("L10") != 7 {
 		t.Fatalf("decoded counts wrong: %+v", got)
 	}
 	p1, _ := b.Service.Quantile(0.95)
@@ -97,7 +97,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 		t.Fatalf("p95 changed through encoding: %v vs %v", p1, p2)
 	}
 	if got.Metric("signups").Total != 3 || got.Metric("queue.depth").Stat.Last != 9 {
-		t.Fatalf("custom metrics lost: %+v", got.Custom)
+		t.Fatalf("custom metrics lost: %+v", got.Custom())
 	}
 }
 
@@ -154,19 +154,19 @@ func TestDecodePartsKeepsOnlyItsParts(t *testing.T) {
 			out.Status = b.Status
 		}
 		if p&PartHCodes != 0 {
-			out.HCodes = b.HCodes
+			out.more().hCodes = b.HCodes()
 		}
 		if p&PartRCodes != 0 {
-			out.RCodes = b.RCodes
+			out.more().rCodes = b.RCodes()
 		}
 		if p&PartLogLoss != 0 {
-			out.LogLoss = b.LogLoss
+			out.more().logLoss = b.LogLoss()
 		}
 		if p&PartDynos != 0 {
 			out.Dynos = b.Dynos
 		}
 		if p&PartCustom != 0 {
-			out.Custom = b.Custom
+			out.more().custom = b.Custom()
 		}
 		return out
 	}
@@ -350,10 +350,10 @@ func TestDecodeRejectsUnsortedKeys(t *testing.T) {
 	g := new(Gauges)
 	for _, b := range []*Bucket{
 		{Status: Counts[int]{{Key: 500, N: 1}, {Key: 200, N: 1}}},
-		{HCodes: Counts[string]{{Key: "H12", N: 1}, {Key: "H12", N: 2}}},
-		{LogLoss: Counts[string]{{Key: "b", N: 1}, {Key: "a", N: 1}}},
+		{rare: &bucketRare{hCodes: Counts[string]{{Key: "H12", N: 1}, {Key: "H12", N: 2}}}},
+		{rare: &bucketRare{logLoss: Counts[string]{{Key: "b", N: 1}, {Key: "a", N: 1}}}},
 		{Dynos: []DynoGauges{{Name: "web.2", Gauges: g}, {Name: "web.1", Gauges: g}}},
-		{Custom: []NamedCustom{{Name: "x", Custom: &Custom{}}, {Name: "x", Custom: &Custom{}}}},
+		{rare: &bucketRare{custom: []NamedCustom{{Name: "x", Custom: &Custom{}}, {Name: "x", Custom: &Custom{}}}}},
 	} {
 		if _, err := Decode(b.Encode(nil)); err == nil {
 			t.Errorf("decoded %+v", b)

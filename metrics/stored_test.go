@@ -62,7 +62,7 @@ func summary(b *Bucket) string {
 	for code, n := range b.Status.All() {
 		fmt.Fprintf(&sum, " s%d=%d", code, n)
 	}
-	for _, m := range []Counts[string]{b.HCodes, b.RCodes, b.LogLoss} {
+	for _, m := range []Counts[string]{b.HCodes(), b.RCodes(), b.LogLoss()} {
 		sum.WriteString(" |")
 		for k, n := range m.All() {
 			fmt.Fprintf(&sum, " %s=%d", k, n)
@@ -75,7 +75,7 @@ func summary(b *Bucket) string {
 	}
 	all := b.GaugeStat(logline.GaugeLoad1m, "")
 	fmt.Fprintf(&sum, " all:%d:%v:%v |", all.Count, all.Sum, all.Last)
-	for _, nc := range b.Custom {
+	for _, nc := range b.Custom() {
 		c := b.Metric(nc.Name)
 		var q float64
 		var samples int64

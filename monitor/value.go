@@ -37,7 +37,7 @@ func measure(m *Monitor, b, appWide *metrics.Bucket) minuteValue {
 					v.has = true
 				}
 			}
-			if b.RCodes.Get("R14") > 0 {
+			if b.RCodes().Get("R14") > 0 {
 				r14, v.has = true, true
 			}
 			v.breach = r14
@@ -46,15 +46,15 @@ func measure(m *Monitor, b, appWide *metrics.Bucket) minuteValue {
 		v.has = true
 		if b != nil {
 			if m.Code != "" {
-				v.value = float64(b.HCodes.Get(m.Code))
+				v.value = float64(b.HCodes().Get(m.Code))
 			} else {
-				v.value = float64(b.HCodes.Total())
+				v.value = float64(b.HCodes().Total())
 			}
 		}
 	case LogLoss:
 		v.has = true
 		if appWide != nil {
-			v.value = float64(appWide.LogLoss.Total())
+			v.value = float64(appWide.LogLoss().Total())
 		}
 	}
 	if v.has && m.Op.Breaches(v.value, m.Value) {

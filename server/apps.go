@@ -265,14 +265,14 @@ func (s *Server) fleetSummary(ctx context.Context) ([]appJSON, error) {
 			continue
 		}
 		a.cur.Merge(&b.Service)
-		a.sum.HErrors += b.HCodes.Total()
-		for code, n := range b.RCodes.All() {
+		a.sum.HErrors += b.HCodes().Total()
+		for code, n := range b.RCodes().All() {
 			a.sum.RErrors += n
 			if code == "R14" {
 				a.sum.R14 += n
 			}
 		}
-		a.sum.LogLoss += b.LogLoss.Total()
+		a.sum.LogLoss += b.LogLoss().Total()
 		mem := b.GaugeStat(logline.GaugeMemTotal, "")
 		a.memPeak.Merge(&mem)
 		q := b.GaugeStat(logline.GaugeMemQuota, "")

@@ -340,11 +340,11 @@ const (
 )
 
 func routerSeen(b *metrics.Bucket) bool {
-	return b.Requests > 0 || len(b.Status) > 0 || len(b.HCodes) > 0
+	return b.Requests > 0 || len(b.Status) > 0 || len(b.HCodes()) > 0
 }
 
 func dynoSeen(b *metrics.Bucket) bool {
-	return len(b.Dynos) > 0 || len(b.RCodes) > 0
+	return len(b.Dynos) > 0 || len(b.RCodes()) > 0
 }
 
 func anySeen(b *metrics.Bucket) bool { return !b.Empty() }
@@ -369,7 +369,7 @@ func (s *Server) handleRouterErrors(w http.ResponseWriter, r *http.Request, app 
 		return
 	}
 	body := newSeriesBody(win)
-	countSeries(body, buckets, identity, func(b *metrics.Bucket) metrics.Counts[string] { return b.HCodes }, routerSeen)
+	countSeries(body, buckets, identity, func(b *metrics.Bucket) metrics.Counts[string] { return b.HCodes() }, routerSeen)
 	writeJSON(w, http.StatusOK, body)
 }
 
@@ -380,7 +380,7 @@ func (s *Server) handleDynoErrors(w http.ResponseWriter, r *http.Request, app st
 		return
 	}
 	body := newSeriesBody(win)
-	countSeries(body, buckets, identity, func(b *metrics.Bucket) metrics.Counts[string] { return b.RCodes }, dynoSeen)
+	countSeries(body, buckets, identity, func(b *metrics.Bucket) metrics.Counts[string] { return b.RCodes() }, dynoSeen)
 	writeJSON(w, http.StatusOK, body)
 }
 
@@ -398,7 +398,7 @@ func (s *Server) handleLogLoss(w http.ResponseWriter, r *http.Request, app strin
 		return
 	}
 	body := newSeriesBody(win)
-	countSeries(body, buckets, identity, func(b *metrics.Bucket) metrics.Counts[string] { return b.LogLoss }, anySeen)
+	countSeries(body, buckets, identity, func(b *metrics.Bucket) metrics.Counts[string] { return b.LogLoss() }, anySeen)
 	writeJSON(w, http.StatusOK, body)
 }
 
