@@ -84,10 +84,10 @@ func (d *Dist) Merge(o *Dist) {
 // distributions get the same answer an exact computation would, within
 // the sketch's accuracy, instead of snapping to one side.
 func (d *Dist) Quantile(q float64) (float64, bool) {
-	if d.Count == 0 || d.sketch.n == 0 || !(q >= 0 && q <= 1) {
+	if d.Count == 0 || !(q >= 0 && q <= 1) {
 		return 0, false
 	}
-	n := float64(d.sketch.n)
+	n := float64(d.Count) // what the sketch holds (Add, Merge and decoding keep them equal)
 	r := q * (n - 1)
 	k := math.Floor(r)
 	v := d.valueAtRank(k, n)
@@ -198,7 +198,7 @@ func decodeSketch(r *decoder, want int64, s *sketch) error {
 	}
 	end := *r
 	*r = start
-	*s = sketch{zero: zero, n: total}
+	*s = sketch{zero: zero}
 	if bins > 0 {
 		s.w = widthFor(top)
 		s.sparse = !denseIsSmaller(last-first+1, bins, s.w)

@@ -29,7 +29,6 @@ import (
 // counts never wrap below 2^64.
 type sketch struct {
 	zero   uint64 // values at or below the mapping's smallest indexable value
-	n      uint64 // zero plus every bin's count
 	lo     int32  // dense: the bin index of the first count
 	w      uint8  // bytes per count: 0 while there are no bins, else 1, 2, 4 or 8
 	sparse bool   // b holds (index, count) entries rather than a dense run
@@ -51,9 +50,7 @@ func (s *sketch) add(v float64) {
 	switch {
 	case !(v > minIndexable):
 		s.zero++
-		s.n++
 	case v <= maxIndexable:
-		s.n++
 		k := int32(indexMapping.Index(v))
 		if !s.sparse { // the common case: within a dense run, no widening
 			switch j := int(k - s.lo); {
@@ -363,11 +360,7 @@ func (s *sketch) relayout(lo, hi int32, sparse bool) {
 
 // merge adds o's counts.
 func (s *sketch) merge(o *sketch) {
-	if o.n == 0 {
-		return
-	}
 	s.zero += o.zero
-	s.n += o.n
 	olo, ohi, ok := o.span()
 	if !ok {
 		return

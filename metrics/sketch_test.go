@@ -44,8 +44,8 @@ func TestSketchMatchesLibrary(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if float64(mine.zero) != lib.GetZeroCount() || float64(mine.n) != lib.GetCount() {
-			t.Fatalf("round %d: zero %d n %d, library %v %v", round, mine.zero, mine.n, lib.GetZeroCount(), lib.GetCount())
+		if float64(mine.zero) != lib.GetZeroCount() || float64(mine.total()) != lib.GetCount() {
+			t.Fatalf("round %d: zero %d n %d, library %v %v", round, mine.zero, mine.total(), lib.GetZeroCount(), lib.GetCount())
 		}
 		want := map[int]float64{}
 		lib.GetPositiveValueStore().ForEach(func(i int, c float64) bool { want[i] = c; return false })
@@ -59,7 +59,7 @@ func TestSketchMatchesLibrary(t *testing.T) {
 				t.Fatalf("round %d: bin %d holds %v, library %v", round, i, got[i], c)
 			}
 		}
-		pos := float64(mine.n - mine.zero)
+		pos := float64(mine.total() - mine.zero)
 		for _, r := range []float64{0, 1, pos / 2, pos * 0.99, pos - 1} {
 			if pos > 0 && mine.keyAtRank(r) != lib.GetPositiveValueStore().KeyAtRank(r) {
 				t.Fatalf("round %d: key at rank %v = %d, library %d", round, r, mine.keyAtRank(r), lib.GetPositiveValueStore().KeyAtRank(r))
@@ -168,8 +168,8 @@ func (d *denseRef) encode(e *encoder) {
 // the compact sketch's own invariants.
 func checkSketch(t *testing.T, what string, s *sketch, ref *denseRef) {
 	t.Helper()
-	if s.zero != ref.zero || s.n != ref.n {
-		t.Fatalf("%s: zero %d n %d, reference %d %d", what, s.zero, s.n, ref.zero, ref.n)
+	if s.zero != ref.zero || s.total() != ref.n {
+		t.Fatalf("%s: zero %d n %d, reference %d %d", what, s.zero, s.total(), ref.zero, ref.n)
 	}
 	var mine, want encoder
 	encodeSketch(&mine, s)
@@ -177,7 +177,7 @@ func checkSketch(t *testing.T, what string, s *sketch, ref *denseRef) {
 	if !bytes.Equal(mine.b, want.b) {
 		t.Fatalf("%s: encoding differs from the reference", what)
 	}
-	pos := s.n - s.zero
+	pos := s.total() - s.zero
 	step := max(1, pos/64)
 	var ranks []uint64
 	for r := uint64(0); r < pos+2; r += step {
@@ -262,19 +262,19 @@ func TestSketchMatchesDense(t *testing.T) {
 			p.s.merge(&o.s)
 			p.ref.merge(&o.ref)
 			checkSketch(t, fmt.Sprintf("step %d: merge source", step), &o.s, &o.ref)
-		case op < 8 && p.s.n > 0:
+		case op < 8 && p.s.total() > 0:
 			// The query path's merge of an encoded Dist (MergeView).
 			o := pool[rng.IntN(len(pool))]
-			if o == p || o.s.n == 0 {
+			if o == p || o.s.total() == 0 {
 				continue
 			}
 			var e encoder
-			(&Dist{Count: int64(o.s.n), sketch: o.s}).encode(&e)
+			(&Dist{Count: int64(o.s.total()), sketch: o.s}).encode(&e)
 			var v DistView
 			if err := v.read(&decoder{b: e.b}); err != nil {
 				t.Fatalf("step %d: view: %v", step, err)
 			}
-			d := Dist{Count: int64(p.s.n), sketch: p.s}
+			d := Dist{Count: int64(p.s.total()), sketch: p.s}
 			d.MergeView(&v)
 			p.s = d.sketch
 			p.ref.merge(&o.ref)
@@ -283,7 +283,7 @@ func TestSketchMatchesDense(t *testing.T) {
 			encodeSketch(&e, &p.s)
 			var got sketch
 			r := decoder{b: e.b}
-			if err := decodeSketch(&r, int64(p.s.n), &got); err != nil {
+			if err := decodeSketch(&r, int64(p.s.total()), &got); err != nil {
 				t.Fatalf("step %d: decode: %v", step, err)
 			}
 			p.s = got
@@ -326,7 +326,7 @@ func TestSketchMatchesDense(t *testing.T) {
 func TestSketchCountsDoNotWrap(t *testing.T) {
 	for _, start := range []uint64{math.MaxUint8 - 1, math.MaxUint16 - 1, math.MaxUint32 - 1} {
 		for _, sparse := range []bool{false, true} {
-			add := func(s *sketch, k int32, c uint64) { s.addBin(k, c); s.n += c }
+			add := func(s *sketch, k int32, c uint64) { s.addBin(k, c) }
 			build := func(s *sketch, ref *denseRef) {
 				add(s, 100, 7)
 				ref.addBin(100, 7)
@@ -370,7 +370,7 @@ func TestSketchCountsDoNotWrap(t *testing.T) {
 			encodeSketch(&e, &s)
 			var got sketch
 			r := decoder{b: e.b}
-			if err := decodeSketch(&r, int64(s.n), &got); err != nil {
+			if err := decodeSketch(&r, int64(s.total()), &got); err != nil {
 				t.Fatal(err)
 			}
 			checkSketch(t, what+" decoded", &got, &ref)
@@ -400,4 +400,12 @@ func TestSketchLayoutIsSmall(t *testing.T) {
 	if !few.sparse || len(few.b) != 5*(keyBytes+1) {
 		t.Errorf("five values: sparse %v, %d bytes", few.sparse, len(few.b))
 	}
+}
+
+// total returns the observations s holds: its zero count and every bin's
+// count (a Dist keeps this as its Count).
+func (s *sketch) total() uint64 {
+	n := s.zero
+	s.bins(func(_ int, c uint64) { n += c })
+	return n
 }

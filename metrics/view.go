@@ -521,7 +521,6 @@ func (d *Dist) MergeView(v *DistView) {
 	d.Sum += v.Sum
 	s := &d.sketch
 	s.zero += v.zero
-	s.n += uint64(v.Count)
 	if v.nbins == 0 {
 		return
 	}
