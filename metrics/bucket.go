@@ -72,7 +72,8 @@ const MaxCustomPerBucket = 200
 // H and R codes, log loss and custom metrics are read through methods
 // (HCodes, RCodes, LogLoss, Custom): most buckets have none of them, so
 // they live in a record of their own that only the buckets using them
-// allocate (96 bytes less per bucket in memory).
+// allocate (96 bytes less per bucket in memory). Use a Bucket through a
+// pointer: a copy would share its parts with the original.
 type Bucket struct {
 	// Requests counts router request lines, with or without a status.
 	Requests int64
@@ -509,7 +510,10 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 		}
 		return nil, fmt.Errorf("decode bucket: unknown encoding version %d", v)
 	}
-	b := &Bucket{Requests: int64(r.uvarint())}
+	// The bucket is built on the stack and allocated at the end, together
+	// with its rare part when it has one: one allocation either way.
+	local := Bucket{Requests: int64(r.uvarint())}
+	b := &local
 	if parts&PartService != 0 {
 		if err := b.Service.decode(&r); err != nil {
 			return nil, fmt.Errorf("decode bucket service: %w", err)
@@ -635,10 +639,16 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 		return nil, fmt.Errorf("decode bucket: %d trailing bytes", len(r.b))
 	}
 	if len(rare.hCodes) > 0 || len(rare.rCodes) > 0 || len(rare.logLoss) > 0 || len(rare.custom) > 0 {
-		b.rare = new(bucketRare)
-		*b.rare = rare
+		both := &struct {
+			Bucket
+			bucketRare
+		}{local, rare}
+		both.Bucket.rare = &both.bucketRare
+		return &both.Bucket, nil
 	}
-	return b, nil
+	out := new(Bucket)
+	*out = local
+	return out, nil
 }
 
 // skipDist steps over an encoded Dist.
