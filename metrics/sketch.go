@@ -493,40 +493,6 @@ func (s *sketch) addDense(off int, src []byte, w uint8) {
 	}
 }
 
-// coverDense makes s a dense run covering lo..hi, ready for bins bins
-// to be added there (lo and hi among them), when dense is the smaller
-// layout for the result; otherwise it leaves s alone and returns false.
-// An empty sketch reuses the room it has.
-func (s *sketch) coverDense(lo, hi int32, bins int) bool {
-	if s.w == 0 {
-		if !denseIsSmaller(int(hi-lo)+1, bins, 1) {
-			return false
-		}
-		n := int(hi-lo) + 1
-		if cap(s.b) >= n {
-			s.b = s.b[:n]
-			clear(s.b)
-		} else {
-			s.b = alloc(n, true)
-		}
-		s.lo, s.w, s.sparse = lo, 1, false
-		return true
-	}
-	if s.sparse {
-		return false
-	}
-	slo, shi, _ := s.span()
-	if lo >= slo && hi <= shi {
-		return true
-	}
-	lo, hi = min(lo, slo), max(hi, shi)
-	if !denseIsSmaller(int(hi-lo)+1, s.nonEmpty()+bins, s.w) {
-		return false
-	}
-	s.relayout(lo, hi, false)
-	return true
-}
-
 // binIter walks a sketch's non-empty bins in index order.
 type binIter struct {
 	s    *sketch

@@ -262,22 +262,6 @@ func TestSketchMatchesDense(t *testing.T) {
 			p.s.merge(&o.s)
 			p.ref.merge(&o.ref)
 			checkSketch(t, fmt.Sprintf("step %d: merge source", step), &o.s, &o.ref)
-		case op < 8 && p.s.total() > 0:
-			// The query path's merge of an encoded Dist (MergeView).
-			o := pool[rng.IntN(len(pool))]
-			if o == p || o.s.total() == 0 {
-				continue
-			}
-			var e encoder
-			(&Dist{Count: int64(o.s.total()), sketch: o.s}).encode(&e)
-			var v DistView
-			if err := v.read(&decoder{b: e.b}); err != nil {
-				t.Fatalf("step %d: view: %v", step, err)
-			}
-			d := Dist{Count: int64(p.s.total()), sketch: p.s}
-			d.MergeView(&v)
-			p.s = d.sketch
-			p.ref.merge(&o.ref)
 		case op < 9:
 			var e encoder
 			encodeSketch(&e, &p.s)
