@@ -49,7 +49,10 @@ func (j *Journal) checkpointer() {
 
 // checkpoint copies the WAL into the database file: PASSIVE beside the
 // writer, then, if the WAL is over its cap, once more with the writer
-// held.
+// held. The cap holds once no reader keeps an older snapshot: a read of
+// the file (the aggregator catching up after a restart) in progress at
+// that moment leaves part of the WAL uncopied, and the next checkpoint,
+// after checkpointEvery more bytes, copies it.
 func (j *Journal) checkpoint(ctx context.Context) error {
 	frames, err := j.walCheckpoint(ctx)
 	if err != nil || frames < j.walCap {

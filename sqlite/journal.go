@@ -513,8 +513,9 @@ func (j *Journal) read(ctx context.Context, after int64, max int) ([]drainpipe.R
 // Trim deletes records up to and including upTo, and forgets frame ids
 // older than FrameIDRetention. The journal's writer does it between two
 // group commits: as the only writer of journal.db it never waits on
-// SQLite's lock (whose busy handler sleeps), and appends never wait on a
-// trim holding it.
+// SQLite's lock (whose busy handler sleeps). Appends that arrive during a
+// trim wait for it like for any group commit (its DELETE and fsync), but
+// never on SQLite's busy handler.
 func (j *Journal) Trim(ctx context.Context, upTo int64) error {
 	j.handoff.forget(upTo)
 	t := &trimReq{upTo: upTo, done: make(chan struct{})}
