@@ -168,39 +168,16 @@ func decodeSketch(r *decoder, want int64, s *sketch) error {
 		return r.err
 	}
 	start := *r
-	total, top := zero, uint64(0)
-	index, first, last := 0, 0, 0
-	for i := 0; i < bins; i++ {
-		delta := r.varint()
-		count := r.uvarint()
-		if r.err != nil {
-			return r.err
-		}
-		if (i > 0 && delta <= 0) || delta > int64(maxSketchIndex-minSketchIndex) || delta < int64(minSketchIndex-maxSketchIndex) {
-			return fmt.Errorf("sketch bin %d: bad index step %d", i, delta)
-		}
-		index += int(delta)
-		if index < minSketchIndex || index > maxSketchIndex || count == 0 {
-			return fmt.Errorf("sketch bin %d: index %d or count %d out of range", i, index, count)
-		}
-		total += count
-		if total > uint64(want) || total < count {
-			return fmt.Errorf("sketch holds more than the %d observations counted", want)
-		}
-		top = max(top, count)
-		if i == 0 {
-			first = index
-		}
-		last = index
+	span, err := r.checkBins(bins, zero, want)
+	if err != nil {
+		return err
 	}
-	if total != uint64(want) {
-		return fmt.Errorf("sketch holds %d observations, want %d", total, want)
-	}
+	first, last := span.first, span.last
 	end := *r
 	*r = start
 	*s = sketch{zero: zero}
 	if bins > 0 {
-		s.w = widthFor(top)
+		s.w = widthFor(span.top)
 		s.sparse = !denseIsSmaller(last-first+1, bins, s.w)
 		s.lo = int32(first)
 		stride := s.stride()
@@ -209,7 +186,7 @@ func decodeSketch(r *decoder, want int64, s *sketch) error {
 		} else {
 			s.b = make([]byte, (last-first+1)*stride)
 		}
-		index = 0
+		index := 0
 		for i := range bins {
 			index += int(r.varint())
 			count := r.uvarint()
@@ -223,6 +200,59 @@ func decodeSketch(r *decoder, want int64, s *sketch) error {
 	}
 	*r = end
 	return nil
+}
+
+// binSpan is what checkBins learns of a sketch's encoded bins: the
+// lowest and highest bin index and the largest count.
+type binSpan struct {
+	first, last int
+	top         uint64
+}
+
+// checkBins steps r over nbins encoded bins and checks them: indexes in
+// the mapping's range and ascending, counts positive, and the counts plus
+// zero adding up to want. decodeSketch and the query path's DistView.read
+// both check a sketch this way before they use it.
+func (r *decoder) checkBins(nbins int, zero uint64, want int64) (binSpan, error) {
+	var span binSpan
+	b := r.b
+	total := zero
+	index := 0
+	for i := 0; i < nbins; i++ {
+		delta, n := nextVarint(b)
+		if n <= 0 {
+			r.fail()
+			return span, r.err
+		}
+		b = b[n:]
+		count, n := nextUvarint(b)
+		if n <= 0 {
+			r.fail()
+			return span, r.err
+		}
+		b = b[n:]
+		if (i > 0 && delta <= 0) || delta > int64(maxSketchIndex-minSketchIndex) || delta < int64(minSketchIndex-maxSketchIndex) {
+			return span, fmt.Errorf("sketch bin %d: bad index step %d", i, delta)
+		}
+		index += int(delta)
+		if index < minSketchIndex || index > maxSketchIndex || count == 0 {
+			return span, fmt.Errorf("sketch bin %d: index %d or count %d out of range", i, index, count)
+		}
+		total += count
+		if total > uint64(want) || total < count {
+			return span, fmt.Errorf("sketch holds more than the %d observations counted", want)
+		}
+		span.top = max(span.top, count)
+		if i == 0 {
+			span.first = index
+		}
+		span.last = index
+	}
+	if total != uint64(want) {
+		return span, fmt.Errorf("sketch holds %d observations, want %d", total, want)
+	}
+	r.b = b
+	return span, nil
 }
 
 func (d *Dist) decode(r *decoder) error {

@@ -87,43 +87,12 @@ func (v *DistView) read(r *decoder) error {
 		return r.err
 	}
 	start := r.b
-	b := r.b
-	total := v.zero
-	index := 0
-	for i := 0; i < v.nbins; i++ {
-		delta, n := nextVarint(b)
-		if n <= 0 {
-			r.fail()
-			return fmt.Errorf("decode sketch: %w", r.err)
-		}
-		b = b[n:]
-		count, n := nextUvarint(b)
-		if n <= 0 {
-			r.fail()
-			return fmt.Errorf("decode sketch: %w", r.err)
-		}
-		b = b[n:]
-		if (i > 0 && delta <= 0) || delta > int64(maxSketchIndex-minSketchIndex) || delta < int64(minSketchIndex-maxSketchIndex) {
-			return fmt.Errorf("decode sketch: sketch bin %d: bad index step %d", i, delta)
-		}
-		index += int(delta)
-		if index < minSketchIndex || index > maxSketchIndex || count == 0 {
-			return fmt.Errorf("decode sketch: sketch bin %d: index %d or count %d out of range", i, index, count)
-		}
-		total += count
-		if total > uint64(v.Count) || total < count {
-			return fmt.Errorf("decode sketch: sketch holds more than the %d observations counted", v.Count)
-		}
-		if i == 0 {
-			v.first = index
-		}
-		v.last = index
+	span, err := r.checkBins(v.nbins, v.zero, v.Count)
+	if err != nil {
+		return fmt.Errorf("decode sketch: %w", err)
 	}
-	if total != uint64(v.Count) {
-		return fmt.Errorf("decode sketch: sketch holds %d observations, want %d", total, v.Count)
-	}
-	r.b = b
-	v.enc = start[:len(start)-len(b)]
+	v.first, v.last = span.first, span.last
+	v.enc = start[:len(start)-len(r.b)]
 	return nil
 }
 
