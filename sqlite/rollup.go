@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -164,38 +165,42 @@ func (s *Store) write(ctx context.Context, stmts *stmtCache, g *tierGroups, crea
 	return nil
 }
 
-// oneMinutePartition returns the 1-minute partition holding ts (created
-// holds those the current transaction made), or "" and the start of the
-// next existing one after ts (math.MaxInt64 when there is none).
-func (s *Store) oneMinutePartition(ts int64, created map[partKey]string) (string, int64) {
+// oneMinutePartition returns the 1-minute partition holding ts, or ""
+// and the start of the next existing one after ts (math.MaxInt64 when
+// there is none). It reads the partitions table through the flush's
+// transaction, not the store's cache of it (s.parts): another writer
+// (Import, a flush) records the partitions it created in the cache only
+// after its commit, and a rollup that went by the cache in between would
+// move the cursor past the new partition's minutes for good.
+func (s *Store) oneMinutePartition(ctx context.Context, stmts *stmtCache, ts int64) (string, int64, error) {
 	span := int64(partitionSpan(drainpipe.Tier1m) / time.Second)
-	start := partitionStart(drainpipe.Tier1m, ts)
-	k := partKey{drainpipe.Tier1m, start}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if name, ok := s.parts[k]; ok {
-		return name, start + span
+	q, err := stmts.get(ctx, `SELECT start, name FROM partitions WHERE tier = ? AND start > ? ORDER BY start LIMIT 1`)
+	if err != nil {
+		return "", 0, err
 	}
-	if name, ok := created[k]; ok {
-		return name, start + span
+	var start int64
+	var name string
+	switch err := q.QueryRowContext(ctx, int64(drainpipe.Tier1m), ts-span).Scan(&start, &name); {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", math.MaxInt64, nil
+	case err != nil:
+		return "", 0, fmt.Errorf("store: roll up: find partition: %w", err)
+	case start <= ts:
+		return name, start + span, nil
+	default:
+		return "", start, nil
 	}
-	next := int64(math.MaxInt64)
-	for _, m := range []map[partKey]string{s.parts, created} {
-		for pk := range m {
-			if pk.tier == drainpipe.Tier1m && pk.start > ts {
-				next = min(next, pk.start)
-			}
-		}
-	}
-	return "", next
 }
 
 // rollup hands the 1-minute rows after cur of minutes before limit to add
 // (one decoded row each, for the coarser tiers), whole apps at a time, up
 // to maxApps apps' minutes, and returns the cursor past them.
-func (s *Store) rollup(ctx context.Context, stmts *stmtCache, created map[partKey]string, cur rollupCursor, limit int64, maxApps int, add func(metrics.Row)) (rollupCursor, error) {
+func (s *Store) rollup(ctx context.Context, stmts *stmtCache, cur rollupCursor, limit int64, maxApps int, add func(metrics.Row)) (rollupCursor, error) {
 	for maxApps > 0 && cur.Ts < limit {
-		table, end := s.oneMinutePartition(cur.Ts, created)
+		table, end, err := s.oneMinutePartition(ctx, stmts, cur.Ts)
+		if err != nil {
+			return cur, err
+		}
 		if table == "" {
 			cur = rollupCursor{Ts: min(end, limit)}
 			continue

@@ -309,3 +309,47 @@ func TestNamesWrittenWhenTheyChange(t *testing.T) {
 		t.Fatalf("namesSeen holds %d after a failed flush, want %d", remembered, later.Unix())
 	}
 }
+
+// TestRollupSeesPartitionsNotYetRemembered: a writer (the demo's history
+// import) commits a new 1-minute partition, and before it records the
+// partition in the store's cache, another flush rolls up. The rollup must
+// not move its cursor past the new partition's minutes, or they would
+// never reach the coarser tiers.
+func TestRollupSeesPartitionsNotYetRemembered(t *testing.T) {
+	ctx := context.Background()
+	s, now, m := clockedStore(t)
+	// A day not stored yet: the import creates its 1-minute partition.
+	day := time.Unix(partitionStart(drainpipe.Tier1m, m.Unix())+24*60*60, 0).UTC()
+	at := day.Add(5 * time.Minute)
+	later := day.Add(30 * time.Minute)
+	raced := false
+	s.afterCommit = func() {
+		if raced {
+			return
+		}
+		raced = true
+		// Between the import's commit and its s.remember: a flush whose
+		// rollup runs with the clock past the imported minute.
+		*now = later
+		if err := s.Apply(ctx, &metrics.Flush{Position: 1}); err != nil {
+			t.Error(err)
+		}
+	}
+	if err := s.Import(ctx, &metrics.Flush{Rows: []metrics.Row{delta("a", "web", at, 7, 10)}}, later); err != nil {
+		t.Fatal(err)
+	}
+	if !raced {
+		t.Fatal("the hook did not run")
+	}
+	if err := s.RollUp(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	if got := storedRequests(t, s, drainpipe.Tier1h); got != 7 {
+		t.Fatalf("hourly tier holds %d requests, want 7", got)
+	}
+	for _, tier := range drainpipe.Tiers {
+		if got := requestsIn(t, s, "a", tier, day, day.Add(time.Hour)); got != 7 {
+			t.Fatalf("%s: %d requests, want 7", tier, got)
+		}
+	}
+}

@@ -121,6 +121,8 @@ type Store struct {
 	// eventsLimit is the most events one Events call returns
 	// (server.EventsLimit; tests lower it).
 	eventsLimit int
+
+	afterCommit func() // test hook: runs after a flush commits, before remember
 }
 
 type partKey struct {
@@ -486,7 +488,7 @@ func (s *Store) apply(ctx context.Context, f *metrics.Flush, o applyOpts) error 
 	}
 	one = nil
 	if o.rollApps > 0 {
-		next, err := s.rollup(ctx, stmts, created, cur, rollupLimit(o.rollNow), o.rollApps, func(r metrics.Row) {
+		next, err := s.rollup(ctx, stmts, cur, rollupLimit(o.rollNow), o.rollApps, func(r metrics.Row) {
 			rolled = append(rolled, r)
 		})
 		if err != nil {
@@ -521,6 +523,9 @@ func (s *Store) apply(ctx context.Context, f *metrics.Flush, o applyOpts) error 
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: commit flush: %w", err)
+	}
+	if s.afterCommit != nil {
+		s.afterCommit()
 	}
 	s.remember(created)
 	s.names.remember(dynos, customs)
