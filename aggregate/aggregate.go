@@ -80,8 +80,10 @@ type Config struct {
 	// supervisor exports these as each worker's last success.
 	OK func(worker string)
 	// OnFlush, when not nil, is given every flush after the store applied
-	// it (the monitor evaluator's feed). It runs on the aggregator's
-	// goroutine, must not block, and must not change the flush.
+	// it (the monitor evaluator's feed), also one that was in flight when
+	// the fold panicked (the restarted Run gives it before it reads the
+	// journal). It runs on the aggregator's goroutine, must not block,
+	// and must not change the flush.
 	OnFlush func(*metrics.Flush)
 }
 
@@ -234,15 +236,16 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		if r := recover(); r != nil {
 			if a.folding != 0 {
 				a.poison[a.folding]++
+				a.folding = 0
 			}
 			panic(r) // for the supervisor to log, count and restart
 		}
 	}()
 	if a.applying != nil {
 		// A flush of the previous run (it panicked) is still being
-		// applied: the stored position is known only once it has ended.
-		<-a.applying.done
-		a.applying = nil
+		// applied: the stored position is known only once it has ended,
+		// and a flush the store took goes to OnFlush like any other.
+		a.settle(ctx, <-a.applying.done)
 	}
 	pos, err := a.sink.Position(ctx)
 	if err != nil {
@@ -476,19 +479,48 @@ func (a *Aggregator) finish(ctx context.Context, done flushDone) {
 		a.state.Restore(ap.f)
 		panic(done.panicked) // for the supervisor, as a panic of Run
 	}
-	f, pos := ap.f, ap.f.Position
 	if err := done.err; err != nil {
-		a.mFlushErr.Inc()
-		a.log.Error("aggregate: flush failed; will retry", "err", err, "position", pos)
-		a.state.Restore(f)
-		a.healthMu.Lock()
-		if a.failingSince.IsZero() {
-			a.failingSince = time.Now()
-		}
-		a.lastErr = err
-		a.healthMu.Unlock()
+		a.failed(ap, err)
+		a.state.Restore(ap.f)
 		return
 	}
+	a.applied(ctx, ap)
+}
+
+// settle ends the flush a panicked Run left in flight, for the Run that
+// restarts: one the store took is delivered like any other (OnFlush, the
+// trim), one it refused or that panicked is only reported. Its state is
+// not restored: the restarted Run folds everything after the stored
+// position again.
+func (a *Aggregator) settle(ctx context.Context, done flushDone) {
+	ap := a.applying
+	a.applying = nil
+	switch {
+	case done.panicked != nil:
+		a.log.Error("aggregate: the flush in flight when the fold panicked panicked too; folded again from the stored position",
+			"panic", fmt.Sprint(done.panicked), "position", ap.f.Position)
+	case done.err != nil:
+		a.failed(ap, done.err)
+	default:
+		a.applied(ctx, ap)
+	}
+}
+
+// failed records a flush the store refused.
+func (a *Aggregator) failed(ap *applying, err error) {
+	a.mFlushErr.Inc()
+	a.log.Error("aggregate: flush failed; will retry", "err", err, "position", ap.f.Position)
+	a.healthMu.Lock()
+	if a.failingSince.IsZero() {
+		a.failingSince = time.Now()
+	}
+	a.lastErr = err
+	a.healthMu.Unlock()
+}
+
+// applied does what follows a flush the store committed.
+func (a *Aggregator) applied(ctx context.Context, ap *applying) {
+	f, pos := ap.f, ap.f.Position
 	a.healthMu.Lock()
 	a.failingSince, a.lastErr = time.Time{}, nil
 	a.healthMu.Unlock()

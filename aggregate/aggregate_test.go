@@ -664,14 +664,17 @@ func TestFoldGoesOnWhileTheStoreApplies(t *testing.T) {
 	}
 }
 
-// TestRestartWaitsForTheFlushInFlight: the fold panics while the store
-// still applies the flush before it. The restarted aggregator must wait
-// for that flush before it reads the stored position, or it would fold
-// the flushed records again and count them twice.
-func TestRestartWaitsForTheFlushInFlight(t *testing.T) {
+// panicWhileFlushing runs an aggregator (with cfg) under a supervisor
+// over three journal records: record 2 makes the fold panic every time,
+// and it is folded while the store holds the flush of record 1 (until
+// the returned gate is closed). It returns when the first panic happened,
+// with the store, the gate, and stop, which waits for the store to hold
+// position 3 and stops the aggregator.
+func panicWhileFlushing(t *testing.T, cfg Config) (st *sqlite.Store, now time.Time, gate chan struct{}, stop func()) {
+	t.Helper()
 	j, st := openStack(t)
 	sink := &gatedSink{Store: st, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
-	a := New(Config{FlushInterval: 10 * time.Millisecond}, j, sink, nil, quiet, nil)
+	a := New(cfg, j, sink, nil, quiet, nil)
 	panicked := make(chan struct{}, 2)
 	a.beforeFold = func(r *drainpipe.Record) {
 		if r.Seq == 2 {
@@ -679,7 +682,7 @@ func TestRestartWaitsForTheFlushInFlight(t *testing.T) {
 			panic("injected: this record breaks the fold")
 		}
 	}
-	now := time.Now().UTC()
+	now = time.Now().UTC()
 	appendRouter(t, j, "shop", now)
 	sup := supervise.New(quiet, nil)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -688,12 +691,50 @@ func TestRestartWaitsForTheFlushInFlight(t *testing.T) {
 	appendRouter(t, j, "shop", now)
 	appendRouter(t, j, "shop", now)
 	<-panicked
+	return st, now, sink.gate, func() {
+		waitPosition(t, st, 3)
+		cancel()
+		sup.Wait()
+	}
+}
+
+// TestRestartWaitsForTheFlushInFlight: the fold panics while the store
+// still applies the flush before it. The restarted aggregator must wait
+// for that flush before it reads the stored position, or it would fold
+// the flushed records again and count them twice.
+func TestRestartWaitsForTheFlushInFlight(t *testing.T) {
+	st, now, gate, stop := panicWhileFlushing(t, Config{FlushInterval: 10 * time.Millisecond})
 	time.Sleep(300 * time.Millisecond) // the supervisor restarts Run meanwhile
-	close(sink.gate)
-	waitPosition(t, st, 3)
-	cancel()
-	sup.Wait()
+	close(gate)
+	stop()
 	if req, bad := requestsAndMalformed(t, st, "shop", drainpipe.Tier1m, now); req != 2 || bad != 1 {
 		t.Fatalf("requests %d, rejected.malformed %d; want 2 and 1", req, bad)
+	}
+}
+
+// TestRestartDeliversTheFlushInFlight: the fold panics while the store
+// applies a flush. The store commits it after the panic; the restarted
+// aggregator must still hand it to OnFlush (the monitor evaluator), so
+// that OnFlush sees every request the store holds.
+func TestRestartDeliversTheFlushInFlight(t *testing.T) {
+	var delivered []*metrics.Flush // written by Run's goroutine, read after stop
+	st, now, gate, stop := panicWhileFlushing(t, Config{FlushInterval: 10 * time.Millisecond, OnFlush: func(f *metrics.Flush) {
+		delivered = append(delivered, f)
+	}})
+	close(gate) // the store commits the flush after the panic
+	stop()
+	var requests int64
+	var positions []int64
+	for _, f := range delivered {
+		positions = append(positions, f.Position)
+		for _, r := range f.Rows {
+			requests += r.Bucket.Requests
+		}
+	}
+	if stored, _ := requestsAndMalformed(t, st, "shop", drainpipe.Tier1m, now); requests != stored || stored != 2 {
+		t.Fatalf("OnFlush was given %d requests (flushes at positions %v); the store holds %d, want 2", requests, positions, stored)
+	}
+	if len(positions) == 0 || positions[0] != 1 {
+		t.Fatalf("OnFlush got flushes at positions %v; want the flush of position 1 first", positions)
 	}
 }
