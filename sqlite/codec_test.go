@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/internal/batchcodec"
 )
 
 // TestJournalCompressesLargeBodies: a drain-sized body is stored as an S2
@@ -30,13 +31,13 @@ func TestJournalCompressesLargeBodies(t *testing.T) {
 	if err := j.db.QueryRow(`SELECT codec, length(body) FROM journal WHERE seq = 1`).Scan(&codec, &size); err != nil {
 		t.Fatal(err)
 	}
-	if codec != codecS2 || size >= int64(len(big))/2 {
+	if codec != batchcodec.S2 || size >= int64(len(big))/2 {
 		t.Fatalf("codec %d, %d bytes stored for a %d-byte body", codec, size, len(big))
 	}
-	if err := j.db.QueryRow(`SELECT codec FROM journal WHERE seq = 2`).Scan(&codec); err != nil || codec != codecRaw {
+	if err := j.db.QueryRow(`SELECT codec FROM journal WHERE seq = 2`).Scan(&codec); err != nil || codec != batchcodec.Raw {
 		t.Fatalf("small body codec %d (%v), want raw", codec, err)
 	}
-	j.handoff.invalidate() // read the file, not the in-memory hand-off
+	j.handoff.Invalidate() // read the file, not the in-memory hand-off
 	recs, err := j.Read(ctx, 0, 10)
 	if err != nil {
 		t.Fatal(err)
@@ -61,17 +62,17 @@ func TestJournalDamagedCompressedBodyIsQuarantined(t *testing.T) {
 	if err := j.db.QueryRow(`SELECT body, codec FROM journal WHERE seq = 1`).Scan(&stored, &codec); err != nil {
 		t.Fatal(err)
 	}
-	if codec != codecS2 {
+	if codec != batchcodec.S2 {
 		t.Fatalf("codec %d, want S2", codec)
 	}
-	j.handoff.invalidate()               // read the file, not the in-memory hand-off
+	j.handoff.Invalidate()               // read the file, not the in-memory hand-off
 	for _, at := range []int{0, 3, 40} { // the length header, the first tag, deeper in
 		if at >= len(stored) {
 			t.Fatalf("stored body only %d bytes", len(stored))
 		}
 		bad := bytes.Clone(stored)
 		bad[at] ^= 0x5a
-		if _, err := j.db.Exec(`UPDATE journal SET body = ?, damaged = 0, codec = ? WHERE seq = 1`, bad, codecS2); err != nil {
+		if _, err := j.db.Exec(`UPDATE journal SET body = ?, damaged = 0, codec = ? WHERE seq = 1`, bad, batchcodec.S2); err != nil {
 			t.Fatal(err)
 		}
 		recs, err := j.Read(ctx, 0, 10)
@@ -84,7 +85,7 @@ func TestJournalDamagedCompressedBodyIsQuarantined(t *testing.T) {
 		if _, err := j.db.Exec(`DELETE FROM journal_quarantine`); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := j.db.Exec(`UPDATE journal SET body = ?, damaged = 0, codec = ? WHERE seq = 1`, stored, codecS2); err != nil {
+		if _, err := j.db.Exec(`UPDATE journal SET body = ?, damaged = 0, codec = ? WHERE seq = 1`, stored, batchcodec.S2); err != nil {
 			t.Fatal(err)
 		}
 		if recs, err := j.Read(ctx, 0, 10); err != nil || len(recs) != 1 || recs[0].Damaged || !bytes.Equal(recs[0].Body, body) {

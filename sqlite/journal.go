@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/internal/batchcodec"
+	"github.com/drainpipe/drainpipe/internal/handoff"
 )
 
 const journalSchema = `
@@ -87,7 +89,7 @@ type Journal struct {
 	packBufs sync.Pool
 	// handoff holds the newest committed records for Read, so the
 	// aggregator need not read back and decompress what was just written.
-	handoff handoff
+	handoff *handoff.Handoff
 
 	quarantined atomic.Int64
 	lastSeq     atomic.Int64 // the highest sequence number committed
@@ -152,8 +154,7 @@ func OpenJournal(ctx context.Context, path string, log *slog.Logger) (*Journal, 
 		db.Close()
 		return nil, fmt.Errorf("journal: prepare statements: %w", err)
 	}
-	j.handoff.maxBytes, j.handoff.maxRecords = handoffMaxBytes, handoffMaxRecords
-	j.handoff.reset(last)
+	j.handoff = handoff.New(last)
 	j.wg.Add(2)
 	go j.writer()
 	go j.checkpointer()
@@ -189,8 +190,8 @@ func (j *Journal) verify(ctx context.Context) error {
 			return fmt.Errorf("verify records: %w", err)
 		}
 		n++
-		body, derr := expandBody(codec, stored)
-		if derr != nil || uint32(crc) != recordCRC(app, frameID, recv, dropped, lost, body) || crc>>32 != 0 {
+		body, derr := batchcodec.Expand(codec, stored)
+		if derr != nil || uint32(crc) != batchcodec.RecordCRC(app, frameID, recv, dropped, lost, body) || crc>>32 != 0 {
 			bad = append(bad, seq)
 		}
 	}
@@ -296,11 +297,11 @@ var ErrClosed = errors.New("journal closed")
 // record's checksum and reads the file instead if it was).
 func (j *Journal) Append(ctx context.Context, b drainpipe.Batch) (int64, bool, error) {
 	r := &appendReq{b: b, done: make(chan struct{})}
-	r.crc = recordCRC(b.App, b.FrameID, b.ReceivedAt.UnixNano(), b.Dropped, b.Lost, b.Body)
+	r.crc = batchcodec.RecordCRC(b.App, b.FrameID, b.ReceivedAt.UnixNano(), b.Dropped, b.Lost, b.Body)
 	buf := j.packBufs.Get().(*[]byte)
 	defer j.packBufs.Put(buf)
-	r.codec, r.stored = packBody(*buf, b.Body)
-	if r.codec == codecS2 {
+	r.codec, r.stored = batchcodec.Pack(*buf, b.Body)
+	if r.codec == batchcodec.S2 {
 		*buf = r.stored[:0]
 	}
 	select {
@@ -328,6 +329,7 @@ func (j *Journal) writer() {
 	defer j.wg.Done()
 	defer close(j.exited)
 	group := make([]*appendReq, 0, maxGroup)
+	entries := make([]handoff.Entry, 0, maxGroup)
 	written := 0 // bytes committed since the last checkpoint request
 	for {
 		select {
@@ -364,9 +366,16 @@ func (j *Journal) writer() {
 		err := j.commit(group)
 		j.commitMu.Unlock()
 		if err != nil {
-			j.handoff.invalidate()
+			j.handoff.Invalidate()
 		} else {
-			j.handoff.add(group)
+			entries = entries[:0]
+			for _, r := range group {
+				if !r.dup {
+					entries = append(entries, handoff.Entry{Rec: drainpipe.Record{Seq: r.seq, Batch: r.b}, CRC: r.crc})
+				}
+			}
+			j.handoff.Add(entries)
+			clear(entries)
 			for _, r := range group {
 				if !r.dup {
 					written += len(r.stored)
@@ -445,11 +454,11 @@ const MaxReadBytes = 32 << 20
 // Read(after) also tells it that the records up to after are no longer
 // needed in memory.
 func (j *Journal) Read(ctx context.Context, after int64, max int) ([]drainpipe.Record, error) {
-	if recs, crcs, ok := j.handoff.read(after, max, MaxReadBytes); ok {
+	if recs, crcs, ok := j.handoff.Read(after, max, MaxReadBytes); ok {
 		intact := true
 		for i := range recs {
 			r := &recs[i]
-			if crcs[i] != recordCRC(r.App, r.FrameID, r.ReceivedAt.UnixNano(), r.Dropped, r.Lost, r.Body) {
+			if crcs[i] != batchcodec.RecordCRC(r.App, r.FrameID, r.ReceivedAt.UnixNano(), r.Dropped, r.Lost, r.Body) {
 				intact = false
 				j.log.Error("journal: a record's body changed in memory after Append (its caller reused the buffer); reading from the file",
 					"seq", r.Seq, "app", r.App)
@@ -459,7 +468,7 @@ func (j *Journal) Read(ctx context.Context, after int64, max int) ([]drainpipe.R
 		if intact {
 			return recs, nil
 		}
-		j.handoff.invalidate()
+		j.handoff.Invalidate()
 	}
 	out, bad, err := j.read(ctx, after, max)
 	if err != nil {
@@ -495,9 +504,9 @@ func (j *Journal) read(ctx context.Context, after int64, max int) ([]drainpipe.R
 		if err := rows.Scan(&r.Seq, &r.App, &r.FrameID, &recv, &stored, &r.Dropped, &r.Lost, &crc, &r.Damaged, &codec); err != nil {
 			return nil, nil, fmt.Errorf("journal: scan: %w", err)
 		}
-		body, derr := expandBody(codec, stored)
+		body, derr := batchcodec.Expand(codec, stored)
 		r.Body = body
-		if !r.Damaged && (derr != nil || crc.Valid && (uint32(crc.Int64) != recordCRC(r.App, r.FrameID, recv, r.Dropped, r.Lost, r.Body) || crc.Int64>>32 != 0)) {
+		if !r.Damaged && (derr != nil || crc.Valid && (uint32(crc.Int64) != batchcodec.RecordCRC(r.App, r.FrameID, recv, r.Dropped, r.Lost, r.Body) || crc.Int64>>32 != 0)) {
 			bad = append(bad, len(out))
 		}
 		r.ReceivedAt = time.Unix(0, recv).UTC()
@@ -517,7 +526,7 @@ func (j *Journal) read(ctx context.Context, after int64, max int) ([]drainpipe.R
 // trim wait for it like for any group commit (its DELETE and fsync), but
 // never on SQLite's busy handler.
 func (j *Journal) Trim(ctx context.Context, upTo int64) error {
-	j.handoff.forget(upTo)
+	j.handoff.Forget(upTo)
 	t := &trimReq{upTo: upTo, done: make(chan struct{})}
 	select {
 	case j.trims <- t:

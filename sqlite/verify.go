@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"regexp"
@@ -201,23 +200,4 @@ func locateDamage(ctx context.Context, path string) int64 {
 		}
 	}
 	return -1
-}
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// recordCRC is the CRC-32C a journal record carries: over its app, frame
-// id, arrival time, drop and lost counts and body, as stored. The
-// sequence number is not covered; it is the row's b-tree key, which
-// quick_check verifies.
-func recordCRC(app, frameID string, receivedAt, dropped, lost int64, body []byte) uint32 {
-	var hdr [3 * binary.MaxVarintLen64]byte
-	c := crc32.Update(0, castagnoli, binary.AppendUvarint(hdr[:0], uint64(len(app))))
-	c = crc32.Update(c, castagnoli, []byte(app))
-	c = crc32.Update(c, castagnoli, binary.AppendUvarint(hdr[:0], uint64(len(frameID))))
-	c = crc32.Update(c, castagnoli, []byte(frameID))
-	h := binary.AppendVarint(hdr[:0], receivedAt)
-	h = binary.AppendVarint(h, dropped)
-	h = binary.AppendVarint(h, lost)
-	c = crc32.Update(c, castagnoli, h)
-	return crc32.Update(c, castagnoli, body)
 }

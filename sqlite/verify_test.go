@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/internal/batchcodec"
 	"github.com/drainpipe/drainpipe/metrics"
 )
 
@@ -153,7 +154,7 @@ func TestJournalDamageAfterStartupIsCaughtOnRead(t *testing.T) {
 	// Records read right after their commit come from memory (see
 	// TestJournalHandoff...); this one is read from the file, as after a
 	// restart of the aggregator or when it is behind.
-	j.handoff.invalidate()
+	j.handoff.Invalidate()
 	recs, err := j.Read(ctx, 0, 10)
 	if err != nil {
 		t.Fatal(err)
@@ -346,6 +347,6 @@ func BenchmarkRecordCRC(b *testing.B) {
 	body := bytes.Repeat([]byte("83 <40>1 2012-11-30T06:45:29+00:00 host app web.3 - State changed from starting to up\n"), 256<<10/88)
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		recordCRC("storefront", "0f2b7c1e-5e7c-4b6e-9c1a-3d2f6a8b9c0d", 1764028800000000000, 0, 0, body)
+		batchcodec.RecordCRC("storefront", "0f2b7c1e-5e7c-4b6e-9c1a-3d2f6a8b9c0d", 1764028800000000000, 0, 0, body)
 	}
 }
