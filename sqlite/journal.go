@@ -12,6 +12,7 @@ import (
 
 	"github.com/drainpipe/drainpipe"
 	"github.com/drainpipe/drainpipe/internal/batchcodec"
+	"github.com/drainpipe/drainpipe/internal/groupcommit"
 	"github.com/drainpipe/drainpipe/internal/handoff"
 )
 
@@ -304,23 +305,8 @@ func (j *Journal) Append(ctx context.Context, b drainpipe.Batch) (int64, bool, e
 	if r.codec == batchcodec.S2 {
 		*buf = r.stored[:0]
 	}
-	select {
-	case j.reqs <- r:
-	case <-j.done:
-		return 0, false, ErrClosed
-	case <-ctx.Done():
-		return 0, false, ctx.Err()
-	}
-	// Once handed over, wait for the commit even if ctx ends, so the caller
-	// never answers before knowing whether the batch was kept.
-	select {
-	case <-r.done:
-	case <-j.exited:
-		select {
-		case <-r.done:
-		default:
-			return 0, false, ErrClosed // the writer stopped before taking r
-		}
+	if err := groupcommit.Submit(ctx, j.reqs, r, r.done, j.done, j.exited, ErrClosed); err != nil {
+		return 0, false, err
 	}
 	return r.seq, r.dup, r.err
 }

@@ -1,0 +1,779 @@
+// Package journal is drainpipe's embedded journal: drain batches appended
+// to checksummed segment files, one fdatasync per group of appends.
+//
+// Records live in segment files under one directory, each named for the
+// first sequence number it may hold (zero-padded) and rolled at
+// Options.SegmentSize. Each record carries a CRC-32C over everything
+// after its length (sequence number included; the format is in
+// record.go). A single writer goroutine takes every append waiting, writes
+// them in one write, makes them durable with one fdatasync, and only then
+// answers each; a new segment file and its directory are fsynced before
+// any record in it is acknowledged.
+//
+// Deduplication of Logplex-Frame-Ids (24 hours, across restarts) uses a
+// FrameIndex (the frames table of journal.db, see package sqlite): an
+// append looks its id up there and among the ids not yet written to it,
+// which a background goroutine writes in batches. A segment is deleted by
+// Trim only once every frame id in it is in the index.
+package journal
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/internal/batchcodec"
+	"github.com/drainpipe/drainpipe/internal/groupcommit"
+	"github.com/drainpipe/drainpipe/internal/handoff"
+)
+
+// FrameIDRetention is how long a Logplex-Frame-Id is remembered for
+// deduplication. Logplex retries within seconds; a day is far beyond any
+// retry and bounds the index.
+const FrameIDRetention = 24 * time.Hour
+
+// DefaultSegmentSize is the size at which a segment file is rolled.
+const DefaultSegmentSize = 64 << 20
+
+// MaxReadBytes bounds the bodies one Read returns (at least one record is
+// always returned).
+const MaxReadBytes = 32 << 20
+
+const (
+	maxGroup      = 256      // appends in one group commit, at most
+	maxGroupBytes = 16 << 20 // stop adding appends to a group past this
+	// persistEvery and persistPending say when the frame ids of new
+	// records are written to the index: every second, or sooner once this
+	// many wait (they are in memory until then).
+	persistEvery   = time.Second
+	persistPending = 8192
+	forgetEvery    = time.Minute
+)
+
+// ErrClosed is returned by Append after Close.
+var ErrClosed = errors.New("journal closed")
+
+// Frame is one remembered Logplex-Frame-Id.
+type Frame struct {
+	App, ID string
+	SeenAt  time.Time
+}
+
+// FrameIndex is the persistent index of frame ids (journal.db's frames
+// table in the embedded server).
+type FrameIndex interface {
+	// Seen reports whether (app, id) is in the index.
+	Seen(ctx context.Context, app, id string) (bool, error)
+	// Remember adds frames (ignoring those already there), durably
+	// before it returns.
+	Remember(ctx context.Context, frames []Frame) error
+	// Forget removes the frames seen before t.
+	Forget(ctx context.Context, before time.Time) error
+	Close() error
+}
+
+// Options configure a Journal.
+type Options struct {
+	// Frames is the frame id index; the Journal closes it on Close.
+	Frames FrameIndex
+	Log    *slog.Logger
+	// SegmentSize is the size at which a segment is rolled
+	// (DefaultSegmentSize when 0).
+	SegmentSize int64
+	// Compress stores bodies of 4 KiB and more S2-packed (see
+	// docs/architecture.md for why the default is not to).
+	Compress bool
+
+	// wrap, when set, wraps each segment file opened for writing (tests
+	// inject write failures with it).
+	wrap func(segFile) segFile
+}
+
+// segFile is a segment file open for writing.
+type segFile interface {
+	io.WriterAt
+	Truncate(size int64) error
+	// Datasync makes the written bytes durable (fdatasync).
+	Datasync() error
+	Close() error
+}
+
+type osFile struct{ *os.File }
+
+func (f osFile) Datasync() error { return datasync(f.File) }
+
+// openSegFile opens path for writing with flag.
+func (j *Journal) openSegFile(path string, flag int) (segFile, error) {
+	f, err := os.OpenFile(path, flag, 0o640)
+	if err != nil {
+		return nil, err
+	}
+	var sf segFile = osFile{f}
+	if j.opt.wrap != nil {
+		sf = j.opt.wrap(sf)
+	}
+	return sf, nil
+}
+
+// Journal is the segment-file journal. It implements drainpipe.Journal.
+type Journal struct {
+	dir, qdir string
+	opt       Options
+	log       *slog.Logger
+	idx       FrameIndex
+
+	reqs   chan *appendReq
+	notify chan struct{}
+	done   chan struct{} // closed by Close
+	exited chan struct{} // closed when the writer has returned
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	// wmu is held by the writer for each group commit (and by Import).
+	wmu         sync.Mutex
+	active      segFile // the last segment, open for writing
+	broken      error   // a failed write that could not be undone yet
+	buf         []byte
+	entries     []handoff.Entry
+	kickPersist bool
+
+	// smu guards segs and the size and last of each.
+	smu  sync.RWMutex
+	segs []*segment
+
+	lastSeq atomic.Int64
+	// trimmed is the highest Trim: Read returns nothing at or below it,
+	// though Trim deletes only whole segments.
+	trimmed atomic.Int64
+	handoff *handoff.Handoff
+
+	// fmu guards pending, the frame ids of committed (or being
+	// committed) records not yet in the index, and gen, which counts
+	// the times ids left pending for the index.
+	fmu        sync.Mutex
+	pending    map[frameKey]pendingFrame
+	gen        atomic.Uint64
+	pmu        sync.Mutex // one persist at a time
+	persisted  atomic.Int64
+	kick       chan struct{}
+	lastForget time.Time // guarded by pmu
+
+	rmu sync.Mutex // the reader's cursor into the files
+	cur cursor
+
+	packBufs    sync.Pool
+	quarantined atomic.Int64
+}
+
+type frameKey struct{ app, id string }
+
+type pendingFrame struct {
+	seq int64
+	at  int64
+}
+
+// cursor remembers where the last read from the files ended.
+type cursor struct {
+	seg, after, off int64
+}
+
+type appendReq struct {
+	b       drainpipe.Batch
+	codec   uint8
+	stored  []byte
+	crc     uint32 // batchcodec.RecordCRC when bodies may be packed (Options.Compress)
+	gen     uint64 // Journal.gen when the index said the id was new
+	fixed   bool   // seq is given (Import) and the id is not checked
+	damaged bool   // a marker for a record lost before (Import)
+	seq     int64
+	dup     bool
+	err     error
+	done    chan struct{}
+}
+
+var _ drainpipe.Journal = (*Journal)(nil)
+
+// Open opens the journal in dir (creating it), checking every record's
+// checksum: a torn tail of the last segment (never acknowledged) is cut
+// off, a damaged record elsewhere is copied to dir/quarantine, logged and
+// counted, and reported by Read as Damaged when its app can be read; the
+// records around it are kept. The frame ids of the records kept are
+// written to the index again.
+func Open(ctx context.Context, dir string, opt Options) (*Journal, error) {
+	if opt.Frames == nil {
+		return nil, errors.New("journal: no frame index")
+	}
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opt.SegmentSize <= 0 {
+		opt.SegmentSize = DefaultSegmentSize
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	j := &Journal{
+		dir: dir, qdir: filepath.Join(dir, "quarantine"), opt: opt, log: opt.Log, idx: opt.Frames,
+		reqs:    make(chan *appendReq, maxGroup),
+		notify:  make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		exited:  make(chan struct{}),
+		pending: map[frameKey]pendingFrame{},
+		kick:    make(chan struct{}, 1),
+	}
+	j.packBufs.New = func() any { return new([]byte) }
+	if err := j.recover(ctx); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	j.handoff = handoff.New(j.lastSeq.Load())
+	j.persisted.Store(j.lastSeq.Load())
+	j.lastForget = time.Now()
+	j.wg.Add(2)
+	go j.writer()
+	go j.persister()
+	return j, nil
+}
+
+// recover is Open's check of the segments.
+func (j *Journal) recover(ctx context.Context) error {
+	segs, err := listSegments(j.dir)
+	if err != nil {
+		return err
+	}
+	var last int64
+	records, damaged := 0, 0
+	for i, s := range segs {
+		data, err := os.ReadFile(s.path)
+		if err != nil {
+			return fmt.Errorf("read segment: %w", err)
+		}
+		final := i == len(segs)-1
+		next := int64(1<<63 - 1)
+		if !final {
+			next = segs[i+1].first
+		}
+		var frames []Frame
+		var slots []slot
+		var bad []int
+		end := scan(data, s.first-1, func(e *entry, off, n int) {
+			records++
+			s.last = e.Seq
+			slots = append(slots, slot{seq: e.Seq, off: int64(off), n: n})
+			if e.FrameID != "" && e.Flags&flagDamaged == 0 {
+				frames = append(frames, Frame{App: e.App, ID: e.FrameID, SeenAt: time.Unix(0, e.ReceivedAt)})
+			}
+		}, func(off, end int, prev, nx int64) {
+			damaged++
+			bad = append(bad, len(slots))
+			if m, ok := marker(data[off:end], prev, nx); ok {
+				slots = append(slots, m)
+			}
+			j.quarantine(s, int64(off), data[off:end], "checksum mismatch at start-up")
+		})
+		s.size = int64(end)
+		if tail := data[end:]; len(tail) > 0 {
+			if final {
+				// Bytes after the last intact record of the last
+				// segment: an append the crash interrupted before its
+				// fdatasync returned, so never acknowledged. A copy is
+				// kept in quarantine, in case they are damage instead.
+				if _, err := quarantineCopy(j.qdir, s, int64(end), tail); err != nil {
+					return err
+				}
+				if err := truncateSync(s.path, int64(end)); err != nil {
+					return fmt.Errorf("cut the torn tail of %s: %w", s.path, err)
+				}
+				j.log.Warn("journal: cut off an incomplete append at the end of the last segment (it was never acknowledged); a copy is in the quarantine directory",
+					"file", s.path, "offset", end, "bytes", len(tail))
+			} else {
+				damaged++
+				bad = append(bad, len(slots))
+				if m, ok := marker(tail, s.last, next); ok {
+					slots = append(slots, m)
+					s.last = m.seq
+				}
+				j.quarantine(s, int64(end), tail, "checksum mismatch at start-up")
+				s.size = int64(len(data))
+			}
+		}
+		if len(bad) > 0 {
+			s.slots = slots
+		}
+		if len(frames) > 0 {
+			if err := j.idx.Remember(ctx, frames); err != nil {
+				return fmt.Errorf("remember the frame ids of %s: %w", s.path, err)
+			}
+		}
+		last = max(last, s.last)
+	}
+	// A last segment without records (created, then the process stopped
+	// before its first append) is removed: the next append creates the
+	// segment it needs.
+	if n := len(segs); n > 0 && segs[n-1].last < segs[n-1].first {
+		if err := os.Remove(segs[n-1].path); err != nil {
+			return fmt.Errorf("remove empty segment: %w", err)
+		}
+		last = max(last, segs[n-1].first-1)
+		segs = segs[:n-1]
+	}
+	if n := len(segs); n > 0 {
+		f, err := j.openSegFile(segs[n-1].path, os.O_RDWR)
+		if err != nil {
+			return fmt.Errorf("open segment: %w", err)
+		}
+		j.active = f
+	}
+	j.segs = segs
+	j.lastSeq.Store(last)
+	j.log.Info("journal verified", "dir", j.dir, "segments", len(segs), "records", records, "damaged", damaged, "last_seq", last)
+	return nil
+}
+
+// quarantine copies damaged bytes aside, counts and logs them.
+func (j *Journal) quarantine(s *segment, off int64, bad []byte, reason string) {
+	fresh, err := quarantineCopy(j.qdir, s, off, bad)
+	if err != nil {
+		j.log.Error("journal: cannot copy a damaged record to quarantine", "file", s.path, "offset", off, "err", err)
+	}
+	if fresh {
+		j.quarantined.Add(1)
+	}
+	j.log.Error("journal: damaged record skipped (copied to the quarantine directory); its lines are counted as rejected.corrupt when its app can be read",
+		"file", s.path, "offset", off, "bytes", len(bad), "reason", reason)
+}
+
+func truncateSync(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(size)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Quarantined returns how many damaged records this Journal has copied to
+// quarantine since it was opened.
+func (j *Journal) Quarantined() int64 { return j.quarantined.Load() }
+
+// Notify returns a channel that receives a value after appends, so a
+// reader can wait instead of polling.
+func (j *Journal) Notify() <-chan struct{} { return j.notify }
+
+// LastSeq returns the highest sequence number committed so far.
+func (j *Journal) LastSeq() int64 { return j.lastSeq.Load() }
+
+// Append stores b durably and returns its sequence number. A batch whose
+// (App, FrameID) was appended before is not stored again: duplicate is
+// true and seq is 0.
+//
+// The journal keeps b.Body in memory until Read has handed it out, so the
+// caller must not change it afterwards (Read checks it against the
+// record's checksum and reads the file instead if it was).
+func (j *Journal) Append(ctx context.Context, b drainpipe.Batch) (int64, bool, error) {
+	if len(b.App) > 0xffff || len(b.FrameID) > 0xffff {
+		return 0, false, errors.New("journal: app name or frame id too long")
+	}
+	if len(b.Body)+fixedSize+len(b.App)+len(b.FrameID) > maxPayload {
+		return 0, false, fmt.Errorf("journal: body of %d bytes is too large", len(b.Body))
+	}
+	r := &appendReq{b: b, stored: b.Body, done: make(chan struct{})}
+	if j.opt.Compress {
+		buf := j.packBufs.Get().(*[]byte)
+		defer j.packBufs.Put(buf)
+		codec, stored := batchcodec.Pack(*buf, b.Body)
+		r.codec, r.stored = uint8(codec), stored
+		if codec == batchcodec.S2 {
+			*buf = stored[:0]
+		}
+		r.crc = batchcodec.RecordCRC(b.App, b.FrameID, b.ReceivedAt.UnixNano(), b.Dropped, b.Lost, b.Body)
+	}
+	if b.FrameID != "" {
+		r.gen = j.gen.Load()
+		seen, err := j.idx.Seen(ctx, b.App, b.FrameID)
+		if err != nil {
+			return 0, false, fmt.Errorf("journal: look up frame id: %w", err)
+		}
+		if seen {
+			return 0, true, nil
+		}
+	}
+	if err := groupcommit.Submit(ctx, j.reqs, r, r.done, j.done, j.exited, ErrClosed); err != nil {
+		return 0, false, err
+	}
+	return r.seq, r.dup, r.err
+}
+
+func (j *Journal) writer() {
+	defer j.wg.Done()
+	defer close(j.exited)
+	group := make([]*appendReq, 0, maxGroup)
+	for {
+		select {
+		case r := <-j.reqs:
+			group = append(group[:0], r)
+		case <-j.done:
+			for {
+				select {
+				case r := <-j.reqs:
+					r.err = ErrClosed
+					close(r.done)
+				default:
+					return
+				}
+			}
+		}
+		size := len(group[0].stored)
+	more:
+		for len(group) < maxGroup && size < maxGroupBytes {
+			select {
+			case r := <-j.reqs:
+				group = append(group, r)
+				size += len(r.stored)
+			default:
+				break more
+			}
+		}
+		j.wmu.Lock()
+		err := j.commit(group)
+		j.wmu.Unlock()
+		for _, r := range group {
+			if err != nil {
+				r.err, r.seq, r.dup = err, 0, false
+			}
+			close(r.done)
+		}
+		if j.kickPersist {
+			select {
+			case j.kick <- struct{}{}:
+			default:
+			}
+		}
+		if err == nil {
+			select {
+			case j.notify <- struct{}{}:
+			default:
+			}
+		}
+		clear(group)
+	}
+}
+
+// commit writes one group: ids checked, sequence numbers given, every
+// record in one write and one fdatasync. On failure nothing of the group
+// stays in the file or in pending, and the error is every append's.
+func (j *Journal) commit(group []*appendReq) error {
+	if j.broken != nil {
+		if err := j.undo(); err != nil {
+			return err
+		}
+	}
+	last := j.lastSeq.Load()
+	next := last + 1
+	j.buf = j.buf[:0]
+	j.entries = j.entries[:0]
+	var added []frameKey
+	j.fmu.Lock()
+	for _, r := range group {
+		if r.fixed {
+			next = r.seq
+		} else if r.b.FrameID != "" {
+			k := frameKey{r.b.App, r.b.FrameID}
+			if _, ok := j.pending[k]; ok {
+				r.dup = true
+				continue
+			}
+			if j.gen.Load() != r.gen {
+				// Ids were moved from pending to the index since
+				// Append looked there: look again.
+				j.fmu.Unlock()
+				seen, err := j.idx.Seen(context.Background(), r.b.App, r.b.FrameID)
+				j.fmu.Lock()
+				if err != nil || seen {
+					r.dup, r.err = seen, err
+					continue
+				}
+			}
+			j.pending[k] = pendingFrame{seq: next, at: r.b.ReceivedAt.UnixNano()}
+			added = append(added, k)
+		}
+		r.seq = next
+		next++
+		e := entry{Seq: r.seq, ReceivedAt: r.b.ReceivedAt.UnixNano(), Dropped: r.b.Dropped, Lost: r.b.Lost,
+			Codec: r.codec, App: r.b.App, FrameID: r.b.FrameID, Stored: r.stored}
+		if r.damaged {
+			e.Flags, e.Stored = flagDamaged, nil
+		}
+		start := len(j.buf)
+		j.buf = appendRecord(j.buf, &e)
+		crc := r.crc
+		if r.damaged {
+			crc = 0
+		} else if !j.opt.Compress {
+			crc = binary.LittleEndian.Uint32(j.buf[start+8:])
+		}
+		j.entries = append(j.entries, handoff.Entry{Rec: drainpipe.Record{Seq: r.seq, Batch: r.b, Damaged: e.Flags&flagDamaged != 0}, CRC: crc})
+	}
+	j.kickPersist = len(j.pending) >= persistPending
+	j.fmu.Unlock()
+	if len(j.buf) == 0 {
+		return nil
+	}
+	err := j.write(j.entries[0].Rec.Seq)
+	if err != nil {
+		j.fmu.Lock()
+		for _, k := range added {
+			delete(j.pending, k)
+		}
+		j.fmu.Unlock()
+		j.handoff.Invalidate()
+		clear(j.entries)
+		return err
+	}
+	j.smu.Lock()
+	s := j.segs[len(j.segs)-1]
+	s.size += int64(len(j.buf))
+	s.last = next - 1
+	j.smu.Unlock()
+	j.lastSeq.Store(next - 1)
+	j.handoff.Add(j.entries)
+	clear(j.entries)
+	return nil
+}
+
+// write appends j.buf to the last segment, rolling first when it is full,
+// and syncs it. first is the first record's seq.
+func (j *Journal) write(first int64) error {
+	j.smu.RLock()
+	var s *segment
+	if n := len(j.segs); n > 0 {
+		s = j.segs[n-1]
+	}
+	j.smu.RUnlock()
+	if s == nil || s.size >= j.opt.SegmentSize {
+		var err error
+		if s, err = j.roll(first); err != nil {
+			return err
+		}
+	}
+	if _, err := j.active.WriteAt(j.buf, s.size); err != nil {
+		j.broken = fmt.Errorf("journal: write %s: %w", s.path, err)
+		err := j.broken
+		j.undo()
+		return err
+	}
+	if err := j.active.Datasync(); err != nil {
+		j.broken = fmt.Errorf("journal: fdatasync %s: %w", s.path, err)
+		err := j.broken
+		j.undo()
+		return err
+	}
+	return nil
+}
+
+// undo cuts the last segment back to its committed size after a failed
+// write (the bytes written may be there in part, or their sync failed).
+// While it fails, every group fails.
+func (j *Journal) undo() error {
+	j.smu.RLock()
+	s := j.segs[len(j.segs)-1]
+	j.smu.RUnlock()
+	err := j.active.Truncate(s.size)
+	if err == nil {
+		err = j.active.Datasync()
+	}
+	if err != nil {
+		j.log.Error("journal: cannot cut a failed append off the last segment; appends fail until it can", "file", s.path, "err", err)
+		return fmt.Errorf("%w (and cutting it off failed: %v)", j.broken, err)
+	}
+	j.broken = nil
+	return nil
+}
+
+// roll starts a new segment for records from first on: the file and the
+// directory entry are durable before any record in it is acknowledged.
+func (j *Journal) roll(first int64) (*segment, error) {
+	s := &segment{first: first, last: first - 1, path: filepath.Join(j.dir, segmentName(first))}
+	f, err := j.openSegFile(s.path, os.O_RDWR|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return nil, fmt.Errorf("journal: create segment: %w", err)
+	}
+	err = f.Datasync()
+	if err == nil {
+		err = syncDir(j.dir)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(s.path)
+		return nil, fmt.Errorf("journal: create segment %s: %w", s.path, err)
+	}
+	if j.active != nil {
+		j.active.Close()
+	}
+	j.active = f
+	j.smu.Lock()
+	j.segs = append(j.segs, s)
+	j.smu.Unlock()
+	return s, nil
+}
+
+// Read returns up to max records with Seq > after, in order, stopping
+// early once MaxReadBytes of bodies are read. Records committed lately
+// come from memory (the hand-off), checked against their checksums; the
+// others are read from the segment files, each record's checksum checked.
+// A damaged record is skipped (copied to quarantine once) and, when its
+// sequence number and app can be read, returned with Damaged set.
+func (j *Journal) Read(ctx context.Context, after int64, max int) ([]drainpipe.Record, error) {
+	if t := j.trimmed.Load(); after < t {
+		after = t
+	}
+	if recs, crcs, ok := j.handoff.Read(after, max, MaxReadBytes); ok {
+		intact := true
+		for i := range recs {
+			if crcs[i] != j.memoryCRC(&recs[i]) {
+				intact = false
+				j.log.Error("journal: a record's body changed in memory after Append (its caller reused the buffer); reading from the file",
+					"seq", recs[i].Seq, "app", recs[i].App)
+				break
+			}
+		}
+		if intact {
+			return recs, nil
+		}
+		j.handoff.Invalidate()
+	}
+	return j.readFiles(ctx, after, max)
+}
+
+// memoryCRC is the checksum a hand-off record is checked by: the record's
+// own CRC-32C when bodies are stored raw, batchcodec.RecordCRC when they
+// may be packed (then the stored bytes are not the body).
+func (j *Journal) memoryCRC(r *drainpipe.Record) uint32 {
+	if r.Damaged {
+		return 0
+	}
+	if j.opt.Compress {
+		return batchcodec.RecordCRC(r.App, r.FrameID, r.ReceivedAt.UnixNano(), r.Dropped, r.Lost, r.Body)
+	}
+	e := entry{Seq: r.Seq, ReceivedAt: r.ReceivedAt.UnixNano(), Dropped: r.Dropped, Lost: r.Lost, App: r.App, FrameID: r.FrameID}
+	var hdr [headerSize + fixedSize + 256]byte
+	p := appendRecord(hdr[:0], &e)[headerSize:]
+	return crc32.Update(crc32.Checksum(p, batchcodec.Castagnoli), batchcodec.Castagnoli, r.Body)
+}
+
+// Trim deletes the segments whose records all have Seq <= upTo, once the
+// frame ids in them are in the index, and forgets frame ids older than
+// FrameIDRetention. The last segment is never deleted. Within this
+// process Read returns no record at or below upTo even where its segment
+// is kept.
+func (j *Journal) Trim(ctx context.Context, upTo int64) error {
+	for t := j.trimmed.Load(); upTo > t && !j.trimmed.CompareAndSwap(t, upTo); t = j.trimmed.Load() {
+	}
+	j.handoff.Forget(upTo)
+	persisted, err := j.persist(ctx)
+	if err != nil {
+		return fmt.Errorf("journal: trim: %w", err)
+	}
+	upTo = min(upTo, persisted)
+	j.smu.Lock()
+	var gone []*segment
+	for len(j.segs) > 1 && j.segs[0].last <= upTo {
+		gone = append(gone, j.segs[0])
+		j.segs = j.segs[1:]
+	}
+	j.smu.Unlock()
+	for _, s := range gone {
+		if err := os.Remove(s.path); err != nil {
+			return fmt.Errorf("journal: trim: %w", err)
+		}
+	}
+	j.pmu.Lock()
+	defer j.pmu.Unlock()
+	if time.Since(j.lastForget) >= forgetEvery {
+		if err := j.idx.Forget(ctx, time.Now().Add(-FrameIDRetention)); err != nil {
+			return fmt.Errorf("journal: forget old frame ids: %w", err)
+		}
+		j.lastForget = time.Now()
+	}
+	return nil
+}
+
+// persist writes the pending frame ids of committed records to the index
+// and returns the seq up to which every committed record's id is there.
+func (j *Journal) persist(ctx context.Context) (int64, error) {
+	j.pmu.Lock()
+	defer j.pmu.Unlock()
+	j.fmu.Lock()
+	upTo := j.lastSeq.Load()
+	var frames []Frame
+	var seqs []int64
+	for k, p := range j.pending {
+		if p.seq <= upTo {
+			frames = append(frames, Frame{App: k.app, ID: k.id, SeenAt: time.Unix(0, p.at)})
+			seqs = append(seqs, p.seq)
+		}
+	}
+	j.fmu.Unlock()
+	if len(frames) > 0 {
+		if err := j.idx.Remember(ctx, frames); err != nil {
+			return j.persisted.Load(), fmt.Errorf("remember frame ids: %w", err)
+		}
+		j.fmu.Lock()
+		for i, f := range frames {
+			k := frameKey{f.App, f.ID}
+			if p, ok := j.pending[k]; ok && p.seq == seqs[i] {
+				delete(j.pending, k)
+			}
+		}
+		j.gen.Add(1)
+		j.fmu.Unlock()
+	}
+	j.persisted.Store(upTo)
+	return upTo, nil
+}
+
+// persister writes new frame ids to the index now and then, so that the
+// ones in memory stay few.
+func (j *Journal) persister() {
+	defer j.wg.Done()
+	t := time.NewTicker(persistEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-j.done:
+			return
+		case <-t.C:
+		case <-j.kick:
+		}
+		if _, err := j.persist(context.Background()); err != nil {
+			j.log.Warn("journal: writing frame ids to the index failed; will retry", "err", err)
+		}
+	}
+}
+
+// Close stops the writer, failing pending appends, writes the pending
+// frame ids to the index and closes the files and the index.
+func (j *Journal) Close() error {
+	j.once.Do(func() { close(j.done) })
+	j.wg.Wait()
+	_, err := j.persist(context.Background())
+	if j.active != nil {
+		err = errors.Join(err, j.active.Close())
+	}
+	return errors.Join(err, j.idx.Close())
+}

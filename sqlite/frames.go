@@ -1,0 +1,102 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/drainpipe/drainpipe/journal"
+)
+
+// FrameIndex is journal.db's frames table as the segment-file journal's
+// persistent index of Logplex-Frame-Ids (a journal.FrameIndex): the same
+// table, and the same 24-hour window, as the SQLite journal's.
+type FrameIndex struct {
+	db   *sql.DB
+	seen *sql.Stmt
+}
+
+var _ journal.FrameIndex = (*FrameIndex)(nil)
+
+// OpenFrameIndex opens (creating) the journal database at path for its
+// frames table.
+func OpenFrameIndex(ctx context.Context, path string) (*FrameIndex, error) {
+	db, err := open(ctx, path, journalSchema, 0)
+	if err != nil {
+		return nil, fmt.Errorf("frame index: %w", err)
+	}
+	if err := migrateJournal(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("frame index: %w", err)
+	}
+	seen, err := db.PrepareContext(ctx, `SELECT 1 FROM frames WHERE app = ? AND frame_id = ?`)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("frame index: prepare: %w", err)
+	}
+	return &FrameIndex{db: db, seen: seen}, nil
+}
+
+// Seen reports whether (app, id) is in the table.
+func (x *FrameIndex) Seen(ctx context.Context, app, id string) (bool, error) {
+	var one int
+	err := x.seen.QueryRowContext(ctx, app, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("frame index: look up: %w", err)
+	}
+	return true, nil
+}
+
+// Remember adds frames in one transaction, durable when it returns.
+func (x *FrameIndex) Remember(ctx context.Context, frames []journal.Frame) error {
+	tx, err := begin(ctx, x.db)
+	if err != nil {
+		return fmt.Errorf("frame index: %w", err)
+	}
+	defer tx.Rollback()
+	ins, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO frames(app, frame_id, seen_at) VALUES (?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("frame index: %w", err)
+	}
+	defer ins.Close()
+	for _, f := range frames {
+		if _, err := ins.ExecContext(ctx, f.App, f.ID, f.SeenAt.UnixNano()); err != nil {
+			return fmt.Errorf("frame index: insert: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("frame index: commit: %w", err)
+	}
+	return nil
+}
+
+// Forget deletes the frames seen before t.
+func (x *FrameIndex) Forget(ctx context.Context, before time.Time) error {
+	if _, err := x.db.ExecContext(ctx, `DELETE FROM frames WHERE seen_at < ?`, before.UnixNano()); err != nil {
+		return fmt.Errorf("frame index: forget: %w", err)
+	}
+	return nil
+}
+
+// JournalTail reports what the journal table of the same file still
+// holds: its records and the highest sequence number it ever gave. A
+// data directory from before the segment-file journal has them; the
+// segment journal imports them (journal.Journal.Import).
+func (x *FrameIndex) JournalTail(ctx context.Context) (records, lastSeq int64, err error) {
+	err = x.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM journal), COALESCE((SELECT MAX(seq) FROM sqlite_sequence WHERE name = 'journal'), 0)`).Scan(&records, &lastSeq)
+	if err != nil {
+		return 0, 0, fmt.Errorf("frame index: read the journal table: %w", err)
+	}
+	return records, lastSeq, nil
+}
+
+// Close closes the database.
+func (x *FrameIndex) Close() error {
+	x.seen.Close()
+	return x.db.Close()
+}
