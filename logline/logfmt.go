@@ -1,5 +1,10 @@
 package logline
 
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
 // scanner walks the logfmt-ish `key=value` pairs of a message. Values may be
 // quoted with '"' (the quotes are removed, backslash escapes are kept raw),
 // empty (`dyno=`), or bare words without '=' (then hasEq is false). It never
@@ -14,45 +19,104 @@ type scanner struct {
 
 func (s *scanner) next() bool {
 	b := s.b
-	i := s.i
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t') {
-		i++
-	}
+	i := skipSpace(b, s.i)
 	if i >= len(b) {
 		s.i = i
 		return false
 	}
 	st := i
-	for i < len(b) && b[i] != ' ' && b[i] != '=' && b[i] != '\t' {
-		i++
-	}
+	i = index3(b, i, ' ', '=', '\t')
 	s.key = b[st:i:i]
 	s.val = nil
 	s.hasEq = false
 	if i < len(b) && b[i] == '=' {
 		s.hasEq = true
-		i++
-		if i < len(b) && b[i] == '"' {
-			i++
-			vs := i
-			for i < len(b) && b[i] != '"' {
-				if b[i] == '\\' && i+1 < len(b) {
-					i++
-				}
-				i++
-			}
-			s.val = b[vs:i:i]
-			if i < len(b) {
-				i++ // the closing quote
-			}
-		} else {
-			vs := i
-			for i < len(b) && b[i] != ' ' && b[i] != '\t' {
-				i++
-			}
-			s.val = b[vs:i:i]
-		}
+		s.val, i = scanValue(b, i+1)
 	}
 	s.i = i
 	return true
+}
+
+// skipSpace returns the index of the first byte at or after i that is not
+// a space or a tab, or len(b).
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+// scanValue reads the value that starts at b[i], right after a key's '=',
+// and returns it and the index after it: a quoted value without its quotes
+// (a backslash keeps the byte after it inside the value), or the bytes up
+// to the next space or tab.
+func scanValue(b []byte, i int) ([]byte, int) {
+	if i < len(b) && b[i] == '"' {
+		i++
+		vs := i
+		for {
+			i = index2(b, i, '"', '\\')
+			if i >= len(b) || b[i] == '"' {
+				break
+			}
+			// A backslash: it and the byte after it stay in the value.
+			if i+1 < len(b) {
+				i++
+			}
+			i++
+		}
+		val := b[vs:i:i]
+		if i < len(b) {
+			i++ // the closing quote
+		}
+		return val, i
+	}
+	vs := i
+	i = index2(b, i, ' ', '\t')
+	return b[vs:i:i], i
+}
+
+// The byte scans below look at eight bytes at a time (SWAR): for a word x,
+// zeroBytes(x) has the high bit set in the lowest byte of x that is zero,
+// and in no byte below it (bytes above it may be set too, by the borrow,
+// so only the lowest set bit is used). XOR with a repeated byte c turns
+// the bytes equal to c into zeros.
+const (
+	swarOnes  = 0x0101010101010101
+	swarHighs = 0x8080808080808080
+)
+
+func zeroBytes(x uint64) uint64 { return (x - swarOnes) &^ x & swarHighs }
+
+// index2 returns the index of the first byte at or after i that is c1 or
+// c2, or len(b) when there is none.
+func index2(b []byte, i int, c1, c2 byte) int {
+	r1, r2 := swarOnes*uint64(c1), swarOnes*uint64(c2)
+	for i+8 <= len(b) {
+		w := binary.LittleEndian.Uint64(b[i:])
+		if m := zeroBytes(w^r1) | zeroBytes(w^r2); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+		i += 8
+	}
+	for i < len(b) && b[i] != c1 && b[i] != c2 {
+		i++
+	}
+	return i
+}
+
+// index3 is index2 for three bytes.
+func index3(b []byte, i int, c1, c2, c3 byte) int {
+	r1, r2, r3 := swarOnes*uint64(c1), swarOnes*uint64(c2), swarOnes*uint64(c3)
+	for i+8 <= len(b) {
+		w := binary.LittleEndian.Uint64(b[i:])
+		if m := zeroBytes(w^r1) | zeroBytes(w^r2) | zeroBytes(w^r3); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+		i += 8
+	}
+	for i < len(b) && b[i] != c1 && b[i] != c2 && b[i] != c3 {
+		i++
+	}
+	return i
 }
