@@ -342,6 +342,22 @@ func scanRouterFast(b []byte, r *Router) (status []byte, ok bool) {
 // parseMS parses a router duration such as "18ms", "18.5ms" or "18" into
 // milliseconds; "s" and "us"/"µs" are converted too.
 func parseMS(b []byte) (float64, bool) {
+	// The router writes whole milliseconds ("18ms"): up to 15 digits are
+	// below 2^53, so the value is exact and the same as parseNumber's.
+	var m uint64
+	d := 0
+	for d < len(b) && d < 15 && b[d] >= '0' && b[d] <= '9' {
+		m = m*10 + uint64(b[d]-'0')
+		d++
+	}
+	if d > 0 && d < 15 && (d == len(b) || string(b[d:]) == "ms") {
+		return float64(m), true
+	}
+	return parseDuration(b)
+}
+
+// parseDuration is parseMS for any number and unit.
+func parseDuration(b []byte) (float64, bool) {
 	v, n, ok := parseNumber(b)
 	if !ok || v < 0 {
 		return 0, false

@@ -1,6 +1,8 @@
 package logline
 
 import (
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -120,4 +122,33 @@ func FuzzRouterFastValues(f *testing.F) {
 		}
 		checkRouterFast(t, []byte(routerLine(vals, omit)))
 	})
+}
+
+func checkParseMS(t *testing.T, b []byte) {
+	t.Helper()
+	v, ok := parseMS(b)
+	rv, rok := parseDuration(b)
+	if ok != rok || math.Float64bits(v) != math.Float64bits(rv) {
+		t.Fatalf("parseMS(%q) = %v, %v; without the fast path %v, %v", b, v, ok, rv, rok)
+	}
+}
+
+var parseMSSeeds = []string{"", "0", "0ms", "18ms", "007ms", "18", "18.5ms", "1s", "2us", "-1ms", "+1ms",
+	"1m", "1mss", "ms", "99999999999999ms", "999999999999999ms", "9999999999999999", "12345678901234567890ms", "1e3ms", "1 ms"}
+
+func TestParseMSFastPath(t *testing.T) {
+	for _, s := range parseMSSeeds {
+		checkParseMS(t, []byte(s))
+	}
+	for i := range 100000 {
+		checkParseMS(t, strconv.AppendInt(nil, int64(i), 10))
+		checkParseMS(t, append(strconv.AppendInt(nil, int64(i)*1234567, 10), "ms"...))
+	}
+}
+
+func FuzzParseMS(f *testing.F) {
+	for _, s := range parseMSSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(checkParseMS)
 }
