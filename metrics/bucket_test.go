@@ -2,11 +2,13 @@ package metrics
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"testing"
 
@@ -404,5 +406,23 @@ func TestDistIgnoresValuesBeyondTheSketch(t *testing.T) {
 	}
 	if _, err := Decode(b.Encode(nil)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCountsFind checks find against slices.BinarySearchFunc on sorted
+// keys, present and absent, of every length up to 20.
+func TestCountsFind(t *testing.T) {
+	for n := range 21 {
+		var c Counts[int]
+		for i := range n {
+			c = append(c, KeyCount[int]{Key: 10 * i, N: 1})
+		}
+		for k := -5; k <= 10*n+5; k++ {
+			i, ok := c.find(k)
+			wi, wok := slices.BinarySearchFunc(c, k, func(e KeyCount[int], k int) int { return cmp.Compare(e.Key, k) })
+			if i != wi || ok != wok {
+				t.Fatalf("n=%d: find(%d) = %d, %v; want %d, %v", n, k, i, ok, wi, wok)
+			}
+		}
 	}
 }

@@ -51,7 +51,7 @@ func (s *sketch) add(v float64) {
 	case !(v > minIndexable):
 		s.zero++
 	case v <= maxIndexable:
-		k := int32(indexMapping.Index(v))
+		k := int32(sketchIndex(v))
 		if !s.sparse { // the common case: within a dense run, no widening
 			switch j := int(k - s.lo); {
 			case j < 0:
