@@ -640,7 +640,11 @@ func (s *State) app(app string) *appState {
 }
 
 func (s *State) bucket(app string, ptype []byte, t int64) *metrics.Bucket {
-	as := s.app(app)
+	return s.appBucket(s.app(app), ptype, t)
+}
+
+// appBucket is bucket for the state of an app.
+func (s *State) appBucket(as *appState, ptype []byte, t int64) *metrics.Bucket {
 	var ps *ptypeSeries
 	for i := range as.series {
 		if as.series[i].ptype == string(ptype) {
@@ -730,7 +734,12 @@ func (m *lastSeen) admit(name []byte, t int64, max int) bool {
 // admit checks a line's process type and (when not nil) dyno against the
 // app's limits, counting the line as rejected when they are exceeded.
 func (s *State) admit(app string, t int64, ptype, dyno []byte) bool {
-	l := &s.app(app).limits
+	return s.appAdmit(s.app(app), app, t, ptype, dyno)
+}
+
+// appAdmit is admit for app, whose state is as.
+func (s *State) appAdmit(as *appState, app string, t int64, ptype, dyno []byte) bool {
+	l := &as.limits
 	if l.ptypes.admit(ptype, t, MaxProcessTypes) && (dyno == nil || l.dynos.admit(dyno, t, MaxDynos)) {
 		return true
 	}
@@ -773,6 +782,7 @@ func (s *State) Fold(rec *drainpipe.Record) {
 		s.reject(rec.App, recv, ReasonLostCount, rec.Lost)
 	}
 	s.reader.Reset(rec.Body)
+	var as *appState // looked up at the first router line, then kept for the body
 	for frames := 0; ; frames++ {
 		frame, err := s.reader.Next()
 		if errors.Is(err, io.EOF) {
@@ -795,7 +805,7 @@ func (s *State) Fold(rec *drainpipe.Record) {
 			s.reject(rec.App, recv, ReasonMalformed, 1)
 			continue
 		}
-		s.FoldLine(rec.App, recv, &s.hdr)
+		s.foldLine(&as, rec.App, recv, &s.hdr)
 	}
 }
 
@@ -820,6 +830,13 @@ func (s *State) rejectRest(app string, recv int64) {
 // FoldLine counts one parsed syslog message of app that arrived at recv
 // (Unix nanoseconds).
 func (s *State) FoldLine(app string, recv int64, h *logplex.Header) {
+	var as *appState
+	s.foldLine(&as, app, recv, h)
+}
+
+// foldLine is FoldLine. *as is app's state, or nil until a line needs it
+// (then foldLine sets it), so that a body's lines look it up once.
+func (s *State) foldLine(as **appState, app string, recv int64, h *logplex.Header) {
 	t := h.Time
 	if t < recv-s.maxAge {
 		s.reject(app, recv, ReasonTooOld, 1)
@@ -837,10 +854,13 @@ func (s *State) FoldLine(app string, recv int64, h *logplex.Header) {
 	switch l.Kind {
 	case logline.KindRouter:
 		r := &l.Router
-		if !s.admit(app, t, r.ProcessType, nil) {
+		if *as == nil {
+			*as = s.app(app)
+		}
+		if !s.appAdmit(*as, app, t, r.ProcessType, nil) {
 			return
 		}
-		b := s.bucket(app, r.ProcessType, t)
+		b := s.appBucket(*as, r.ProcessType, t)
 		b.AddStatus(r.Status)
 		if r.HasService {
 			b.Service.Add(r.ServiceMS)
