@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/drainpipe/drainpipe/internal/tightslice"
 	"github.com/drainpipe/drainpipe/logline"
 )
 
@@ -265,13 +266,13 @@ func findBytes(n int, name func(int) string, k []byte) int {
 // DynoGauges is one dyno's runtime samples in a bucket.
 type DynoGauges struct {
 	Name   string
-	Gauges *Gauges
+	Gauges Gauges
 }
 
 // NamedCustom is one custom metric of a bucket.
 type NamedCustom struct {
 	Name string
-	*Custom
+	Custom
 }
 
 // Empty reports whether nothing was recorded in b.
@@ -311,52 +312,95 @@ func (b *Bucket) AddRCode(code []byte) { addBytes(&b.more().rCodes, code, 1) }
 func (b *Bucket) AddLogLoss(reason []byte, n int64) { addBytes(&b.more().logLoss, reason, n) }
 
 // Dyno returns the gauges of the named dyno, creating them when missing.
+// The pointer is valid until the next dyno is added to b.
 func (b *Bucket) Dyno(source []byte) *Gauges {
 	i := findBytes(len(b.Dynos), func(i int) string { return b.Dynos[i].Name }, source)
 	if i < len(b.Dynos) && b.Dynos[i].Name == string(source) {
-		return b.Dynos[i].Gauges
+		return &b.Dynos[i].Gauges
 	}
-	g := new(Gauges)
-	b.Dynos = slices.Insert(b.Dynos, i, DynoGauges{Name: string(source), Gauges: g})
-	return g
+	b.Dynos = tightslice.Insert(b.Dynos, i, DynoGauges{Name: string(source)})
+	return &b.Dynos[i].Gauges
+}
+
+// DynoNamed is Dyno for a name held as a string, which b keeps (rather
+// than a copy) when it adds the dyno: the aggregator passes the copy its
+// name limits hold.
+func (b *Bucket) DynoNamed(name string) *Gauges {
+	i, ok := b.dynoIndex(name)
+	if !ok {
+		b.Dynos = tightslice.Insert(b.Dynos, i, DynoGauges{Name: name})
+	}
+	return &b.Dynos[i].Gauges
+}
+
+func (b *Bucket) dynoIndex(name string) (int, bool) {
+	return slices.BinarySearchFunc(b.Dynos, name, func(d DynoGauges, name string) int { return strings.Compare(d.Name, name) })
 }
 
 // DynoGauges returns the gauges of the named dyno, nil when it has none.
+// The pointer is valid until the next dyno is added to b.
 func (b *Bucket) DynoGauges(name string) *Gauges {
-	i, ok := slices.BinarySearchFunc(b.Dynos, name, func(d DynoGauges, name string) int { return strings.Compare(d.Name, name) })
+	i, ok := b.dynoIndex(name)
 	if !ok {
 		return nil
 	}
-	return b.Dynos[i].Gauges
+	return &b.Dynos[i].Gauges
 }
 
-// Metric returns the named custom metric, nil when there is none.
+// Metric returns the named custom metric, nil when there is none. The
+// pointer is valid until the next custom metric is added to b.
 func (b *Bucket) Metric(name string) *Custom {
 	cs := b.Custom()
-	i, ok := slices.BinarySearchFunc(cs, name, func(c NamedCustom, name string) int { return strings.Compare(c.Name, name) })
+	i, ok := customIndex(cs, name)
 	if !ok {
 		return nil
 	}
-	return cs[i].Custom
+	return &cs[i].Custom
+}
+
+func customIndex(cs []NamedCustom, name string) (int, bool) {
+	return slices.BinarySearchFunc(cs, name, func(c NamedCustom, name string) int { return strings.Compare(c.Name, name) })
 }
 
 // CustomMetric returns the named custom metric, marked as seen with kind,
 // creating it when missing; it returns nil when the bucket already holds
-// MaxCustomPerBucket names.
+// MaxCustomPerBucket names. The pointer is valid until the next custom
+// metric is added to b.
 func (b *Bucket) CustomMetric(name []byte, kind logline.CustomKind) *Custom {
 	cs := b.Custom()
 	i := findBytes(len(cs), func(i int) string { return cs[i].Name }, name)
-	var c *Custom
 	if i < len(cs) && cs[i].Name == string(name) {
-		c = cs[i].Custom
-	} else {
-		if len(cs) >= MaxCustomPerBucket {
-			return nil
-		}
-		c = new(Custom)
-		r := b.more()
-		r.custom = slices.Insert(r.custom, i, NamedCustom{Name: string(name), Custom: c})
+		return cs[i].seen(kind)
 	}
+	return b.addCustom(i, string(name), kind)
+}
+
+// CustomMetricNamed is CustomMetric for a name held as a string, which b
+// keeps (rather than a copy) when it adds the metric: the aggregator
+// passes the copy its name limits hold.
+func (b *Bucket) CustomMetricNamed(name string, kind logline.CustomKind) *Custom {
+	cs := b.Custom()
+	i, ok := customIndex(cs, name)
+	if ok {
+		return cs[i].seen(kind)
+	}
+	return b.addCustom(i, name, kind)
+}
+
+// addCustom adds the named custom metric at i, seen with kind; nil when
+// the bucket already holds MaxCustomPerBucket names.
+func (b *Bucket) addCustom(i int, name string, kind logline.CustomKind) *Custom {
+	if len(b.Custom()) >= MaxCustomPerBucket {
+		return nil
+	}
+	r := b.more()
+	r.custom = tightslice.Insert(r.custom, i, NamedCustom{Name: name})
+	return r.custom[i].seen(kind)
+}
+
+// seen marks c as seen with kind, giving it the Stat or Dist the kind
+// uses, and returns it.
+func (c *Custom) seen(kind logline.CustomKind) *Custom {
 	c.Kinds |= 1 << kind
 	switch {
 	case kind == logline.CustomSample && c.Stat == nil:
@@ -384,20 +428,22 @@ func (b *Bucket) Merge(o *Bucket) {
 		r.rCodes.merge(o.rare.rCodes)
 		r.logLoss.merge(o.rare.logLoss)
 	}
-	for _, d := range o.Dynos {
-		i, ok := slices.BinarySearchFunc(b.Dynos, d.Name, func(d DynoGauges, name string) int { return strings.Compare(d.Name, name) })
+	for j := range o.Dynos {
+		d := &o.Dynos[j]
+		i, ok := b.dynoIndex(d.Name)
 		if !ok {
-			b.Dynos = slices.Insert(b.Dynos, i, DynoGauges{Name: d.Name, Gauges: new(Gauges)})
+			b.Dynos = tightslice.Insert(b.Dynos, i, DynoGauges{Name: d.Name})
 		}
-		b.Dynos[i].Gauges.Merge(d.Gauges)
+		b.Dynos[i].Gauges.Merge(&d.Gauges)
 	}
-	for _, c := range o.Custom() {
+	for j := range o.Custom() {
+		c := &o.rare.custom[j]
 		r := b.more()
-		i, ok := slices.BinarySearchFunc(r.custom, c.Name, func(c NamedCustom, name string) int { return strings.Compare(c.Name, name) })
+		i, ok := customIndex(r.custom, c.Name)
 		if !ok {
-			r.custom = slices.Insert(r.custom, i, NamedCustom{Name: c.Name, Custom: new(Custom)})
+			r.custom = tightslice.Insert(r.custom, i, NamedCustom{Name: c.Name})
 		}
-		r.custom[i].Merge(c.Custom)
+		r.custom[i].Merge(&c.Custom)
 	}
 }
 
@@ -413,8 +459,8 @@ func (b *Bucket) GaugeStat(g logline.Gauge, dyno string) Stat {
 		}
 		return s
 	}
-	for _, d := range b.Dynos {
-		st := d.Gauges.Stat(g)
+	for i := range b.Dynos {
+		st := b.Dynos[i].Gauges.Stat(g)
 		s.Merge(&st)
 	}
 	return s
@@ -443,15 +489,18 @@ func (b *Bucket) Encode(dst []byte) []byte {
 	encodeCounts(&e, b.RCodes())
 	encodeCounts(&e, b.LogLoss())
 	e.uvarint(uint64(len(b.Dynos)))
-	for _, d := range b.Dynos {
+	for i := range b.Dynos {
+		d := &b.Dynos[i]
 		e.str(d.Name)
 		for g := range logline.NumGauges {
 			st := d.Gauges.Stat(g)
 			st.encode(&e)
 		}
 	}
-	e.uvarint(uint64(len(b.Custom())))
-	for _, c := range b.Custom() {
+	cs := b.Custom()
+	e.uvarint(uint64(len(cs)))
+	for i := range cs {
+		c := &cs[i]
 		e.str(c.Name)
 		e.uvarint(uint64(c.Kinds))
 		e.float(c.Total)
@@ -568,10 +617,8 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 	}
 	if n := r.count(); n > 0 {
 		keep := parts&PartDynos != 0
-		var gs []Gauges
 		if keep {
 			b.Dynos = make([]DynoGauges, n)
-			gs = make([]Gauges, n) // one allocation for every dyno's gauges
 		}
 		for i := 0; i < n && r.err == nil; i++ {
 			if !keep {
@@ -589,21 +636,18 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 			for j := range st {
 				st[j].decode(&r)
 			}
-			g := &gs[i]
-			g.set(&st)
-			b.Dynos[i] = DynoGauges{Name: name, Gauges: g}
+			b.Dynos[i].Name = name
+			b.Dynos[i].Gauges.set(&st)
 		}
 	}
 	if n := r.count(); n > 0 {
 		keep := parts&PartCustom != 0
 		var (
-			cs    []Custom
 			stats []Stat // for the names with samples, allocated at the first
 			dists []Dist // for the names with measures, likewise
 		)
 		if keep {
 			rare.custom = make([]NamedCustom, n)
-			cs = make([]Custom, n)
 		}
 		for i := 0; i < n && r.err == nil; i++ {
 			if !keep {
@@ -618,7 +662,8 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 			if i > 0 && name <= rare.custom[i-1].Name && r.err == nil {
 				return nil, fmt.Errorf("decode bucket: custom metrics out of order")
 			}
-			c := &cs[i]
+			rare.custom[i].Name = name
+			c := &rare.custom[i].Custom
 			*c = Custom{Kinds: uint8(r.uvarint()), Total: r.float()}
 			var st Stat
 			st.decode(&r)
@@ -640,7 +685,6 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 				dists = append(dists, d)
 				c.Dist = &dists[len(dists)-1]
 			}
-			rare.custom[i] = NamedCustom{Name: name, Custom: c}
 		}
 	}
 	if r.err != nil {

@@ -7,50 +7,160 @@ import (
 )
 
 // Gauges holds one dyno's runtime samples in a bucket: for every
-// logline.Gauge, what a Stat holds (Stat returns it).
+// logline.Gauge, what a Stat holds (Stat returns it). Every Stat is
+// exactly, to the bit, what adding the samples one by one to a Stat
+// (Stat.Add, Stat.Merge) gives; the record only stores it smaller.
 //
 // A runtime line sets several gauges at one time (Heroku sends a memory
 // line and a load line), so the gauges a line sets share their sample
-// count and latest time, a clock: two clocks cover a dyno's lines, and
-// the record is 240 bytes instead of the 320 of eight Stats. When lines
-// set gauges in other combinations, the record falls back to a clock
-// per gauge (wide). Either way every Stat is exactly what adding the
-// samples one by one to a Stat gives.
+// count and latest time, a clock: two clocks cover a dyno's lines.
+//
+// The values are stored in fixed point: Heroku prints load averages with
+// two decimals and memory in MB with two decimals, so a sample is
+// h/100 (load) or h/100 MB (memory) for an integer h, and the record
+// keeps sum, maximum and last value of each gauge as int32 hundredths
+// (the sum also keeps how many float64 ulps the float sum, added in the
+// samples' order, is away from h/100). The two clocks' times are kept as
+// one time and the other's distance from it in microseconds (a dyno
+// prints its memory and load lines together, and syslog times have
+// microseconds). That is 128 bytes a dyno instead of 240 of
+// float64s and int64s. Each value is stored that way only when it reads
+// back as the very float64 it stands for (see fixed), and each count and
+// time only when it fits; when one does not (values with more decimals,
+// byte counts, sums beyond int32 or more than 7 ulps from their fixed
+// point, clocks more than 35 minutes or not a whole number of µs apart, more than 65,535 samples, lines
+// that set gauges in other combinations than two clocks hold), the
+// record turns into a Stat per gauge (stats) and stays so.
 type Gauges struct {
-	sum, max, last [logline.NumGauges]float64
-	clock          [2]gaugeClock
-	member         [2]uint16 // the gauges on each clock (bit per gauge); 0: free
-	wide           *[logline.NumGauges]gaugeClock
+	t      int64     // clock 0's latest sample time, Unix ns
+	dt     int32     // clock 1's latest sample time minus t, in µs
+	count  [2]uint16 // the samples of each clock
+	member [2]uint8  // the gauges on each clock (bit per gauge); 0: free
+	// sumUlp holds, a signed nibble per gauge, how many ulps each float64
+	// sum is above fixed(sum).
+	sumUlp [logline.NumGauges / 2]uint8
+	// sum, max and last hold the values in fixed point (see fixed).
+	sum, max, last [logline.NumGauges]int32
+	// stats, when not nil, holds the samples instead of all the above.
+	stats *[logline.NumGauges]Stat
 }
 
-// gaugeClock is the sample count and latest sample time of one or more
-// gauges.
-type gaugeClock struct {
-	count int64
-	t     int64 // Unix nanoseconds of the latest sample
+// maxUlp bounds the ulps a sum may be from its fixed point: a nibble.
+const maxUlp = 7
+
+// ulp returns gauge g's sum's ulps.
+func (gs *Gauges) ulp(g int) int64 {
+	n := gs.sumUlp[g>>1] >> (4 * (g & 1)) & 0xf
+	return int64(int8(n<<4) >> 4)
 }
 
-// clockOf returns gauge g's clock, nil when it has no samples.
-func (gs *Gauges) clockOf(g logline.Gauge) *gaugeClock {
-	if gs.wide != nil {
-		return &gs.wide[g]
+// clockT returns clock k's latest sample time.
+func (gs *Gauges) clockT(k int) int64 {
+	if k == 0 {
+		return gs.t
 	}
-	bit := uint16(1) << g
-	for k := range gs.member {
-		if gs.member[k]&bit != 0 {
-			return &gs.clock[k]
+	return gs.t + int64(gs.dt)*1000
+}
+
+// setClockT sets clock k's latest sample time to t; it reports false,
+// changing nothing, when the clocks would be too far apart. Clock 1 is
+// used only while clock 0 is (clockFor takes the first free one).
+func (gs *Gauges) setClockT(k int, t int64) bool {
+	var d int64
+	switch {
+	case k == 1:
+		d = t - gs.t
+	case gs.member[1] != 0:
+		d = gs.clockT(1) - t
+	}
+	if d%1000 != 0 || d/1000 < math.MinInt32 || d/1000 > math.MaxInt32 {
+		return false
+	}
+	if k == 0 {
+		gs.t = t
+	}
+	gs.dt = int32(d / 1000)
+	return true
+}
+
+// gaugeUnit is what one unit of a gauge's fixed point stands for, times
+// 100: load averages are hundredths, memory (in bytes) hundredths of MB.
+var gaugeUnit = [logline.NumGauges]float64{
+	logline.GaugeLoad1m:   1,
+	logline.GaugeLoad5m:   1,
+	logline.GaugeLoad15m:  1,
+	logline.GaugeMemTotal: 1 << 20,
+	logline.GaugeMemRSS:   1 << 20,
+	logline.GaugeMemCache: 1 << 20,
+	logline.GaugeMemSwap:  1 << 20,
+	logline.GaugeMemQuota: 1 << 20,
+}
+
+// fixed returns the float64 that the fixed-point value h of gauge g
+// stands for: h/100 (correctly rounded) times the gauge's unit, a power
+// of two, so exactly the float64 that the parser makes of the decimal
+// text of h/100 in that unit ("200.22MB").
+func fixed(g int, h int32) float64 { return float64(h) / 100 * gaugeUnit[g] }
+
+// toFixed returns the fixed-point form of v for gauge g; false when there
+// is none that reads back as v to the bit.
+func toFixed(g int, v float64) (int32, bool) {
+	x := math.Round(v / gaugeUnit[g] * 100)
+	if !(x >= math.MinInt32 && x <= math.MaxInt32) {
+		return 0, false
+	}
+	h := int32(x)
+	return h, math.Float64bits(fixed(g, h)) == math.Float64bits(v)
+}
+
+// sumOf returns gauge g's sum as a float64.
+func (gs *Gauges) sumOf(g int) float64 {
+	base := math.Float64bits(fixed(g, gs.sum[g]))
+	return math.Float64frombits(uint64(int64(base) + gs.ulp(g)))
+}
+
+// setSum stores v as gauge g's sum: the nearest fixed-point value and
+// the ulps between them. It reports false, storing nothing, when they
+// are more than maxUlp ulps apart.
+func (gs *Gauges) setSum(g int, v float64) bool {
+	x := math.Round(v / gaugeUnit[g] * 100)
+	if !(x >= math.MinInt32 && x <= math.MaxInt32) {
+		return false
+	}
+	h := int32(x)
+	d := int64(math.Float64bits(v)) - int64(math.Float64bits(fixed(g, h)))
+	if d < -maxUlp || d > maxUlp {
+		return false
+	}
+	gs.sum[g] = h
+	sh := 4 * (g & 1)
+	gs.sumUlp[g>>1] = gs.sumUlp[g>>1]&^(0xf<<sh) | uint8(d)&0xf<<sh
+	return true
+}
+
+// clockOf returns the clock of gauge g in the fixed-point form, -1 when
+// it has no samples.
+func (gs *Gauges) clockOf(g int) int {
+	bit := uint8(1) << g
+	for k, m := range gs.member {
+		if m&bit != 0 {
+			return k
 		}
 	}
-	return nil
+	return -1
 }
 
 // Stat returns gauge g's samples.
 func (gs *Gauges) Stat(g logline.Gauge) Stat {
-	c := gs.clockOf(g)
-	if c == nil || c.count == 0 {
+	if gs.stats != nil {
+		return gs.stats[g]
+	}
+	k := gs.clockOf(int(g))
+	if k < 0 || gs.count[k] == 0 {
 		return Stat{}
 	}
-	return Stat{Count: c.count, Sum: gs.sum[g], Max: gs.max[g], Last: gs.last[g], LastT: c.t}
+	i := int(g)
+	return Stat{Count: int64(gs.count[k]), Sum: gs.sumOf(i), Max: fixed(i, gs.max[i]), Last: fixed(i, gs.last[i]), LastT: gs.clockT(k)}
 }
 
 // Add records one sample of gauge g taken at t (Unix nanoseconds). NaN
@@ -74,28 +184,57 @@ func (gs *Gauges) AddLine(has uint16, values *[logline.NumGauges]float64, t int6
 	if set == 0 {
 		return
 	}
-	if gs.wide == nil {
-		if k := gs.clockFor(set); k >= 0 {
-			c := &gs.clock[k]
-			gs.addValues(set, values, c.count, c.t, t)
-			c.add(1, t)
+	if gs.stats == nil {
+		if gs.addFixed(set, values, t) {
 			return
 		}
-		gs.widen()
+		gs.toStats()
 	}
-	for i := range values {
+	for i, v := range values {
 		if set&(1<<i) != 0 {
-			c := &gs.wide[i]
-			gs.addValues(1<<i, values, c.count, c.t, t)
-			c.add(1, t)
+			gs.stats[i].Add(v, t)
 		}
 	}
 }
 
+// addFixed adds the line to the fixed-point form, as Stat.Add would to
+// each gauge in set; it reports false, changing nothing, when the gauges
+// in set do not fit a clock or a value has no fixed-point form.
+func (gs *Gauges) addFixed(set uint16, values *[logline.NumGauges]float64, t int64) bool {
+	k := gs.clockFor(uint8(set))
+	if k < 0 || set > math.MaxUint8 || gs.count[k] == math.MaxUint16 {
+		return false
+	}
+	n := *gs // changed in full or not at all
+	first, latest := n.count[k] == 0, n.count[k] == 0 || t >= n.clockT(k)
+	for i, v := range values {
+		if set&(1<<i) == 0 {
+			continue
+		}
+		h, ok := toFixed(i, v)
+		if !ok || !n.setSum(i, n.sumOf(i)+v) {
+			return false
+		}
+		if first || v > fixed(i, n.max[i]) {
+			n.max[i] = h
+		}
+		if latest {
+			n.last[i] = h
+		}
+	}
+	if latest && !n.setClockT(k, t) {
+		return false
+	}
+	n.member[k] = uint8(set)
+	n.count[k]++
+	*gs = n
+	return true
+}
+
 // clockFor returns the clock for the gauges in set: the one they share
 // alone, or a free one when none of them has samples yet; -1 when there
-// is none.
-func (gs *Gauges) clockFor(set uint16) int {
+// is none. It changes nothing.
+func (gs *Gauges) clockFor(set uint8) int {
 	for k, m := range gs.member {
 		if m == set {
 			return k
@@ -106,165 +245,126 @@ func (gs *Gauges) clockFor(set uint16) int {
 	}
 	for k, m := range gs.member {
 		if m == 0 {
-			gs.member[k], gs.clock[k] = set, gaugeClock{}
 			return k
 		}
 	}
 	return -1
 }
 
-// addValues adds samples of the gauges in set, as Stat.Add would to
-// Stats that have count samples, the latest at last, with a sample
-// (values[i]) at t.
-func (gs *Gauges) addValues(set uint16, values *[logline.NumGauges]float64, count, last, t int64) {
-	for i, v := range values {
-		if set&(1<<i) == 0 {
-			continue
-		}
-		if count == 0 || v > gs.max[i] {
-			gs.max[i] = v
-		}
-		if count == 0 || t >= last {
-			gs.last[i] = v
-		}
-		gs.sum[i] += v
+// toStats turns gs into a Stat per gauge.
+func (gs *Gauges) toStats() {
+	st := new([logline.NumGauges]Stat)
+	for i := range st {
+		st[i] = gs.Stat(logline.Gauge(i))
 	}
-}
-
-// add counts n samples whose latest was at t, as Stat.Add and Stat.Merge
-// keep LastT.
-func (c *gaugeClock) add(n, t int64) {
-	if c.count == 0 || t >= c.t {
-		c.t = t
-	}
-	c.count += n
-}
-
-// widen gives every gauge a clock of its own.
-func (gs *Gauges) widen() {
-	w := new([logline.NumGauges]gaugeClock)
-	for i := range w {
-		if c := gs.clockOf(logline.Gauge(i)); c != nil {
-			w[i] = *c
-		}
-	}
-	gs.wide, gs.member = w, [2]uint16{}
+	*gs = Gauges{stats: st}
 }
 
 // Merge adds o's samples to gs.
 func (gs *Gauges) Merge(o *Gauges) {
-	if gs.wide == nil && o.wide == nil && gs.mergeClocks(o) {
+	if gs.stats == nil && o.stats == nil && gs.mergeFixed(o) {
 		return
 	}
-	if gs.wide == nil {
-		gs.widen()
+	if gs.stats == nil {
+		gs.toStats()
 	}
-	for i := range gs.wide {
+	for i := range gs.stats {
 		st := o.Stat(logline.Gauge(i))
-		if st.Count == 0 {
-			continue
-		}
-		c := &gs.wide[i]
-		gs.mergeStat(i, c, &st)
-		c.add(st.Count, st.LastT)
+		gs.stats[i].Merge(&st)
 	}
 }
 
-// mergeStat merges st into gauge i, whose clock is c, as Stat.Merge does.
-func (gs *Gauges) mergeStat(i int, c *gaugeClock, st *Stat) {
-	if c.count == 0 || st.Max > gs.max[i] {
-		gs.max[i] = st.Max
-	}
-	if c.count == 0 || st.LastT >= c.t {
-		gs.last[i] = st.Last
-	}
-	gs.sum[i] += st.Sum
-}
-
-// mergeClocks merges o clock by clock when each of o's clocks has a clock
-// of gs with the same gauges, or a free one for gauges gs has no samples
-// of; it reports false, changing nothing, otherwise.
-func (gs *Gauges) mergeClocks(o *Gauges) bool {
-	var to [2]int
-	claimed := gs.member
+// mergeFixed merges o clock by clock, as Stat.Merge would gauge by
+// gauge, when each of o's clocks has a clock of gs with the same gauges,
+// or a free one for gauges gs has no samples of, and every sum has a
+// fixed-point form; it reports false, changing nothing, otherwise.
+func (gs *Gauges) mergeFixed(o *Gauges) bool {
+	n := *gs
 	for k, m := range o.member {
-		to[k] = -1
-		if m == 0 {
+		if m == 0 || o.count[k] == 0 {
 			continue
 		}
-		for j, mine := range claimed {
-			if mine == m {
-				to[k] = j
-				break
-			}
-		}
-		if to[k] < 0 && m&(gs.member[0]|gs.member[1]) == 0 {
-			for j, mine := range claimed {
-				if mine == 0 {
-					to[k], claimed[j] = j, m
-					break
-				}
-			}
-		}
-		if to[k] < 0 {
+		j := n.clockFor(m)
+		if j < 0 || int(n.count[j])+int(o.count[k]) > math.MaxUint16 {
 			return false
 		}
-	}
-	for k, m := range o.member {
-		if m == 0 {
-			continue
-		}
-		j := to[k]
-		if gs.member[j] == 0 {
-			gs.member[j], gs.clock[j] = m, gaugeClock{}
-		}
-		oc, c := o.clock[k], &gs.clock[j]
-		for i := range gs.sum {
-			if m&(1<<i) != 0 {
-				st := o.Stat(logline.Gauge(i))
-				gs.mergeStat(i, c, &st)
+		ot := o.clockT(k)
+		empty, later := n.count[j] == 0, n.count[j] == 0 || ot >= n.clockT(j)
+		for i := range n.sum {
+			if m&(1<<i) == 0 {
+				continue
+			}
+			if !n.setSum(i, n.sumOf(i)+o.sumOf(i)) {
+				return false
+			}
+			if empty || fixed(i, o.max[i]) > fixed(i, n.max[i]) {
+				n.max[i] = o.max[i]
+			}
+			if later {
+				n.last[i] = o.last[i]
 			}
 		}
-		c.add(oc.count, oc.t)
+		if later && !n.setClockT(j, ot) {
+			return false
+		}
+		n.member[j] = m
+		n.count[j] += o.count[k]
 	}
+	*gs = n
 	return true
 }
 
-// set makes gs hold the Stats in st (a decoded record): on shared clocks
-// when the gauges with samples have at most two distinct counts and
-// times, else wide.
+// set makes gs hold the Stats in st (a decoded record): in fixed point
+// on shared clocks when the gauges with samples have at most two
+// distinct counts and times and every value has a fixed-point form,
+// else as Stats.
 func (gs *Gauges) set(st *[logline.NumGauges]Stat) {
 	*gs = Gauges{}
+	if !gs.setFixed(st) {
+		*gs = Gauges{stats: new([logline.NumGauges]Stat)}
+		*gs.stats = *st
+	}
+}
+
+// setFixed is set's fixed-point form; it reports false when st has none.
+func (gs *Gauges) setFixed(st *[logline.NumGauges]Stat) bool {
 	for i := range st {
 		s := &st[i]
 		if s.Count == 0 {
 			continue
 		}
-		gs.sum[i], gs.max[i], gs.last[i] = s.Sum, s.Max, s.Last
-		c := gaugeClock{count: s.Count, t: s.LastT}
-		if gs.wide == nil {
-			k := -1
-			for j := range gs.clock {
-				if gs.member[j] != 0 && gs.clock[j] == c {
+		if s.Count > math.MaxUint16 {
+			return false
+		}
+		k := -1
+		for j := range gs.member {
+			if gs.member[j] != 0 && int64(gs.count[j]) == s.Count && gs.clockT(j) == s.LastT {
+				k = j
+				break
+			}
+		}
+		if k < 0 {
+			for j := range gs.member {
+				if gs.member[j] == 0 {
 					k = j
+					if !gs.setClockT(j, s.LastT) {
+						return false
+					}
+					gs.count[j] = uint16(s.Count)
 					break
 				}
 			}
-			if k < 0 {
-				for j := range gs.clock {
-					if gs.member[j] == 0 {
-						k = j
-						gs.clock[j] = c
-						break
-					}
-				}
-			}
-			if k >= 0 {
-				gs.member[k] |= 1 << i
-				continue
-			}
-			gs.widen()
 		}
-		gs.wide[i] = c
+		if k < 0 {
+			return false
+		}
+		gs.member[k] |= 1 << i
+		var ok1, ok2 bool
+		gs.max[i], ok1 = toFixed(i, s.Max)
+		gs.last[i], ok2 = toFixed(i, s.Last)
+		if !ok1 || !ok2 || !gs.setSum(i, s.Sum) {
+			return false
+		}
 	}
+	return true
 }

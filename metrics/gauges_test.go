@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 
 	"github.com/drainpipe/drainpipe/logline"
 )
@@ -36,13 +37,47 @@ func checkGauges(t *testing.T, what string, gs *Gauges, ref *gaugesRef) {
 	}
 }
 
-// TestGaugesMatchStats drives the shared-clock gauge record and eight
-// Stats through the same random runtime lines (whole memory and load
-// lines, partial lines, NaN values, times out of order and equal),
-// merges and encode/decode round trips, and compares every gauge after
-// every step.
+// gaugeValue returns a random sample for gauge g: mostly what Heroku
+// prints (load with two decimals, memory in MB with two decimals, parsed
+// as the parser does), sometimes a value without a fixed-point form
+// (three decimals, bytes, binary fractions, -0, huge), NaN or infinity.
+func gaugeValue(rng *rand.Rand, g int) float64 {
+	mb := float64(1 << 20)
+	if g < int(logline.GaugeMemTotal) {
+		mb = 1
+	}
+	switch rng.IntN(40) {
+	case 0:
+		return math.NaN()
+	case 1:
+		return math.Inf(1)
+	case 2:
+		return math.Copysign(0, -1)
+	case 3:
+		return float64(rng.IntN(100000)) / 1000 * mb // three decimals
+	case 4:
+		return float64(rng.IntN(1000)) / 8 // a binary fraction
+	case 5:
+		return float64(rng.Int64N(1 << 40)) // bytes, or beyond int32
+	case 6:
+		return 3e7 * mb // 30 TB: hundredths beyond int32
+	}
+	scale := []int{100, 1000, 100000, 2000000}[rng.IntN(4)]
+	return float64(rng.IntN(scale)) / 100 * mb
+}
+
+// TestGaugesMatchStats drives the gauge record and eight Stats through
+// the same random runtime lines (whole memory and load lines, partial
+// lines, values with and without a fixed-point form, NaN, times out of
+// order and equal), merges and encode/decode round trips, and compares
+// every gauge, bit for bit, after every step.
 func TestGaugesMatchStats(t *testing.T) {
-	rng := rand.New(rand.NewPCG(51, 52))
+	for seed := range uint64(8) {
+		testGaugesMatchStats(t, rand.New(rand.NewPCG(51, 52+seed)), seed%2 == 0)
+	}
+}
+
+func testGaugesMatchStats(t *testing.T, rng *rand.Rand, odd bool) {
 	type pair struct {
 		gs  Gauges
 		ref gaugesRef
@@ -51,6 +86,7 @@ func TestGaugesMatchStats(t *testing.T) {
 	for i := range pool {
 		pool[i] = new(pair)
 	}
+	var fixedSteps int
 	for step := range 5000 {
 		p := pool[rng.IntN(len(pool))]
 		what := fmt.Sprintf("step %d", step)
@@ -59,6 +95,10 @@ func TestGaugesMatchStats(t *testing.T) {
 			var has uint16
 			switch rng.IntN(8) {
 			case 0:
+				if !odd {
+					has = loadGauges
+					break
+				}
 				has = uint16(rng.IntN(1 << logline.NumGauges)) // any combination
 			case 1, 2, 3:
 				has = loadGauges
@@ -67,12 +107,19 @@ func TestGaugesMatchStats(t *testing.T) {
 			}
 			var values [logline.NumGauges]float64
 			for i := range values {
-				values[i] = float64(rng.IntN(1000)) / 8
-				if rng.IntN(50) == 0 {
-					values[i] = math.NaN()
+				if odd {
+					values[i] = gaugeValue(rng, i)
+				} else {
+					values[i] = gaugeValue(rng, i)
+					for j := 0; j < 9 && !isHeroku(i, values[i]); j++ {
+						values[i] = gaugeValue(rng, i)
+					}
 				}
 			}
 			at := int64(rng.IntN(20)) * 1e9 // repeats, and out of order
+			if odd && rng.IntN(4) == 0 {
+				at += int64(rng.IntN(1000)) // not whole µs apart
+			}
 			p.gs.AddLine(has, &values, at)
 			p.ref.addLine(has, &values, at)
 		case op < 17:
@@ -86,44 +133,107 @@ func TestGaugesMatchStats(t *testing.T) {
 			}
 			checkGauges(t, what+" merge source", &o.gs, &o.ref)
 		case op < 19:
-			b := Bucket{Dynos: []DynoGauges{{Name: "web.1", Gauges: &p.gs}}}
+			b := Bucket{Dynos: []DynoGauges{{Name: "web.1", Gauges: p.gs}}}
 			dec, err := Decode(b.Encode(nil))
 			if err != nil {
 				t.Fatalf("%s: %v", what, err)
 			}
-			p.gs = *dec.Dynos[0].Gauges
+			p.gs = dec.Dynos[0].Gauges
 		default:
 			*p = pair{}
 		}
 		checkGauges(t, what, &p.gs, &p.ref)
+		if p.gs.stats == nil {
+			fixedSteps++
+		}
+	}
+	if !odd && fixedSteps < 1000 {
+		t.Fatalf("only %d of 5000 steps left a record in fixed point", fixedSteps)
 	}
 }
 
-// TestGaugesShareClocks: a dyno's memory and load lines, added, merged
-// and decoded, keep two clocks (the 240-byte record), not a clock per
-// gauge.
-func TestGaugesShareClocks(t *testing.T) {
+// isHeroku reports whether v is a value as Heroku prints gauge g's.
+func isHeroku(g int, v float64) bool {
+	h, ok := toFixed(g, v)
+	return ok && h >= 0 && h < 2000000
+}
+
+// TestGaugesStayFixed: a dyno's memory and load lines as Heroku prints
+// them, added, merged and decoded, stay in fixed point (128 bytes) with
+// two clocks, and read back the float64 sums added in order.
+func TestGaugesStayFixed(t *testing.T) {
 	var minute, other Gauges
-	values := [logline.NumGauges]float64{0.5, 0.4, 0.3, 200, 180, 10, 0, 512}
+	values := [logline.NumGauges]float64{0.5, 0.4, 0.3, 200.22 * (1 << 20), 180.01 * (1 << 20), 10.1 * (1 << 20), 0, 512 * (1 << 20)}
+	var sum float64
 	for s := range 3 {
 		at := int64(s) * 20e9
 		minute.AddLine(memoryGauges, &values, at)
-		minute.AddLine(loadGauges, &values, at+1)
+		minute.AddLine(loadGauges, &values, at+1e6)
 		other.AddLine(loadGauges, &values, at+60e9)
 		other.AddLine(memoryGauges, &values, at+60e9)
+		sum += values[logline.GaugeMemTotal]
 	}
+	sum += sum
 	minute.Merge(&other)
-	b := Bucket{Dynos: []DynoGauges{{Name: "web.1", Gauges: &minute}}}
+	b := Bucket{Dynos: []DynoGauges{{Name: "web.1", Gauges: minute}}}
 	dec, err := Decode(b.Encode(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, g := range []*Gauges{&minute, &other, dec.Dynos[0].Gauges} {
-		if g.wide != nil {
-			t.Fatalf("a clock per gauge: %+v", g)
+	for _, g := range []*Gauges{&minute, &other, &dec.Dynos[0].Gauges} {
+		if g.stats != nil {
+			t.Fatalf("not in fixed point: %+v", g)
 		}
 	}
-	if st := minute.Stat(logline.GaugeMemTotal); st.Count != 6 || st.LastT != 100e9 || st.Sum != 1200 {
-		t.Fatalf("memory total = %+v", st)
+	if st := minute.Stat(logline.GaugeMemTotal); st.Count != 6 || st.LastT != 100e9 || !sameFloat(st.Sum, sum) {
+		t.Fatalf("memory total = %+v, want the sum %v", st, sum)
+	}
+	if size := unsafe.Sizeof(minute); size != 128 {
+		t.Fatalf("Gauges is %d bytes", size)
+	}
+}
+
+// TestGaugesCountBeyondFixed: a record whose clock holds 65,535 samples
+// (the most its count keeps) takes more as Stats, adding and merging.
+func TestGaugesCountBeyondFixed(t *testing.T) {
+	var st [logline.NumGauges]Stat
+	st[logline.GaugeLoad1m] = Stat{Count: 65535, Sum: 100, Max: 0.5, Last: 0.25, LastT: 7e9}
+	var full, one Gauges
+	full.set(&st)
+	if full.stats != nil {
+		t.Fatal("65,535 samples not in fixed point")
+	}
+	one.Add(logline.GaugeLoad1m, 0.75, 8e9)
+	merged := full
+	merged.Merge(&one)
+	full.Add(logline.GaugeLoad1m, 0.75, 8e9)
+	want := Stat{Count: 65536, Sum: 100.75, Max: 0.75, Last: 0.75, LastT: 8e9}
+	for _, g := range []*Gauges{&full, &merged} {
+		if g.stats == nil || g.Stat(logline.GaugeLoad1m) != want {
+			t.Fatalf("%+v", g.Stat(logline.GaugeLoad1m))
+		}
+	}
+}
+
+// TestRuntimeBucketsFixed: TestStoredRuntimeBuckets checks the fixed-point
+// form, not only Stats: many of its dynos are in fixed point, in minutes,
+// rollups and decoded buckets merged into.
+func TestRuntimeBucketsFixed(t *testing.T) {
+	bs := runtimeBuckets(rand.New(rand.NewPCG(2026, 1126)), 60)
+	var fixedDynos, dynos [3]int // of minutes, rollups, decoded and merged
+	for i, b := range bs {
+		for _, d := range b.Dynos {
+			dynos[i%3]++
+			if d.Gauges.stats == nil {
+				fixedDynos[i%3]++
+			}
+		}
+	}
+	t.Logf("dynos in fixed point: %d of %d in minutes, %d of %d in rollups, %d of %d merged into decoded buckets",
+		fixedDynos[0], dynos[0], fixedDynos[1], dynos[1], fixedDynos[2], dynos[2])
+	for i := range dynos {
+		if 4*fixedDynos[i] < dynos[i] {
+			t.Fatal("too few dynos in fixed point")
+		}
 	}
 }
