@@ -17,13 +17,13 @@ package aggregate
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/internal/tightslice"
 	"github.com/drainpipe/drainpipe/logline"
 	"github.com/drainpipe/drainpipe/logplex"
 	"github.com/drainpipe/drainpipe/metrics"
@@ -577,25 +578,21 @@ type State struct {
 	line   logline.Line
 }
 
-// appState holds one app's buckets since the last flush: per process
-// type, its minutes in ascending order. Slices rather than maps: an app
-// has a handful of process types and one or two minutes between flushes,
-// and a small Go map costs a few hundred bytes (BenchmarkStateMemory).
-// limits tracks the app's process types, dynos and custom metric names
-// seen lately, to bound what one app can make the store keep; it outlives
-// flushes.
+// appState holds one app's buckets since the last flush, and the names
+// it was seen with lately. Slices rather than maps: an app has a handful
+// of process types and one or two minutes between flushes, and a small
+// Go map costs a few hundred bytes (BenchmarkStateMemory). seen tracks
+// the app's process types, dynos and custom metric names, to bound what
+// one app can make the store keep; it outlives flushes, and its copies
+// of the names are the ones the buckets keep.
 type appState struct {
-	series []ptypeSeries
-	limits appLimits
+	series []seriesMinute // by process type, then minute
+	seen   lastSeen
 }
 
-// ptypeSeries is one process type's buckets, by minute.
-type ptypeSeries struct {
-	ptype   string
-	minutes []minuteBucket // ascending by minute
-}
-
-type minuteBucket struct {
+// seriesMinute is one process type's bucket of one minute.
+type seriesMinute struct {
+	ptype  string
 	minute int64 // Unix ns
 	b      *metrics.Bucket
 }
@@ -639,37 +636,37 @@ func (s *State) app(app string) *appState {
 	return as
 }
 
-func (s *State) bucket(app string, ptype []byte, t int64) *metrics.Bucket {
-	return s.appBucket(s.app(app), ptype, t)
+// appOnce returns app's state: *as when not nil, else the one it looks
+// up and sets *as to (a body's lines look it up once).
+func (s *State) appOnce(as **appState, app string) *appState {
+	if *as == nil {
+		*as = s.app(app)
+	}
+	return *as
 }
 
-// appBucket is bucket for the state of an app.
-func (s *State) appBucket(as *appState, ptype []byte, t int64) *metrics.Bucket {
-	var ps *ptypeSeries
-	for i := range as.series {
-		if as.series[i].ptype == string(ptype) {
-			ps = &as.series[i]
-			break
-		}
-	}
-	if ps == nil {
-		as.series = append(as.series, ptypeSeries{ptype: string(ptype)})
-		ps = &as.series[len(as.series)-1]
-	}
+// bucket returns the bucket of the app's process type ptype and the
+// minute of t, creating it when missing; a new bucket keeps ptype.
+func (s *State) bucket(as *appState, ptype string, t int64) *metrics.Bucket {
 	minute := t - t%int64(time.Minute)
 	if t < 0 && t%int64(time.Minute) != 0 {
 		minute -= int64(time.Minute)
 	}
-	ms := ps.minutes
-	if n := len(ms); n > 0 && ms[n-1].minute == minute { // the usual case
-		return ms[n-1].b
+	ss := as.series
+	lo, hi := 0, len(ss)
+	for lo < hi {
+		h := int(uint(lo+hi) >> 1)
+		if e := &ss[h]; e.ptype < ptype || e.ptype == ptype && e.minute < minute {
+			lo = h + 1
+		} else {
+			hi = h
+		}
 	}
-	i, found := slices.BinarySearchFunc(ms, minute, func(m minuteBucket, t int64) int { return cmp.Compare(m.minute, t) })
-	if found {
-		return ms[i].b
+	if lo < len(ss) && ss[lo].minute == minute && ss[lo].ptype == ptype {
+		return ss[lo].b
 	}
 	b := new(metrics.Bucket)
-	ps.minutes = slices.Insert(ms, i, minuteBucket{minute: minute, b: b})
+	as.series = tightslice.Insert(ss, lo, seriesMinute{ptype: ptype, minute: minute, b: b})
 	s.size++
 	return b
 }
@@ -684,73 +681,88 @@ const (
 	limitWindow     = int64(time.Hour)
 )
 
-type appLimits struct {
-	ptypes, dynos, customs lastSeen
-}
+// The kinds of names an app's limits count, in the first byte of a
+// seenName's key.
+const (
+	seenPtype byte = iota
+	seenDyno
+	seenCustom
+)
 
 // lastSeen holds names with the last time (Unix ns) they were seen,
-// sorted by name: a slice, not a map, as most apps have a handful of
-// process types, dynos and custom metric names.
+// sorted by kind and name: a slice, not a map, as most apps have a
+// handful of process types, dynos and custom metric names, and one slice
+// for the three kinds.
 type lastSeen []seenName
 
 type seenName struct {
-	name string
-	t    int64
+	key string // the kind's byte, then the name
+	t   int64
 }
 
-// find returns the position of name in m and whether it is there.
-func (m lastSeen) find(name []byte) (int, bool) {
+// find returns the position of the name of kind in m and whether it is
+// there.
+func (m lastSeen) find(kind byte, name []byte) (int, bool) {
 	lo, hi := 0, len(m)
 	for lo < hi {
 		h := int(uint(lo+hi) >> 1)
-		if m[h].name < string(name) {
+		if k := m[h].key; k[0] < kind || k[0] == kind && k[1:] < string(name) {
 			lo = h + 1
 		} else {
 			hi = h
 		}
 	}
-	return lo, lo < len(m) && m[lo].name == string(name)
+	return lo, lo < len(m) && m[lo].key[0] == kind && m[lo].key[1:] == string(name)
 }
 
-// admit reports whether name may be kept under a limit of max names, and
-// records it as seen at t. It allocates only for a new name.
-func (m *lastSeen) admit(name []byte, t int64, max int) bool {
-	i, ok := m.find(name)
+// count returns how many names of kind m holds.
+func (m lastSeen) count(kind byte) int {
+	lo, _ := m.find(kind, nil)
+	hi, _ := m.find(kind+1, nil)
+	return hi - lo
+}
+
+// admit reports whether the name of kind may be kept under a limit of
+// max names of its kind, and records it as seen at t; it returns the
+// copy of the name it keeps. It allocates only for a new name.
+func (m *lastSeen) admit(kind byte, name []byte, t int64, max int) (string, bool) {
+	i, ok := m.find(kind, name)
 	if ok {
 		(*m)[i].t = t
-		return true
+		return (*m)[i].key[1:], true
 	}
-	if len(*m) >= max {
-		*m = slices.DeleteFunc(*m, func(e seenName) bool { return e.t < t-limitWindow })
-		if len(*m) >= max {
-			return false
+	if m.count(kind) >= max {
+		*m = slices.DeleteFunc(*m, func(e seenName) bool { return e.key[0] == kind && e.t < t-limitWindow })
+		if m.count(kind) >= max {
+			return "", false
 		}
-		i, _ = m.find(name)
+		i, _ = m.find(kind, name)
 	}
-	*m = slices.Insert(*m, i, seenName{name: string(name), t: t})
-	return true
+	var key strings.Builder
+	key.Grow(1 + len(name))
+	key.WriteByte(kind)
+	key.Write(name)
+	*m = tightslice.Insert(*m, i, seenName{key: key.String(), t: t})
+	return (*m)[i].key[1:], true
 }
 
 // admit checks a line's process type and (when not nil) dyno against the
-// app's limits, counting the line as rejected when they are exceeded.
-func (s *State) admit(app string, t int64, ptype, dyno []byte) bool {
-	return s.appAdmit(s.app(app), app, t, ptype, dyno)
-}
-
-// appAdmit is admit for app, whose state is as.
-func (s *State) appAdmit(as *appState, app string, t int64, ptype, dyno []byte) bool {
-	l := &as.limits
-	if l.ptypes.admit(ptype, t, MaxProcessTypes) && (dyno == nil || l.dynos.admit(dyno, t, MaxDynos)) {
-		return true
+// app's limits, counting the line as rejected when they are exceeded. as
+// is the app's state. It returns the copies of the names the limits
+// keep, which the buckets keep too.
+func (s *State) admit(as *appState, app string, t int64, ptype, dyno []byte) (pt, dy string, ok bool) {
+	pt, ok = as.seen.admit(seenPtype, ptype, t, MaxProcessTypes)
+	if ok && dyno != nil {
+		dy, ok = as.seen.admit(seenDyno, dyno, t, MaxDynos)
 	}
-	s.reject(app, t, ReasonCardinality, 1)
-	return false
+	if !ok {
+		s.reject(app, t, ReasonCardinality, 1)
+	}
+	return pt, dy, ok
 }
-
-var noType = []byte{}
 
 func (s *State) reject(app string, t int64, reason string, n int64) {
-	s.bucket(app, noType, t).AddLogLoss([]byte(reason), n)
+	s.bucket(s.app(app), "", t).AddLogLoss([]byte(reason), n)
 	s.count(reason)
 	if s.onReject != nil {
 		s.onReject(app, reason, n)
@@ -854,13 +866,12 @@ func (s *State) foldLine(as **appState, app string, recv int64, h *logplex.Heade
 	switch l.Kind {
 	case logline.KindRouter:
 		r := &l.Router
-		if *as == nil {
-			*as = s.app(app)
-		}
-		if !s.appAdmit(*as, app, t, r.ProcessType, nil) {
+		a := s.appOnce(as, app)
+		ptype, _, ok := s.admit(a, app, t, r.ProcessType, nil)
+		if !ok {
 			return
 		}
-		b := s.appBucket(*as, r.ProcessType, t)
+		b := s.bucket(a, ptype, t)
 		b.AddStatus(r.Status)
 		if r.HasService {
 			b.Service.Add(r.ServiceMS)
@@ -874,25 +885,29 @@ func (s *State) foldLine(as **appState, app string, recv int64, h *logplex.Heade
 		s.count("router")
 	case logline.KindRuntime:
 		r := &l.Runtime
-		if !s.admit(app, t, r.ProcessType, r.Source) {
+		a := s.appOnce(as, app)
+		ptype, dyno, ok := s.admit(a, app, t, r.ProcessType, r.Source)
+		if !ok {
 			return
 		}
-		s.bucket(app, r.ProcessType, t).Dyno(r.Source).AddLine(r.Has, &r.Values, t)
+		s.bucket(a, ptype, t).DynoNamed(dyno).AddLine(r.Has, &r.Values, t)
 		s.count("runtime")
 	case logline.KindDyno:
-		if !s.admit(app, t, l.Dyno.ProcessType, l.Dyno.Source) {
+		a := s.appOnce(as, app)
+		ptype, _, ok := s.admit(a, app, t, l.Dyno.ProcessType, l.Dyno.Source)
+		if !ok {
 			return
 		}
-		s.foldDyno(app, t, &l.Dyno)
+		s.foldDyno(a, ptype, app, t, &l.Dyno)
 		s.count("dyno")
 	case logline.KindAPI:
 		s.foldAPI(app, t, &l.API)
 		s.count("api")
 	case logline.KindLogLoss:
-		s.bucket(app, noType, t).AddLogLoss(l.LogLoss.Code, l.LogLoss.Dropped)
+		s.bucket(s.app(app), "", t).AddLogLoss(l.LogLoss.Code, l.LogLoss.Dropped)
 		s.count("logloss")
 	case logline.KindCustom:
-		s.foldCustom(app, t, h.ProcID, l)
+		s.foldCustom(s.appOnce(as, app), app, t, h.ProcID, l)
 		s.count("custom")
 	default:
 		s.count("other")
@@ -906,20 +921,20 @@ func processType(procID []byte) []byte {
 	return procID
 }
 
-func (s *State) foldCustom(app string, t int64, procID []byte, l *logline.Line) {
-	ptype := processType(procID)
-	if !s.admit(app, t, ptype, nil) {
+func (s *State) foldCustom(as *appState, app string, t int64, procID []byte, l *logline.Line) {
+	ptype, _, ok := s.admit(as, app, t, processType(procID), nil)
+	if !ok {
 		return
 	}
-	b := s.bucket(app, ptype, t)
-	names := &s.apps[app].limits.customs
+	b := s.bucket(as, ptype, t)
 	for i := 0; i < l.NumCustom; i++ {
 		c := &l.Custom[i]
-		if !names.admit(c.Name, t, MaxCustomNames) {
+		name, ok := as.seen.admit(seenCustom, c.Name, t, MaxCustomNames)
+		if !ok {
 			s.reject(app, t, ReasonCardinality, 1)
 			continue
 		}
-		m := b.CustomMetric(c.Name, c.Kind)
+		m := b.CustomMetricNamed(name, c.Kind)
 		if m == nil {
 			s.reject(app, t, ReasonCustomCap, 1)
 			continue
@@ -945,9 +960,9 @@ var dynoEventKinds = map[logline.DynoEvent]drainpipe.EventKind{
 	logline.DynoStart:    drainpipe.EventStart,
 }
 
-func (s *State) foldDyno(app string, t int64, d *logline.Dyno) {
+func (s *State) foldDyno(as *appState, ptype, app string, t int64, d *logline.Dyno) {
 	if d.Event == logline.DynoError {
-		s.bucket(app, d.ProcessType, t).AddRCode(d.Code)
+		s.bucket(as, ptype, t).AddRCode(d.Code)
 		k := rKey{app, string(d.Source), string(d.Code), t - t%int64(time.Minute)}
 		if _, seen := s.rSeen[k]; seen {
 			return
@@ -997,10 +1012,8 @@ func (s *State) Take(pos int64) *metrics.Flush {
 	f := &metrics.Flush{Position: pos, Events: s.events}
 	f.Rows = make([]metrics.Row, 0, s.size)
 	for app, as := range s.apps {
-		for _, ps := range as.series {
-			for _, m := range ps.minutes {
-				f.Rows = append(f.Rows, metrics.Row{App: app, ProcessType: ps.ptype, Time: time.Unix(0, m.minute).UTC(), Bucket: m.b})
-			}
+		for _, m := range as.series {
+			f.Rows = append(f.Rows, metrics.Row{App: app, ProcessType: m.ptype, Time: time.Unix(0, m.minute).UTC(), Bucket: m.b})
 		}
 		as.series = nil
 	}
@@ -1024,7 +1037,7 @@ func (s *State) Take(pos int64) *metrics.Flush {
 // so the next flush carries it.
 func (s *State) Restore(f *metrics.Flush) {
 	for _, r := range f.Rows {
-		s.bucket(r.App, []byte(r.ProcessType), r.Time.UnixNano()).Merge(r.Bucket)
+		s.bucket(s.app(r.App), r.ProcessType, r.Time.UnixNano()).Merge(r.Bucket)
 	}
 	s.events = append(f.Events, s.events...)
 }

@@ -523,18 +523,24 @@ func TestStateFindsBucketsInAnyOrder(t *testing.T) {
 	}
 }
 
-// TestLastSeenMatchesMap checks the sorted-slice name limit against the
-// same rule kept in a map: a name is admitted when known or when fewer
-// than max names were seen within the last hour.
+// TestLastSeenMatchesMap checks the sorted-slice name limits against
+// the same rule kept in a map per kind: a name is admitted when known or
+// when fewer than its kind's limit of names were seen within the last
+// hour; the three kinds share one slice but not their limits.
 func TestLastSeenMatchesMap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	var m lastSeen
-	model := map[string]int64{}
-	const limit = 50
+	models := [3]map[string]int64{{}, {}, {}}
+	limits := [3]int{50, 20, 35}
 	now := t0.UnixNano()
-	for i := range 20000 {
+	for i := range 30000 {
 		now += int64(rng.IntN(3)) * int64(time.Second) * int64(rng.IntN(100))
+		kind := byte(rng.IntN(3))
+		model, limit := models[kind], limits[kind]
 		name := fmt.Sprintf("n%d", rng.IntN(120))
+		if rng.IntN(50) == 0 {
+			name = ""
+		}
 		_, known := model[name]
 		if !known && len(model) >= limit {
 			for k, last := range model {
@@ -547,11 +553,17 @@ func TestLastSeenMatchesMap(t *testing.T) {
 		if want {
 			model[name] = now
 		}
-		if got := m.admit([]byte(name), now, limit); got != want {
-			t.Fatalf("step %d: admit(%s) = %v, want %v", i, name, got, want)
+		kept, got := m.admit(kind, []byte(name), now, limit)
+		if got != want || got && kept != name {
+			t.Fatalf("step %d: admit(%d, %q) = %q, %v, want %v", i, kind, name, kept, got, want)
 		}
-		if len(m) != len(model) || !slices.IsSortedFunc(m, func(a, b seenName) int { return strings.Compare(a.name, b.name) }) {
-			t.Fatalf("step %d: %d names held (model %d), or out of order", i, len(m), len(model))
+		if !slices.IsSortedFunc(m, func(a, b seenName) int { return strings.Compare(a.key, b.key) }) {
+			t.Fatalf("step %d: names out of order", i)
+		}
+		for k := range models {
+			if n := m.count(byte(k)); n != len(models[k]) {
+				t.Fatalf("step %d: %d names of kind %d held (model %d)", i, n, k, len(models[k]))
+			}
 		}
 	}
 }
