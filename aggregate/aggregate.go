@@ -703,6 +703,20 @@ type seenName struct {
 // find returns the position of the name of kind in m and whether it is
 // there.
 func (m lastSeen) find(kind byte, name []byte) (int, bool) {
+	if kind == seenPtype {
+		// Every router line looks its process type up, and an app has a
+		// few, first in m: a scan that mostly compares lengths is
+		// quicker than a binary search over all of the app's names.
+		i := 0
+		for ; i < len(m) && m[i].key[0] == seenPtype; i++ {
+			if k := m[i].key[1:]; k == string(name) {
+				return i, true
+			} else if k > string(name) {
+				break
+			}
+		}
+		return i, false
+	}
 	lo, hi := 0, len(m)
 	for lo < hi {
 		h := int(uint(lo+hi) >> 1)
