@@ -36,6 +36,20 @@ const (
 // indexTab is immutable once built.
 var indexTab = buildIndexTab(indexMapping)
 
+// intIndexTab holds the mapping's index of every whole number below its
+// length (entry 0 is unused): the router writes whole milliseconds, and
+// 1, whose unrounded index is exactly 0, lies on a bin boundary, so its
+// part of indexTab is empty. Immutable once built.
+var intIndexTab = buildIntIndexTab(indexMapping, 4096)
+
+func buildIntIndexTab(m mapping.IndexMapping, n int) []int16 {
+	tab := make([]int16, n)
+	for i := 1; i < n; i++ {
+		tab[i] = int16(m.Index(float64(i)))
+	}
+	return tab
+}
+
 func buildIndexTab(m mapping.IndexMapping) []int16 {
 	p := m.ToProto()
 	if p.Interpolation != 0 {
@@ -65,6 +79,11 @@ func buildIndexTab(m mapping.IndexMapping) []int16 {
 
 // sketchIndex returns indexMapping.Index(v) for a positive, finite v.
 func sketchIndex(v float64) int {
+	if v < float64(len(intIndexTab)) {
+		if n := int(v); float64(n) == v {
+			return int(intIndexTab[n])
+		}
+	}
 	j := math.Float64bits(v)>>indexTabShift - indexTabFirst
 	if j < uint64(len(indexTab)) {
 		if i := indexTab[j]; i != indexTabNone {
