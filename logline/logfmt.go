@@ -71,8 +71,20 @@ func scanValue(b []byte, i int) ([]byte, int) {
 		}
 		return val, i
 	}
+	// index2(b, i, ' ', '\t'), written out: most values end in their
+	// first word, and a second call per value showed in the profile.
 	vs := i
-	i = index2(b, i, ' ', '\t')
+	for i+8 <= len(b) {
+		w := binary.LittleEndian.Uint64(b[i:])
+		if m := zeroBytes(w^(swarOnes*' ')) | zeroBytes(w^(swarOnes*'\t')); m != 0 {
+			i += bits.TrailingZeros64(m) >> 3
+			return b[vs:i:i], i
+		}
+		i += 8
+	}
+	for i < len(b) && b[i] != ' ' && b[i] != '\t' {
+		i++
+	}
 	return b[vs:i:i], i
 }
 
