@@ -323,16 +323,17 @@ func parseTimestamp(b []byte) (ns int64, n int, err error) {
 	if b[i] == '.' {
 		i++
 		s := i
-		scale := int64(100_000_000)
 		for i < len(b) && isDigit(b[i]) {
-			if scale > 0 {
-				frac += int64(b[i]-'0') * scale
-				scale /= 10
+			if i-s < 9 {
+				frac = frac*10 + int64(b[i]-'0')
 			}
 			i++
 		}
 		if i == s {
 			return 0, 0, errTimestamp
+		}
+		if n := i - s; n < 9 {
+			frac *= pow10[9-n] // digits beyond the ninth are ignored
 		}
 	}
 	if i >= len(b) {
@@ -358,7 +359,7 @@ func parseTimestamp(b []byte) (ns int64, n int, err error) {
 	default:
 		return 0, 0, errTimestamp
 	}
-	secs := daysFromCivil(year, month, day)*86400 +
+	secs := daysSinceEpoch(year, month, day)*86400 +
 		int64(hour*3600+minute*60+sec) - offset
 	return secs*1_000_000_000 + frac, i, nil
 }
@@ -392,6 +393,31 @@ func daysIn(month, year int) int {
 		return 30
 	}
 	return 31
+}
+
+var pow10 = [...]int64{1, 10, 100, 1000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000}
+
+// yearDays holds the days from 1970-01-01 to January 1 of every year from
+// minYear to maxYear; immutable once built.
+var yearDays = func() []int32 {
+	t := make([]int32, maxYear-minYear+1)
+	for y := minYear; y <= maxYear; y++ {
+		t[y-minYear] = int32(daysFromCivil(y, 1, 1))
+	}
+	return t
+}()
+
+// daysBefore is the number of days in a common year before each month.
+var daysBefore = [...]int64{1: 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334}
+
+// daysSinceEpoch is daysFromCivil for a valid date with minYear <= y <=
+// maxYear, from tables.
+func daysSinceEpoch(y, m, d int) int64 {
+	n := int64(yearDays[y-minYear]) + daysBefore[m] + int64(d-1)
+	if m > 2 && isLeap(y) {
+		n++
+	}
+	return n
 }
 
 // daysFromCivil returns the days since 1970-01-01 of a proleptic Gregorian

@@ -384,3 +384,17 @@ func FuzzParseTail(f *testing.F) {
 		}
 	})
 }
+
+// TestDaysSinceEpoch checks the table-driven day count against the
+// arithmetic one for every date parseTimestamp accepts.
+func TestDaysSinceEpoch(t *testing.T) {
+	for y := minYear; y <= maxYear; y++ {
+		for m := 1; m <= 12; m++ {
+			for d := 1; d <= daysIn(m, y); d++ {
+				if got, want := daysSinceEpoch(y, m, d), daysFromCivil(y, m, d); got != want {
+					t.Fatalf("%04d-%02d-%02d: %d days, want %d", y, m, d, got, want)
+				}
+			}
+		}
+	}
+}
