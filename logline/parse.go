@@ -377,9 +377,9 @@ func parseDuration(b []byte) (float64, bool) {
 // that is empty (no dyno, or a malformed name such as ".1"), so a process
 // type is never empty.
 func processType(dyno []byte) []byte {
-	i := bytes.IndexByte(dyno, '.')
-	if i < 0 {
-		i = len(dyno)
+	i := 0 // a loop, not bytes.IndexByte: dyno names are a few bytes
+	for i < len(dyno) && dyno[i] != '.' {
+		i++
 	}
 	if i == 0 {
 		return web
