@@ -297,9 +297,10 @@ func TestSheddingOnTheRealStack(t *testing.T) {
 	t.Logf("%d drains shed with 503 + Retry-After and retried; %d lines counted exactly once", shed.Load(), senders*per)
 }
 
-// TestReplacedJournalIsNotSkipped deletes journal.db (and its WAL) between
-// two runs while metrics.db is kept: the new journal numbers its records
-// from 1 again, below the store's position. The node notices, moves the
+// TestReplacedJournalIsNotSkipped deletes the journal (its segments and
+// journal.db with its WAL) between two runs while metrics.db is kept: the
+// new journal numbers its records from 1 again, below the store's
+// position. The node notices, moves the
 // store's position back, and every line acknowledged afterwards is counted.
 func TestReplacedJournalIsNotSkipped(t *testing.T) {
 	dir := t.TempDir()
@@ -315,8 +316,8 @@ func TestReplacedJournalIsNotSkipped(t *testing.T) {
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"journal.db", "journal.db-wal", "journal.db-shm"} {
-		os.Remove(filepath.Join(dir, f))
+	for _, f := range []string{"journal.db", "journal.db-wal", "journal.db-shm", "journal"} {
+		os.RemoveAll(filepath.Join(dir, f))
 	}
 	oldHost := strings.TrimPrefix(n.URL, "http://")
 	n = startNode(t, dir)

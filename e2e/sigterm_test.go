@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drainpipe/drainpipe/journal"
 	"github.com/drainpipe/drainpipe/sqlite"
 )
 
@@ -98,7 +99,11 @@ func TestSIGTERMDrainsAndResumes(t *testing.T) {
 	// What the stopped process left: the store holds the whole journal.
 	ctx := context.Background()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	j, err := sqlite.OpenJournal(ctx, filepath.Join(dir, "journal.db"), quiet)
+	idx, err := sqlite.OpenFrameIndex(ctx, filepath.Join(dir, "journal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := journal.Open(ctx, filepath.Join(dir, "journal"), journal.Options{Frames: idx, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

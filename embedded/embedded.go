@@ -1,6 +1,7 @@
 // Package embedded runs all of drainpipe in one process on the embedded
-// default: the SQLite journal and store in a data directory, the
-// aggregator, the retention loop and the HTTP server.
+// default: the segment-file journal (or the SQLite one) and the SQLite
+// store in a data directory, the aggregator, the retention loop and the
+// HTTP server.
 package embedded
 
 import (
@@ -50,13 +51,34 @@ type Config struct {
 	WrapSink func(aggregate.Sink) aggregate.Sink
 	// Alerts configures monitors, notifications and autoscaling.
 	Alerts AlertsConfig
+	// Journal is JournalFile (the default when empty) or JournalSQLite.
+	Journal string
+	// JournalCompress has the file journal store bodies S2-packed.
+	JournalCompress bool
+}
+
+// The embedded journals (Config.Journal).
+const (
+	// JournalFile keeps records in checksummed segment files under
+	// DATA/journal, frame ids in DATA/journal.db (package journal).
+	JournalFile = "file"
+	// JournalSQLite keeps records and frame ids in DATA/journal.db.
+	JournalSQLite = "sqlite"
+)
+
+// Journal is what the node needs of its journal.
+type Journal interface {
+	drainpipe.Journal
+	Notify() <-chan struct{}
+	LastSeq() int64
+	Quarantined() int64
 }
 
 // Node is a running single-process drainpipe.
 type Node struct {
 	URL      string // base URL the server listens on
 	Store    *sqlite.Store
-	Journal  *sqlite.Journal
+	Journal  Journal
 	Registry *prometheus.Registry
 
 	log    *slog.Logger
@@ -74,13 +96,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	j, err := sqlite.OpenJournal(ctx, filepath.Join(cfg.DataDir, "journal.db"), log)
+	st, err := sqlite.OpenStore(ctx, filepath.Join(cfg.DataDir, "metrics.db"), cfg.Retention, log)
 	if err != nil {
 		return nil, err
 	}
-	st, err := sqlite.OpenStore(ctx, filepath.Join(cfg.DataDir, "metrics.db"), cfg.Retention, log)
+	j, err := openJournal(ctx, cfg, st, log)
 	if err != nil {
-		j.Close()
+		st.Close()
 		return nil, err
 	}
 	if err := alignPosition(ctx, j, st, log); err != nil {
@@ -118,7 +140,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	}, func() float64 { return float64(backlog()) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "drainpipe_journal_quarantined_records",
-		Help: "Journal records whose checksum failed, moved to journal_quarantine since start (their batches count as rejected.corrupt).",
+		Help: "Journal records whose checksum failed, copied to quarantine (DATA/journal/quarantine, or journal.db's journal_quarantine) since start (their batches count as rejected.corrupt).",
 	}, func() float64 { return float64(j.Quarantined()) }))
 
 	scfg := cfg.Server
@@ -197,7 +219,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 // it), so the store's position is moved back to that record, and the loss
 // of the old journal's frame ids (a Logplex retry of a batch acknowledged
 // before the swap would count again) is reported.
-func alignPosition(ctx context.Context, j *sqlite.Journal, st *sqlite.Store, log *slog.Logger) error {
+func alignPosition(ctx context.Context, j Journal, st *sqlite.Store, log *slog.Logger) error {
 	pos, err := st.Position(ctx)
 	if err != nil {
 		return err

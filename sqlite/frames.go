@@ -95,6 +95,23 @@ func (x *FrameIndex) JournalTail(ctx context.Context) (records, lastSeq int64, e
 	return records, lastSeq, nil
 }
 
+// AdvanceJournal makes the journal table number its next record after
+// seq at least (the file journal's records went up to seq).
+func (x *FrameIndex) AdvanceJournal(ctx context.Context, seq int64) error {
+	tx, err := begin(ctx, x.db)
+	if err != nil {
+		return fmt.Errorf("frame index: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO sqlite_sequence(name, seq) SELECT 'journal', 0 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'journal')`); err != nil {
+		return fmt.Errorf("frame index: advance the journal's numbering: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'journal'`, seq); err != nil {
+		return fmt.Errorf("frame index: advance the journal's numbering: %w", err)
+	}
+	return tx.Commit()
+}
+
 // Close closes the database.
 func (x *FrameIndex) Close() error {
 	x.seen.Close()

@@ -34,12 +34,16 @@ type serveFlags struct {
 	tlsCert    string
 	tlsKey     string
 	cpuProfile string
+	journal    string
+	compress   bool
 	alerts     alertFlags
 	limits     server.Config // the drain limits set by flags
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet, defaultData, defaultListen string) {
-	fs.StringVar(&f.data, "data", defaultData, "data directory (journal.db, metrics.db, admin-token)")
+	fs.StringVar(&f.data, "data", defaultData, "data directory (journal/, journal.db, metrics.db, admin-token)")
+	fs.StringVar(&f.journal, "journal", embedded.JournalFile, "embedded journal: file (checksummed segment files in DATA/journal, frame ids in DATA/journal.db) or sqlite (all in DATA/journal.db); records left by the other are moved over or refused at start, see docs/RELIABILITY.md")
+	fs.BoolVar(&f.compress, "journal-compress", false, "file journal: store bodies of 4 KiB and more S2-compressed (fewer bytes written, more CPU; see docs/BENCHMARKS.md)")
 	listenHelp := "address to listen on"
 	if defaultListen == "" {
 		listenHelp = "address to listen on (default :$PORT when PORT is set, else :8080)"
@@ -113,7 +117,8 @@ func (f *serveFlags) config() (embedded.Config, error) {
 		Retention: f.retention(),
 		Dashboard: web.Handler(),
 		TLSCert:   f.tlsCert, TLSKey: f.tlsKey,
-		Server: f.serverConfig(),
+		Server:  f.serverConfig(),
+		Journal: f.journal, JournalCompress: f.compress,
 	}
 	if err := f.alerts.config(&cfg); err != nil {
 		return embedded.Config{}, err
@@ -167,8 +172,9 @@ func serveCommand(e *env) *ffcli.Command {
 		ShortUsage: "drainpipe serve [--data DIR] [--listen ADDR] [--admin-token TOKEN] [--role ROLES --kafka-url URL --database-url URL]",
 		ShortHelp:  "Run drainpipe: drain ingest, aggregation, store, API and dashboard, in one process or as scale-out roles.",
 		LongHelp: `Without Kafka and PostgreSQL, runs everything in one process on the
-embedded default: a SQLite journal and store in --data, the aggregator,
-retention, the JSON API and the dashboard.
+embedded default: a journal of checksummed segment files and a SQLite
+store in --data, the aggregator, retention, the JSON API and the
+dashboard.
 
 With --kafka-url and --database-url (or Heroku's KAFKA_URL and
 DATABASE_URL), runs the scale-out mode: --role ingest takes drains into
