@@ -169,13 +169,21 @@ func discardExcess(r *http.Request) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxDiscard))
 }
 
-// readBody reads the whole request body, at most limit bytes.
+// readBody reads the whole request body, at most limit bytes. With a
+// Content-Length (every Logplex POST has one; the caller has checked it
+// against limit) the body is read into one buffer of exactly that size:
+// net/http ends the body there, and one that ends sooner is an error. A
+// chunked body grows its buffer as it comes.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	rd := http.MaxBytesReader(w, r.Body, limit)
-	var buf bytes.Buffer
-	if n := r.ContentLength; n > 0 && n <= limit {
-		buf.Grow(int(n) + bytes.MinRead)
+	if n := r.ContentLength; n >= 0 && n <= limit {
+		body := make([]byte, n)
+		if _, err := io.ReadFull(rd, body); err != nil {
+			return nil, err
+		}
+		return body, nil
 	}
+	var buf bytes.Buffer
 	if _, err := buf.ReadFrom(rd); err != nil {
 		return nil, err
 	}

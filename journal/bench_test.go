@@ -1,0 +1,36 @@
+package journal_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/drainpipe/drainpipe/journal"
+	"github.com/drainpipe/drainpipe/journaltest"
+	"github.com/drainpipe/drainpipe/sqlite"
+)
+
+// BenchmarkRoundTrip compares the embedded journals on their whole part
+// of the end-to-end path (journaltest.BenchRoundTrip): the segment-file
+// journal with bodies raw (the default) and S2-packed, and the SQLite
+// journal. Compare with `benchstat -col /journal`.
+func BenchmarkRoundTrip(b *testing.B) {
+	b.Run("journal=file", func(b *testing.B) {
+		j := openIn(b, b.TempDir(), journal.Options{})
+		defer j.Close()
+		journaltest.BenchRoundTrip(b, j)
+	})
+	b.Run("journal=file-s2", func(b *testing.B) {
+		j := openIn(b, b.TempDir(), journal.Options{Compress: true})
+		defer j.Close()
+		journaltest.BenchRoundTrip(b, j)
+	})
+	b.Run("journal=sqlite", func(b *testing.B) {
+		j, err := sqlite.OpenJournal(context.Background(), filepath.Join(b.TempDir(), "journal.db"), quiet)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer j.Close()
+		journaltest.BenchRoundTrip(b, j)
+	})
+}
