@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -21,6 +22,17 @@ import (
 // offsets, which it does not use), and every FlushInterval writes that
 // partition's buckets, the Frame-Ids it folded and the new offset to the
 // sink in one transaction (aggregate.PartitionSink.ApplyPartition).
+//
+// The sink applies a flush on a goroutine of its own while Run goes on
+// consuming and folding, as the embedded aggregator does: a slow store
+// write no longer stalls consumption. One flush is in flight at a time;
+// a partition's next flush starts only once the store has answered the
+// last one, at its To (committed) or its From again (refused, the fold
+// restored), so the offsets of a partition's flushes still follow each
+// other and every flush is still one transaction with its offsets.
+// Frame-Ids of a flush in flight stay in the pending set until it
+// commits. While a flush is in flight the fold may grow to
+// maxFoldWhileApplying buckets; beyond that Run waits for the flush.
 //
 // Duplicates are dropped by Frame-Id: all of an app's batches are in one
 // partition (the record key is the app), so a retried POST that reached
@@ -41,9 +53,12 @@ type Aggregator struct {
 	opts         []kgo.Opt   // of the group member each Run creates
 	cl           *kgo.Client // of the current Run
 
-	mu     sync.Mutex // parts, reseek, and the sink calls made for them
+	mu     sync.Mutex // parts, reseek, flight, and the sink calls made for them
 	parts  map[int32]*partState
 	reseek map[int32]bool // fenced partitions whose stored offset is to be read again
+	// flight is the flush the sink is applying in the background; nil
+	// when none. Its goroutine settles each partition's result under mu.
+	flight *flight
 
 	healthMu     sync.Mutex
 	failingSince time.Time
@@ -80,6 +95,25 @@ func (a *Aggregator) newPart(stored int64) *partState {
 	ps.state.SetLineCounter(a.onLine)
 	return ps
 }
+
+// flight is a background flush: one PartitionFlush per dirty partition,
+// applied in turn.
+type flight struct {
+	done  chan struct{} // closed when every partition's result is settled
+	ended time.Time     // when it ended; read after done is closed
+}
+
+// partFlush is one partition's share of a flight.
+type partFlush struct {
+	ps *partState // the fold it was taken from
+	pf *aggregate.PartitionFlush
+}
+
+// maxFoldWhileApplying is how many buckets (all partitions together) the
+// fold may hold while a flush is in flight before Run waits for it, so
+// that a slow store bounds memory instead of letting the next flush grow
+// with it.
+const maxFoldWhileApplying = 10000
 
 // dirty reports whether the partition has anything to flush.
 func (ps *partState) dirty() bool {
@@ -144,6 +178,10 @@ func NewAggregator(cfg aggregate.Config, kc Config, sink aggregate.PartitionSink
 // replaces Kafka's (unused) committed offsets by the offsets stored with
 // the aggregates, and starts a fresh fold for each partition.
 func (a *Aggregator) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	// A flush in flight (of a partition lost and now given back) would
+	// move the offset read here: wait for it.
+	a.lockIdle()
+	a.mu.Unlock()
 	topic := a.topic
 	for t, parts := range offsets {
 		if t != topic {
@@ -190,7 +228,7 @@ func (a *Aggregator) storedOffset(ctx context.Context, p int32) (int64, error) {
 
 // revoked flushes and forgets the partitions taken away in a rebalance.
 func (a *Aggregator) revoked(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
-	a.mu.Lock()
+	a.lockIdle()
 	defer a.mu.Unlock()
 	for _, p := range lost[a.topic] {
 		if ps := a.parts[p]; ps != nil && ps.dirty() {
@@ -216,24 +254,40 @@ func (a *Aggregator) lost(_ context.Context, _ *kgo.Client, lost map[string][]in
 	}
 }
 
-// Run consumes until ctx ends, flushing every FlushInterval, and leaves
-// the group on the way out after a last flush.
+// lockIdle locks mu once no flush is in flight.
+func (a *Aggregator) lockIdle() {
+	for {
+		a.mu.Lock()
+		fl := a.flight
+		if fl == nil {
+			return
+		}
+		a.mu.Unlock()
+		<-fl.done
+	}
+}
+
+// Run consumes until ctx ends, starting a flush every FlushInterval after
+// the last one ended (applied in the background while it goes on
+// consuming), and leaves the group on the way out after a last flush.
 //
 // Each Run is one membership of the group with a client of its own, so a
 // supervisor may call Run again after it failed (or panicked): the new
-// member starts from the stored offsets like any other.
+// member waits for a flush the last one left in flight and starts from
+// the stored offsets like any other.
 func (a *Aggregator) Run(ctx context.Context) error {
 	cl, err := kgo.NewClient(a.opts...)
 	if err != nil {
 		return fmt.Errorf("kafka: consumer: %w", err)
 	}
-	a.mu.Lock()
+	a.lockIdle()
 	a.cl = cl
 	clear(a.parts)
 	clear(a.reseek)
 	a.mu.Unlock()
 	defer cl.Close()
 	lastFlush := time.Now()
+	var fl *flight // the flush this Run started, until Run saw it end
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
 		if backoff > 0 {
@@ -258,9 +312,23 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		if !ok {
 			backoff = time.Second
 		}
-		if time.Since(lastFlush) >= a.cfg.FlushInterval {
-			a.FlushAll(ctx)
-			lastFlush = time.Now()
+		if fl != nil {
+			a.mu.Lock()
+			size := a.foldSize()
+			a.mu.Unlock()
+			if size > maxFoldWhileApplying {
+				<-fl.done
+			}
+			select {
+			case <-fl.done:
+				lastFlush, fl = fl.ended, nil
+			default:
+			}
+		}
+		if fl == nil && time.Since(lastFlush) >= a.cfg.FlushInterval {
+			if fl = a.startFlush(ctx); fl == nil {
+				lastFlush = time.Now()
+			}
 		}
 		cl.AllowRebalance()
 	}
@@ -359,16 +427,72 @@ func (a *Aggregator) rewind(recs []*kgo.Record) {
 	a.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{a.topic: set})
 }
 
-// FlushAll applies every assigned partition's unflushed fold. A fenced
-// partition's fold is dropped and its stored offset read again.
-func (a *Aggregator) FlushAll(ctx context.Context) {
+// foldSize is how many buckets the partitions' folds hold. Under mu.
+func (a *Aggregator) foldSize() int {
+	n := 0
+	for _, ps := range a.parts {
+		n += ps.state.Size()
+	}
+	return n
+}
+
+// startFlush takes every dirty partition's fold and hands it to the sink
+// on a goroutine of its own, and returns that flight (nil when there was
+// nothing to flush). Fenced partitions are re-sought first. Only Run
+// calls it, with no flush in flight.
+func (a *Aggregator) startFlush(ctx context.Context) *flight {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.resolveSeeks(ctx)
+	var parts []partFlush
 	for p, ps := range a.parts {
-		if ps.dirty() && !a.flushPart(ctx, p, ps) {
-			delete(a.parts, p)
-			a.reseek[p] = true
-			a.log.Warn("aggregate: partition fenced; resuming at the stored offset", "partition", p)
+		if ps.dirty() {
+			parts = append(parts, partFlush{ps, a.take(p, ps)})
+		}
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	fl := &flight{done: make(chan struct{})}
+	a.flight = fl
+	go func() {
+		defer close(fl.done)
+		for _, x := range parts {
+			start := time.Now()
+			err := a.apply(ctx, x.pf)
+			a.mu.Lock()
+			a.settle(x.ps, x.pf, err, time.Since(start))
+			a.mu.Unlock()
+		}
+		a.mu.Lock()
+		a.flight = nil
+		fl.ended = time.Now()
+		a.mu.Unlock()
+	}()
+	return fl
+}
+
+// apply is the sink's ApplyPartition with a panic turned into an error:
+// the flush's goroutine has no supervisor, and the fold it carries is
+// restored for the next attempt like that of any refused flush.
+func (a *Aggregator) apply(ctx context.Context, pf *aggregate.PartitionFlush) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("aggregate: apply partition %d panicked: %v\n%s", pf.Partition, r, debug.Stack())
+		}
+	}()
+	return a.sink.ApplyPartition(ctx, pf)
+}
+
+// FlushAll applies every assigned partition's unflushed fold and waits
+// for it (after a flush still in flight). A fenced partition's fold is
+// dropped and its stored offset read again.
+func (a *Aggregator) FlushAll(ctx context.Context) {
+	a.lockIdle()
+	defer a.mu.Unlock()
+	for p, ps := range a.parts {
+		if ps.dirty() {
+			a.flushPart(ctx, p, ps)
 		}
 	}
 	a.resolveSeeks(ctx)
@@ -398,38 +522,62 @@ func (a *Aggregator) storedOffsetOnce(ctx context.Context, p int32) (int64, erro
 	return a.sink.PartitionOffset(ctx, a.group, a.topic, p)
 }
 
-// flushPart applies one partition's fold. It returns false when the flush
-// was fenced: the caller must drop the state and re-seek. Other failures
-// keep the state for the next attempt.
-func (a *Aggregator) flushPart(ctx context.Context, p int32, ps *partState) bool {
-	f := ps.state.Take(0)
+// take takes one partition's fold as a flush of [ps.from, ps.next). Its
+// Frame-Ids stay pending until the flush commits. Under mu.
+func (a *Aggregator) take(p int32, ps *partState) *aggregate.PartitionFlush {
 	pf := &aggregate.PartitionFlush{
 		Group: a.group, Topic: a.topic, Partition: p,
-		From: ps.from, To: ps.next, Flush: f, Frames: ps.frames,
+		From: ps.from, To: ps.next, Flush: ps.state.Take(0), Frames: ps.frames,
 	}
+	ps.frames = nil
+	return pf
+}
+
+// flushPart applies one partition's fold and waits for it, with mu held
+// and no flush in flight (revocation, the last flush).
+func (a *Aggregator) flushPart(ctx context.Context, p int32, ps *partState) {
+	pf := a.take(p, ps)
 	start := time.Now()
-	err := a.sink.ApplyPartition(ctx, pf)
+	err := a.apply(ctx, pf)
+	a.settle(ps, pf, err, time.Since(start))
+}
+
+// settle does what follows the sink's answer to pf, taken from ps, under
+// mu. Committed: the partition's next flush starts at pf.To and pf's
+// Frame-Ids leave the pending set (the store answers for them now).
+// Fenced: the partition's fold, pf's and whatever was folded since, is
+// dropped and its stored offset read again. Failed: pf is merged back
+// into the fold, whose next flush starts at pf.From again. A partition
+// revoked, lost or fenced meanwhile (ps no longer its fold) is left
+// alone.
+func (a *Aggregator) settle(ps *partState, pf *aggregate.PartitionFlush, err error, took time.Duration) {
+	p := pf.Partition
+	current := a.parts[p] == ps
 	switch {
 	case err == nil:
-		ps.from = ps.next
-		ps.frames = nil
-		clear(ps.pending)
 		a.mFlushes.Inc()
-		a.mFlushDur.Observe(time.Since(start).Seconds())
+		a.mFlushDur.Observe(took.Seconds())
 		a.noteFailure(nil)
 		if a.cfg.OK != nil {
 			a.cfg.OK("flush")
 		}
-		return true
+		ps.from = pf.To
+		for _, k := range pf.Frames {
+			delete(ps.pending, k)
+		}
 	case errors.Is(err, aggregate.ErrFenced):
 		a.mFenced.Inc()
-		return false
+		if current {
+			delete(a.parts, p)
+			a.reseek[p] = true
+			a.log.Warn("aggregate: partition fenced; resuming at the stored offset", "partition", p)
+		}
 	default:
 		a.mFlushErr.Inc()
 		a.noteFailure(err)
-		a.log.Error("aggregate: flush failed; will retry", "partition", p, "from", ps.from, "to", ps.next, "err", err)
-		ps.state.Restore(f)
-		return true
+		a.log.Error("aggregate: flush failed; will retry", "partition", p, "from", pf.From, "to", pf.To, "err", err)
+		ps.state.Restore(pf.Flush)
+		ps.frames = append(pf.Frames, ps.frames...)
 	}
 }
 

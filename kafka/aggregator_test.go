@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/drainpipe/drainpipe"
@@ -174,12 +176,27 @@ func (s pgSink) total() (map[string]int64, int64) {
 	return out, n
 }
 
-func startAggregator(t *testing.T, kc kafka.Config, sink aggregate.PartitionSink) (*kafka.Aggregator, context.CancelFunc, <-chan struct{}) {
+// startAggregator runs a group member flushing every 200 ms into sink
+// until the test ends or it is cancelled, with its metrics in reg (may
+// be nil).
+func startAggregator(t *testing.T, kc kafka.Config, sink aggregate.PartitionSink, reg ...prometheus.Registerer) (*kafka.Aggregator, context.CancelFunc, <-chan struct{}) {
 	t.Helper()
-	a, err := kafka.NewAggregator(aggregate.Config{FlushInterval: 200 * time.Millisecond}, kc, sink, quiet, nil)
+	var r prometheus.Registerer
+	if len(reg) > 0 {
+		r = reg[0]
+	}
+	a, err := kafka.NewAggregator(aggregate.Config{FlushInterval: 200 * time.Millisecond}, kc, sink, quiet, r)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cancel, done := run(t, a)
+	t.Cleanup(func() { cancel(); <-done })
+	return a, cancel, done
+}
+
+// run runs a until the returned cancel is called; done closes when Run
+// returned.
+func run(t *testing.T, a *kafka.Aggregator) (context.CancelFunc, <-chan struct{}) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -188,8 +205,7 @@ func startAggregator(t *testing.T, kc kafka.Config, sink aggregate.PartitionSink
 			t.Error(err)
 		}
 	}()
-	t.Cleanup(func() { cancel(); <-done })
-	return a, cancel, done
+	return cancel, done
 }
 
 // waitTotal waits until the sink counted want requests, then checks that
@@ -261,6 +277,115 @@ func TestJournalRecordsCarryTheBatch(t *testing.T) {
 func TestAggregatorCountsEveryBatchOnceAcrossMembersAndRetries(t *testing.T) {
 	t.Run("memory", func(t *testing.T) { testExactlyOnce(t, newMemSink()) })
 	t.Run("postgres", func(t *testing.T) { testExactlyOnce(t, newPGSink(t)) })
+	// A slow store whose flushes sometimes fail, before or after their
+	// commit: the flushes applied in the background overlap the fold of
+	// the next records, are restored into it, or are fenced and re-read.
+	t.Run("postgres slow and failing", func(t *testing.T) {
+		testExactlyOnce(t, &flakySink{countingSink: newPGSink(t), delay: 150 * time.Millisecond})
+	})
+}
+
+// flakySink delays every ApplyPartition; every third one fails after
+// the store committed it (an ambiguous failure) and every fourth one
+// fails without reaching the store.
+type flakySink struct {
+	countingSink
+	delay time.Duration
+	mu    sync.Mutex
+	calls int
+}
+
+func (f *flakySink) ApplyPartition(ctx context.Context, p *aggregate.PartitionFlush) error {
+	f.mu.Lock()
+	f.calls++
+	n := f.calls
+	f.mu.Unlock()
+	time.Sleep(f.delay)
+	switch {
+	case n%4 == 0:
+		return errors.New("injected: the store was not reached")
+	case n%3 == 0:
+		if err := f.countingSink.ApplyPartition(ctx, p); err != nil {
+			return err
+		}
+		return errors.New("injected: the commit's answer was lost")
+	}
+	return f.countingSink.ApplyPartition(ctx, p)
+}
+
+// gatedSink holds every ApplyPartition until gate is closed, telling
+// entered that one started.
+type gatedSink struct {
+	countingSink
+	gate    chan struct{}
+	entered chan struct{}
+}
+
+func (g *gatedSink) ApplyPartition(ctx context.Context, p *aggregate.PartitionFlush) error {
+	select {
+	case g.entered <- struct{}{}:
+	default:
+	}
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.countingSink.ApplyPartition(ctx, p)
+}
+
+// TestAggregatorConsumesWhileTheStoreApplies: while the store applies a
+// flush (held here until the test lets it go), the aggregator goes on
+// consuming and folding; nothing is counted before the store commits,
+// and everything exactly once after.
+func TestAggregatorConsumesWhileTheStoreApplies(t *testing.T) {
+	t.Run("memory", func(t *testing.T) { testConsumesWhileApplying(t, newMemSink()) })
+	t.Run("postgres", func(t *testing.T) { testConsumesWhileApplying(t, newPGSink(t)) })
+}
+
+func testConsumesWhileApplying(t *testing.T, inner countingSink) {
+	kc, j := openTopic(t, 1)
+	sink := &gatedSink{countingSink: inner, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	reg := prometheus.NewRegistry()
+	startAggregator(t, kc, sink, reg)
+	var release sync.Once
+	open := func() { release.Do(func() { close(sink.gate) }) }
+	t.Cleanup(open) // before the aggregator's cleanup, which waits for its flush
+	appendN(t, j, "shop", 0, 5)
+	select {
+	case <-sink.entered:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no flush started")
+	}
+	appendN(t, j, "shop", 5, 12)
+	appendN(t, j, "shop", 3, 5) // retried POSTs of the flush in flight
+	deadline := time.Now().Add(20 * time.Second)
+	for consumed(t, reg) < 14 {
+		if time.Now().After(deadline) {
+			t.Fatalf("consumed %v records while the store applied a flush, want 14: consumption stalled", consumed(t, reg))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, n := sink.total(); n != 0 {
+		t.Fatalf("%d requests counted before the store committed anything", n)
+	}
+	open()
+	waitTotal(t, sink, 12)
+}
+
+// consumed reads drainpipe_aggregate_records_total from reg.
+func consumed(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "drainpipe_aggregate_records_total" {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 func testExactlyOnce(t *testing.T, sink countingSink) {
@@ -359,25 +484,14 @@ func TestAggregatorRunsAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := func() (context.CancelFunc, <-chan struct{}) {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if err := a.Run(ctx); err != nil {
-				t.Error(err)
-			}
-		}()
-		return cancel, done
-	}
 	appendN(t, j, "shop", 0, 10)
 	appendN(t, j, "blog", 0, 10)
-	stop, done := run()
+	stop, done := run(t, a)
 	waitTotal(t, sink, 20)
 	stop()
 	<-done
 	appendN(t, j, "shop", 10, 15)
-	stop, done = run()
+	stop, done = run(t, a)
 	defer func() { stop(); <-done }()
 	waitTotal(t, sink, 25)
 }
