@@ -22,7 +22,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"log/slog"
 	"os"
@@ -101,7 +100,8 @@ type Options struct {
 
 // segFile is a segment file open for writing.
 type segFile interface {
-	io.WriterAt
+	// WritevAt writes bufs, one after the other, at off (pwritev).
+	WritevAt(bufs [][]byte, off int64) (int, error)
 	Truncate(size int64) error
 	// Datasync makes the written bytes durable (fdatasync).
 	Datasync() error
@@ -141,9 +141,11 @@ type Journal struct {
 
 	// wmu is held by the writer for each group commit (and by Import).
 	wmu         sync.Mutex
-	active      segFile // the last segment, open for writing
-	broken      error   // a failed write that could not be undone yet
-	buf         []byte
+	active      segFile  // the last segment, open for writing
+	broken      error    // a failed write that could not be undone yet
+	hdrs        []byte   // the group's record headers
+	spans       []int    // where each header ends in hdrs
+	iov         [][]byte // headers and bodies, in file order
 	entries     []handoff.Entry
 	kickPersist bool
 
@@ -485,7 +487,7 @@ func (j *Journal) commit(group []*appendReq) error {
 	}
 	last := j.lastSeq.Load()
 	next := last + 1
-	j.buf = j.buf[:0]
+	j.hdrs, j.spans, j.iov = j.hdrs[:0], j.spans[:0], j.iov[:0]
 	j.entries = j.entries[:0]
 	var added []frameKey
 	j.fmu.Lock()
@@ -519,22 +521,42 @@ func (j *Journal) commit(group []*appendReq) error {
 		if r.damaged {
 			e.Flags, e.Stored = flagDamaged, nil
 		}
-		start := len(j.buf)
-		j.buf = appendRecord(j.buf, &e)
+		start := len(j.hdrs)
+		j.hdrs = appendHeader(j.hdrs, &e)
+		c := payloadCRC(j.hdrs[start:], e.Stored)
+		binary.LittleEndian.PutUint32(j.hdrs[start+8:], c)
+		j.spans = append(j.spans, len(j.hdrs))
+		j.iov = append(j.iov, e.Stored) // the header goes before it, below
 		crc := r.crc
 		if r.damaged {
 			crc = 0
 		} else if !j.opt.Compress {
-			crc = binary.LittleEndian.Uint32(j.buf[start+8:])
+			crc = c
 		}
 		j.entries = append(j.entries, handoff.Entry{Rec: drainpipe.Record{Seq: r.seq, Batch: r.b, Damaged: e.Flags&flagDamaged != 0}, CRC: crc})
 	}
 	j.kickPersist = len(j.pending) >= persistPending
 	j.fmu.Unlock()
-	if len(j.buf) == 0 {
+	if len(j.spans) == 0 {
 		return nil
 	}
-	err := j.write(j.entries[0].Rec.Seq)
+	// Each record is its header (in hdrs) and its body (as received):
+	// one pwritev, no copy of the bodies.
+	bodies := len(j.iov)
+	size := 0
+	for i, end := range j.spans {
+		start := 0
+		if i > 0 {
+			start = j.spans[i-1]
+		}
+		j.iov = append(j.iov, j.hdrs[start:end:end])
+		if b := j.iov[i]; len(b) > 0 {
+			j.iov = append(j.iov, b)
+		}
+		size += end - start + len(j.iov[i])
+	}
+	j.iov = append(j.iov[:0], j.iov[bodies:]...)
+	err := j.write(j.entries[0].Rec.Seq, size)
 	if err != nil {
 		j.fmu.Lock()
 		for _, k := range added {
@@ -543,11 +565,13 @@ func (j *Journal) commit(group []*appendReq) error {
 		j.fmu.Unlock()
 		j.handoff.Invalidate()
 		clear(j.entries)
+		clear(j.iov)
 		return err
 	}
+	clear(j.iov)
 	j.smu.Lock()
 	s := j.segs[len(j.segs)-1]
-	s.size += int64(len(j.buf))
+	s.size += int64(size)
 	s.last = next - 1
 	j.smu.Unlock()
 	j.lastSeq.Store(next - 1)
@@ -556,9 +580,9 @@ func (j *Journal) commit(group []*appendReq) error {
 	return nil
 }
 
-// write appends j.buf to the last segment, rolling first when it is full,
-// and syncs it. first is the first record's seq.
-func (j *Journal) write(first int64) error {
+// write appends j.iov (size bytes) to the last segment, rolling first
+// when it is full, and syncs it. first is the first record's seq.
+func (j *Journal) write(first int64, size int) error {
 	j.smu.RLock()
 	var s *segment
 	if n := len(j.segs); n > 0 {
@@ -571,7 +595,10 @@ func (j *Journal) write(first int64) error {
 			return err
 		}
 	}
-	if _, err := j.active.WriteAt(j.buf, s.size); err != nil {
+	if n, err := j.active.WritevAt(j.iov, s.size); err != nil || n != size {
+		if err == nil {
+			err = io.ErrShortWrite
+		}
 		j.broken = fmt.Errorf("journal: write %s: %w", s.path, err)
 		err := j.broken
 		j.undo()
@@ -672,8 +699,7 @@ func (j *Journal) memoryCRC(r *drainpipe.Record) uint32 {
 	}
 	e := entry{Seq: r.Seq, ReceivedAt: r.ReceivedAt.UnixNano(), Dropped: r.Dropped, Lost: r.Lost, App: r.App, FrameID: r.FrameID}
 	var hdr [headerSize + fixedSize + 256]byte
-	p := appendRecord(hdr[:0], &e)[headerSize:]
-	return crc32.Update(crc32.Checksum(p, batchcodec.Castagnoli), batchcodec.Castagnoli, r.Body)
+	return payloadCRC(appendHeader(hdr[:0], &e), r.Body)
 }
 
 // Trim deletes the segments whose records all have Seq <= upTo, once the

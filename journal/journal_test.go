@@ -229,12 +229,13 @@ type fullDisk struct {
 	full *atomic.Bool
 }
 
-func (f fullDisk) WriteAt(p []byte, off int64) (int, error) {
+func (f fullDisk) WritevAt(bufs [][]byte, off int64) (int, error) {
 	if f.full.Load() {
-		n, _ := f.SegFile.WriteAt(p[:len(p)/2], off)
-		return n, &os.PathError{Op: "write", Path: "segment", Err: syscall.ENOSPC}
+		p := bytes.Join(bufs, nil)
+		n, _ := f.SegFile.WritevAt([][]byte{p[:len(p)/2]}, off)
+		return n, &os.PathError{Op: "pwritev", Path: "segment", Err: syscall.ENOSPC}
 	}
-	return f.SegFile.WriteAt(p, off)
+	return f.SegFile.WritevAt(bufs, off)
 }
 
 // TestFailedWriteLeavesNothing: appends whose write fails (a full disk)

@@ -69,6 +69,17 @@ func (e *entry) size() int {
 // appendRecord appends e, encoded, to buf.
 func appendRecord(buf []byte, e *entry) []byte {
 	start := len(buf)
+	buf = appendHeader(buf, e)
+	buf = append(buf, e.Stored...)
+	binary.LittleEndian.PutUint32(buf[start+8:], crc32.Checksum(buf[start+headerSize:], batchcodec.Castagnoli))
+	return buf
+}
+
+// appendHeader appends e's record up to its stored body, which the
+// caller writes after it (the writer hands both to one pwritev), with a
+// zero checksum: the checksum is that of the payload, which
+// payloadCRC computes from the two.
+func appendHeader(buf []byte, e *entry) []byte {
 	payload := fixedSize + len(e.App) + len(e.FrameID) + len(e.Stored)
 	buf = append(buf, magic[:]...)
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(payload))
@@ -81,11 +92,13 @@ func appendRecord(buf []byte, e *entry) []byte {
 	buf = binary.LittleEndian.AppendUint16(buf, uint16(len(e.App)))
 	buf = binary.LittleEndian.AppendUint16(buf, uint16(len(e.FrameID)))
 	buf = append(buf, e.App...)
-	buf = append(buf, e.FrameID...)
-	buf = append(buf, e.Stored...)
-	crc := crc32.Checksum(buf[start+headerSize:], batchcodec.Castagnoli)
-	binary.LittleEndian.PutUint32(buf[start+8:], crc)
-	return buf
+	return append(buf, e.FrameID...)
+}
+
+// payloadCRC is the checksum of a record whose header (from
+// appendHeader) is hdr and whose stored body is body.
+func payloadCRC(hdr, body []byte) uint32 {
+	return crc32.Update(crc32.Checksum(hdr[headerSize:], batchcodec.Castagnoli), batchcodec.Castagnoli, body)
 }
 
 // recordLen returns the length of the record whose header starts b

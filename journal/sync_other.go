@@ -2,7 +2,15 @@
 
 package journal
 
-import "os"
+import (
+	"bytes"
+	"os"
+)
+
+// WritevAt writes bufs at off, joined.
+func (f osFile) WritevAt(bufs [][]byte, off int64) (int, error) {
+	return f.WriteAt(bytes.Join(bufs, nil), off)
+}
 
 // datasync makes f's written bytes durable (fsync where there is no
 // fdatasync).
