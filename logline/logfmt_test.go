@@ -2,6 +2,8 @@ package logline
 
 import (
 	"bytes"
+	"math/bits"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -88,6 +90,7 @@ var scannerSeeds = []string{
 	specRouter, specRouterError, specCustom, specLoad, specMemory,
 	"sample#memory_total=21.00MB sample#memory_rss=21.00MB\tsample#memory_cache=0.00MB",
 	strings.Repeat("abcdefgh", 5) + "=" + strings.Repeat(`"x\`, 7),
+	"a=b\x01c d=\x00\x1f\x20\x21\x7f\x80\x9f\xa0\xff e=\x1fxxxxxxxxx\x00yyyyyyyy\tz",
 }
 
 func TestScannerMatchesReference(t *testing.T) {
@@ -106,4 +109,44 @@ func FuzzScanner(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(checkScanner)
+}
+
+// TestWordScans checks zeroBytes and lessBytes against a byte loop: the
+// lowest flagged byte is the first matching one, on words built from
+// bytes near the thresholds and random ones.
+func TestWordScans(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	interesting := []byte{0, 1, 8, 9, 10, 0x1f, 0x20, 0x21, 0x3d, 0x7f, 0x80, 0x81, 0x9f, 0xa0, 0xa1, 0xfe, 0xff}
+	first := func(w uint64, match func(byte) bool) int {
+		for k := range 8 {
+			if match(byte(w >> (8 * k))) {
+				return k
+			}
+		}
+		return 8
+	}
+	lowest := func(m uint64) int {
+		if m == 0 {
+			return 8
+		}
+		return bits.TrailingZeros64(m) >> 3
+	}
+	for range 200000 {
+		var w uint64
+		for k := range 8 {
+			c := byte(rng.Uint32())
+			if rng.IntN(2) == 0 {
+				c = interesting[rng.IntN(len(interesting))]
+			}
+			w |= uint64(c) << (8 * k)
+		}
+		if got, want := lowest(zeroBytes(w)), first(w, func(c byte) bool { return c == 0 }); got != want {
+			t.Fatalf("zeroBytes(%#x): byte %d, want %d", w, got, want)
+		}
+		for _, n := range []byte{1, 0x21, 0x80} {
+			if got, want := lowest(lessBytes(w, n)), first(w, func(c byte) bool { return c < n }); got != want {
+				t.Fatalf("lessBytes(%#x, %#x): byte %d, want %d", w, n, got, want)
+			}
+		}
+	}
 }
