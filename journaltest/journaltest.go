@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/gen"
 	"github.com/drainpipe/drainpipe/internal/benchmeter"
 	"github.com/drainpipe/drainpipe/logplex"
 )
@@ -400,14 +401,25 @@ func testAfterClose(t *testing.T, cfg Config) {
 	}
 }
 
-// BenchBody is the journal benchmarks' drain body: 500 router lines
-// (about 120 KB, as Logplex sends).
+// BenchBody is the journal benchmarks' drain body: 500 lines of one busy
+// app of the synthetic fleet (the traffic loadgen sends: router lines
+// with their varied paths, ids and timings, runtime samples, app output),
+// about 120 KB. Real traffic, not one line repeated: how well and how fast
+// S2 packs it decides whether packing pays.
 func BenchBody() []byte {
+	from := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	app := gen.DemoFleet(1, 7)[0]
 	var body []byte
-	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	for i := range 500 {
-		body = logplex.AppendMessage(body, at.Add(time.Duration(i)*time.Millisecond), "host", "heroku", "router",
-			fmt.Sprintf(`at=info method=GET path=/products/%d host=shop.herokuapp.com request_id=8601b555-6a83-4c12-8269-97c8e32cdb22 fwd="204.204.204.204" dyno=web.3 connect=1ms service=87ms status=200 bytes=1234 protocol=https`, i))
+	n := 0
+	for to := from.Add(10 * time.Second); n < 500; to = to.Add(10 * time.Second) {
+		g := gen.NewGenerator(app, 7, from, to)
+		body, n = body[:0], 0
+		g.Generate(from, to, func(l *gen.Line) {
+			if n < 500 {
+				body = logplex.AppendMessage(body, l.Time, "host", l.AppName, l.ProcID, string(l.Msg))
+				n++
+			}
+		})
 	}
 	return body
 }
