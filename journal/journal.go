@@ -138,6 +138,8 @@ type Journal struct {
 	exited chan struct{} // closed when the writer has returned
 	wg     sync.WaitGroup
 	once   sync.Once
+	// closeErr is Close's outcome, for every call.
+	closeErr error
 
 	// wmu is held by the writer for each group commit (and by Import).
 	wmu         sync.Mutex
@@ -290,7 +292,7 @@ func (j *Journal) recover(ctx context.Context) error {
 				// fdatasync returned, so never acknowledged. A copy is
 				// kept in quarantine, in case they are damage instead.
 				if _, err := quarantineCopy(j.qdir, s, int64(end), tail); err != nil {
-					return err
+					j.log.Warn("journal: cannot keep a copy of the torn tail; cutting it off all the same", "file", s.path, "err", err)
 				}
 				if err := truncateSync(s.path, int64(end)); err != nil {
 					return fmt.Errorf("cut the torn tail of %s: %w", s.path, err)
@@ -405,6 +407,11 @@ func (j *Journal) Append(ctx context.Context, b drainpipe.Batch) (int64, bool, e
 		}
 		r.crc = batchcodec.RecordCRC(b.App, b.FrameID, b.ReceivedAt.UnixNano(), b.Dropped, b.Lost, b.Body)
 	}
+	select {
+	case <-j.done:
+		return 0, false, ErrClosed
+	default:
+	}
 	if b.FrameID != "" {
 		r.gen = j.gen.Load()
 		seen, err := j.idx.Seen(ctx, b.App, b.FrameID)
@@ -453,6 +460,7 @@ func (j *Journal) writer() {
 		}
 		j.wmu.Lock()
 		err := j.commit(group)
+		kick := j.kickPersist
 		j.wmu.Unlock()
 		for _, r := range group {
 			if err != nil {
@@ -460,7 +468,7 @@ func (j *Journal) writer() {
 			}
 			close(r.done)
 		}
-		if j.kickPersist {
+		if kick {
 			select {
 			case j.kick <- struct{}{}:
 			default:
@@ -795,11 +803,14 @@ func (j *Journal) persister() {
 // Close stops the writer, failing pending appends, writes the pending
 // frame ids to the index and closes the files and the index.
 func (j *Journal) Close() error {
-	j.once.Do(func() { close(j.done) })
-	j.wg.Wait()
-	_, err := j.persist(context.Background())
-	if j.active != nil {
-		err = errors.Join(err, j.active.Close())
-	}
-	return errors.Join(err, j.idx.Close())
+	j.once.Do(func() {
+		close(j.done)
+		j.wg.Wait()
+		_, err := j.persist(context.Background())
+		if j.active != nil {
+			err = errors.Join(err, j.active.Close())
+		}
+		j.closeErr = errors.Join(err, j.idx.Close())
+	})
+	return j.closeErr
 }
