@@ -311,7 +311,7 @@ func (j *Journal) recover(ctx context.Context) error {
 			}
 		}
 		if len(bad) > 0 {
-			s.slots = slots
+			s.slots, s.scanned = slots, s.size
 		}
 		if len(frames) > 0 {
 			if err := j.idx.Remember(ctx, frames); err != nil {

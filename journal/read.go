@@ -51,7 +51,8 @@ func (j *Journal) readFiles(ctx context.Context, after int64, max int) ([]drainp
 // segment as it was committed), at most max of them and maxBytes of
 // bodies (at least one). An intact segment is read record by record from
 // where the last read ended, or from its start; damage found on the way
-// has the segment scanned whole (rescan), and its slots read instead.
+// has the segment scanned whole (rescan), and its slots read instead,
+// then the records appended after the scan record by record.
 func (j *Journal) readSegment(s *segment, after int64, max, maxBytes int) ([]drainpipe.Record, error) {
 	f, err := os.Open(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -61,15 +62,22 @@ func (j *Journal) readSegment(s *segment, after int64, max, maxBytes int) ([]dra
 		return nil, fmt.Errorf("journal: read: %w", err)
 	}
 	defer f.Close()
-	if s.slots != nil {
-		return j.readSlots(f, s, after, max, maxBytes, true)
-	}
-	var off int64
-	if c := j.cur; c.seg == s.first && c.after == after && c.off <= s.size {
-		off = c.off
-	}
 	var out []drainpipe.Record
 	size := 0
+	var off int64
+	if c := j.cur; c.seg == s.first && c.after == after && c.off <= s.size && c.off >= s.scanned {
+		off = c.off
+	} else if s.slots != nil {
+		// The scanned part from its slots, then the records appended
+		// after the scan (the segment is the last, still written).
+		if out, err = j.readSlots(f, s, after, max, maxBytes, true); err != nil || s.scanned >= s.size {
+			return out, err
+		}
+		for _, r := range out {
+			size += len(r.Body)
+		}
+		off = s.scanned
+	}
 	var hdr [headerSize]byte
 	for off < s.size && len(out) < max && size < maxBytes {
 		var e entry
@@ -138,11 +146,11 @@ func (j *Journal) rescan(f *os.File, s *segment) error {
 		}
 		j.quarantine(s, int64(end), data[end:], "checksum mismatch on read")
 	}
-	s.slots = slots
+	s.slots, s.scanned = slots, s.size
 	j.smu.Lock()
 	for _, js := range j.segs {
 		if js.first == s.first {
-			js.slots = slots
+			js.slots, js.scanned = slots, s.size
 		}
 	}
 	j.smu.Unlock()

@@ -30,3 +30,43 @@ func TestImportOfAThousandRecords(t *testing.T) {
 		t.Fatalf("%d records after the import", len(recs))
 	}
 }
+
+// TestAppendsAfterDamageInTheLastSegmentAreRead: records appended into
+// a last segment that holds damage (found at the start, or by a read)
+// are read from the file when the reader is behind the in-memory
+// hand-off, also once the segment was rolled: none is skipped.
+func TestAppendsAfterDamageInTheLastSegmentAreRead(t *testing.T) {
+	for _, found := range []string{"at-open", "on-read"} {
+		t.Run(found, func(t *testing.T) {
+			dir := t.TempDir()
+			_, start, end := threeRecords(t, dir)
+			seg := segments(t, dir)[0]
+			if found == "at-open" {
+				corrupt(t, seg, (start+end)/2)
+			}
+			j := openIn(t, dir, journal.Options{SegmentSize: size(t, seg) + 1})
+			defer j.Close()
+			if found == "on-read" {
+				corrupt(t, seg, (start+end)/2)
+				if recs := readAll(t, j); len(recs) != 3 || !recs[1].Damaged {
+					t.Fatalf("%d records before the appends", len(recs))
+				}
+			}
+			for i := range 3 {
+				mustAppend(t, j, batch("shop", fmt.Sprint("n", i), 30, 10+i))
+			}
+			if n := len(segments(t, dir)); n != 2 {
+				t.Fatalf("%d segments, want the damaged one and one rolled after it", n)
+			}
+			recs := readAll(t, j) // from 0: below the hand-off, so from the files
+			if len(recs) != 6 {
+				t.Fatalf("read %d records, want 6", len(recs))
+			}
+			for i, r := range recs {
+				if r.Seq != int64(i+1) || r.Damaged != (i == 1) {
+					t.Fatalf("record %d: seq %d damaged %v", i, r.Seq, r.Damaged)
+				}
+			}
+		})
+	}
+}

@@ -25,8 +25,11 @@ type segment struct {
 	path  string
 	// slots is nil for an intact segment, which the reader walks record
 	// by record. Once damage is found in it, slots lists what it holds,
-	// in order: the intact records and markers for damaged ones.
-	slots []slot
+	// in order: the intact records and markers for damaged ones, of its
+	// first scanned bytes; the records appended after those (to a last
+	// segment found damaged) are walked record by record.
+	slots   []slot
+	scanned int64
 }
 
 // slot is one record of a damaged segment: where an intact record lies,
