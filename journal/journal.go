@@ -321,14 +321,11 @@ func (j *Journal) recover(ctx context.Context) error {
 		last = max(last, s.last)
 	}
 	// A last segment without records (created, then the process stopped
-	// before its first append) is removed: the next append creates the
-	// segment it needs.
-	if n := len(segs); n > 0 && segs[n-1].last < segs[n-1].first {
-		if err := os.Remove(segs[n-1].path); err != nil {
-			return fmt.Errorf("remove empty segment: %w", err)
-		}
+	// before its first append, or that append's write failed) is kept
+	// and appended to: once Trim has deleted every segment before it,
+	// its name is all that is left of the numbering.
+	if n := len(segs); n > 0 {
 		last = max(last, segs[n-1].first-1)
-		segs = segs[:n-1]
 	}
 	if n := len(segs); n > 0 {
 		f, err := j.openSegFile(segs[n-1].path, os.O_RDWR)

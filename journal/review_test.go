@@ -3,6 +3,7 @@ package journal_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/drainpipe/drainpipe/journal"
@@ -68,5 +69,42 @@ func TestAppendsAfterDamageInTheLastSegmentAreRead(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSeqGoesOnAfterAFailedRollAndTrim: a segment created for an append
+// whose write then failed stays empty; once Trim deleted every segment
+// before it, two restarts in a row still number the next record after
+// the last acknowledged one (not from 1 again, below the store's
+// position).
+func TestSeqGoesOnAfterAFailedRollAndTrim(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	var full atomic.Bool
+	opt := journal.WithWrap(journal.Options{SegmentSize: 1}, func(f journal.SegFile) journal.SegFile { return fullDisk{f, &full} })
+	j := openIn(t, dir, opt)
+	for i := range 3 {
+		mustAppend(t, j, batch("a", fmt.Sprint("f", i), 5, i))
+	}
+	full.Store(true)
+	if _, _, err := j.Append(ctx, batch("a", "f3", 5, 3)); err == nil {
+		t.Fatal("append on a full disk succeeded")
+	}
+	if err := j.Trim(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	for restart := range 2 {
+		j = openIn(t, dir, journal.Options{SegmentSize: 1})
+		if got := j.LastSeq(); got != 3 {
+			j.Close()
+			t.Fatalf("restart %d: LastSeq %d, want 3", restart+1, got)
+		}
+		j.Close()
+	}
+	j = openIn(t, dir, journal.Options{SegmentSize: 1})
+	defer j.Close()
+	if seq := mustAppend(t, j, batch("a", "f3", 5, 3)); seq != 4 {
+		t.Fatalf("next seq %d, want 4", seq)
 	}
 }
