@@ -42,7 +42,7 @@ type serveFlags struct {
 
 func (f *serveFlags) register(fs *flag.FlagSet, defaultData, defaultListen string) {
 	fs.StringVar(&f.data, "data", defaultData, "data directory (journal/, journal.db, metrics.db, admin-token)")
-	fs.StringVar(&f.journal, "journal", embedded.JournalFile, "embedded journal: file (checksummed segment files in DATA/journal, frame ids in DATA/journal.db) or sqlite (all in DATA/journal.db); records left by the other are moved over or refused at start, see docs/RELIABILITY.md")
+	fs.StringVar(&f.journal, "journal", embedded.JournalFile, "embedded journal: file (checksummed segment files in DATA/journal, frame ids in DATA/journal.db) or sqlite (all in DATA/journal.db); records left by the other are moved over or refused at start (docs/architecture.md)")
 	fs.BoolVar(&f.compress, "journal-compress", false, "file journal: store bodies of 4 KiB and more S2-compressed (fewer bytes written, more CPU; see docs/BENCHMARKS.md)")
 	listenHelp := "address to listen on"
 	if defaultListen == "" {
