@@ -237,6 +237,9 @@ func Open(ctx context.Context, dir string, opt Options) (*Journal, error) {
 	}
 	j.packBufs.New = func() any { return new([]byte) }
 	if err := j.recover(ctx); err != nil {
+		if j.active != nil {
+			j.active.Close()
+		}
 		return nil, fmt.Errorf("journal: %w", err)
 	}
 	j.handoff = handoff.New(j.lastSeq.Load())
@@ -265,6 +268,18 @@ func (j *Journal) recover(ctx context.Context) error {
 		next := int64(1<<63 - 1)
 		if !final {
 			next = segs[i+1].first
+		} else {
+			// A process killed between a write and its fdatasync left
+			// those records in the page cache only (their appends were
+			// not acknowledged). They are made durable before they are
+			// trusted: read, and their frame ids remembered so that a
+			// retry is answered as a duplicate.
+			if j.active, err = j.openSegFile(s.path, os.O_RDWR); err != nil {
+				return fmt.Errorf("open segment: %w", err)
+			}
+			if err := j.active.Datasync(); err != nil {
+				return fmt.Errorf("fdatasync %s: %w", s.path, err)
+			}
 		}
 		var frames []Frame
 		var slots []slot
@@ -326,13 +341,6 @@ func (j *Journal) recover(ctx context.Context) error {
 	// its name is all that is left of the numbering.
 	if n := len(segs); n > 0 {
 		last = max(last, segs[n-1].first-1)
-	}
-	if n := len(segs); n > 0 {
-		f, err := j.openSegFile(segs[n-1].path, os.O_RDWR)
-		if err != nil {
-			return fmt.Errorf("open segment: %w", err)
-		}
-		j.active = f
 	}
 	j.segs = segs
 	j.lastSeq.Store(last)

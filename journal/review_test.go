@@ -3,10 +3,13 @@ package journal_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/drainpipe/drainpipe/journal"
+	"github.com/drainpipe/drainpipe/sqlite"
 )
 
 // TestImportOfAThousandRecords: an old journal.db holding more records
@@ -106,5 +109,33 @@ func TestSeqGoesOnAfterAFailedRollAndTrim(t *testing.T) {
 	defer j.Close()
 	if seq := mustAppend(t, j, batch("a", "f3", 5, 3)); seq != 4 {
 		t.Fatalf("next seq %d, want 4", seq)
+	}
+}
+
+// syncFails is a real segment file whose fdatasync fails.
+type syncFails struct{ journal.SegFile }
+
+func (syncFails) Datasync() error { return syscall.EIO }
+
+// TestOpenSyncsTheLastSegment: the last segment may end in records a
+// killed process wrote but never synced (its appends were not
+// acknowledged). Open makes them durable before it trusts them (reads
+// them, remembers their frame ids, so that a retry is answered as a
+// duplicate), and refuses to start when it cannot: a power loss would
+// otherwise take records whose retries were acknowledged.
+func TestOpenSyncsTheLastSegment(t *testing.T) {
+	dir := t.TempDir()
+	j := openIn(t, dir, journal.Options{})
+	mustAppend(t, j, batch("a", "f1", 5, 1))
+	j.Close()
+	idx, err := sqlite.OpenFrameIndex(context.Background(), filepath.Join(dir, "journal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	opt := journal.WithWrap(journal.Options{Frames: idx, Log: quiet}, func(f journal.SegFile) journal.SegFile { return syncFails{f} })
+	if j, err := journal.Open(context.Background(), filepath.Join(dir, "journal"), opt); err == nil {
+		j.Close()
+		t.Fatal("Open trusted a last segment it could not sync")
 	}
 }
