@@ -394,6 +394,9 @@ func (s *Store) eachRow(ctx context.Context, app, processType string, tier drain
 	if err != nil {
 		return err
 	}
+	if s.afterSnapshot != nil {
+		s.afterSnapshot()
+	}
 	pend, err := s.pending(ctx, tx, cur, app, processType, tier, start, end)
 	if err != nil {
 		return err
@@ -460,7 +463,11 @@ func (s *Store) pendingCounts(ctx context.Context, q querier, cur rollupCursor, 
 	for i, c := range counts {
 		at[key{c.App, c.Time.Unix()}] = i
 	}
-	for _, table := range s.partitionsIn(drainpipe.Tier1m, time.Unix(from, 0), time.Unix(to, 0)) {
+	tables, err := s.partitionsOf(ctx, q, drainpipe.Tier1m, time.Unix(from, 0), time.Unix(to, 0))
+	if err != nil {
+		return nil, err
+	}
+	for _, table := range tables {
 		rows, err := q.QueryContext(ctx, `SELECT app, ts, requests, err5xx FROM `+table+` WHERE ts >= ? AND ts < ?`, from, to)
 		if err != nil {
 			return nil, fmt.Errorf("store: request counts in %s: %w", table, err)

@@ -122,7 +122,8 @@ type Store struct {
 	// (server.EventsLimit; tests lower it).
 	eventsLimit int
 
-	afterCommit func() // test hook: runs after a flush commits, before remember
+	afterCommit   func() // test hook: runs after a flush commits, before remember
+	afterSnapshot func() // test hook: runs once a coarser tier's query has its snapshot
 }
 
 type partKey struct {
@@ -751,6 +752,39 @@ func (s *Store) partitionsIn(tier drainpipe.Tier, start, end time.Time) []string
 	return names
 }
 
+// partitionsOf returns the partition tables of tier that overlap
+// [start, end), oldest first, as q sees them. A read transaction (the
+// query of a coarser tier) lists them from its own snapshot: the store's
+// list of partitions (s.parts) may name one created after the snapshot
+// began, which the snapshot has not ("no such table"), or lack one
+// committed before it that its writer has not added yet. A plain query
+// runs each statement on a snapshot newer than anything s.parts names,
+// and uses it.
+func (s *Store) partitionsOf(ctx context.Context, q querier, tier drainpipe.Tier, start, end time.Time) ([]string, error) {
+	if _, ok := q.(*sql.DB); ok {
+		return s.partitionsIn(tier, start, end), nil
+	}
+	span := int64(partitionSpan(tier) / time.Second)
+	rows, err := q.QueryContext(ctx, `SELECT name FROM partitions WHERE tier = ? AND start < ? AND start > ? ORDER BY start`,
+		int64(tier), end.Unix(), start.Unix()-span)
+	if err != nil {
+		return nil, fmt.Errorf("store: list partitions: %w", err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("store: list partitions: %w", err)
+		}
+		names = append(names, name)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list partitions: %w", err)
+	}
+	return names, nil
+}
+
 // Buckets returns the stored rows of tier for app in [start, end).
 func (s *Store) Buckets(ctx context.Context, app, processType string, tier drainpipe.Tier, start, end time.Time) ([]metrics.Row, error) {
 	return s.BucketParts(ctx, app, processType, tier, start, end, metrics.AllParts)
@@ -836,7 +870,11 @@ func (s *Store) eachStored(ctx context.Context, q querier, app, processType stri
 		where = ` AND ptype = ?`
 		args = append(args, processType)
 	}
-	for _, table := range s.partitionsIn(tier, start, end) {
+	tables, err := s.partitionsOf(ctx, q, tier, start, end)
+	if err != nil {
+		return err
+	}
+	for _, table := range tables {
 		sq := `SELECT ` + cols + `ts, data FROM ` + table + ` WHERE ts >= ? AND ts < ?` + where + ` ORDER BY ts`
 		rows, err := q.QueryContext(ctx, sq, args...)
 		if err != nil {
@@ -874,6 +912,9 @@ func (s *Store) RequestCounts(ctx context.Context, tier drainpipe.Tier, start, e
 	if err != nil {
 		return nil, err
 	}
+	if s.afterSnapshot != nil {
+		s.afterSnapshot()
+	}
 	out, err := s.requestCounts(ctx, tx, tier, start, end)
 	if err != nil {
 		return nil, err
@@ -886,7 +927,11 @@ func (s *Store) RequestCounts(ctx context.Context, tier drainpipe.Tier, start, e
 
 func (s *Store) requestCounts(ctx context.Context, q querier, tier drainpipe.Tier, start, end time.Time) ([]metrics.RequestCount, error) {
 	var out []metrics.RequestCount
-	for _, table := range s.partitionsIn(tier, start, end) {
+	tables, err := s.partitionsOf(ctx, q, tier, start, end)
+	if err != nil {
+		return nil, err
+	}
+	for _, table := range tables {
 		rows, err := q.QueryContext(ctx,
 			`SELECT app, ts, SUM(requests), SUM(err5xx) FROM `+table+` WHERE ts >= ? AND ts < ? GROUP BY app, ts`,
 			start.Unix(), end.Unix())
@@ -974,6 +1019,26 @@ func (s *Store) LastEvents(ctx context.Context) (map[string]drainpipe.Event, err
 		out[e.App] = e
 	}
 	return out, rows.Err()
+}
+
+// dropPartition drops the partition table name of k and its entry in
+// the partitions table, in one transaction.
+func (s *Store) dropPartition(ctx context.Context, k partKey, name string) error {
+	tx, err := begin(ctx, s.db)
+	if err != nil {
+		return fmt.Errorf("store: begin drop %s: %w", name, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+name); err != nil {
+		return fmt.Errorf("store: drop %s: %w", name, err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM partitions WHERE tier = ? AND start = ?`, int64(k.tier), k.start); err != nil {
+		return fmt.Errorf("store: forget %s: %w", name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit drop %s: %w", name, err)
+	}
+	return nil
 }
 
 // FormationWindow is how far back Formation looks: process types and
@@ -1070,24 +1135,17 @@ func (s *Store) DropExpired(ctx context.Context, now time.Time) ([]string, error
 	s.mu.Unlock()
 	for _, k := range victims {
 		name := names[k]
-		tx, err := begin(ctx, s.db)
-		if err != nil {
-			return dropped, fmt.Errorf("store: begin drop %s: %w", name, err)
-		}
-		if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+name); err != nil {
-			tx.Rollback()
-			return dropped, fmt.Errorf("store: drop %s: %w", name, err)
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM partitions WHERE tier = ? AND start = ?`, int64(k.tier), k.start); err != nil {
-			tx.Rollback()
-			return dropped, fmt.Errorf("store: forget %s: %w", name, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return dropped, fmt.Errorf("store: commit drop %s: %w", name, err)
-		}
+		// Out of the list before the table goes: a query that runs on
+		// its own snapshot after the drop must not name it.
 		s.mu.Lock()
 		delete(s.parts, k)
 		s.mu.Unlock()
+		if err := s.dropPartition(ctx, k, name); err != nil {
+			s.mu.Lock()
+			s.parts[k] = name
+			s.mu.Unlock()
+			return dropped, err
+		}
 		dropped = append(dropped, name)
 	}
 	longest := time.Duration(0)
