@@ -124,6 +124,9 @@ type Store struct {
 
 	afterCommit   func() // test hook: runs after a flush commits, before remember
 	afterSnapshot func() // test hook: runs once a coarser tier's query has its snapshot
+
+	walPath string // the database's write-ahead log
+	walCap  int64  // storeWALCap (tests lower it)
 }
 
 type partKey struct {
@@ -147,7 +150,8 @@ func OpenStore(ctx context.Context, path string, retention map[drainpipe.Tier]ti
 	if retention == nil {
 		retention = DefaultRetention()
 	}
-	s := &Store{db: db, log: log, retention: retention, parts: map[partKey]string{}, now: time.Now, eventsLimit: server.EventsLimit}
+	s := &Store{db: db, log: log, retention: retention, parts: map[partKey]string{}, now: time.Now, eventsLimit: server.EventsLimit,
+		walPath: path + "-wal", walCap: storeWALCap}
 	rows, err := db.QueryContext(ctx, `SELECT tier, start, name FROM partitions`)
 	if err != nil {
 		db.Close()
@@ -530,6 +534,7 @@ func (s *Store) apply(ctx context.Context, f *metrics.Flush, o applyOpts) error 
 	}
 	s.remember(created)
 	s.names.remember(dynos, customs)
+	s.boundWAL(ctx)
 	return nil
 }
 
