@@ -73,7 +73,9 @@ const MaxCustomPerBucket = 200
 // H and R codes, log loss and custom metrics are read through methods
 // (HCodes, RCodes, LogLoss, Custom): most buckets have none of them, so
 // they live in a record of their own that only the buckets using them
-// allocate (96 bytes less per bucket in memory). Use a Bucket through a
+// allocate (96 bytes less per bucket in memory), and the string counts
+// in one of its own again (a bucket with custom metrics but no errors
+// pays 32 bytes, not 96). Use a Bucket through a
 // pointer: a copy would share its parts with the original.
 type Bucket struct {
 	// Requests counts router request lines, with or without a status.
@@ -90,10 +92,17 @@ type Bucket struct {
 	rare *bucketRare
 }
 
-// bucketRare is the part of a Bucket that most buckets leave empty.
+// bucketRare is the part of a Bucket that most buckets leave empty:
+// custom metrics, and (behind a pointer of their own, as few buckets
+// with custom metrics have errors or log loss) the string counts.
 type bucketRare struct {
+	custom []NamedCustom
+	codes  *bucketCodes
+}
+
+// bucketCodes is a Bucket's H codes, R codes and log loss.
+type bucketCodes struct {
 	hCodes, rCodes, logLoss Counts[string]
-	custom                  []NamedCustom
 }
 
 // more returns b's rare part, allocating it on first use.
@@ -104,29 +113,46 @@ func (b *Bucket) more() *bucketRare {
 	return b.rare
 }
 
-// HCodes counts router errors per H code.
-func (b *Bucket) HCodes() Counts[string] {
+// moreCodes returns b's string counts, allocating them on first use.
+func (b *Bucket) moreCodes() *bucketCodes {
+	r := b.more()
+	if r.codes == nil {
+		r.codes = new(bucketCodes)
+	}
+	return r.codes
+}
+
+// codes returns b's string counts, nil when it has none.
+func (b *Bucket) codes() *bucketCodes {
 	if b.rare == nil {
 		return nil
 	}
-	return b.rare.hCodes
+	return b.rare.codes
+}
+
+// HCodes counts router errors per H code.
+func (b *Bucket) HCodes() Counts[string] {
+	if c := b.codes(); c != nil {
+		return c.hCodes
+	}
+	return nil
 }
 
 // RCodes counts dyno errors per R code.
 func (b *Bucket) RCodes() Counts[string] {
-	if b.rare == nil {
-		return nil
+	if c := b.codes(); c != nil {
+		return c.rCodes
 	}
-	return b.rare.rCodes
+	return nil
 }
 
 // LogLoss counts lost or rejected lines by reason ("L10",
 // "rejected.malformed", ...).
 func (b *Bucket) LogLoss() Counts[string] {
-	if b.rare == nil {
-		return nil
+	if c := b.codes(); c != nil {
+		return c.logLoss
 	}
-	return b.rare.logLoss
+	return nil
 }
 
 // Custom returns the l2met custom metrics, by name. Change them through
@@ -303,13 +329,13 @@ func (b *Bucket) AddStatus(status int) {
 }
 
 // AddHCode counts a router error code.
-func (b *Bucket) AddHCode(code []byte) { addBytes(&b.more().hCodes, code, 1) }
+func (b *Bucket) AddHCode(code []byte) { addBytes(&b.moreCodes().hCodes, code, 1) }
 
 // AddRCode counts a dyno error code.
-func (b *Bucket) AddRCode(code []byte) { addBytes(&b.more().rCodes, code, 1) }
+func (b *Bucket) AddRCode(code []byte) { addBytes(&b.moreCodes().rCodes, code, 1) }
 
 // AddLogLoss counts n lost or rejected lines under reason.
-func (b *Bucket) AddLogLoss(reason []byte, n int64) { addBytes(&b.more().logLoss, reason, n) }
+func (b *Bucket) AddLogLoss(reason []byte, n int64) { addBytes(&b.moreCodes().logLoss, reason, n) }
 
 // Dyno returns the gauges of the named dyno, creating them when missing.
 // The pointer is valid until the next dyno is added to b.
@@ -422,11 +448,11 @@ func (b *Bucket) Merge(o *Bucket) {
 	b.Service.Merge(&o.Service)
 	b.Connect.Merge(&o.Connect)
 	b.Status.merge(o.Status)
-	if o.rare != nil {
-		r := b.more()
-		r.hCodes.merge(o.rare.hCodes)
-		r.rCodes.merge(o.rare.rCodes)
-		r.logLoss.merge(o.rare.logLoss)
+	if oc := o.codes(); oc != nil && (len(oc.hCodes) > 0 || len(oc.rCodes) > 0 || len(oc.logLoss) > 0) {
+		c := b.moreCodes()
+		c.hCodes.merge(oc.hCodes)
+		c.rCodes.merge(oc.rCodes)
+		c.logLoss.merge(oc.logLoss)
 	}
 	for j := range o.Dynos {
 		d := &o.Dynos[j]
@@ -604,15 +630,18 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 			}
 		}
 	}
-	var rare bucketRare
-	var err error
-	if rare.hCodes, err = decodeCounts(&r, parts&PartHCodes != 0); err != nil {
+	var (
+		rare  bucketRare
+		codes bucketCodes
+		err   error
+	)
+	if codes.hCodes, err = decodeCounts(&r, parts&PartHCodes != 0); err != nil {
 		return nil, fmt.Errorf("decode bucket H codes: %w", err)
 	}
-	if rare.rCodes, err = decodeCounts(&r, parts&PartRCodes != 0); err != nil {
+	if codes.rCodes, err = decodeCounts(&r, parts&PartRCodes != 0); err != nil {
 		return nil, fmt.Errorf("decode bucket R codes: %w", err)
 	}
-	if rare.logLoss, err = decodeCounts(&r, parts&PartLogLoss != 0); err != nil {
+	if codes.logLoss, err = decodeCounts(&r, parts&PartLogLoss != 0); err != nil {
 		return nil, fmt.Errorf("decode bucket log loss: %w", err)
 	}
 	if n := r.count(); n > 0 {
@@ -693,7 +722,18 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 	if len(r.b) != 0 {
 		return nil, fmt.Errorf("decode bucket: %d trailing bytes", len(r.b))
 	}
-	if len(rare.hCodes) > 0 || len(rare.rCodes) > 0 || len(rare.logLoss) > 0 || len(rare.custom) > 0 {
+	// The bucket and the parts it has, allocated in one go.
+	switch {
+	case len(codes.hCodes) > 0 || len(codes.rCodes) > 0 || len(codes.logLoss) > 0:
+		all := &struct {
+			Bucket
+			bucketRare
+			bucketCodes
+		}{local, rare, codes}
+		all.bucketRare.codes = &all.bucketCodes
+		all.Bucket.rare = &all.bucketRare
+		return &all.Bucket, nil
+	case len(rare.custom) > 0:
 		both := &struct {
 			Bucket
 			bucketRare

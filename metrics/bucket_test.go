@@ -156,13 +156,13 @@ func TestDecodePartsKeepsOnlyItsParts(t *testing.T) {
 			out.Status = b.Status
 		}
 		if p&PartHCodes != 0 {
-			out.more().hCodes = b.HCodes()
+			out.moreCodes().hCodes = b.HCodes()
 		}
 		if p&PartRCodes != 0 {
-			out.more().rCodes = b.RCodes()
+			out.moreCodes().rCodes = b.RCodes()
 		}
 		if p&PartLogLoss != 0 {
-			out.more().logLoss = b.LogLoss()
+			out.moreCodes().logLoss = b.LogLoss()
 		}
 		if p&PartDynos != 0 {
 			out.Dynos = b.Dynos
@@ -351,8 +351,8 @@ func TestCountsMatchMap(t *testing.T) {
 func TestDecodeRejectsUnsortedKeys(t *testing.T) {
 	for _, b := range []*Bucket{
 		{Status: Counts[int]{{Key: 500, N: 1}, {Key: 200, N: 1}}},
-		{rare: &bucketRare{hCodes: Counts[string]{{Key: "H12", N: 1}, {Key: "H12", N: 2}}}},
-		{rare: &bucketRare{logLoss: Counts[string]{{Key: "b", N: 1}, {Key: "a", N: 1}}}},
+		{rare: &bucketRare{codes: &bucketCodes{hCodes: Counts[string]{{Key: "H12", N: 1}, {Key: "H12", N: 2}}}}},
+		{rare: &bucketRare{codes: &bucketCodes{logLoss: Counts[string]{{Key: "b", N: 1}, {Key: "a", N: 1}}}}},
 		{Dynos: []DynoGauges{{Name: "web.2"}, {Name: "web.1"}}},
 		{rare: &bucketRare{custom: []NamedCustom{{Name: "x"}, {Name: "x"}}}},
 	} {
