@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -236,4 +237,71 @@ func TestRuntimeBucketsFixed(t *testing.T) {
 			t.Fatal("too few dynos in fixed point")
 		}
 	}
+}
+
+// FuzzGauges drives gauge records and Stats added one by one through the
+// same runtime lines, merges and encode/decode round trips, read from the
+// input, and compares every gauge, bit for bit, after every step. Values
+// are mostly fixed-point ones (as Heroku prints them), else any float64.
+func FuzzGauges(f *testing.F) {
+	f.Add([]byte{0, 0xf8, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0, 0x07, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 1, 1, 0, 2, 0})
+	f.Add([]byte{0, 0xff, 0x80, 0, 0, 0, 0, 0, 0xf8, 0x7f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 3, 1, 2, 1})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		next := func(n int) []byte {
+			if len(in) < n {
+				in = append(in, make([]byte, n-len(in))...)
+			}
+			p := in[:n]
+			in = in[n:]
+			return p
+		}
+		type pair struct {
+			gs  Gauges
+			ref gaugesRef
+		}
+		var pool [3]pair
+		for step := 0; len(in) > 0 && step < 200; step++ {
+			op := next(1)[0]
+			p := &pool[op>>4%3]
+			switch op & 3 {
+			case 0: // a runtime line: the gauges set, then per gauge a value, then the time
+				has := uint16(next(1)[0])
+				var values [logline.NumGauges]float64
+				for i := range values {
+					b := next(3)
+					if b[0]&0x80 == 0 { // fixed point: up to 2^23 hundredths
+						h := int32(b[0])<<16 | int32(b[1])<<8 | int32(b[2])
+						values[i] = fixed(i, h)
+					} else {
+						bits := binary.LittleEndian.Uint64(append(b, next(5)...))
+						values[i] = math.Float64frombits(bits)
+					}
+				}
+				tb := next(4)
+				at := int64(binary.LittleEndian.Uint32(tb)&0x7fffffff) * 1000 // µs
+				if tb[3]&0x80 != 0 {
+					at += int64(tb[0]) // not whole µs
+				}
+				p.gs.AddLine(has, &values, at)
+				p.ref.addLine(has, &values, at)
+			case 1:
+				o := &pool[(op>>4+1)%3]
+				p.gs.Merge(&o.gs)
+				for i := range p.ref {
+					p.ref[i].Merge(&o.ref[i])
+				}
+				checkGauges(t, "merge source", &o.gs, &o.ref)
+			case 2:
+				b := Bucket{Dynos: []DynoGauges{{Name: "web.1", Gauges: p.gs}}}
+				dec, err := Decode(b.Encode(nil))
+				if err != nil {
+					t.Fatal(err)
+				}
+				p.gs = dec.Dynos[0].Gauges
+			default:
+				*p = pair{}
+			}
+			checkGauges(t, fmt.Sprintf("step %d", step), &p.gs, &p.ref)
+		}
+	})
 }
