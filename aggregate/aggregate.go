@@ -653,6 +653,15 @@ func (s *State) bucket(as *appState, ptype string, t int64) *metrics.Bucket {
 		minute -= int64(time.Minute)
 	}
 	ss := as.series
+	if len(ss) <= 8 {
+		// The usual case, an app's process types between two flushes: a
+		// scan that compares minutes and string lengths first.
+		for i := range ss {
+			if ss[i].minute == minute && ss[i].ptype == ptype {
+				return ss[i].b
+			}
+		}
+	}
 	lo, hi := 0, len(ss)
 	for lo < hi {
 		h := int(uint(lo+hi) >> 1)
@@ -709,10 +718,13 @@ func (m lastSeen) find(kind byte, name []byte) (int, bool) {
 		// quicker than a binary search over all of the app's names.
 		i := 0
 		for ; i < len(m) && m[i].key[0] == seenPtype; i++ {
-			if k := m[i].key[1:]; k == string(name) {
+			if m[i].key[1:] == string(name) {
 				return i, true
-			} else if k > string(name) {
-				break
+			}
+		}
+		for j := range i { // not there: where it goes
+			if m[j].key[1:] > string(name) {
+				return j, false
 			}
 		}
 		return i, false
