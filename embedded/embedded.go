@@ -210,8 +210,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	return n, nil
 }
 
-// alignPosition handles a journal that is behind the store: journal.db
-// was deleted (a new, empty journal) or restored from an older copy. The
+// alignPosition handles a journal that is behind the store: its files
+// (DATA/journal/ and journal.db, or journal.db alone with --journal
+// sqlite) were deleted (a new, empty journal) or restored from an older
+// copy. The
 // store's position then names records this journal never had, and every
 // new record (numbered from the journal's last one) would be skipped as
 // already applied: acknowledged lines silently lost. Whatever this journal
@@ -228,7 +230,7 @@ func alignPosition(ctx context.Context, j Journal, st *sqlite.Store, log *slog.L
 	if last >= pos {
 		return nil
 	}
-	log.Error("journal.db is behind metrics.db: it was replaced or restored from an older copy; the store's journal position is moved back to the journal's last record so that new records are counted (frame ids of batches acknowledged before the swap are forgotten)",
+	log.Error("the journal is behind metrics.db: it was replaced or restored from an older copy; the store's journal position is moved back to the journal's last record so that new records are counted (frame ids of batches acknowledged before the swap are forgotten if journal.db was replaced too)",
 		"journal_last_seq", last, "store_position", pos)
 	if err := st.Apply(ctx, &metrics.Flush{Position: last}); err != nil {
 		return fmt.Errorf("move the store's journal position back to %d: %w", last, err)
