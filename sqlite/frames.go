@@ -21,7 +21,9 @@ type FrameIndex struct {
 var _ journal.FrameIndex = (*FrameIndex)(nil)
 
 // OpenFrameIndex opens (creating) the journal database at path for its
-// frames table.
+// frames table. Like OpenJournal it runs SQLite's structural check first
+// and refuses a damaged file (*CorruptError): a frames table that lost
+// rows would let a Logplex retry be counted twice.
 func OpenFrameIndex(ctx context.Context, path string) (*FrameIndex, error) {
 	db, err := open(ctx, path, journalSchema, 0)
 	if err != nil {
@@ -30,6 +32,10 @@ func OpenFrameIndex(ctx context.Context, path string) (*FrameIndex, error) {
 	if err := migrateJournal(ctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("frame index: %w", err)
+	}
+	if err := checkStructure(ctx, db, path); err != nil {
+		db.Close()
+		return nil, err
 	}
 	seen, err := db.PrepareContext(ctx, `SELECT 1 FROM frames WHERE app = ? AND frame_id = ?`)
 	if err != nil {

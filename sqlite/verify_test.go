@@ -214,6 +214,13 @@ func TestDamagedFileRefusesToStart(t *testing.T) {
 				t.Fatal("opened a damaged journal")
 			}
 			checkCorruptError(t, err, path)
+			// The segment-file journal's frame index is the same file.
+			x, err := OpenFrameIndex(context.Background(), path)
+			if err == nil {
+				x.Close()
+				t.Fatal("opened a damaged frame index")
+			}
+			checkCorruptError(t, err, path)
 		})
 		t.Run("store "+tc.name, func(t *testing.T) {
 			ctx := context.Background()
