@@ -9,3 +9,8 @@ func WithWrap(opt Options, wrap func(SegFile) SegFile) Options {
 	opt.wrap = wrap
 	return opt
 }
+
+// RecordBytes encodes one record as a segment file holds it.
+func RecordBytes(seq int64, app, frameID string, codec uint8, stored []byte) []byte {
+	return appendRecord(nil, &entry{Seq: seq, ReceivedAt: 1764064800000000000, App: app, FrameID: frameID, Codec: codec, Stored: stored})
+}

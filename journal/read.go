@@ -181,7 +181,15 @@ func (j *Journal) readSlots(f *os.File, s *segment, after int64, max, maxBytes i
 		}
 		var r drainpipe.Record
 		if err == nil {
-			r, err = e.record()
+			if r, err = e.record(); err != nil {
+				// The checksum matched but the body does not expand:
+				// not bytes the journal wrote (a batch body can hold a
+				// whole record, which resync may take for one). Damage,
+				// not a reason to fail every read from here on.
+				j.quarantine(s, sl.off, buf, "stored body does not expand")
+				r = drainpipe.Record{Seq: e.Seq, Damaged: true, Batch: drainpipe.Batch{App: e.App, ReceivedAt: r.ReceivedAt}}
+				err = nil
+			}
 		}
 		if err != nil {
 			if !retry {

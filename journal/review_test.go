@@ -3,6 +3,7 @@ package journal_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"syscall"
@@ -137,5 +138,35 @@ func TestOpenSyncsTheLastSegment(t *testing.T) {
 	if j, err := journal.Open(context.Background(), filepath.Join(dir, "journal"), opt); err == nil {
 		j.Close()
 		t.Fatal("Open trusted a last segment it could not sync")
+	}
+}
+
+// TestRecordWhoseBodyDoesNotExpandIsDamaged: a record whose checksum
+// matches but whose packed body does not expand (never written so by
+// the journal: a batch body can hold bytes that form a whole record,
+// which a resynchronising scan may take for one) is read as Damaged and
+// quarantined; it does not fail every later read, which would stop the
+// aggregator for good.
+func TestRecordWhoseBodyDoesNotExpandIsDamaged(t *testing.T) {
+	dir := t.TempDir()
+	threeRecords(t, dir)
+	seg := segments(t, dir)[0]
+	f, err := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(journal.RecordBytes(4, "shop", "f3", 1, []byte("\xff\xff\xff\xff\x0fnot s2"))); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	j := openIn(t, dir, journal.Options{})
+	defer j.Close()
+	mustAppend(t, j, batch("shop", "f4", 3, 4))
+	recs := readAll(t, j) // from 0: from the file
+	if len(recs) != 5 || !recs[3].Damaged || recs[3].Seq != 4 || recs[3].App != "shop" || recs[4].Seq != 5 || recs[4].Damaged {
+		t.Fatalf("%d records", len(recs))
+	}
+	if j.Quarantined() != 1 {
+		t.Fatalf("%d quarantined, want 1", j.Quarantined())
 	}
 }
