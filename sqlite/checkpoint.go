@@ -98,13 +98,19 @@ func (j *Journal) walCheckpoint(ctx context.Context) (frames int64, err error) {
 const storeWALCap = 64 << 20
 
 // boundWAL checkpoints the store's WAL with TRUNCATE when its file is
-// over the cap. A failure (readers that outlast the busy timeout) leaves
+// over the cap and no other flush is doing so. A failure (readers that outlast the busy timeout) leaves
 // it for the next flush; the flush that called it has committed anyway.
 func (s *Store) boundWAL(ctx context.Context) {
 	fi, err := os.Stat(s.walPath)
 	if err != nil || fi.Size() <= s.walCap {
 		return
 	}
+	// One at a time: a second writer (the history import beside the
+	// aggregator) would only find SQLite's checkpoint lock taken.
+	if !s.ckptMu.TryLock() {
+		return
+	}
+	defer s.ckptMu.Unlock()
 	start := time.Now()
 	var busy, frames, done int64
 	if err := s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &done); err != nil {

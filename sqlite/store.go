@@ -125,8 +125,9 @@ type Store struct {
 	afterCommit   func() // test hook: runs after a flush commits, before remember
 	afterSnapshot func() // test hook: runs once a coarser tier's query has its snapshot
 
-	walPath string // the database's write-ahead log
-	walCap  int64  // storeWALCap (tests lower it)
+	walPath string     // the database's write-ahead log
+	walCap  int64      // storeWALCap (tests lower it)
+	ckptMu  sync.Mutex // held by the flush that checkpoints the WAL
 }
 
 type partKey struct {
