@@ -268,9 +268,19 @@ func (gs *Gauges) Merge(o *Gauges) {
 	if gs.stats == nil {
 		gs.toStats()
 	}
-	for i := range gs.stats {
-		st := o.Stat(logline.Gauge(i))
-		gs.stats[i].Merge(&st)
+	if o.stats != nil {
+		for i := range gs.stats {
+			gs.stats[i].Merge(&o.stats[i])
+		}
+		return
+	}
+	for k, m := range o.member { // only the gauges o has samples of
+		for i := range gs.stats {
+			if m&(1<<i) != 0 {
+				st := Stat{Count: int64(o.count[k]), Sum: o.sumOf(i), Max: fixed(i, o.max[i]), Last: fixed(i, o.last[i]), LastT: o.clockT(k)}
+				gs.stats[i].Merge(&st)
+			}
+		}
 	}
 }
 
