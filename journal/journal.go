@@ -131,6 +131,9 @@ type Journal struct {
 	opt       Options
 	log       *slog.Logger
 	idx       FrameIndex
+	// filter rules out most new frame ids without asking idx (nil when
+	// idx is not a FrameLister).
+	filter *idFilter
 
 	reqs   chan *appendReq
 	notify chan struct{}
@@ -241,6 +244,16 @@ func Open(ctx context.Context, dir string, opt Options) (*Journal, error) {
 			j.active.Close()
 		}
 		return nil, fmt.Errorf("journal: %w", err)
+	}
+	if x, ok := opt.Frames.(FrameLister); ok {
+		f := newIDFilter(time.Now())
+		if err := f.load(ctx, x, time.Now()); err != nil {
+			if j.active != nil {
+				j.active.Close()
+			}
+			return nil, fmt.Errorf("journal: read the frame index: %w", err)
+		}
+		j.filter = f
 	}
 	j.handoff = handoff.New(j.lastSeq.Load())
 	j.persisted.Store(j.lastSeq.Load())
@@ -419,7 +432,7 @@ func (j *Journal) Append(ctx context.Context, b drainpipe.Batch) (int64, bool, e
 	}
 	if b.FrameID != "" {
 		r.gen = j.gen.Load()
-		seen, err := j.idx.Seen(ctx, b.App, b.FrameID)
+		seen, err := j.seen(ctx, b.App, b.FrameID)
 		if err != nil {
 			return 0, false, fmt.Errorf("journal: look up frame id: %w", err)
 		}
@@ -431,6 +444,15 @@ func (j *Journal) Append(ctx context.Context, b drainpipe.Batch) (int64, bool, e
 		return 0, false, err
 	}
 	return r.seq, r.dup, r.err
+}
+
+// seen reports whether (app, id) is in the index, asking the index only
+// when the filter cannot rule it out.
+func (j *Journal) seen(ctx context.Context, app, id string) (bool, error) {
+	if j.filter != nil && !j.filter.mayHave(app, id) {
+		return false, nil
+	}
+	return j.idx.Seen(ctx, app, id)
 }
 
 func (j *Journal) writer() {
@@ -517,7 +539,7 @@ func (j *Journal) commit(group []*appendReq) error {
 				// Ids were moved from pending to the index since
 				// Append looked there: look again.
 				j.fmu.Unlock()
-				seen, err := j.idx.Seen(context.Background(), r.b.App, r.b.FrameID)
+				seen, err := j.seen(context.Background(), r.b.App, r.b.FrameID)
 				j.fmu.Lock()
 				if err != nil || seen {
 					r.dup, r.err = seen, err
@@ -769,6 +791,11 @@ func (j *Journal) persist(ctx context.Context) (int64, error) {
 	}
 	j.fmu.Unlock()
 	if len(frames) > 0 {
+		if j.filter != nil {
+			// Before the index has them and they leave pending: the
+			// filter must never say "no" to an id in either.
+			j.filter.add(time.Now(), frames)
+		}
 		if err := j.idx.Remember(ctx, frames); err != nil {
 			return j.persisted.Load(), fmt.Errorf("remember frame ids: %w", err)
 		}

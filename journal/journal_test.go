@@ -506,3 +506,46 @@ func TestImportIsIdempotent(t *testing.T) {
 		t.Fatalf("%d records", len(recs))
 	}
 }
+
+// TestRetryIsADuplicateAcrossIndexAndRestart: a retried frame id is a
+// duplicate while it is pending, once it is written to the index (the
+// filter of new ids must not rule it out) and after a restart whose
+// segments are trimmed (the filter is loaded from the index).
+func TestRetryIsADuplicateAcrossIndexAndRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	j := openIn(t, dir, journal.Options{})
+	var last int64
+	for i := range 100 {
+		last = mustAppend(t, j, batch("a", fmt.Sprintf("f%d", i), 2, i))
+	}
+	retry := func(when string) {
+		t.Helper()
+		for i := range 100 {
+			if _, dup, err := j.Append(ctx, batch("a", fmt.Sprintf("f%d", i), 2, i)); err != nil || !dup {
+				t.Fatalf("%s: retry of f%d: dup %v err %v", when, i, dup, err)
+			}
+		}
+		if _, dup, err := j.Append(ctx, batch("b-"+when, "f0", 2, 0)); err != nil || dup {
+			t.Fatalf("%s: another app's f0: dup %v err %v", when, dup, err)
+		}
+	}
+	retry("pending")
+	if err := j.Trim(ctx, last+1); err != nil {
+		t.Fatal(err)
+	}
+	if _, dup, err := j.Append(ctx, batch("c", "f0", 2, 0)); err != nil || dup {
+		t.Fatalf("new id after trim: dup %v err %v", dup, err)
+	}
+	if err := j.Trim(ctx, j.LastSeq()); err != nil {
+		t.Fatal(err)
+	}
+	retry("in the index")
+	j.Close()
+	j = openIn(t, dir, journal.Options{})
+	defer j.Close()
+	if err := j.Trim(ctx, j.LastSeq()); err != nil {
+		t.Fatal(err)
+	}
+	retry("after a restart")
+}

@@ -18,7 +18,10 @@ type FrameIndex struct {
 	seen *sql.Stmt
 }
 
-var _ journal.FrameIndex = (*FrameIndex)(nil)
+var (
+	_ journal.FrameIndex  = (*FrameIndex)(nil)
+	_ journal.FrameLister = (*FrameIndex)(nil)
+)
 
 // OpenFrameIndex opens (creating) the journal database at path for its
 // frames table. Like OpenJournal it runs SQLite's structural check first
@@ -56,6 +59,31 @@ func (x *FrameIndex) Seen(ctx context.Context, app, id string) (bool, error) {
 		return false, fmt.Errorf("frame index: look up: %w", err)
 	}
 	return true, nil
+}
+
+// EachFrame calls fn with every frame in the table, stopping at fn's
+// first error, which it returns. The journal reads them once at open for
+// its filter of new ids.
+func (x *FrameIndex) EachFrame(ctx context.Context, fn func(app, id string, seenAt int64) error) error {
+	rows, err := x.db.QueryContext(ctx, `SELECT app, frame_id, seen_at FROM frames`)
+	if err != nil {
+		return fmt.Errorf("frame index: list: %w", err)
+	}
+	defer rows.Close()
+	var app, id string
+	var at int64
+	for rows.Next() {
+		if err := rows.Scan(&app, &id, &at); err != nil {
+			return fmt.Errorf("frame index: list: %w", err)
+		}
+		if err := fn(app, id, at); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("frame index: list: %w", err)
+	}
+	return nil
 }
 
 // Remember adds frames in one transaction, durable when it returns.
