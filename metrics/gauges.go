@@ -23,14 +23,15 @@ import (
 // samples' order, is away from h/100). The two clocks' times are kept as
 // one time and the other's distance from it in microseconds (a dyno
 // prints its memory and load lines together, and syslog times have
-// microseconds). That is 128 bytes a dyno instead of 240 of
-// float64s and int64s. Each value is stored that way only when it reads
-// back as the very float64 it stands for (see fixed), and each count and
-// time only when it fits; when one does not (values with more decimals,
-// byte counts, sums beyond int32 or more than 7 ulps from their fixed
-// point, clocks more than 35 minutes or not a whole number of µs apart, more than 65,535 samples, lines
-// that set gauges in other combinations than two clocks hold), the
-// record turns into a Stat per gauge (stats) and stays so.
+// microseconds). That is 128 bytes a dyno instead of 240 of float64s
+// and int64s. Each value is stored that way only when it reads back as
+// the very float64 it stands for (see fixed), and each count and time
+// only when it fits; when one does not (values with more decimals, byte
+// counts, sums beyond int32 or more than 7 ulps from their fixed point,
+// clocks more than 35 minutes or not a whole number of µs apart, more
+// than 65,535 samples, lines that set gauges in other combinations than
+// two clocks hold), the record turns into a Stat per gauge (stats) and
+// stays so.
 type Gauges struct {
 	t      int64     // clock 0's latest sample time, Unix ns
 	dt     int32     // clock 1's latest sample time minus t, in µs
@@ -83,34 +84,37 @@ func (gs *Gauges) setClockT(k int, t int64) bool {
 	return true
 }
 
-// gaugeUnit is what one unit of a gauge's fixed point stands for, times
+// gaugeUnit is what one unit of gauge g's fixed point stands for, times
 // 100: load averages are hundredths, memory (in bytes) hundredths of MB.
-var gaugeUnit = [logline.NumGauges]float64{
-	logline.GaugeLoad1m:   1,
-	logline.GaugeLoad5m:   1,
-	logline.GaugeLoad15m:  1,
-	logline.GaugeMemTotal: 1 << 20,
-	logline.GaugeMemRSS:   1 << 20,
-	logline.GaugeMemCache: 1 << 20,
-	logline.GaugeMemSwap:  1 << 20,
-	logline.GaugeMemQuota: 1 << 20,
+func gaugeUnit(g int) float64 {
+	switch logline.Gauge(g) {
+	case logline.GaugeLoad1m, logline.GaugeLoad5m, logline.GaugeLoad15m:
+		return 1
+	}
+	return 1 << 20
 }
 
 // fixed returns the float64 that the fixed-point value h of gauge g
 // stands for: h/100 (correctly rounded) times the gauge's unit, a power
 // of two, so exactly the float64 that the parser makes of the decimal
 // text of h/100 in that unit ("200.22MB").
-func fixed(g int, h int32) float64 { return float64(h) / 100 * gaugeUnit[g] }
+func fixed(g int, h int32) float64 { return float64(h) / 100 * gaugeUnit(g) }
+
+// nearestFixed returns the fixed-point value of gauge g nearest to v;
+// false when it is beyond int32 (or v is not finite).
+func nearestFixed(g int, v float64) (int32, bool) {
+	x := math.Round(v / gaugeUnit(g) * 100)
+	if !(x >= math.MinInt32 && x <= math.MaxInt32) {
+		return 0, false
+	}
+	return int32(x), true
+}
 
 // toFixed returns the fixed-point form of v for gauge g; false when there
 // is none that reads back as v to the bit.
 func toFixed(g int, v float64) (int32, bool) {
-	x := math.Round(v / gaugeUnit[g] * 100)
-	if !(x >= math.MinInt32 && x <= math.MaxInt32) {
-		return 0, false
-	}
-	h := int32(x)
-	return h, math.Float64bits(fixed(g, h)) == math.Float64bits(v)
+	h, ok := nearestFixed(g, v)
+	return h, ok && math.Float64bits(fixed(g, h)) == math.Float64bits(v)
 }
 
 // sumOf returns gauge g's sum as a float64.
@@ -123,11 +127,10 @@ func (gs *Gauges) sumOf(g int) float64 {
 // the ulps between them. It reports false, storing nothing, when they
 // are more than maxUlp ulps apart.
 func (gs *Gauges) setSum(g int, v float64) bool {
-	x := math.Round(v / gaugeUnit[g] * 100)
-	if !(x >= math.MinInt32 && x <= math.MaxInt32) {
+	h, ok := nearestFixed(g, v)
+	if !ok {
 		return false
 	}
-	h := int32(x)
 	d := int64(math.Float64bits(v)) - int64(math.Float64bits(fixed(g, h)))
 	if d < -maxUlp || d > maxUlp {
 		return false
