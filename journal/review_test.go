@@ -1,6 +1,7 @@
 package journal_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -8,7 +9,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/drainpipe/drainpipe"
 	"github.com/drainpipe/drainpipe/journal"
 	"github.com/drainpipe/drainpipe/sqlite"
 )
@@ -168,5 +171,63 @@ func TestRecordWhoseBodyDoesNotExpandIsDamaged(t *testing.T) {
 	}
 	if j.Quarantined() != 1 {
 		t.Fatalf("%d quarantined, want 1", j.Quarantined())
+	}
+}
+
+// TestForgedRecordInABodyIsNotRead: a batch body may hold any bytes,
+// among them a whole record with a checksum valid in the format of the
+// segments before they had a seed, for another app, numbered just after
+// its own record or far beyond. Once the real record's header is torn,
+// the reader resynchronises past it; it must not take the forged record
+// for one (one app's credentials never write another app's data), and
+// the real records after it must still be read.
+func TestForgedRecordInABodyIsNotRead(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		seq  int64
+	}{{"next-seq", 3}, {"huge-seq", 1 << 40}} {
+		for _, tear := range []struct {
+			name string
+			at   int64 // from the real record's start
+		}{{"magic", 0}, {"length", 5}, {"checksum", 9}} {
+			t.Run(tc.name+"/"+tear.name, func(t *testing.T) {
+				dir := t.TempDir()
+				j := openIn(t, dir, journal.Options{})
+				forged := journal.RecordBytes(tc.seq, "victim", "forged", 0, []byte("83 <158>1 2026-11-25T10:00:00+00:00 host heroku router - at=error code=H12 status=503\n"))
+				mustAppend(t, j, batch("shop", "f0", 5, 0))
+				start := size(t, segments(t, dir)[0])
+				body := append(append([]byte("1 x"), forged...), batch("shop", "", 5, 1).Body...)
+				mustAppend(t, j, drainpipe.Batch{App: "shop", FrameID: "f1", ReceivedAt: time.Now().UTC(), Body: body})
+				want := []drainpipe.Batch{batch("shop", "f2", 5, 2), batch("shop", "f3", 5, 3)}
+				for _, b := range want {
+					mustAppend(t, j, b)
+				}
+				if err := j.Close(); err != nil {
+					t.Fatal(err)
+				}
+				corrupt(t, segments(t, dir)[0], start+tear.at)
+				j = openIn(t, dir, journal.Options{})
+				defer j.Close()
+				recs := readAll(t, j)
+				var real []int64
+				for _, r := range recs {
+					if r.App != "shop" {
+						t.Fatalf("read a record of app %q, seq %d, forged in another app's body", r.App, r.Seq)
+					}
+					if !r.Damaged {
+						real = append(real, r.Seq)
+					}
+				}
+				if len(real) != 3 || real[0] != 1 || real[1] != 3 || real[2] != 4 {
+					t.Fatalf("intact records %v, want [1 3 4]", real)
+				}
+				if !bytes.Equal(recs[len(recs)-1].Body, want[1].Body) {
+					t.Fatal("the last record's body differs")
+				}
+				if seq := mustAppend(t, j, batch("shop", "f4", 5, 4)); seq != 5 {
+					t.Fatalf("next seq %d, want 5", seq)
+				}
+			})
+		}
 	}
 }
