@@ -10,7 +10,17 @@ func WithWrap(opt Options, wrap func(SegFile) SegFile) Options {
 	return opt
 }
 
-// RecordBytes encodes one record as a segment file holds it.
+// RecordBytes encodes one record as a segment file from before segment
+// headers holds it: its checksum seed-less, the one anybody can compute.
 func RecordBytes(seq int64, app, frameID string, codec uint8, stored []byte) []byte {
-	return appendRecord(nil, &entry{Seq: seq, ReceivedAt: 1764064800000000000, App: app, FrameID: frameID, Codec: codec, Stored: stored})
+	return appendRecord(nil, &entry{Seq: seq, ReceivedAt: 1764064800000000000, App: app, FrameID: frameID, Codec: codec, Stored: stored}, 0)
 }
+
+// WithRemove returns opt with files removed by remove.
+func WithRemove(opt Options, remove func(string) error) Options {
+	opt.remove = remove
+	return opt
+}
+
+// SegmentHeaderSize is the size of a segment file's header.
+const SegmentHeaderSize = segHeaderSize

@@ -5,24 +5,42 @@ import (
 	"testing"
 )
 
-// FuzzDecodeRecord feeds arbitrary bytes, as a damaged segment holds
-// them, to the record decoder and the segment scanner: neither may panic
-// or allocate without bound, a record decodes only if it re-encodes to
-// the same bytes, and the scanner reports only such records, in
-// ascending order, inside the input.
+// FuzzDecodeRecord feeds arbitrary bytes, as a damaged segment file
+// holds them (a header with its seed, or records from before headers),
+// to the header reader, the record decoder and the segment scanner: none
+// may panic or allocate without bound, a record decodes only if it
+// re-encodes to the same bytes under the segment's seed, and the scanner
+// reports only such records, in ascending order, inside the input.
 func FuzzDecodeRecord(f *testing.F) {
-	one := appendRecord(nil, &entry{Seq: 7, ReceivedAt: 1764064800000000000, Dropped: 1, Lost: 2, App: "shop", FrameID: "f1", Stored: []byte("83 <158>1 2026-11-25T10:00:00+00:00 host heroku router - at=info status=200\n")})
-	two := appendRecord(bytes.Clone(one), &entry{Seq: 8, ReceivedAt: 1764064801000000000, App: "shop", Flags: flagDamaged})
-	f.Add(one)
-	f.Add(two)
-	f.Add(append(bytes.Clone(two), one[:20]...))
+	hdr := segmentHeaderOf([seedSize]byte{0x5e, 0xed, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14})
+	seed := seedState(hdr[8 : 8+seedSize])
+	body := []byte("83 <158>1 2026-11-25T10:00:00+00:00 host heroku router - at=info status=200\n")
+	for _, seg := range []struct {
+		start []byte
+		seed  uint32
+	}{{nil, 0}, {hdr, seed}} {
+		one := appendRecord(bytes.Clone(seg.start), &entry{Seq: 7, ReceivedAt: 1764064800000000000, Dropped: 1, Lost: 2, App: "shop", FrameID: "f1", Stored: body}, seg.seed)
+		two := appendRecord(bytes.Clone(one), &entry{Seq: 8, ReceivedAt: 1764064801000000000, App: "shop", Flags: flagDamaged}, seg.seed)
+		f.Add(one)
+		f.Add(two)
+		f.Add(append(bytes.Clone(two), one[len(seg.start):len(seg.start)+20]...))
+	}
+	f.Add(hdr)
+	f.Add(hdr[:10])
 	f.Add([]byte("DPJ1\x26\x00\x00\x00\x00\x00\x00\x00"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if e, n, err := decodeRecord(data); err == nil {
-			if n > len(data) {
-				t.Fatalf("length %d beyond the %d bytes", n, len(data))
+		kind, base, seed := segmentHeader(data)
+		switch {
+		case kind == segLegacy && (base != 0 || seed != 0),
+			kind == segEmpty && (base != len(data) || base >= segHeaderSize),
+			(kind == segSeeded || kind == segBadHeader) && base != segHeaderSize:
+			t.Fatalf("header kind %d base %d seed %x of %d bytes", kind, base, seed, len(data))
+		}
+		if e, n, err := decodeRecord(data[base:], seed); err == nil {
+			if n > len(data)-base {
+				t.Fatalf("length %d beyond the %d bytes", n, len(data)-base)
 			}
-			if again := appendRecord(nil, &e); !bytes.Equal(again, data[:n]) {
+			if again := appendRecord(nil, &e, seed); !bytes.Equal(again, data[base:base+n]) {
 				t.Fatalf("decoded record re-encodes differently")
 			}
 			if _, err := e.record(); err != nil && e.Codec == 0 && e.Flags == 0 {
@@ -30,19 +48,20 @@ func FuzzDecodeRecord(f *testing.F) {
 			}
 		}
 		prev := int64(0)
-		end := scan(data, 0, func(e *entry, off, n int) {
-			if e.Seq <= prev || off+n > len(data) {
+		end := scan(data, base, 0, seed, func(e *entry, off, n int) {
+			if e.Seq <= prev || off < base || off+n > len(data) {
 				t.Fatalf("scan visited seq %d at %d+%d after %d", e.Seq, off, n, prev)
 			}
 			prev = e.Seq
 		}, func(off, end int, p, next int64) {
-			if off >= end || end > len(data) || next <= p {
+			if off < base || off >= end || end > len(data) || next <= p {
 				t.Fatalf("damage %d..%d between %d and %d", off, end, p, next)
 			}
 			marker(data[off:end], p, next)
 		})
-		if end > len(data) {
-			t.Fatalf("scan end %d beyond %d", end, len(data))
+		if end < base || end > len(data) {
+			t.Fatalf("scan end %d outside %d..%d", end, base, len(data))
 		}
+		claimedLast(data[base:], 0)
 	})
 }

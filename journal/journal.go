@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -96,6 +97,8 @@ type Options struct {
 	// wrap, when set, wraps each segment file opened for writing (tests
 	// inject write failures with it).
 	wrap func(segFile) segFile
+	// remove removes a file (os.Remove unless a test fails it).
+	remove func(name string) error
 }
 
 // segFile is a segment file open for writing.
@@ -226,6 +229,9 @@ func Open(ctx context.Context, dir string, opt Options) (*Journal, error) {
 	if opt.SegmentSize <= 0 {
 		opt.SegmentSize = DefaultSegmentSize
 	}
+	if opt.remove == nil {
+		opt.remove = os.Remove
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
@@ -294,10 +300,30 @@ func (j *Journal) recover(ctx context.Context) error {
 				return fmt.Errorf("fdatasync %s: %w", s.path, err)
 			}
 		}
+		kind, base, seed := segmentHeader(data)
+		s.base, s.seed, s.writable = int64(base), seed, kind == segSeeded
 		var frames []Frame
 		var slots []slot
 		var bad []int
-		end := scan(data, s.first-1, func(e *entry, off, n int) {
+		switch kind {
+		case segEmpty:
+			// Fewer bytes than a header: a creation cut short (or an
+			// empty file from before headers), so no record was ever
+			// acknowledged in it. The writer gives it a header before
+			// its first append (roll).
+			s.size = int64(len(data))
+			last = max(last, s.last)
+			continue
+		case segBadHeader:
+			// Damage in the header: the records are checked against
+			// the seed as found (spared, they check). Its end is not
+			// taken for a torn append: that is told by the checksums,
+			// which may all fail here.
+			damaged++
+			j.quarantine(s, 0, data[:base], "segment header damaged")
+			final = false
+		}
+		end := scan(data, base, s.first-1, seed, func(e *entry, off, n int) {
 			records++
 			s.last = e.Seq
 			slots = append(slots, slot{seq: e.Seq, off: int64(off), n: n})
@@ -338,7 +364,24 @@ func (j *Journal) recover(ctx context.Context) error {
 				s.size = int64(len(data))
 			}
 		}
+		if kind == segBadHeader {
+			bad = append(bad, 0)
+			if len(data) > base {
+				// The records its damage hides may have been
+				// acknowledged: numbering goes on after the highest
+				// seq their headers claim.
+				s.last = max(s.last, min(claimedLast(data[base:], s.last), next-1))
+				if s.last < s.first {
+					// None claimed: one seq is left out, so that
+					// the next segment is not named as this one.
+					s.last = min(s.first, next-1)
+				}
+			}
+		}
 		if len(bad) > 0 {
+			if slots == nil {
+				slots = []slot{}
+			}
 			s.slots, s.scanned = slots, s.size
 		}
 		if len(frames) > 0 {
@@ -522,6 +565,16 @@ func (j *Journal) commit(group []*appendReq) error {
 	}
 	last := j.lastSeq.Load()
 	next := last + 1
+	first := next
+	if group[0].fixed {
+		first = group[0].seq
+	}
+	// The segment the group goes to, rolled first when needed: each
+	// record's checksum covers that segment's seed.
+	seg, err := j.target(first)
+	if err != nil {
+		return err
+	}
 	j.hdrs, j.spans, j.iov = j.hdrs[:0], j.spans[:0], j.iov[:0]
 	j.entries = j.entries[:0]
 	var added []frameKey
@@ -558,7 +611,7 @@ func (j *Journal) commit(group []*appendReq) error {
 		}
 		start := len(j.hdrs)
 		j.hdrs = appendHeader(j.hdrs, &e)
-		c := payloadCRC(j.hdrs[start:], e.Stored)
+		c := payloadCRC(j.hdrs[start:], e.Stored, seg.seed)
 		binary.LittleEndian.PutUint32(j.hdrs[start+8:], c)
 		j.spans = append(j.spans, len(j.hdrs))
 		j.iov = append(j.iov, e.Stored) // the header goes before it, below
@@ -591,8 +644,7 @@ func (j *Journal) commit(group []*appendReq) error {
 		size += end - start + len(j.iov[i])
 	}
 	j.iov = append(j.iov[:0], j.iov[bodies:]...)
-	err := j.write(j.entries[0].Rec.Seq, size)
-	if err != nil {
+	if err := j.write(seg, size); err != nil {
 		j.fmu.Lock()
 		for _, k := range added {
 			delete(j.pending, k)
@@ -605,9 +657,8 @@ func (j *Journal) commit(group []*appendReq) error {
 	}
 	clear(j.iov)
 	j.smu.Lock()
-	s := j.segs[len(j.segs)-1]
-	s.size += int64(size)
-	s.last = next - 1
+	seg.size += int64(size)
+	seg.last = next - 1
 	j.smu.Unlock()
 	j.lastSeq.Store(next - 1)
 	j.handoff.Add(j.entries)
@@ -615,21 +666,24 @@ func (j *Journal) commit(group []*appendReq) error {
 	return nil
 }
 
-// write appends j.iov (size bytes) to the last segment, rolling first
-// when it is full, and syncs it. first is the first record's seq.
-func (j *Journal) write(first int64, size int) error {
+// target returns the last segment, for a group whose first record is
+// first, rolling to a new one when there is none, it is full, or it
+// cannot take appends (no intact header).
+func (j *Journal) target(first int64) (*segment, error) {
 	j.smu.RLock()
 	var s *segment
 	if n := len(j.segs); n > 0 {
 		s = j.segs[n-1]
 	}
 	j.smu.RUnlock()
-	if s == nil || s.size >= j.opt.SegmentSize {
-		var err error
-		if s, err = j.roll(first); err != nil {
-			return err
-		}
+	if s == nil || !s.writable || s.size >= j.opt.SegmentSize {
+		return j.roll(first)
 	}
+	return s, nil
+}
+
+// write appends j.iov (size bytes) to s, the last segment, and syncs it.
+func (j *Journal) write(s *segment, size int) error {
 	if n, err := j.active.WritevAt(j.iov, s.size); err != nil || n != size {
 		if err == nil {
 			err = io.ErrShortWrite
@@ -667,31 +721,88 @@ func (j *Journal) undo() error {
 	return nil
 }
 
-// roll starts a new segment for records from first on: the file and the
-// directory entry are durable before any record in it is acknowledged.
+// roll starts a new segment for records from first on: the file, its
+// header (with the segment's random seed) and the directory entry are
+// durable before any record in it is acknowledged.
+//
+// A file of that name may be there already: one a failed roll could not
+// remove, or the last segment left without an intact header by a
+// creation cut short (or from before headers, empty). No record can be
+// in it: none has been numbered first or above, and it is smaller than a
+// header (a record is bigger). Such a file is given a new header and
+// used; one holding more is an error and is left alone.
 func (j *Journal) roll(first int64) (*segment, error) {
-	s := &segment{first: first, last: first - 1, path: filepath.Join(j.dir, segmentName(first))}
+	s := &segment{first: first, last: first - 1, path: filepath.Join(j.dir, segmentName(first)), writable: true}
 	f, err := j.openSegFile(s.path, os.O_RDWR|os.O_CREATE|os.O_EXCL)
+	existed := errors.Is(err, fs.ErrExist)
+	if existed {
+		f, err = j.reuse(s.path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("journal: create segment: %w", err)
 	}
-	err = f.Datasync()
+	hdr, seed, err := newSegmentHeader()
+	if err == nil {
+		var n int
+		if n, err = f.WritevAt([][]byte{hdr}, 0); err == nil && n != len(hdr) {
+			err = io.ErrShortWrite
+		}
+	}
+	if err == nil {
+		err = f.Datasync()
+	}
 	if err == nil {
 		err = syncDir(j.dir)
 	}
 	if err != nil {
 		f.Close()
-		os.Remove(s.path)
+		// A file this roll created goes again; one that was there is
+		// left as it was found (its name may be what carries the
+		// numbering on). Either way the next roll can use it.
+		if !existed {
+			if rerr := j.opt.remove(s.path); rerr != nil {
+				j.log.Warn("journal: cannot remove a segment whose creation failed; the next roll uses it", "file", s.path, "err", rerr)
+			}
+		}
 		return nil, fmt.Errorf("journal: create segment %s: %w", s.path, err)
 	}
+	s.seed, s.base, s.size = seed, segHeaderSize, segHeaderSize
 	if j.active != nil {
 		j.active.Close()
 	}
 	j.active = f
 	j.smu.Lock()
-	j.segs = append(j.segs, s)
+	if n := len(j.segs); n > 0 && j.segs[n-1].first == first {
+		// The same file, with its header now. A new array: readers
+		// hold the old one without the lock.
+		j.segs = append(j.segs[:n-1:n-1], s)
+	} else {
+		j.segs = append(j.segs, s)
+	}
 	j.smu.Unlock()
 	return s, nil
+}
+
+// reuse opens path, a segment file for seq numbers not given yet, to be
+// made a new segment, after checking that it cannot hold a record; it
+// is emptied.
+func (j *Journal) reuse(path string) (segFile, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > segHeaderSize {
+		return nil, fmt.Errorf("%s exists and may hold records (%d bytes); not overwriting it", path, fi.Size())
+	}
+	f, err := j.openSegFile(path, os.O_RDWR)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Truncate(0); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // Read returns up to max records with Seq > after, in order, stopping
@@ -706,8 +817,21 @@ func (j *Journal) Read(ctx context.Context, after int64, max int) ([]drainpipe.R
 	}
 	if recs, crcs, ok := j.handoff.Read(after, max, MaxReadBytes); ok {
 		intact := true
+		j.smu.RLock()
+		segs := j.segs // each one's first and seed never change
+		j.smu.RUnlock()
+		k := 0
 		for i := range recs {
-			if crcs[i] != j.memoryCRC(&recs[i]) {
+			// The segment that holds the record: the last one whose
+			// first is not above its seq.
+			for k+1 < len(segs) && segs[k+1].first <= recs[i].Seq {
+				k++
+			}
+			if len(segs) == 0 || segs[k].first > recs[i].Seq {
+				intact = false // trimmed meanwhile: the files say what is left
+				break
+			}
+			if crcs[i] != j.memoryCRC(&recs[i], segs[k].seed) {
 				intact = false
 				j.log.Error("journal: a record's body changed in memory after Append (its caller reused the buffer); reading from the file",
 					"seq", recs[i].Seq, "app", recs[i].App)
@@ -723,9 +847,10 @@ func (j *Journal) Read(ctx context.Context, after int64, max int) ([]drainpipe.R
 }
 
 // memoryCRC is the checksum a hand-off record is checked by: the record's
-// own CRC-32C when bodies are stored raw, batchcodec.RecordCRC when they
-// may be packed (then the stored bytes are not the body).
-func (j *Journal) memoryCRC(r *drainpipe.Record) uint32 {
+// own CRC-32C (from seed, its segment's) when bodies are stored raw,
+// batchcodec.RecordCRC when they may be packed (then the stored bytes are
+// not the body).
+func (j *Journal) memoryCRC(r *drainpipe.Record, seed uint32) uint32 {
 	if r.Damaged {
 		return 0
 	}
@@ -734,7 +859,7 @@ func (j *Journal) memoryCRC(r *drainpipe.Record) uint32 {
 	}
 	e := entry{Seq: r.Seq, ReceivedAt: r.ReceivedAt.UnixNano(), Dropped: r.Dropped, Lost: r.Lost, App: r.App, FrameID: r.FrameID}
 	var hdr [headerSize + fixedSize + 256]byte
-	return payloadCRC(appendHeader(hdr[:0], &e), r.Body)
+	return payloadCRC(appendHeader(hdr[:0], &e), r.Body, seed)
 }
 
 // Trim deletes the segments whose records all have Seq <= upTo, once the

@@ -64,7 +64,7 @@ func (j *Journal) readSegment(s *segment, after int64, max, maxBytes int) ([]dra
 	defer f.Close()
 	var out []drainpipe.Record
 	size := 0
-	var off int64
+	off := s.base
 	if c := j.cur; c.seg == s.first && c.after == after && c.off <= s.size && c.off >= s.scanned {
 		off = c.off
 	} else if s.slots != nil {
@@ -92,7 +92,7 @@ func (j *Journal) readSegment(s *segment, after int64, max, maxBytes int) ([]dra
 		if _, err := f.ReadAt(buf, off); err != nil {
 			return j.rescanAndRead(f, s, after, max, maxBytes)
 		}
-		if e, _, err = decodeRecord(buf); err != nil {
+		if e, _, err = decodeRecord(buf, s.seed); err != nil {
 			return j.rescanAndRead(f, s, after, max, maxBytes)
 		}
 		if e.Seq > after {
@@ -127,7 +127,7 @@ func (j *Journal) rescan(f *os.File, s *segment) error {
 		return fmt.Errorf("journal: read %s: %w", s.path, err)
 	}
 	slots := []slot{}
-	end := scan(data, s.first-1, func(e *entry, off, n int) {
+	end := scan(data, int(s.base), s.first-1, s.seed, func(e *entry, off, n int) {
 		slots = append(slots, slot{seq: e.Seq, off: int64(off), n: n})
 	}, func(off, end int, prev, next int64) {
 		if m, ok := marker(data[off:end], prev, next); ok {
@@ -177,7 +177,7 @@ func (j *Journal) readSlots(f *os.File, s *segment, after int64, max, maxBytes i
 		_, err := f.ReadAt(buf, sl.off)
 		var e entry
 		if err == nil {
-			e, _, err = decodeRecord(buf)
+			e, _, err = decodeRecord(buf, s.seed)
 		}
 		var r drainpipe.Record
 		if err == nil {

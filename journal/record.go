@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,12 +12,22 @@ import (
 	"github.com/drainpipe/drainpipe/internal/batchcodec"
 )
 
-// A record in a segment file, all integers little-endian:
+// A segment file begins with a header, written and fdatasynced when the
+// segment is created, before any record goes into it:
+//
+//	off  size  field
+//	  0     4  magic "DPJS"
+//	  4     4  format version (1)
+//	  8    16  seed: random bytes (crypto/rand), this segment's own
+//	 24     4  CRC-32C of bytes 0 to 23
+//
+// Records follow it, one after the other. A record, all integers
+// little-endian:
 //
 //	off  size  field
 //	  0     4  magic "DPJ1"
 //	  4     4  length: bytes after the checksum (payload, 38 + app + frame id + body)
-//	  8     4  CRC-32C (Castagnoli) of the payload
+//	  8     4  CRC-32C (Castagnoli) of the segment's seed, then the payload
 //	 12     8  seq
 //	 20     8  received_at, Unix nanoseconds
 //	 28     8  dropped (Logplex-Drop-Count)
@@ -28,7 +39,19 @@ import (
 //	 50        app, frame id, stored body
 //
 // The checksum covers every payload byte, the sequence number included,
-// so a record is either read exactly as written or not at all.
+// so a record is either read exactly as written or not at all. It covers
+// the seed first so that bytes a client sent cannot pass for a record: a
+// batch body may hold a whole record with any app and seq, and a reader
+// resynchronising after damage looks for the next record at every magic.
+// The seed is never shown to a client, so a record forged in a body
+// matches its segment's checksum with probability 2^-32 at most. The
+// seed costs nothing per record: the CRC starts from the state the seed
+// leaves (seg.seed), computed once per segment.
+//
+// Segments written before the header existed (the first builds of
+// session 4) begin with a record: they are read as seed-less (the CRC
+// starts from 0, the payload's plain CRC-32C), and no record is appended
+// to one; the next append starts a new segment.
 const (
 	headerSize  = 12
 	fixedSize   = 38 // payload bytes before app, frame id and body
@@ -37,9 +60,72 @@ const (
 	// maxPayload bounds the length field: nothing larger is ever
 	// written, so a larger length is damage.
 	maxPayload = batchcodec.MaxExpanded + fixedSize + 2*0xffff
+
+	segHeaderSize = 28
+	segVersion    = 1
+	seedSize      = 16
 )
 
-var magic = [4]byte{'D', 'P', 'J', '1'}
+var (
+	magic    = [4]byte{'D', 'P', 'J', '1'}
+	segMagic = [4]byte{'D', 'P', 'J', 'S'}
+)
+
+// newSegmentHeader returns a new segment's header, with a fresh random
+// seed, and the CRC state the seed leaves (never 0, the seed-less state).
+func newSegmentHeader() ([]byte, uint32, error) {
+	var seed [seedSize]byte
+	for {
+		if _, err := rand.Read(seed[:]); err != nil {
+			return nil, 0, fmt.Errorf("segment seed: %w", err)
+		}
+		if st := seedState(seed[:]); st != 0 {
+			return segmentHeaderOf(seed), st, nil
+		}
+	}
+}
+
+// segmentHeaderOf returns the header of a segment whose seed is seed.
+func segmentHeaderOf(seed [seedSize]byte) []byte {
+	hdr := make([]byte, 0, segHeaderSize)
+	hdr = append(hdr, segMagic[:]...)
+	hdr = binary.LittleEndian.AppendUint32(hdr, segVersion)
+	hdr = append(hdr, seed[:]...)
+	return binary.LittleEndian.AppendUint32(hdr, crc32.Checksum(hdr, batchcodec.Castagnoli))
+}
+
+// seedState is the CRC-32C state after seed: a record's checksum is
+// crc32.Update(seedState(seed), Castagnoli, payload).
+func seedState(seed []byte) uint32 { return crc32.Checksum(seed, batchcodec.Castagnoli) }
+
+// segKind says what a segment file begins with.
+type segKind int
+
+const (
+	segSeeded    segKind = iota // an intact header
+	segLegacy                   // a record: written before headers, seed-less
+	segEmpty                    // fewer bytes than a header and no record: a creation cut short
+	segBadHeader                // a header that fails its checksum or version
+)
+
+// segmentHeader reads the start of a segment file's bytes: what they
+// are, where its records begin, and the CRC state they are checked from.
+// A damaged header's seed is used as found: if the damage spared it, the
+// records still check; if not, they are damage.
+func segmentHeader(data []byte) (kind segKind, base int, seed uint32) {
+	switch {
+	case len(data) >= len(magic) && [4]byte(data[:4]) == magic:
+		return segLegacy, 0, 0
+	case len(data) < segHeaderSize:
+		return segEmpty, len(data), 0
+	}
+	seed = seedState(data[8 : 8+seedSize])
+	if [4]byte(data[:4]) != segMagic || binary.LittleEndian.Uint32(data[4:]) != segVersion ||
+		crc32.Checksum(data[:24], batchcodec.Castagnoli) != binary.LittleEndian.Uint32(data[24:]) {
+		return segBadHeader, segHeaderSize, seed
+	}
+	return segSeeded, segHeaderSize, seed
+}
 
 // errDamaged reports bytes that are not a whole, intact record.
 var errDamaged = errors.New("not an intact record")
@@ -66,12 +152,13 @@ func (e *entry) size() int {
 	return headerSize + fixedSize + len(e.App) + len(e.FrameID) + len(e.Stored)
 }
 
-// appendRecord appends e, encoded, to buf.
-func appendRecord(buf []byte, e *entry) []byte {
+// appendRecord appends e, encoded for a segment whose seed leaves CRC
+// state seed, to buf.
+func appendRecord(buf []byte, e *entry, seed uint32) []byte {
 	start := len(buf)
 	buf = appendHeader(buf, e)
 	buf = append(buf, e.Stored...)
-	binary.LittleEndian.PutUint32(buf[start+8:], crc32.Checksum(buf[start+headerSize:], batchcodec.Castagnoli))
+	binary.LittleEndian.PutUint32(buf[start+8:], crc32.Update(seed, batchcodec.Castagnoli, buf[start+headerSize:]))
 	return buf
 }
 
@@ -96,9 +183,10 @@ func appendHeader(buf []byte, e *entry) []byte {
 }
 
 // payloadCRC is the checksum of a record whose header (from
-// appendHeader) is hdr and whose stored body is body.
-func payloadCRC(hdr, body []byte) uint32 {
-	return crc32.Update(crc32.Checksum(hdr[headerSize:], batchcodec.Castagnoli), batchcodec.Castagnoli, body)
+// appendHeader) is hdr and whose stored body is body, in a segment whose
+// seed leaves CRC state seed.
+func payloadCRC(hdr, body []byte, seed uint32) uint32 {
+	return crc32.Update(crc32.Update(seed, batchcodec.Castagnoli, hdr[headerSize:]), batchcodec.Castagnoli, body)
 }
 
 // recordLen returns the length of the record whose header starts b
@@ -118,10 +206,10 @@ func recordLen(b []byte) (int, error) {
 	return headerSize + int(n), nil
 }
 
-// decodeRecord decodes the record at the start of b and returns it and
-// its length. The entry's strings are copies; Stored aliases b. Any
+// decodeRecord decodes the record at the start of b, in a segment whose
+// seed leaves CRC state seed, and returns it and its length. The entry's strings are copies; Stored aliases b. Any
 // error wraps errDamaged: the bytes are not a record exactly as written.
-func decodeRecord(b []byte) (entry, int, error) {
+func decodeRecord(b []byte, seed uint32) (entry, int, error) {
 	n, err := recordLen(b)
 	if err != nil {
 		return entry{}, 0, err
@@ -130,7 +218,7 @@ func decodeRecord(b []byte) (entry, int, error) {
 		return entry{}, 0, errShort
 	}
 	p := b[headerSize:n]
-	if crc32.Checksum(p, batchcodec.Castagnoli) != binary.LittleEndian.Uint32(b[8:]) {
+	if crc32.Update(seed, batchcodec.Castagnoli, p) != binary.LittleEndian.Uint32(b[8:]) {
 		return entry{}, 0, fmt.Errorf("%w: checksum mismatch", errDamaged)
 	}
 	e, err := decodePayload(p)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/drainpipe/drainpipe"
 	"github.com/drainpipe/drainpipe/journal"
+	"github.com/drainpipe/drainpipe/journaltest"
 	"github.com/drainpipe/drainpipe/sqlite"
 )
 
@@ -144,24 +145,36 @@ func TestOpenSyncsTheLastSegment(t *testing.T) {
 	}
 }
 
+// legacySegment writes the segment file a build from before segment
+// headers wrote for three records of app shop (seq 1 to 3), then extra,
+// into data directory dir, and returns the records' bodies.
+func legacySegment(t *testing.T, dir string, extra []byte) [][]byte {
+	t.Helper()
+	var data []byte
+	var bodies [][]byte
+	for i := range 3 {
+		b := journaltest.RouterBody(5, i)
+		bodies = append(bodies, b)
+		data = append(data, journal.RecordBytes(int64(i+1), "shop", fmt.Sprint("f", i), 0, b)...)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "journal"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "journal", "00000000000000000001.seg"), append(data, extra...), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	return bodies
+}
+
 // TestRecordWhoseBodyDoesNotExpandIsDamaged: a record whose checksum
 // matches but whose packed body does not expand (never written so by
-// the journal: a batch body can hold bytes that form a whole record,
-// which a resynchronising scan may take for one) is read as Damaged and
-// quarantined; it does not fail every later read, which would stop the
-// aggregator for good.
+// the journal: in a segment from before headers, a batch body can hold
+// bytes that form a whole record, which a resynchronising scan may take
+// for one) is read as Damaged and quarantined; it does not fail every
+// later read, which would stop the aggregator for good.
 func TestRecordWhoseBodyDoesNotExpandIsDamaged(t *testing.T) {
 	dir := t.TempDir()
-	threeRecords(t, dir)
-	seg := segments(t, dir)[0]
-	f, err := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Write(journal.RecordBytes(4, "shop", "f3", 1, []byte("\xff\xff\xff\xff\x0fnot s2"))); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	legacySegment(t, dir, journal.RecordBytes(4, "shop", "f3", 1, []byte("\xff\xff\xff\xff\x0fnot s2")))
 	j := openIn(t, dir, journal.Options{})
 	defer j.Close()
 	mustAppend(t, j, batch("shop", "f4", 3, 4))
@@ -171,6 +184,50 @@ func TestRecordWhoseBodyDoesNotExpandIsDamaged(t *testing.T) {
 	}
 	if j.Quarantined() != 1 {
 		t.Fatalf("%d quarantined, want 1", j.Quarantined())
+	}
+}
+
+// TestSegmentFromBeforeHeaders: a segment written by a build from
+// before segment headers (its first bytes are a record) is read as
+// seed-less, its torn tail cut off like any last segment's; nothing is
+// appended to it: the next append starts a new segment, with a header,
+// and both are read after a restart.
+func TestSegmentFromBeforeHeaders(t *testing.T) {
+	dir := t.TempDir()
+	torn := journal.RecordBytes(4, "shop", "f3", 0, journaltest.RouterBody(5, 3))
+	bodies := legacySegment(t, dir, torn[:len(torn)/2])
+	old := segments(t, dir)[0]
+	whole := size(t, old)
+	j := openIn(t, dir, journal.Options{})
+	if j.LastSeq() != 3 {
+		t.Fatalf("LastSeq %d, want 3", j.LastSeq())
+	}
+	b := batch("shop", "f3", 5, 3)
+	if seq := mustAppend(t, j, b); seq != 4 {
+		t.Fatalf("next seq %d, want 4", seq)
+	}
+	bodies = append(bodies, b.Body)
+	j.Close()
+	segs := segments(t, dir)
+	if len(segs) != 2 || segs[0] != old || filepath.Base(segs[1]) != "00000000000000000004.seg" {
+		t.Fatalf("segments %v, want the old one and a new one from seq 4", segs)
+	}
+	if got := size(t, old); got != whole-int64(len(torn)/2) {
+		t.Fatalf("old segment %d bytes, want %d (its torn tail cut off)", got, whole-int64(len(torn)/2))
+	}
+	j = openIn(t, dir, journal.Options{})
+	defer j.Close()
+	recs := readAll(t, j)
+	if len(recs) != 4 {
+		t.Fatalf("%d records, want 4", len(recs))
+	}
+	for i, r := range recs {
+		if r.Seq != int64(i+1) || r.Damaged || r.App != "shop" || !bytes.Equal(r.Body, bodies[i]) {
+			t.Fatalf("record %d: seq %d damaged %v", i, r.Seq, r.Damaged)
+		}
+	}
+	if j.Quarantined() != 0 {
+		t.Fatalf("%d quarantined", j.Quarantined())
 	}
 }
 

@@ -23,6 +23,15 @@ type segment struct {
 	last  int64 // the highest seq in it; first-1 while it holds none
 	size  int64 // bytes of committed records (and of damage kept in place)
 	path  string
+	// base is where its records begin: after the header, or 0 in a
+	// segment from before headers. seed is the CRC state its header's
+	// seed leaves (0 for one from before headers).
+	base int64
+	seed uint32
+	// writable says that records may be appended to it: it has an
+	// intact header. The writer starts a new segment rather than append
+	// to one that has not (from before headers, or damaged).
+	writable bool
 	// slots is nil for an intact segment, which the reader walks record
 	// by record. Once damage is found in it, slots lists what it holds,
 	// in order: the intact records and markers for damaged ones, of its
@@ -67,7 +76,8 @@ func listSegments(dir string) ([]*segment, error) {
 	return segs, nil
 }
 
-// scan walks the records in data, a segment's bytes. visit is called for
+// scan walks the records in data, a segment's bytes, from start (its
+// base), checked with the segment's CRC state seed. visit is called for
 // each intact record, in order; a record counts as intact only when its
 // checksum matches and its seq is above the one before it (after, for the
 // first). damaged is called, before the visit of the record that follows
@@ -75,17 +85,17 @@ func listSegments(dir string) ([]*segment, error) {
 // (the reader resynchronises on the next magic that starts an intact
 // record). scan returns the offset after the last intact record: any
 // bytes after it hold none.
-func scan(data []byte, after int64, visit func(e *entry, off, n int), damaged func(off, end int, prev, next int64)) int {
-	off, end, prev := 0, 0, after
+func scan(data []byte, start int, after int64, seed uint32, visit func(e *entry, off, n int), damaged func(off, end int, prev, next int64)) int {
+	off, end, prev := start, start, after
 	for off < len(data) {
-		e, n, err := decodeRecord(data[off:])
+		e, n, err := decodeRecord(data[off:], seed)
 		if err == nil && e.Seq > prev {
 			visit(&e, off, n)
 			prev, off = e.Seq, off+n
 			end = off
 			continue
 		}
-		next, ne := resync(data, off+1, prev)
+		next, ne := resync(data, off+1, prev, seed)
 		if next < 0 {
 			return end
 		}
@@ -96,15 +106,16 @@ func scan(data []byte, after int64, visit func(e *entry, off, n int), damaged fu
 }
 
 // resync returns the offset of the first intact record at or after from
-// whose seq is above prev, or -1.
-func resync(data []byte, from int, prev int64) (int, entry) {
+// whose seq is above prev, or -1. A record forged inside a batch body
+// does not count: its checksum does not cover the segment's seed.
+func resync(data []byte, from int, prev int64, seed uint32) (int, entry) {
 	for from < len(data) {
 		i := bytes.Index(data[from:], magic[:])
 		if i < 0 {
 			return -1, entry{}
 		}
 		from += i
-		if e, _, err := decodeRecord(data[from:]); err == nil && e.Seq > prev {
+		if e, _, err := decodeRecord(data[from:], seed); err == nil && e.Seq > prev {
 			return from, e
 		}
 		from++
@@ -131,6 +142,24 @@ func marker(bad []byte, prev, next int64) (slot, bool) {
 		}
 	}
 	return slot{seq: e.Seq, off: -1, app: e.App, at: e.ReceivedAt}, true
+}
+
+// claimedLast returns the highest seq above prev that the record headers
+// in data claim, walking them by their lengths without checking their
+// checksums, or prev.
+func claimedLast(data []byte, prev int64) int64 {
+	last := prev
+	for off := 0; off < len(data); {
+		n, err := recordLen(data[off:])
+		if err != nil || len(data)-off < headerSize+fixedSize {
+			break
+		}
+		if e, err := decodePayload(data[off+headerSize : off+min(n, len(data)-off)]); err == nil && e.Seq > last {
+			last = e.Seq
+		}
+		off += n
+	}
+	return last
 }
 
 // quarantineCopy writes the damaged bytes of segment seg at off to the
