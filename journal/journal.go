@@ -3,12 +3,14 @@
 //
 // Records live in segment files under one directory, each named for the
 // first sequence number it may hold (zero-padded) and rolled at
-// Options.SegmentSize. Each record carries a CRC-32C over everything
+// Options.SegmentSize. Each record carries a CRC-32C over its segment's
+// random seed (in the segment's header, never shown to a client, so that
+// a record forged inside a batch body does not check) and everything
 // after its length (sequence number included; the format is in
 // record.go). A single writer goroutine takes every append waiting, writes
 // them in one write, makes them durable with one fdatasync, and only then
-// answers each; a new segment file and its directory are fsynced before
-// any record in it is acknowledged.
+// answers each; a new segment file, its header and its directory are
+// fsynced before any record in it is acknowledged.
 //
 // Deduplication of Logplex-Frame-Ids (24 hours, across restarts) uses a
 // FrameIndex (the frames table of journal.db, see package sqlite): an
