@@ -146,7 +146,7 @@ func TestStoreWALBoundedUnderQueries(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	now := time.Now().UTC().Truncate(time.Minute)
 	f := &metrics.Flush{}
-	for a := range 250 {
+	for a := range 150 {
 		f.Rows = append(f.Rows, metrics.Row{App: fmt.Sprintf("app%05d", a), ProcessType: "web", Time: now, Bucket: quietBucket(rng)})
 	}
 	stop := make(chan struct{})
@@ -169,7 +169,7 @@ func TestStoreWALBoundedUnderQueries(t *testing.T) {
 		}()
 	}
 	var most int64
-	for range 40 {
+	for range 30 {
 		f.Position++
 		if err := s.Apply(ctx, f); err != nil {
 			t.Fatal(err)
@@ -181,7 +181,7 @@ func TestStoreWALBoundedUnderQueries(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	// Over the cap by at most one flush's pages (0.1 MiB here). Without
-	// the checkpoint the WAL grew to 7.4 MiB in these 40 flushes (and on
+	// the checkpoint the WAL grew to 3.4 MiB in these 30 flushes (and on
 	// past SQLite's automatic checkpoint, as in the 1,000-app run).
 	if most > 1<<20 {
 		t.Fatalf("the store's WAL grew to %.1f MiB under queries, its cap is 0.5 MiB", float64(most)/(1<<20))
