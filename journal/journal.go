@@ -10,7 +10,10 @@
 // record.go). A single writer goroutine takes every append waiting, writes
 // them in one write, makes them durable with one fdatasync, and only then
 // answers each; a new segment file, its header and its directory are
-// fsynced before any record in it is acknowledged.
+// fsynced before any record in it is acknowledged. The body's part of each
+// record's checksum is computed by the appending goroutine, outside the
+// writer's serial section; the writer finishes it over the segment's seed
+// and the header (crcCombine).
 //
 // Deduplication of Logplex-Frame-Ids (24 hours, across restarts) uses a
 // FrameIndex (the frames table of journal.db, see package sqlite): an
@@ -24,6 +27,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -200,17 +204,22 @@ type cursor struct {
 }
 
 type appendReq struct {
-	b       drainpipe.Batch
-	codec   uint8
-	stored  []byte
-	crc     uint32 // batchcodec.RecordCRC when bodies may be packed (Options.Compress)
-	gen     uint64 // Journal.gen when the index said the id was new
-	fixed   bool   // seq is given (Import) and the id is not checked
-	damaged bool   // a marker for a record lost before (Import)
-	seq     int64
-	dup     bool
-	err     error
-	done    chan struct{}
+	b      drainpipe.Batch
+	codec  uint8
+	stored []byte
+	crc    uint32 // batchcodec.RecordCRC when bodies may be packed (Options.Compress)
+	// storedCRC is the CRC-32C of stored, computed by Append's caller
+	// so that the writer only finishes the record's checksum
+	// (crcCombine); hasStoredCRC says it was (not for Import's records).
+	storedCRC    uint32
+	hasStoredCRC bool
+	gen          uint64 // Journal.gen when the index said the id was new
+	fixed        bool   // seq is given (Import) and the id is not checked
+	damaged      bool   // a marker for a record lost before (Import)
+	seq          int64
+	dup          bool
+	err          error
+	done         chan struct{}
 }
 
 var _ drainpipe.Journal = (*Journal)(nil)
@@ -475,6 +484,7 @@ func (j *Journal) Append(ctx context.Context, b drainpipe.Batch) (int64, bool, e
 		return 0, false, ErrClosed
 	default:
 	}
+	r.storedCRC, r.hasStoredCRC = crc32.Checksum(r.stored, batchcodec.Castagnoli), true
 	if b.FrameID != "" {
 		r.gen = j.gen.Load()
 		seen, err := j.seen(ctx, b.App, b.FrameID)
@@ -613,7 +623,14 @@ func (j *Journal) commit(group []*appendReq) error {
 		}
 		start := len(j.hdrs)
 		j.hdrs = appendHeader(j.hdrs, &e)
-		c := payloadCRC(j.hdrs[start:], e.Stored, seg.seed)
+		var c uint32
+		if r.hasStoredCRC && !r.damaged {
+			// The same CRC-32C as payloadCRC, the body's part done by
+			// the appending goroutine.
+			c = crcCombine(crc32.Update(seg.seed, batchcodec.Castagnoli, j.hdrs[start+headerSize:]), r.storedCRC, len(e.Stored))
+		} else {
+			c = payloadCRC(j.hdrs[start:], e.Stored, seg.seed)
+		}
 		binary.LittleEndian.PutUint32(j.hdrs[start+8:], c)
 		j.spans = append(j.spans, len(j.hdrs))
 		j.iov = append(j.iov, e.Stored) // the header goes before it, below
