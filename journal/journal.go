@@ -188,6 +188,7 @@ type Journal struct {
 	cur cursor
 
 	packBufs    sync.Pool
+	bodies      chan []byte // body buffers for BodyBuffer, taken back
 	quarantined atomic.Int64
 }
 
@@ -213,6 +214,7 @@ type appendReq struct {
 	// (crcCombine); hasStoredCRC says it was (not for Import's records).
 	storedCRC    uint32
 	hasStoredCRC bool
+	owned        bool   // b.Body is from BodyBuffer and given up (AppendOwned)
 	gen          uint64 // Journal.gen when the index said the id was new
 	fixed        bool   // seq is given (Import) and the id is not checked
 	damaged      bool   // a marker for a record lost before (Import)
@@ -254,6 +256,7 @@ func Open(ctx context.Context, dir string, opt Options) (*Journal, error) {
 		exited:  make(chan struct{}),
 		pending: map[frameKey]pendingFrame{},
 		kick:    make(chan struct{}, 1),
+		bodies:  make(chan []byte, keptBodies),
 	}
 	j.packBufs.New = func() any { return new([]byte) }
 	if err := j.recover(ctx); err != nil {
@@ -273,6 +276,8 @@ func Open(ctx context.Context, dir string, opt Options) (*Journal, error) {
 		j.filter = f
 	}
 	j.handoff = handoff.New(j.lastSeq.Load())
+	j.handoff.Release = j.reuseBody
+
 	j.persisted.Store(j.lastSeq.Load())
 	j.lastForget = time.Now()
 	j.wg.Add(2)
@@ -462,13 +467,69 @@ func (j *Journal) LastSeq() int64 { return j.lastSeq.Load() }
 // caller must not change it afterwards (Read checks it against the
 // record's checksum and reads the file instead if it was).
 func (j *Journal) Append(ctx context.Context, b drainpipe.Batch) (int64, bool, error) {
+	return j.append(ctx, b, false)
+}
+
+// bodyRound is what BodyBuffer rounds capacities up to, so that a buffer
+// serves the next body of about the same size.
+const bodyRound = 16 << 10
+
+// keptBodies and keptBodySize bound the body buffers kept for reuse:
+// enough for the POSTs in flight and a group commit of them, so about
+// 4 MiB at most of buffers of Logplex's size (a read batch of records
+// passed at once would otherwise be kept whole).
+const (
+	keptBodies   = 32
+	keptBodySize = 1 << 20
+)
+
+// BodyBuffer returns a buffer of n bytes (not zeroed) for a body to give
+// to AppendOwned: one taken back from an earlier AppendOwned when one is
+// large enough, or a new one.
+func (j *Journal) BodyBuffer(n int) []byte {
+	select {
+	case b := <-j.bodies:
+		if cap(b) >= n {
+			return b[:n]
+		}
+	default:
+	}
+	return make([]byte, n, (n+bodyRound-1)/bodyRound*bodyRound)
+}
+
+// reuseBody keeps b for BodyBuffer, unless enough are kept already or it
+// is large.
+func (j *Journal) reuseBody(b []byte) {
+	if cap(b) > keptBodySize {
+		return
+	}
+	select {
+	case j.bodies <- b[:0]:
+	default:
+	}
+}
+
+// AppendOwned is Append for a body from BodyBuffer that the caller gives
+// up when it calls: it must not use b.Body again (whatever the outcome).
+// The journal reuses the buffer once its reader has passed the record
+// (handoff.Handoff.Release), or at once for a duplicate.
+func (j *Journal) AppendOwned(ctx context.Context, b drainpipe.Batch) (int64, bool, error) {
+	seq, dup, err := j.append(ctx, b, true)
+	if dup && err == nil {
+		// Not stored: neither the writer nor the hand-off holds it.
+		j.reuseBody(b.Body)
+	}
+	return seq, dup, err
+}
+
+func (j *Journal) append(ctx context.Context, b drainpipe.Batch, owned bool) (int64, bool, error) {
 	if len(b.App) > 0xffff || len(b.FrameID) > 0xffff {
 		return 0, false, errors.New("journal: app name or frame id too long")
 	}
 	if len(b.Body)+fixedSize+len(b.App)+len(b.FrameID) > maxPayload {
 		return 0, false, fmt.Errorf("journal: body of %d bytes is too large", len(b.Body))
 	}
-	r := &appendReq{b: b, stored: b.Body, done: make(chan struct{})}
+	r := &appendReq{b: b, stored: b.Body, owned: owned, done: make(chan struct{})}
 	if j.opt.Compress {
 		buf := j.packBufs.Get().(*[]byte)
 		defer j.packBufs.Put(buf)
@@ -640,7 +701,7 @@ func (j *Journal) commit(group []*appendReq) error {
 		} else if !j.opt.Compress {
 			crc = c
 		}
-		j.entries = append(j.entries, handoff.Entry{Rec: drainpipe.Record{Seq: r.seq, Batch: r.b, Damaged: e.Flags&flagDamaged != 0}, CRC: crc})
+		j.entries = append(j.entries, handoff.Entry{Rec: drainpipe.Record{Seq: r.seq, Batch: r.b, Damaged: e.Flags&flagDamaged != 0}, CRC: crc, Owned: r.owned && !r.damaged})
 	}
 	j.kickPersist = len(j.pending) >= persistPending
 	j.fmu.Unlock()

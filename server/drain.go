@@ -95,7 +95,8 @@ func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes exceeds the limit of %d bytes", r.ContentLength, limit))
 		return
 	}
-	body, err := readBody(w, r, limit)
+	owned, _ := s.journal.(OwnedAppender)
+	body, err := readBody(w, r, limit, owned)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -136,7 +137,14 @@ func (s *Server) handleDrain(w http.ResponseWriter, r *http.Request) {
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), appendTimeout)
 	start := time.Now()
-	_, dup, err := s.journal.Append(actx, b)
+	var dup bool
+	if owned != nil && r.ContentLength >= 0 {
+		// The body is the journal's buffer from here on: only its
+		// length is used below.
+		_, dup, err = owned.AppendOwned(actx, b)
+	} else {
+		_, dup, err = s.journal.Append(actx, b)
+	}
 	s.m.journalAppend.Observe(time.Since(start).Seconds())
 	cancel()
 	if err != nil {
@@ -171,13 +179,19 @@ func discardExcess(r *http.Request) {
 
 // readBody reads the whole request body, at most limit bytes. With a
 // Content-Length (every Logplex POST has one; the caller has checked it
-// against limit) the body is read into one buffer of exactly that size:
+// against limit) the body is read into one buffer of exactly that size
+// (from bufs, the journal's, when it lends them; see OwnedAppender):
 // net/http ends the body there, and one that ends sooner is an error. A
 // chunked body grows its buffer as it comes.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, bufs OwnedAppender) ([]byte, error) {
 	rd := http.MaxBytesReader(w, r.Body, limit)
 	if n := r.ContentLength; n >= 0 && n <= limit {
-		body := make([]byte, n)
+		var body []byte
+		if bufs != nil {
+			body = bufs.BodyBuffer(int(n))
+		} else {
+			body = make([]byte, n)
+		}
 		if _, err := io.ReadFull(rd, body); err != nil {
 			return nil, err
 		}

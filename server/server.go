@@ -121,6 +121,19 @@ type Appender interface {
 	Append(ctx context.Context, b drainpipe.Batch) (seq int64, duplicate bool, err error)
 }
 
+// OwnedAppender is an Appender that lends body buffers and reuses each
+// once the batch appended with it is no longer needed (package journal's
+// Journal). The drain endpoint reads bodies into its buffers when the
+// journal is one.
+type OwnedAppender interface {
+	Appender
+	// BodyBuffer returns a buffer of n bytes, contents undefined.
+	BodyBuffer(n int) []byte
+	// AppendOwned is Append for a body from BodyBuffer, which the caller
+	// gives up: it does not touch b.Body again, whatever the outcome.
+	AppendOwned(ctx context.Context, b drainpipe.Batch) (seq int64, duplicate bool, err error)
+}
+
 // Server serves drains and the query API. Create it with New; it is safe
 // for concurrent use.
 type Server struct {

@@ -37,6 +37,12 @@ const (
 type Handoff struct {
 	// MaxBytes and MaxRecords bound what is held.
 	MaxBytes, MaxRecords int
+	// Release, when set, takes back the body of each Owned record once
+	// the reader has passed it: Read drops the records at or below the
+	// seq it is asked for, which its single reader has finished with
+	// (it asks for the records after those it has). Records dropped any
+	// other way (bounds, Forget, Invalidate) are left to the collector.
+	Release func([]byte)
 
 	mu    sync.Mutex
 	valid bool
@@ -50,6 +56,9 @@ type Handoff struct {
 type Entry struct {
 	Rec drainpipe.Record
 	CRC uint32
+	// Owned says nobody but the hand-off holds Rec.Body once the reader
+	// has passed the record (see Release).
+	Owned bool
 }
 
 // New returns a hand-off with the default bounds that holds every
@@ -146,6 +155,9 @@ func (h *Handoff) Read(seq int64, max, maxBytes int) (recs []drainpipe.Record, c
 		return nil, nil, false
 	}
 	for h.head < len(h.recs) && h.recs[h.head].Rec.Seq <= seq {
+		if e := &h.recs[h.head]; e.Owned && h.Release != nil {
+			h.Release(e.Rec.Body)
+		}
 		h.dropFirst()
 	}
 	size := 0
