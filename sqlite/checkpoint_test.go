@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -135,20 +136,16 @@ func TestJournalTrimRunsInTheWriter(t *testing.T) {
 // TestStoreWALBoundedUnderQueries: queries that never stop (each a read
 // snapshot, a coarser tier's one across partitions) overlap every flush,
 // so SQLite never starts the store's WAL again and it grew by every
-// flush's pages (84-121 MiB in 30 s of 1,000 busy apps' flushes under
+// flush's pages (130-145 MiB in 30 s of 1,000 busy apps' flushes under
 // four query loops). Past its cap (lowered here) a flush checkpoints it
-// with TRUNCATE, which must succeed under the same queries: it waits for
-// the readers of older snapshots while new ones read the database file.
+// with TRUNCATE behind the read gate, which must succeed under the same
+// queries every time.
 func TestStoreWALBoundedUnderQueries(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
 	s.walCap = 512 << 10
-	rng := rand.New(rand.NewPCG(1, 2))
 	now := time.Now().UTC().Truncate(time.Minute)
-	f := &metrics.Flush{}
-	for a := range 150 {
-		f.Rows = append(f.Rows, metrics.Row{App: fmt.Sprintf("app%05d", a), ProcessType: "web", Time: now, Bucket: quietBucket(rng)})
-	}
+	f := quietFlush(150, now)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 3 {
@@ -187,4 +184,65 @@ func TestStoreWALBoundedUnderQueries(t *testing.T) {
 		t.Fatalf("the store's WAL grew to %.1f MiB under queries, its cap is 0.5 MiB", float64(most)/(1<<20))
 	}
 	t.Logf("WAL at most %.1f MiB", float64(most)/(1<<20))
+}
+
+// TestStoreWALCheckpointOutlastedByAReader: a read snapshot that outlasts
+// the checkpoint's wait keeps the WAL over its cap; the flushes of the
+// next walRetryAfter leave it alone (writers do not wait for every one),
+// and once the reader is gone the next attempt empties it.
+func TestStoreWALCheckpointOutlastedByAReader(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	s.walCap = 16 << 10
+	f := quietFlush(50, time.Now().UTC().Truncate(time.Minute))
+	apply := func() int64 {
+		t.Helper()
+		f.Position++
+		if err := s.Apply(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(s.walPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	apply()
+	// A reader whose snapshot predates the next flush, open throughout.
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readCursor(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	if size := apply(); size <= s.walCap {
+		t.Fatalf("WAL of %d bytes with a reader on it; want it over the cap", size)
+	}
+	s.ckptMu.Lock()
+	retry := s.ckptRetry
+	s.ckptMu.Unlock()
+	if !retry.After(time.Now()) {
+		t.Fatal("no retry time set after a checkpoint the reader outlasted")
+	}
+	tx.Rollback()
+	if size := apply(); size <= s.walCap {
+		t.Fatalf("WAL of %d bytes: checkpointed within walRetryAfter", size)
+	}
+	s.ckptMu.Lock()
+	s.ckptRetry = time.Time{} // walRetryAfter has passed
+	s.ckptMu.Unlock()
+	if size := apply(); size != 0 {
+		t.Fatalf("WAL of %d bytes after the reader left; want it emptied", size)
+	}
+}
+
+// quietFlush is a flush of minute at of apps quiet apps' web rows.
+func quietFlush(apps int, at time.Time) *metrics.Flush {
+	rng := rand.New(rand.NewPCG(1, 2))
+	f := &metrics.Flush{}
+	for a := range apps {
+		f.Rows = append(f.Rows, metrics.Row{App: fmt.Sprintf("app%05d", a), ProcessType: "web", Time: at, Bucket: quietBucket(rng)})
+	}
+	return f
 }

@@ -13,9 +13,14 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
+
+// busyTimeout is how long a statement waits for a lock another
+// connection holds before it fails with SQLITE_BUSY.
+const busyTimeout = 10 * time.Second
 
 // open opens (creating if needed) the database at path in WAL mode with
 // synchronous=FULL, so that a committed transaction survives a crash and a
@@ -29,7 +34,7 @@ func open(ctx context.Context, path string, schema string, pageSize int, pragmas
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	q.Add("_pragma", "foreign_keys(ON)")
 	for _, p := range pragmas {
 		q.Add("_pragma", p)

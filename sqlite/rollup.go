@@ -382,6 +382,8 @@ func (s *Store) readTx(ctx context.Context) (*sql.Tx, error) {
 // encoded again) and then the rows that exist only as pending data, in
 // time order. The names and data are valid only during the call.
 func (s *Store) eachRow(ctx context.Context, app, processType string, tier drainpipe.Tier, start, end time.Time, fn func(table string, app, processType []byte, ts int64, data []byte)) error {
+	s.readGate.RLock() // see storeWALCap
+	defer s.readGate.RUnlock()
 	if tier == drainpipe.Tier1m {
 		return s.eachStored(ctx, s.db, app, processType, tier, start, end, fn)
 	}

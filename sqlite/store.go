@@ -128,6 +128,12 @@ type Store struct {
 	walPath string     // the database's write-ahead log
 	walCap  int64      // storeWALCap (tests lower it)
 	ckptMu  sync.Mutex // held by the flush that checkpoints the WAL
+	// ckptRetry is when a WAL checkpoint that failed may be tried again
+	// (under ckptMu).
+	ckptRetry time.Time
+	// readGate is held shared by the metric queries and exclusively by
+	// the WAL's truncation (checkpoint.go).
+	readGate sync.RWMutex
 }
 
 type partKey struct {
@@ -904,6 +910,8 @@ func (s *Store) eachStored(ctx context.Context, q querier, app, processType stri
 
 // RequestCounts returns per-bucket request and 5xx counts of every app.
 func (s *Store) RequestCounts(ctx context.Context, tier drainpipe.Tier, start, end time.Time) ([]metrics.RequestCount, error) {
+	s.readGate.RLock()
+	defer s.readGate.RUnlock()
 	if tier == drainpipe.Tier1m {
 		return s.requestCounts(ctx, s.db, tier, start, end)
 	}
