@@ -226,7 +226,8 @@ func (a *Aggregator) storedOffset(ctx context.Context, p int32) (int64, error) {
 	}
 }
 
-// revoked flushes and forgets the partitions taken away in a rebalance.
+// revoked flushes and forgets the partitions taken away in a rebalance,
+// once the flush in flight (which may hold some of their folds) ended.
 func (a *Aggregator) revoked(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
 	a.lockIdle()
 	defer a.mu.Unlock()
