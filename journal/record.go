@@ -147,11 +147,6 @@ type entry struct {
 	Stored     []byte
 }
 
-// size returns the bytes the record takes in a segment.
-func (e *entry) size() int {
-	return headerSize + fixedSize + len(e.App) + len(e.FrameID) + len(e.Stored)
-}
-
 // appendRecord appends e, encoded for a segment whose seed leaves CRC
 // state seed, to buf.
 func appendRecord(buf []byte, e *entry, seed uint32) []byte {
