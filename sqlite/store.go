@@ -207,7 +207,7 @@ func (s *Store) verify(ctx context.Context, path string) error {
 	}
 	type fix struct {
 		table            string
-		rowid, offset    int64
+		offset           int64
 		app, ptype       string
 		ts               int64
 		data             []byte
