@@ -114,7 +114,8 @@ type Config struct {
 }
 
 // Appender is the part of a drainpipe.Journal the drain endpoint uses:
-// the embedded SQLite journal, or the Kafka producer of the ingest role.
+// an embedded journal (package journal, or the SQLite one with --journal
+// sqlite), or the Kafka producer of the ingest role.
 type Appender interface {
 	// Append returns once b is durable; duplicate reports a Frame-Id the
 	// journal already holds (a journal that cannot tell reports false).
