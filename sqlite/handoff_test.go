@@ -11,17 +11,8 @@ import (
 	"time"
 
 	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/journaltest"
 )
-
-// routerBody returns a drain body of n router lines (S2-packed when
-// stored, being over 4 KiB for n ≥ 40).
-func routerBody(n, salt int) []byte {
-	var b []byte
-	for i := range n {
-		b = fmt.Appendf(b, "236 <158>1 2026-11-25T10:00:%02d.%06d+00:00 host heroku router - at=info method=GET path=/p/%d dyno=web.%d connect=1ms service=%dms status=200 bytes=1234\n", i%60, i, salt, i%4+1, 20+i%300)
-	}
-	return b
-}
 
 // sameRecords fails unless got and want hold the same records field by
 // field (times compared as instants and by location).
@@ -47,10 +38,10 @@ func TestJournalHandoffServesWhatTheFileHolds(t *testing.T) {
 	ctx := context.Background()
 	j := openJournal(t)
 	batches := []drainpipe.Batch{
-		{App: "a", FrameID: "f1", ReceivedAt: time.Now(), Body: routerBody(500, 1)},
+		{App: "a", FrameID: "f1", ReceivedAt: time.Now(), Body: journaltest.RouterBody(500, 1)},
 		{App: "b", ReceivedAt: time.Now().In(time.FixedZone("x", 3600)), Body: []byte("small"), Dropped: 3, Lost: 4},
-		{App: "a", FrameID: "f1", ReceivedAt: time.Now(), Body: routerBody(500, 2)}, // a retry
-		{App: "a", FrameID: "f2", ReceivedAt: time.Now(), Body: routerBody(100, 3)},
+		{App: "a", FrameID: "f1", ReceivedAt: time.Now(), Body: journaltest.RouterBody(500, 2)}, // a retry
+		{App: "a", FrameID: "f2", ReceivedAt: time.Now(), Body: journaltest.RouterBody(100, 3)},
 	}
 	for _, b := range batches {
 		if _, _, err := j.Append(ctx, b); err != nil {
@@ -90,7 +81,7 @@ func TestJournalHandoffFallsBackToTheFile(t *testing.T) {
 	j.handoff.MaxRecords = 5
 	var want []drainpipe.Batch
 	for i := range 20 {
-		b := drainpipe.Batch{App: "a", FrameID: fmt.Sprint(i), ReceivedAt: time.Now(), Body: routerBody(50, i)}
+		b := drainpipe.Batch{App: "a", FrameID: fmt.Sprint(i), ReceivedAt: time.Now(), Body: journaltest.RouterBody(50, i)}
 		if _, _, err := j.Append(ctx, b); err != nil {
 			t.Fatal(err)
 		}
@@ -149,7 +140,7 @@ func TestJournalHandoffCatchesAChangedBody(t *testing.T) {
 	}
 	defer j.Close()
 	for _, size := range []int{500, 2} { // packed, then raw
-		body := routerBody(size, size)
+		body := journaltest.RouterBody(size, size)
 		orig := bytes.Clone(body)
 		seq, _, err := j.Append(ctx, drainpipe.Batch{App: "a", ReceivedAt: time.Now(), Body: body})
 		if err != nil {
