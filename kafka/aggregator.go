@@ -333,7 +333,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		}
 		cl.AllowRebalance()
 	}
-	a.FlushAll(context.WithoutCancel(ctx))
+	a.flushAll(context.WithoutCancel(ctx))
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	_ = cl.LeaveGroupContext(lctx)
@@ -485,10 +485,10 @@ func (a *Aggregator) apply(ctx context.Context, pf *aggregate.PartitionFlush) (e
 	return a.sink.ApplyPartition(ctx, pf)
 }
 
-// FlushAll applies every assigned partition's unflushed fold and waits
+// flushAll applies every assigned partition's unflushed fold and waits
 // for it (after a flush still in flight). A fenced partition's fold is
 // dropped and its stored offset read again.
-func (a *Aggregator) FlushAll(ctx context.Context) {
+func (a *Aggregator) flushAll(ctx context.Context) {
 	a.lockIdle()
 	defer a.mu.Unlock()
 	for p, ps := range a.parts {
