@@ -25,7 +25,7 @@ func TestSeriesBodyJSONAsMarshal(t *testing.T) {
 			b.Events = &events
 			b.Data["latency.ms.p50"] = values{1, math.NaN(), 2.5e-7}
 			b.Data["<&>\u2028"] = values{}
-			b.Data["a"] = values{-0.0, 1e15, 123456789.125, math.Inf(-1)}
+			b.Data["a"] = values{math.Copysign(0, -1), 1e15, 123456789.125, math.Inf(-1)}
 			return b
 		}(),
 		func() *seriesBody {
