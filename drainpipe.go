@@ -59,7 +59,7 @@ type Record struct {
 // Journal is the durable, ordered, replayable log between ingest and
 // aggregation. Append returns only once the batch is durable; a batch whose
 // (App, FrameID) was already appended is not appended again and reports
-// duplicate=true.
+// duplicate=true, for at least FrameIDRetention after the first append.
 type Journal interface {
 	Append(ctx context.Context, b Batch) (seq int64, duplicate bool, err error)
 	// Read returns up to max records with Seq > after, in order.
@@ -68,6 +68,11 @@ type Journal interface {
 	Trim(ctx context.Context, upTo int64) error
 	Close() error
 }
+
+// FrameIDRetention is how long a journal remembers a Logplex-Frame-Id for
+// deduplication. Logplex retries within seconds; a day is far beyond any
+// retry and bounds the index.
+const FrameIDRetention = 24 * time.Hour
 
 // Tier is a bucket width kept by the store.
 type Tier time.Duration

@@ -7,6 +7,8 @@ import (
 	"math/bits"
 	"sync"
 	"time"
+
+	"github.com/drainpipe/drainpipe"
 )
 
 // FrameLister is a FrameIndex that can list what it holds. When the
@@ -29,7 +31,7 @@ const (
 	filterBlocks   = filterBits / 512
 	filterProbes   = 7
 	filterCapacity = filterBits / 10
-	// filterMargin is added to FrameIDRetention before a generation may be
+	// filterMargin is added to drainpipe.FrameIDRetention before a generation may be
 	// dropped: the index forgets ids only at Trim, at most once a minute.
 	filterMargin = time.Hour
 )
@@ -40,9 +42,9 @@ const (
 // written (persist), so the index never holds an id the filter says "no"
 // to.
 //
-// The index forgets ids older than FrameIDRetention, the filter
+// The index forgets ids older than drainpipe.FrameIDRetention, the filter
 // generation by generation: ids go into the current generation; once it
-// is older than FrameIDRetention+filterMargin (by this process's clock)
+// is older than drainpipe.FrameIDRetention+filterMargin (by this process's clock)
 // and so is every seen-at time in the previous generation, the previous
 // one is dropped and the current one becomes previous. A generation is
 // thus dropped only after every id in it is older than the retention and
@@ -142,7 +144,7 @@ func (f *idFilter) add(now time.Time, frames []Frame) {
 // the retention and the margin, by when it was added and by its seen-at
 // time; the current one then becomes previous.
 func (f *idFilter) rotate(now time.Time) {
-	keep := FrameIDRetention + filterMargin
+	keep := drainpipe.FrameIDRetention + filterMargin
 	if now.Sub(f.cur.start) < keep {
 		return
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/drainpipe/drainpipe"
 )
 
 // listIndex is a FrameLister over a slice, for the filter's load.
@@ -58,12 +60,12 @@ func TestIDFilterNeverSaysNoToAnAddedID(t *testing.T) {
 }
 
 // TestIDFilterKeepsIDsForTheRetention: a generation is dropped only once
-// every id in it is older than FrameIDRetention and the margin, both by
+// every id in it is older than drainpipe.FrameIDRetention and the margin, both by
 // when it was added and by its seen-at time; until then its ids stay
 // "maybe".
 func TestIDFilterKeepsIDsForTheRetention(t *testing.T) {
 	t0 := time.Now()
-	keep := FrameIDRetention + filterMargin
+	keep := drainpipe.FrameIDRetention + filterMargin
 	f := newIDFilter(t0)
 	f.add(t0, []Frame{{App: "a", ID: "first", SeenAt: t0}})
 	// Later, but within the generation: still the current one. Its
@@ -83,7 +85,7 @@ func TestIDFilterKeepsIDsForTheRetention(t *testing.T) {
 		t.Fatal("did not rotate once the current generation was old")
 	}
 	// The previous generation holds "second", seen at ahead: the index
-	// keeps it until ahead+FrameIDRetention, so the generation stays
+	// keeps it until ahead+drainpipe.FrameIDRetention, so the generation stays
 	// although it was added long enough ago.
 	t3 := t2.Add(2 * keep)
 	f.add(t3, nil)

@@ -43,11 +43,6 @@ import (
 	"github.com/drainpipe/drainpipe/internal/handoff"
 )
 
-// FrameIDRetention is how long a Logplex-Frame-Id is remembered for
-// deduplication. Logplex retries within seconds; a day is far beyond any
-// retry and bounds the index.
-const FrameIDRetention = 24 * time.Hour
-
 // DefaultSegmentSize is the size at which a segment file is rolled.
 const DefaultSegmentSize = 64 << 20
 
@@ -944,7 +939,7 @@ func (j *Journal) memoryCRC(r *drainpipe.Record, seed uint32) uint32 {
 
 // Trim deletes the segments whose records all have Seq <= upTo, once the
 // frame ids in them are in the index, and forgets frame ids older than
-// FrameIDRetention. The last segment is never deleted. Within this
+// drainpipe.FrameIDRetention. The last segment is never deleted. Within this
 // process Read returns no record at or below upTo even where its segment
 // is kept.
 func (j *Journal) Trim(ctx context.Context, upTo int64) error {
@@ -971,7 +966,7 @@ func (j *Journal) Trim(ctx context.Context, upTo int64) error {
 	j.pmu.Lock()
 	defer j.pmu.Unlock()
 	if time.Since(j.lastForget) >= forgetEvery {
-		if err := j.idx.Forget(ctx, time.Now().Add(-FrameIDRetention)); err != nil {
+		if err := j.idx.Forget(ctx, time.Now().Add(-drainpipe.FrameIDRetention)); err != nil {
 			return fmt.Errorf("journal: forget old frame ids: %w", err)
 		}
 		j.lastForget = time.Now()

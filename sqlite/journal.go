@@ -52,11 +52,6 @@ CREATE TABLE IF NOT EXISTS journal_quarantine (
 );
 `
 
-// FrameIDRetention is how long a Logplex-Frame-Id is remembered for
-// deduplication. Logplex retries within seconds; a day is far beyond any
-// retry and bounds the table.
-const FrameIDRetention = 24 * time.Hour
-
 // maxGroup bounds how many appends share one commit (group commit).
 const maxGroup = 256
 
@@ -506,7 +501,7 @@ func (j *Journal) read(ctx context.Context, after int64, max int) ([]drainpipe.R
 }
 
 // Trim deletes records up to and including upTo, and forgets frame ids
-// older than FrameIDRetention. The journal's writer does it between two
+// older than drainpipe.FrameIDRetention. The journal's writer does it between two
 // group commits: as the only writer of journal.db it never waits on
 // SQLite's lock (whose busy handler sleeps). Appends that arrive during a
 // trim wait for it like for any group commit (its DELETE and fsync), but
@@ -536,7 +531,7 @@ func (j *Journal) trim(upTo int64) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM journal WHERE seq <= ?`, upTo); err != nil {
 		return fmt.Errorf("journal: trim to %d: %w", upTo, err)
 	}
-	cutoff := time.Now().Add(-FrameIDRetention).UnixNano()
+	cutoff := time.Now().Add(-drainpipe.FrameIDRetention).UnixNano()
 	if _, err := tx.ExecContext(ctx, `DELETE FROM frames WHERE seen_at < ?`, cutoff); err != nil {
 		return fmt.Errorf("journal: forget old frame ids: %w", err)
 	}
