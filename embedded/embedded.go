@@ -23,6 +23,7 @@ import (
 	"github.com/drainpipe/drainpipe"
 	"github.com/drainpipe/drainpipe/aggregate"
 	"github.com/drainpipe/drainpipe/atomicfile"
+	"github.com/drainpipe/drainpipe/internal/tlsconf"
 	"github.com/drainpipe/drainpipe/metrics"
 	"github.com/drainpipe/drainpipe/server"
 	"github.com/drainpipe/drainpipe/sqlite"
@@ -173,7 +174,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 
 	var tlsConfig *tls.Config
 	if cfg.TLSCert != "" || cfg.TLSKey != "" {
-		if tlsConfig, err = loadTLS(cfg.TLSCert, cfg.TLSKey); err != nil {
+		if tlsConfig, err = tlsconf.Load(cfg.TLSCert, cfg.TLSKey); err != nil {
 			st.Close()
 			j.Close()
 			return nil, err

@@ -14,13 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drainpipe/drainpipe/aggregate"
 	"github.com/drainpipe/drainpipe/kafka"
 	"github.com/drainpipe/drainpipe/kafka/kafkatest"
 	"github.com/drainpipe/drainpipe/logplex"
 	"github.com/drainpipe/drainpipe/postgres"
 	"github.com/drainpipe/drainpipe/postgres/pgtest"
-	"github.com/drainpipe/drainpipe/server"
 )
 
 const admin = "adm"
@@ -35,11 +33,18 @@ func startNode(t *testing.T, roles string, kc kafka.Config, dbURL string) *Node 
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := Start(context.Background(), Config{
-		Roles: r, Listen: "127.0.0.1:0", Kafka: kc,
-		Server:    server.Config{AdminToken: admin},
-		Aggregate: aggregate.Config{FlushInterval: 200 * time.Millisecond},
-	}, func(ctx context.Context) (Store, error) {
+	return startConfig(t, Config{Roles: r, Kafka: kc}, dbURL)
+}
+
+// startConfig starts a node with cfg on the database at dbURL, listening
+// on a free loopback port, with the admin token admin and a 200 ms flush
+// interval; it is closed when the test ends.
+func startConfig(t *testing.T, cfg Config, dbURL string) *Node {
+	t.Helper()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Server.AdminToken = admin
+	cfg.Aggregate.FlushInterval = 200 * time.Millisecond
+	n, err := Start(context.Background(), cfg, func(ctx context.Context) (Store, error) {
 		st, err := postgres.Open(ctx, dbURL, nil, quiet)
 		if err != nil {
 			return nil, err // not a typed nil
@@ -47,7 +52,7 @@ func startNode(t *testing.T, roles string, kc kafka.Config, dbURL string) *Node 
 		return st, nil
 	}, quiet)
 	if err != nil {
-		t.Fatalf("start %s: %v", roles, err)
+		t.Fatalf("start %s: %v", cfg.Roles, err)
 	}
 	t.Cleanup(func() { n.Close() })
 	return n

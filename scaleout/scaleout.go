@@ -19,6 +19,7 @@ package scaleout
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -101,8 +102,10 @@ type maintainer interface {
 
 // Config configures one scale-out process.
 type Config struct {
-	Roles     Roles
-	Listen    string // host:port; port 0 picks a free one
+	Roles  Roles
+	Listen string // host:port; port 0 picks a free one
+	// TLS, when set, makes the node serve HTTPS (see tlsconf.Load).
+	TLS       *tls.Config
 	Kafka     kafka.Config
 	Aggregate aggregate.Config
 	// Server is the HTTP server's configuration; Dashboard, AdminToken
@@ -296,6 +299,10 @@ func Start(ctx context.Context, cfg Config, open OpenFunc, log *slog.Logger) (*N
 		return fail(fmt.Errorf("listen on %s: %w", cfg.Listen, err))
 	}
 	n.URL = "http://" + ln.Addr().String()
+	if cfg.TLS != nil {
+		ln = tls.NewListener(ln, cfg.TLS)
+		n.URL = "https://" + ln.Addr().String()
+	}
 	n.httpd = srv.HTTPServer(cfg.Listen)
 	n.wg.Add(1)
 	go func() {

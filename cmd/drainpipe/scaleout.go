@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"strings"
 
+	"github.com/drainpipe/drainpipe/internal/tlsconf"
 	"github.com/drainpipe/drainpipe/kafka"
 	"github.com/drainpipe/drainpipe/postgres"
 	"github.com/drainpipe/drainpipe/scaleout"
@@ -84,8 +86,11 @@ func serveScaleOut(ctx context.Context, e *env, sf *serveFlags, f *scaleFlags) e
 	if err := sf.checkRetention(); err != nil {
 		return err
 	}
+	var tlsConfig *tls.Config
 	if sf.tlsCert != "" || sf.tlsKey != "" {
-		return errors.New("--tls-cert/--tls-key serve HTTPS in the embedded mode only; in the scale-out mode put the processes behind a TLS-terminating router or load balancer (Heroku's does it)")
+		if tlsConfig, err = tlsconf.Load(sf.tlsCert, sf.tlsKey); err != nil {
+			return err
+		}
 	}
 	if roles[scaleout.RoleAPI] && sf.adminToken == "" {
 		return errors.New("the api role of the scale-out mode needs --admin-token (DRAINPIPE_ADMIN_TOKEN): every api process must share it")
@@ -116,7 +121,7 @@ func serveScaleOut(ctx context.Context, e *env, sf *serveFlags, f *scaleFlags) e
 	scfg := sf.serverConfig()
 	scfg.AdminToken, scfg.PublicURL, scfg.Dashboard = sf.adminToken, sf.publicURL, web.Handler()
 	n, err := scaleout.Start(ctx, scaleout.Config{
-		Roles: roles, Listen: sf.listenAddr(), Kafka: kc,
+		Roles: roles, Listen: sf.listenAddr(), TLS: tlsConfig, Kafka: kc,
 		Server: scfg, Retention: retention,
 	}, open, e.log)
 	if err != nil {

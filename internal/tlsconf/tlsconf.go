@@ -1,4 +1,6 @@
-package embedded
+// Package tlsconf builds the HTTPS server configuration that every
+// drainpipe process serving TLS shares (serve --tls-cert, --tls-key).
+package tlsconf
 
 import (
 	"crypto/ecdsa"
@@ -9,9 +11,10 @@ import (
 	"strings"
 )
 
-// loadTLS parses the certificates and keys once, at start. certFiles and
-// keyFiles are comma-separated lists of the same length (one pair per
-// certificate: an ECDSA P-256 one and an RSA one for older clients, say).
+// Load parses the certificates and keys once, at start, and returns the
+// server configuration. certFiles and keyFiles are comma-separated lists
+// of the same length (one pair per certificate: an ECDSA P-256 one and an
+// RSA one for older clients, say).
 //
 // What the handshakes then do, and why:
 //   - ECDSA certificates come first: crypto/tls serves the first
@@ -26,7 +29,7 @@ import (
 //   - session resumption stays on (TLS 1.3 tickets and TLS 1.2 session
 //     tickets, with crypto/tls's rotating ticket keys), so a sender that
 //     reconnects skips the certificate signature.
-func loadTLS(certFiles, keyFiles string) (*tls.Config, error) {
+func Load(certFiles, keyFiles string) (*tls.Config, error) {
 	if certFiles == "" || keyFiles == "" {
 		return nil, errors.New("TLS needs both a certificate and a key file")
 	}

@@ -1,70 +1,25 @@
-package embedded
+package tlsconf
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/drainpipe/drainpipe/internal/tlsconf/tlstest"
 )
 
-// writeCert writes a self-signed certificate for "drainpipe.test" with
-// key, as PEM files in dir, and returns their paths and a pool trusting it.
+// writeCert writes a self-signed certificate with key as PEM files in
+// dir and returns their paths and a pool trusting it.
 func writeCert(tb testing.TB, dir, name string, key crypto.Signer) (string, string, *x509.CertPool) {
 	tb.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "drainpipe.test"},
-		DNSNames:  []string{"drainpipe.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	certFile, keyFile := filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(c)
-	return certFile, keyFile, pool
-}
-
-func ecdsaKey(tb testing.TB) crypto.Signer {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return k
-}
-
-func rsaKey(tb testing.TB) crypto.Signer {
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return k
+	c, pool := tlstest.SelfSigned(tb, key)
+	cf, kf := tlstest.WritePEM(tb, dir, name, c)
+	return cf, kf, pool
 }
 
 // handshake runs one TLS handshake over an in-memory connection and
@@ -103,9 +58,9 @@ func handshake(tb testing.TB, srv, cli *tls.Config) tls.ConnectionState {
 // connection resumes the session instead of a full handshake.
 func TestTLSPrefersECDSAAndResumes(t *testing.T) {
 	dir := t.TempDir()
-	rc, rk, _ := writeCert(t, dir, "rsa", rsaKey(t))
-	ec, ek, pool := writeCert(t, dir, "ecdsa", ecdsaKey(t))
-	cfg, err := loadTLS(rc+","+ec, rk+","+ek)
+	rc, rk, _ := writeCert(t, dir, "rsa", tlstest.RSAKey(t))
+	ec, ek, pool := writeCert(t, dir, "ecdsa", tlstest.ECDSAKey(t))
+	cfg, err := Load(rc+","+ec, rk+","+ek)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +73,7 @@ func TestTLSPrefersECDSAAndResumes(t *testing.T) {
 			t.Fatal("a certificate was not parsed at load")
 		}
 	}
-	cli := &tls.Config{ServerName: "drainpipe.test", RootCAs: pool, ClientSessionCache: tls.NewLRUClientSessionCache(8)}
+	cli := &tls.Config{ServerName: tlstest.ServerName, RootCAs: pool, ClientSessionCache: tls.NewLRUClientSessionCache(8)}
 	st := handshake(t, cfg, cli)
 	if alg := st.PeerCertificates[0].PublicKeyAlgorithm; alg != x509.ECDSA {
 		t.Fatalf("a modern client got a %v certificate, want ECDSA", alg)
@@ -129,12 +84,12 @@ func TestTLSPrefersECDSAAndResumes(t *testing.T) {
 	if st2 := handshake(t, cfg, cli); !st2.DidResume {
 		t.Fatal("second handshake did not resume the session")
 	}
-	old := &tls.Config{ServerName: "drainpipe.test", RootCAs: pool, MaxVersion: tls.VersionTLS12,
+	old := &tls.Config{ServerName: tlstest.ServerName, RootCAs: pool, MaxVersion: tls.VersionTLS12,
 		CipherSuites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}}
 	if alg := handshake(t, cfg, old).PeerCertificates[0].PublicKeyAlgorithm; alg != x509.RSA {
 		t.Fatalf("an RSA-only client got a %v certificate", alg)
 	}
-	if _, err := loadTLS(rc+","+ec, rk); err == nil {
+	if _, err := Load(rc+","+ec, rk); err == nil {
 		t.Fatal("mismatched certificate and key lists accepted")
 	}
 }
@@ -156,16 +111,16 @@ func BenchmarkTLSHandshake(b *testing.B) {
 	for _, k := range []struct {
 		name string
 		key  func(testing.TB) crypto.Signer
-	}{{"ecdsa-p256", ecdsaKey}, {"rsa-2048", rsaKey}} {
+	}{{"ecdsa-p256", tlstest.ECDSAKey}, {"rsa-2048", tlstest.RSAKey}} {
 		dir := b.TempDir()
 		cf, kf, pool := writeCert(b, dir, k.name, k.key(b))
-		srv, err := loadTLS(cf, kf)
+		srv, err := Load(cf, kf)
 		if err != nil {
 			b.Fatal(err)
 		}
 		for _, mode := range []string{"full", "resumed"} {
 			b.Run(k.name+"/"+mode, func(b *testing.B) {
-				cli := &tls.Config{ServerName: "drainpipe.test", RootCAs: pool}
+				cli := &tls.Config{ServerName: tlstest.ServerName, RootCAs: pool}
 				if mode == "resumed" {
 					cli.ClientSessionCache = tls.NewLRUClientSessionCache(8)
 					handshake(b, srv, cli)
