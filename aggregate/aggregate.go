@@ -22,8 +22,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -561,7 +559,10 @@ type State struct {
 	// apps holds every app seen: its buckets since the last flush and
 	// its limits, which outlive flushes. One map for both: a map entry
 	// per app costs about 50 bytes (BenchmarkStateMemory).
-	apps       map[string]*appState
+	apps map[string]*appState
+	// names interns the apps' process types, dynos and custom metric
+	// names: one copy per State, not per app.
+	names      *nameTable
 	events     []drainpipe.Event
 	size       int
 	flushedPos int64
@@ -583,18 +584,27 @@ type State struct {
 // of process types and one or two minutes between flushes, and a small
 // Go map costs a few hundred bytes (BenchmarkStateMemory). seen tracks
 // the app's process types, dynos and custom metric names, to bound what
-// one app can make the store keep; it outlives flushes, and its copies
-// of the names are the ones the buckets keep.
+// one app can make the store keep; it outlives flushes. Both hold names
+// as ids in the State's nameTable, whose strings the buckets keep too.
 type appState struct {
-	series []seriesMinute // by process type, then minute
+	series []seriesMinute // by process type name, then minute
 	seen   lastSeen
 }
 
-// seriesMinute is one process type's bucket of one minute.
+// seriesMinute is one process type's bucket of one minute: 16 bytes.
 type seriesMinute struct {
-	ptype  string
-	minute int64 // Unix ns
 	b      *metrics.Bucket
+	minute int32  // Unix minutes
+	ptype  uint32 // the process type's id in State.names, held while here
+}
+
+// unixMinute returns the minute of t (Unix ns), rounded down.
+func unixMinute(t int64) int32 {
+	m := t / int64(time.Minute)
+	if t < 0 && t%int64(time.Minute) != 0 {
+		m--
+	}
+	return int32(m)
 }
 
 // rKey identifies the dyno_error event of one app's dyno, code and minute.
@@ -607,7 +617,7 @@ type rKey struct {
 // or maxFuture newer than their arrival.
 func NewState(maxAge, maxFuture time.Duration) *State {
 	return &State{maxAge: int64(maxAge), maxFuture: int64(maxFuture), apps: map[string]*appState{},
-		rSeen: map[rKey]struct{}{}}
+		names: newNameTable(), rSeen: map[rKey]struct{}{}}
 }
 
 // SetLineCounter sets a function called with each line's kind (or
@@ -645,27 +655,26 @@ func (s *State) appOnce(as **appState, app string) *appState {
 	return *as
 }
 
-// bucket returns the bucket of the app's process type ptype and the
-// minute of t, creating it when missing; a new bucket keeps ptype.
-func (s *State) bucket(as *appState, ptype string, t int64) *metrics.Bucket {
-	minute := t - t%int64(time.Minute)
-	if t < 0 && t%int64(time.Minute) != 0 {
-		minute -= int64(time.Minute)
-	}
+// bucket returns the bucket of the app's process type ptype (an id in
+// s.names, 0 for none) and the minute of t, creating it when missing; a
+// new bucket holds ptype's id until Take.
+func (s *State) bucket(as *appState, ptype uint32, t int64) *metrics.Bucket {
+	minute := unixMinute(t)
 	ss := as.series
 	if len(ss) <= 8 {
 		// The usual case, an app's process types between two flushes: a
-		// scan that compares minutes and string lengths first.
+		// scan that compares minutes and ids.
 		for i := range ss {
 			if ss[i].minute == minute && ss[i].ptype == ptype {
 				return ss[i].b
 			}
 		}
 	}
+	name := s.names.str(ptype)
 	lo, hi := 0, len(ss)
 	for lo < hi {
 		h := int(uint(lo+hi) >> 1)
-		if e := &ss[h]; e.ptype < ptype || e.ptype == ptype && e.minute < minute {
+		if e := &ss[h]; s.names.str(e.ptype) < name || e.ptype == ptype && e.minute < minute {
 			lo = h + 1
 		} else {
 			hi = h
@@ -675,111 +684,22 @@ func (s *State) bucket(as *appState, ptype string, t int64) *metrics.Bucket {
 		return ss[lo].b
 	}
 	b := new(metrics.Bucket)
+	s.names.hold(ptype)
 	as.series = tightslice.Insert(ss, lo, seriesMinute{ptype: ptype, minute: minute, b: b})
 	s.size++
 	return b
 }
 
-// Per-app limits on what hostile or runaway input can make drainpipe keep.
-// A name counts against its limit while it was seen within limitWindow;
-// one-off dynos (run.1234) and old process types age out.
-const (
-	MaxProcessTypes = 32
-	MaxDynos        = 256
-	MaxCustomNames  = 500
-	limitWindow     = int64(time.Hour)
-)
-
-// The kinds of names an app's limits count, in the first byte of a
-// seenName's key.
-const (
-	seenPtype byte = iota
-	seenDyno
-	seenCustom
-)
-
-// lastSeen holds names with the last time (Unix ns) they were seen,
-// sorted by kind and name: a slice, not a map, as most apps have a
-// handful of process types, dynos and custom metric names, and one slice
-// for the three kinds.
-type lastSeen []seenName
-
-type seenName struct {
-	key string // the kind's byte, then the name
-	t   int64
-}
-
-// find returns the position of the name of kind in m and whether it is
-// there.
-func (m lastSeen) find(kind byte, name []byte) (int, bool) {
-	if kind == seenPtype {
-		// Every router line looks its process type up, and an app has a
-		// few, first in m: a scan that mostly compares lengths is
-		// quicker than a binary search over all of the app's names.
-		i := 0
-		for ; i < len(m) && m[i].key[0] == seenPtype; i++ {
-			if m[i].key[1:] == string(name) {
-				return i, true
-			}
-		}
-		for j := range i { // not there: where it goes
-			if m[j].key[1:] > string(name) {
-				return j, false
-			}
-		}
-		return i, false
-	}
-	lo, hi := 0, len(m)
-	for lo < hi {
-		h := int(uint(lo+hi) >> 1)
-		if k := m[h].key; k[0] < kind || k[0] == kind && k[1:] < string(name) {
-			lo = h + 1
-		} else {
-			hi = h
-		}
-	}
-	return lo, lo < len(m) && m[lo].key[0] == kind && m[lo].key[1:] == string(name)
-}
-
-// count returns how many names of kind m holds.
-func (m lastSeen) count(kind byte) int {
-	lo, _ := m.find(kind, nil)
-	hi, _ := m.find(kind+1, nil)
-	return hi - lo
-}
-
-// admit reports whether the name of kind may be kept under a limit of
-// max names of its kind, and records it as seen at t; it returns the
-// copy of the name it keeps. It allocates only for a new name.
-func (m *lastSeen) admit(kind byte, name []byte, t int64, max int) (string, bool) {
-	i, ok := m.find(kind, name)
-	if ok {
-		(*m)[i].t = t
-		return (*m)[i].key[1:], true
-	}
-	if m.count(kind) >= max {
-		*m = slices.DeleteFunc(*m, func(e seenName) bool { return e.key[0] == kind && e.t < t-limitWindow })
-		if m.count(kind) >= max {
-			return "", false
-		}
-		i, _ = m.find(kind, name)
-	}
-	var key strings.Builder
-	key.Grow(1 + len(name))
-	key.WriteByte(kind)
-	key.Write(name)
-	*m = tightslice.Insert(*m, i, seenName{key: key.String(), t: t})
-	return (*m)[i].key[1:], true
-}
-
 // admit checks a line's process type and (when not nil) dyno against the
 // app's limits, counting the line as rejected when they are exceeded. as
-// is the app's state. It returns the copies of the names the limits
-// keep, which the buckets keep too.
-func (s *State) admit(as *appState, app string, t int64, ptype, dyno []byte) (pt, dy string, ok bool) {
-	pt, ok = as.seen.admit(seenPtype, ptype, t, MaxProcessTypes)
+// is the app's state. It returns the process type's id and the dyno's
+// name as the State's name table holds it, which the buckets keep too.
+func (s *State) admit(as *appState, app string, t int64, ptype, dyno []byte) (pt uint32, dy string, ok bool) {
+	pt, ok = as.seen.admit(s.names, seenPtype, ptype, t, MaxProcessTypes)
 	if ok && dyno != nil {
-		dy, ok = as.seen.admit(seenDyno, dyno, t, MaxDynos)
+		var id uint32
+		id, ok = as.seen.admit(s.names, seenDyno, dyno, t, MaxDynos)
+		dy = s.names.str(id)
 	}
 	if !ok {
 		s.reject(app, t, ReasonCardinality, 1)
@@ -788,7 +708,7 @@ func (s *State) admit(as *appState, app string, t int64, ptype, dyno []byte) (pt
 }
 
 func (s *State) reject(app string, t int64, reason string, n int64) {
-	s.bucket(s.app(app), "", t).AddLogLoss([]byte(reason), n)
+	s.bucket(s.app(app), 0, t).AddLogLoss([]byte(reason), n)
 	s.count(reason)
 	if s.onReject != nil {
 		s.onReject(app, reason, n)
@@ -930,7 +850,7 @@ func (s *State) foldLine(as **appState, app string, recv int64, h *logplex.Heade
 		s.foldAPI(app, t, &l.API)
 		s.count("api")
 	case logline.KindLogLoss:
-		s.bucket(s.app(app), "", t).AddLogLoss(l.LogLoss.Code, l.LogLoss.Dropped)
+		s.bucket(s.app(app), 0, t).AddLogLoss(l.LogLoss.Code, l.LogLoss.Dropped)
 		s.count("logloss")
 	case logline.KindCustom:
 		s.foldCustom(s.appOnce(as, app), app, t, h.ProcID, l)
@@ -955,12 +875,12 @@ func (s *State) foldCustom(as *appState, app string, t int64, procID []byte, l *
 	b := s.bucket(as, ptype, t)
 	for i := 0; i < l.NumCustom; i++ {
 		c := &l.Custom[i]
-		name, ok := as.seen.admit(seenCustom, c.Name, t, MaxCustomNames)
+		id, ok := as.seen.admit(s.names, seenCustom, c.Name, t, MaxCustomNames)
 		if !ok {
 			s.reject(app, t, ReasonCardinality, 1)
 			continue
 		}
-		m := b.CustomMetricNamed(name, c.Kind)
+		m := b.CustomMetricNamed(s.names.str(id), c.Kind)
 		if m == nil {
 			s.reject(app, t, ReasonCustomCap, 1)
 			continue
@@ -986,7 +906,7 @@ var dynoEventKinds = map[logline.DynoEvent]drainpipe.EventKind{
 	logline.DynoStart:    drainpipe.EventStart,
 }
 
-func (s *State) foldDyno(as *appState, ptype, app string, t int64, d *logline.Dyno) {
+func (s *State) foldDyno(as *appState, ptype uint32, app string, t int64, d *logline.Dyno) {
 	if d.Event == logline.DynoError {
 		s.bucket(as, ptype, t).AddRCode(d.Code)
 		k := rKey{app, string(d.Source), string(d.Code), t - t%int64(time.Minute)}
@@ -1039,7 +959,8 @@ func (s *State) Take(pos int64) *metrics.Flush {
 	f.Rows = make([]metrics.Row, 0, s.size)
 	for app, as := range s.apps {
 		for _, m := range as.series {
-			f.Rows = append(f.Rows, metrics.Row{App: app, ProcessType: m.ptype, Time: time.Unix(0, m.minute).UTC(), Bucket: m.b})
+			f.Rows = append(f.Rows, metrics.Row{App: app, ProcessType: s.names.str(m.ptype), Time: time.Unix(int64(m.minute)*60, 0).UTC(), Bucket: m.b})
+			s.names.release(m.ptype)
 		}
 		as.series = nil
 	}
@@ -1063,7 +984,13 @@ func (s *State) Take(pos int64) *metrics.Flush {
 // so the next flush carries it.
 func (s *State) Restore(f *metrics.Flush) {
 	for _, r := range f.Rows {
-		s.bucket(s.app(r.App), r.ProcessType, r.Time.UnixNano()).Merge(r.Bucket)
+		// Held for the lookup: a new bucket holds it again.
+		ptype, ok := s.names.acquire([]byte(r.ProcessType))
+		if !ok {
+			panic("aggregate: restoring a flush: the name table is full")
+		}
+		s.bucket(s.app(r.App), ptype, r.Time.UnixNano()).Merge(r.Bucket)
+		s.names.release(ptype)
 	}
 	s.events = append(f.Events, s.events...)
 }

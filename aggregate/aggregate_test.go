@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -526,10 +527,13 @@ func TestStateFindsBucketsInAnyOrder(t *testing.T) {
 // TestLastSeenMatchesMap checks the sorted-slice name limits against
 // the same rule kept in a map per kind: a name is admitted when known or
 // when fewer than its kind's limit of names were seen within the last
-// hour; the three kinds share one slice but not their limits.
+// hour (in ticks of about a second); the three kinds share one slice but
+// not their limits. The name table holds exactly the names the limits
+// hold, each once.
 func TestLastSeenMatchesMap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	var m lastSeen
+	names := newNameTable()
 	models := [3]map[string]int64{{}, {}, {}}
 	limits := [3]int{50, 20, 35}
 	now := t0.UnixNano()
@@ -544,26 +548,35 @@ func TestLastSeenMatchesMap(t *testing.T) {
 		_, known := model[name]
 		if !known && len(model) >= limit {
 			for k, last := range model {
-				if last < now-limitWindow {
+				if last < int64(tick(now))-windowTicks {
 					delete(model, k)
 				}
 			}
 		}
 		want := known || len(model) < limit
 		if want {
-			model[name] = now
+			model[name] = int64(tick(now))
 		}
-		kept, got := m.admit(kind, []byte(name), now, limit)
-		if got != want || got && kept != name {
-			t.Fatalf("step %d: admit(%d, %q) = %q, %v, want %v", i, kind, name, kept, got, want)
+		id, got := m.admit(names, kind, []byte(name), now, limit)
+		if got != want || got && names.str(id) != name {
+			t.Fatalf("step %d: admit(%d, %q) = %q, %v, want %v", i, kind, name, names.str(id), got, want)
 		}
-		if !slices.IsSortedFunc(m, func(a, b seenName) int { return strings.Compare(a.key, b.key) }) {
+		if !slices.IsSortedFunc(m, func(a, b seenName) int {
+			return cmp.Or(cmp.Compare(a.kind(), b.kind()), strings.Compare(names.str(a.id()), names.str(b.id())))
+		}) {
 			t.Fatalf("step %d: names out of order", i)
 		}
+		distinct := map[string]bool{"": true}
 		for k := range models {
 			if n := m.count(byte(k)); n != len(models[k]) {
 				t.Fatalf("step %d: %d names of kind %d held (model %d)", i, n, k, len(models[k]))
 			}
+			for n := range models[k] {
+				distinct[n] = true
+			}
+		}
+		if len(names.ids) != len(distinct) {
+			t.Fatalf("step %d: the table holds %d names, the limits %d", i, len(names.ids), len(distinct))
 		}
 	}
 }
