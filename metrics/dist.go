@@ -90,22 +90,28 @@ func (d *Dist) Quantile(q float64) (float64, bool) {
 	n := float64(d.Count) // what the sketch holds (Add, Merge and decoding keep them equal)
 	r := q * (n - 1)
 	k := math.Floor(r)
-	v := d.valueAtRank(k, n)
+	zc := float64(d.zeros())
+	v := d.valueAtRank(k, n, zc)
 	if f := r - k; f > 0 {
-		v += (d.valueAtRank(k+1, n) - v) * f
+		v += (d.valueAtRank(k+1, n, zc) - v) * f
 	}
 	return math.Min(math.Max(v, d.Min), d.Max), true
 }
 
-// valueAtRank returns the value of the observation at 0-based rank k of n.
-func (d *Dist) valueAtRank(k, n float64) float64 {
+// zeros returns how many observations were too small for the sketch to
+// index (at or below its smallest indexable value): those of Count that
+// its bins do not hold.
+func (d *Dist) zeros() uint64 { return uint64(d.Count) - d.sketch.binTotal() }
+
+// valueAtRank returns the value of the observation at 0-based rank k of
+// n, of which zc are zeros.
+func (d *Dist) valueAtRank(k, n, zc float64) float64 {
 	switch {
 	case k <= 0:
 		return d.Min
 	case k >= n-1:
 		return d.Max
 	}
-	zc := float64(d.sketch.zero)
 	if k < zc {
 		return 0
 	}
@@ -128,18 +134,18 @@ func (d *Dist) encode(e *encoder) {
 	e.float(d.Sum)
 	e.float(d.Min)
 	e.float(d.Max)
-	encodeSketch(e, &d.sketch)
+	encodeSketch(e, &d.sketch, uint64(d.Count))
 }
 
-// encodeSketch writes a sketch as its zero count and its positive bins
-// (index deltas and counts as varints). drainpipe writes and reads this
-// itself rather than through the library's decoder, so that a corrupt
-// encoding is rejected with an error and can never make the decoder
-// allocate without bound.
-func encodeSketch(e *encoder, s *sketch) {
-	e.uvarint(s.zero)
-	bins := 0
-	s.bins(func(int, uint64) { bins++ })
+// encodeSketch writes a sketch of n observations as its zero count (n
+// less its bins' counts) and its positive bins (index deltas and counts
+// as varints). drainpipe writes and reads this itself rather than
+// through the library's decoder, so that a corrupt encoding is rejected
+// with an error and can never make the decoder allocate without bound.
+func encodeSketch(e *encoder, s *sketch, n uint64) {
+	bins, total := 0, uint64(0)
+	s.bins(func(_ int, c uint64) { bins, total = bins+1, total+c })
+	e.uvarint(n - total)
 	e.uvarint(uint64(bins))
 	prev := 0
 	s.bins(func(index int, count uint64) {
@@ -157,7 +163,8 @@ var (
 )
 
 // decodeSketch reads what encodeSketch wrote into s and checks that the
-// bins are in range, ascending, and add up to want observations. The
+// bins are in range, ascending, and add up, with the zero count, to want
+// observations (the Dist's Count, which then implies the zero count). The
 // bins are read twice: once to check them and find their range and
 // largest count, once to fill the bins, allocated once at their exact
 // size in the smaller layout.
@@ -175,11 +182,14 @@ func decodeSketch(r *decoder, want int64, s *sketch) error {
 	first, last := span.first, span.last
 	end := *r
 	*r = start
-	*s = sketch{zero: zero}
+	*s = sketch{}
 	if bins > 0 {
 		s.w = widthFor(span.top)
 		s.sparse = !denseIsSmaller(last-first+1, bins, s.w)
 		s.lo = int32(first)
+		if s.sparse {
+			s.setSparseKeys(int32(first), int32(last))
+		}
 		stride := s.stride()
 		if s.sparse {
 			s.b = make([]byte, bins*stride)
@@ -191,8 +201,8 @@ func decodeSketch(r *decoder, want int64, s *sketch) error {
 			index += int(r.varint())
 			count := r.uvarint()
 			if s.sparse {
-				putKey(s.b[i*stride:], int32(index))
-				putCount(s.b[i*stride+keyBytes:], s.w, count)
+				s.putKey(s.b[i*stride:], int32(index))
+				putCount(s.b[i*stride+s.keyBytes():], s.w, count)
 			} else {
 				putCount(s.b[(index-first)*stride:], s.w, count)
 			}

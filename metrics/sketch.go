@@ -7,8 +7,9 @@ import (
 )
 
 // sketch is the state of a DDSketch over non-negative values with the
-// shared indexMapping (1% relative accuracy): how many values were too
-// small to index (kept as zeros), and the counts of the positive bins.
+// shared indexMapping (1% relative accuracy): the counts of the positive
+// bins. How many values were too small to index (the zero count) is not
+// kept: it is the Dist's Count less the bins' counts (zeros).
 //
 // drainpipe keeps this itself instead of the library's DDSketch with a
 // DenseStore, and keeps it small: every per-minute bucket's latency,
@@ -21,17 +22,21 @@ import (
 //   - dense: one count for every bin from lo up, zeros included, the
 //     first and last not zero (a minute's latencies fill most bins between
 //     their lowest and highest);
-//   - sparse: a 4-byte bin index and a count for every non-empty bin,
-//     ascending (connect times, custom measures and outliers).
+//   - sparse: a bin index and a count for every non-empty bin, ascending
+//     (connect times, custom measures and outliers). The index takes 2
+//     bytes, an offset from lo, while the bins span at most 65,536
+//     indexes (values within a factor of about 10^285 of each other,
+//     every sketch of real latencies); else 4 bytes, the index itself
+//     (wide).
 //
 // Every count takes w bytes (1, 2, 4 or 8, little-endian). w is as small
 // as the largest count allows and grows when a count would exceed it, so
 // counts never wrap below 2^64.
 type sketch struct {
-	zero   uint64 // values at or below the mapping's smallest indexable value
-	lo     int32  // dense: the bin index of the first count
+	lo     int32  // dense: the bin index of the first count; sparse, not wide: the index keys are offsets from
 	w      uint8  // bytes per count: 0 while there are no bins, else 1, 2, 4 or 8
 	sparse bool   // b holds (index, count) entries rather than a dense run
+	wide   bool   // sparse: the keys are 4-byte bin indexes, not 2-byte offsets from lo
 	b      []byte // the bins, in the layout above
 }
 
@@ -40,17 +45,22 @@ var (
 	maxIndexable = indexMapping.MaxIndexableValue()
 )
 
-// keyBytes is the size of a sparse entry's bin index.
-const keyBytes = 4
+// Sizes of a sparse entry's bin index: an offset from lo, or the index.
+const (
+	narrowKey = 2
+	wideKey   = 4
+)
 
-// add records one non-negative finite value. Values beyond the mapping's
-// range (above about 1.26e308) are dropped, as the library's Add refuses
-// them; Dist.Add does not pass them.
+// maxNarrowSpan is the most indexes that 2-byte keys cover.
+const maxNarrowSpan = 1 << 16
+
+// add records one non-negative finite value. Values at or below the
+// mapping's smallest indexable value are zeros, which the Dist's Count
+// counts and the sketch does not; values beyond the mapping's range
+// (above about 1.26e308) are dropped, as the library's Add refuses them
+// (Dist.Add does not pass them).
 func (s *sketch) add(v float64) {
-	switch {
-	case !(v > minIndexable):
-		s.zero++
-	case v <= maxIndexable:
+	if v > minIndexable && v <= maxIndexable {
 		k := int32(sketchIndex(v))
 		if !s.sparse { // the common case: within a dense run, no widening
 			switch j := int(k - s.lo); {
@@ -128,13 +138,59 @@ func putCount(p []byte, w uint8, c uint64) {
 	}
 }
 
-func getKey(p []byte) int32    { return int32(binary.LittleEndian.Uint32(p)) }
-func putKey(p []byte, k int32) { binary.LittleEndian.PutUint32(p, uint32(k)) }
+// keyBytes is the size of a sparse entry's bin index.
+func (s *sketch) keyBytes() int {
+	if s.wide {
+		return wideKey
+	}
+	return narrowKey
+}
+
+// key reads a sparse entry's bin index at p.
+func (s *sketch) key(p []byte) int32 {
+	if s.wide {
+		return int32(binary.LittleEndian.Uint32(p))
+	}
+	return s.lo + int32(binary.LittleEndian.Uint16(p))
+}
+
+// putKey writes a sparse entry's bin index k at p; k must fit (fits).
+func (s *sketch) putKey(p []byte, k int32) {
+	if s.wide {
+		binary.LittleEndian.PutUint32(p, uint32(k))
+		return
+	}
+	binary.LittleEndian.PutUint16(p, uint16(k-s.lo))
+}
+
+// fits reports whether the sparse sketch's keys can hold index k.
+func (s *sketch) fits(k int32) bool {
+	return s.wide || k >= s.lo && int64(k)-int64(s.lo) < maxNarrowSpan
+}
+
+// keyBytesFor returns the key size of sparse bins spanning span indexes.
+func keyBytesFor(span int) int {
+	if span <= maxNarrowSpan {
+		return narrowKey
+	}
+	return wideKey
+}
+
+// setSparseKeys makes s's keys cover the indexes first..last: 2-byte
+// offsets from a lo that leaves room on both sides when they span at
+// most 65,536 indexes, else 4-byte indexes.
+func (s *sketch) setSparseKeys(first, last int32) {
+	span := int64(last) - int64(first) + 1
+	s.wide = span > maxNarrowSpan
+	if !s.wide {
+		s.lo = first - int32((maxNarrowSpan-span)/2)
+	}
+}
 
 // stride is the bytes of one bin in b.
 func (s *sketch) stride() int {
 	if s.sparse {
-		return keyBytes + int(s.w)
+		return s.keyBytes() + int(s.w)
 	}
 	return int(s.w)
 }
@@ -150,8 +206,8 @@ func (s *sketch) entries() int {
 // entry returns the bin index and count of b's i-th entry.
 func (s *sketch) entry(i int) (int32, uint64) {
 	if s.sparse {
-		p := s.b[i*(keyBytes+int(s.w)):]
-		return getKey(p), getCount(p[keyBytes:], s.w)
+		p := s.b[i*s.stride():]
+		return s.key(p), getCount(p[s.keyBytes():], s.w)
 	}
 	return s.lo + int32(i), getCount(s.b[i*int(s.w):], s.w)
 }
@@ -166,7 +222,7 @@ func (s *sketch) span() (lo, hi int32, ok bool) {
 	if !s.sparse {
 		return s.lo, s.lo + int32(n-1), true
 	}
-	return getKey(s.b), getKey(s.b[(n-1)*(keyBytes+int(s.w)):]), true
+	return s.key(s.b), s.key(s.b[(n-1)*s.stride():]), true
 }
 
 // nonEmpty counts the non-empty bins.
@@ -186,11 +242,13 @@ func (s *sketch) nonEmpty() int {
 // denseIsSmaller reports whether bins bins spread over span indexes, with
 // counts of w bytes, take no more room dense than sparse.
 func denseIsSmaller(span, bins int, w uint8) bool {
-	return span*int(w) <= bins*(keyBytes+int(w))
+	return span*int(w) <= bins*(keyBytesFor(span)+int(w))
 }
 
-// alloc returns a zeroed slice of n bytes with a little room to grow
-// (the allocator's size class, and at least an eighth more when grow).
+// alloc returns a zeroed slice of n bytes with a little room to grow:
+// the allocator's size class, and at least an eighth more when grow (a
+// sparse sketch's next entries; a dense run grows upwards into its size
+// class only, as a minute's new bins are few).
 func alloc(n int, grow bool) []byte {
 	c := n
 	if grow {
@@ -204,9 +262,10 @@ func (s *sketch) addBin(k int32, c uint64) {
 	switch {
 	case s.w == 0:
 		s.w, s.sparse = widthFor(c), true
-		s.b = alloc(keyBytes+int(s.w), true)
-		putKey(s.b, k)
-		putCount(s.b[keyBytes:], s.w, c)
+		s.setSparseKeys(k, k)
+		s.b = alloc(s.stride(), true)
+		s.putKey(s.b, k)
+		putCount(s.b[s.keyBytes():], s.w, c)
 	case !s.sparse:
 		j := int(k - s.lo)
 		if j < 0 || j >= len(s.b)/int(s.w) {
@@ -227,7 +286,7 @@ func (s *sketch) addBin(k int32, c uint64) {
 // countAt returns the byte offset in b of entry i's count.
 func (s *sketch) countAt(i int) int {
 	if s.sparse {
-		return i*(keyBytes+int(s.w)) + keyBytes
+		return i*s.stride() + s.keyBytes()
 	}
 	return i * int(s.w)
 }
@@ -255,8 +314,9 @@ func (s *sketch) widen(w uint8) {
 		p := old[i*oldStride:]
 		q := s.b[i*s.stride():]
 		if s.sparse {
-			copy(q[:keyBytes], p[:keyBytes])
-			p, q = p[keyBytes:], q[keyBytes:]
+			kb := s.keyBytes()
+			copy(q[:kb], p[:kb])
+			p, q = p[kb:], q[kb:]
 		}
 		putCount(q, w, getCount(p, oldW))
 	}
@@ -269,13 +329,13 @@ func (s *sketch) search(k int32) (int, bool) {
 	lo, hi := 0, len(s.b)/stride
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if getKey(s.b[m*stride:]) < k {
+		if s.key(s.b[m*stride:]) < k {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
-	return lo, lo < len(s.b)/stride && getKey(s.b[lo*stride:]) == k
+	return lo, lo < len(s.b)/stride && s.key(s.b[lo*stride:]) == k
 }
 
 // insert adds a sparse entry (k, c) at position i, and turns the sketch
@@ -283,6 +343,11 @@ func (s *sketch) search(k int32) (int, bool) {
 func (s *sketch) insert(i int, k int32, c uint64) {
 	if c > maxCount(s.w) {
 		s.widen(widthFor(c))
+	}
+	if !s.fits(k) { // beyond 2-byte keys: 4-byte ones
+		first, last, _ := s.span()
+		s.relayoutSparse(min(first, k), max(last, k))
+		i, _ = s.search(k)
 	}
 	stride := s.stride()
 	n := len(s.b)
@@ -294,12 +359,12 @@ func (s *sketch) insert(i int, k int32, c uint64) {
 		s.b = s.b[:n+stride]
 	}
 	copy(s.b[(i+1)*stride:], s.b[i*stride:n])
-	putKey(s.b[i*stride:], k)
-	putCount(s.b[i*stride+keyBytes:], s.w, c)
+	s.putKey(s.b[i*stride:], k)
+	putCount(s.b[i*stride+s.keyBytes():], s.w, c)
 	bins := len(s.b) / stride
-	first, last := getKey(s.b), getKey(s.b[(bins-1)*stride:])
+	first, last := s.key(s.b), s.key(s.b[(bins-1)*stride:])
 	if denseIsSmaller(int(last-first)+1, bins, s.w) {
-		s.relayout(first, last, false)
+		s.relayoutDense(first, last)
 	}
 }
 
@@ -316,51 +381,63 @@ func (s *sketch) extend(k int32, c uint64) {
 		s.widen(w)
 	}
 	if span, bins := int(hi-lo)+1, s.nonEmpty()+1; !denseIsSmaller(span, 2*bins, s.w) {
-		s.relayout(0, 0, true)
+		s.relayoutSparse(lo, hi)
 		s.addBin(k, c)
 		return
 	}
-	s.relayout(lo, hi, false)
+	if w := int(s.w); lo == s.lo && (int(hi-lo)+1)*w <= cap(s.b) {
+		// Upwards within the run's size class: no copy.
+		n := len(s.b)
+		s.b = s.b[:(int(hi-lo)+1)*w]
+		clear(s.b[n:])
+	} else {
+		s.relayoutDense(lo, hi)
+	}
 	s.addAt(int(k-s.lo), c)
 }
 
-// relayout rebuilds b in the given layout: sparse, or dense over lo..hi
-// (which must cover every non-empty bin), keeping the width.
-func (s *sketch) relayout(lo, hi int32, sparse bool) {
+// relayoutDense rebuilds b as a dense run over lo..hi (which must cover
+// every non-empty bin), keeping the width.
+func (s *sketch) relayoutDense(lo, hi int32) {
 	old := *s
-	if !sparse && !old.sparse { // a longer run: copy the counts as they are
-		w := int(s.w)
-		s.b = alloc((int(hi-lo)+1)*w, true)
+	w := int(s.w)
+	s.b = alloc((int(hi-lo)+1)*w, false)
+	if !old.sparse { // a longer run: copy the counts as they are
 		copy(s.b[int(old.lo-lo)*w:], old.b)
 		s.lo = lo
 		return
 	}
-	if sparse {
-		s.b = alloc(old.nonEmpty()*(keyBytes+int(s.w)), false)
-	} else {
-		s.b = alloc((int(hi-lo)+1)*int(s.w), true)
+	s.sparse, s.wide, s.lo = false, false, lo
+	for i, n := 0, old.entries(); i < n; i++ {
+		k, c := old.entry(i)
+		putCount(s.b[int(k-lo)*w:], s.w, c)
 	}
-	s.sparse, s.lo = sparse, lo
+}
+
+// relayoutSparse rebuilds b as sparse entries, keeping the width, with
+// keys that cover first..last (every non-empty bin, and any about to be
+// added).
+func (s *sketch) relayoutSparse(first, last int32) {
+	old := *s
+	s.sparse = true
+	s.setSparseKeys(first, last)
+	stride := s.stride()
+	s.b = alloc(old.nonEmpty()*stride, false)
 	j := 0
 	for i, n := 0, old.entries(); i < n; i++ {
 		k, c := old.entry(i)
 		if c == 0 {
 			continue
 		}
-		if sparse {
-			p := s.b[j*(keyBytes+int(s.w)):]
-			putKey(p, k)
-			putCount(p[keyBytes:], s.w, c)
-			j++
-			continue
-		}
-		putCount(s.b[int(k-lo)*int(s.w):], s.w, c)
+		p := s.b[j*stride:]
+		s.putKey(p, k)
+		putCount(p[s.keyBytes():], s.w, c)
+		j++
 	}
 }
 
 // merge adds o's counts.
 func (s *sketch) merge(o *sketch) {
-	s.zero += o.zero
 	olo, ohi, ok := o.span()
 	if !ok {
 		return
@@ -385,7 +462,7 @@ func (s *sketch) merge(o *sketch) {
 		slo, shi, _ := s.span()
 		lo, hi := min(slo, olo), max(shi, ohi)
 		if denseIsSmaller(int(hi-lo)+1, s.nonEmpty()+o.nonEmpty(), max(s.w, o.w)) {
-			s.relayout(lo, hi, false)
+			s.relayoutDense(lo, hi)
 			s.addDense(int(o.lo-s.lo), o.b, o.w)
 			return
 		}
@@ -397,7 +474,7 @@ func (s *sketch) merge(o *sketch) {
 // every one of them (merging minutes with the same few bins), and
 // reports whether it did.
 func (s *sketch) addExisting(o *sketch) bool {
-	stride := keyBytes + int(s.w)
+	stride := s.stride()
 	n := len(s.b) / stride
 	it := binIter{s: o, n: o.entries()}
 	for i := 0; ; {
@@ -405,10 +482,10 @@ func (s *sketch) addExisting(o *sketch) bool {
 		if !ok {
 			break
 		}
-		for i < n && getKey(s.b[i*stride:]) < k {
+		for i < n && s.key(s.b[i*stride:]) < k {
 			i++
 		}
-		if i == n || getKey(s.b[i*stride:]) != k {
+		if i == n || s.key(s.b[i*stride:]) != k {
 			return false
 		}
 	}
@@ -418,7 +495,7 @@ func (s *sketch) addExisting(o *sketch) bool {
 		if !ok {
 			return true
 		}
-		for getKey(s.b[i*(keyBytes+int(s.w)):]) < k {
+		for s.key(s.b[i*s.stride():]) < k { // addAt may have widened the counts
 			i++
 		}
 		s.addAt(i, c)
@@ -540,24 +617,27 @@ func (s *sketch) mergeUnion(o *sketch, olo, ohi int32) {
 		lo, hi = min(lo, k), max(hi, k)
 	})
 	w := max(widthFor(top), s.w, o.w)
-	dense := denseIsSmaller(int(hi-lo)+1, bins, w)
-	var b []byte
-	if dense {
-		b = alloc((int(hi-lo)+1)*int(w), true)
+	out := sketch{w: w, sparse: !denseIsSmaller(int(hi-lo)+1, bins, w), lo: lo}
+	if out.sparse {
+		out.setSparseKeys(lo, hi)
+	}
+	stride := out.stride()
+	if out.sparse {
+		out.b = alloc(bins*stride, true)
 	} else {
-		b = alloc(bins*(keyBytes+int(w)), true)
+		out.b = alloc((int(hi-lo)+1)*stride, false)
 	}
 	j := 0
 	walk(func(k int32, c uint64) {
-		if dense {
-			putCount(b[int(k-lo)*int(w):], w, c)
+		if !out.sparse {
+			putCount(out.b[int(k-lo)*stride:], w, c)
 			return
 		}
-		putKey(b[j:], k)
-		putCount(b[j+keyBytes:], w, c)
-		j += keyBytes + int(w)
+		out.putKey(out.b[j:], k)
+		putCount(out.b[j+out.keyBytes():], w, c)
+		j += stride
 	})
-	s.b, s.w, s.sparse, s.lo = b, w, !dense, lo
+	*s = out
 }
 
 // keyAtRank returns the bin index holding the positive value at 0-based
@@ -574,11 +654,11 @@ func (s *sketch) keyAtRank(rank float64) int {
 			}
 		}
 	} else {
-		stride := keyBytes + int(s.w)
+		stride, kb := s.stride(), s.keyBytes()
 		for i := range e {
-			n += float64(getCount(s.b[i*stride+keyBytes:], s.w))
+			n += float64(getCount(s.b[i*stride+kb:], s.w))
 			if n > rank {
-				return int(getKey(s.b[i*stride:]))
+				return int(s.key(s.b[i*stride:]))
 			}
 		}
 	}
@@ -587,6 +667,27 @@ func (s *sketch) keyAtRank(rank float64) int {
 	}
 	k, _ := s.entry(e - 1)
 	return int(k)
+}
+
+// binTotal returns the sum of the bins' counts.
+func (s *sketch) binTotal() uint64 {
+	var n uint64
+	if !s.sparse {
+		switch s.w {
+		case 0:
+			return 0
+		case 1:
+			for _, c := range s.b {
+				n += uint64(c)
+			}
+			return n
+		}
+	}
+	for i, e := 0, s.entries(); i < e; i++ {
+		_, c := s.entry(i)
+		n += c
+	}
+	return n
 }
 
 // bins calls f for every non-empty positive bin, lowest first.

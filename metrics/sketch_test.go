@@ -26,10 +26,10 @@ func TestSketchMatchesLibrary(t *testing.T) {
 		func() float64 { return 30000 },
 	}
 	for round := range 50 {
-		var mine sketch
+		var mine zsketch
 		lib := ddsketch.NewDDSketch(indexMapping, store.NewDenseStore(), store.NewDenseStore())
 		for part := range 3 {
-			var m sketch
+			var m zsketch
 			l := ddsketch.NewDDSketch(indexMapping, store.NewDenseStore(), store.NewDenseStore())
 			g := gens[(round+part)%len(gens)]
 			for range rng.IntN(2000) {
@@ -71,7 +71,7 @@ func TestSketchMatchesLibrary(t *testing.T) {
 // TestSketchAddAllocatesLittle: once a sketch covers its range, adding
 // allocates nothing.
 func TestSketchAddAllocatesLittle(t *testing.T) {
-	var s sketch
+	var s zsketch
 	for i := range 1000 {
 		s.add(float64(i%500) + 1)
 	}
@@ -166,13 +166,13 @@ func (d *denseRef) encode(e *encoder) {
 // total, the same bins, the same key at every rank (at most 64 ranks
 // checked, spread over the range, and the first and last) and the same encoding. It also checks
 // the compact sketch's own invariants.
-func checkSketch(t *testing.T, what string, s *sketch, ref *denseRef) {
+func checkSketch(t *testing.T, what string, s *zsketch, ref *denseRef) {
 	t.Helper()
 	if s.zero != ref.zero || s.total() != ref.n {
 		t.Fatalf("%s: zero %d n %d, reference %d %d", what, s.zero, s.total(), ref.zero, ref.n)
 	}
 	var mine, want encoder
-	encodeSketch(&mine, s)
+	encodeSketch(&mine, &s.sketch, s.total())
 	ref.encode(&want)
 	if !bytes.Equal(mine.b, want.b) {
 		t.Fatalf("%s: encoding differs from the reference", what)
@@ -212,12 +212,15 @@ func checkSketch(t *testing.T, what string, s *sketch, ref *denseRef) {
 			}
 			prev = k
 		}
+		if lo, hi, _ := s.span(); s.sparse && s.wide != (int(hi-lo)+1 > maxNarrowSpan) {
+			t.Fatalf("%s: wide keys %v for bins %d..%d", what, s.wide, lo, hi)
+		}
 	}
 }
 
 // sketchPair is a compact sketch and its reference, built the same way.
 type sketchPair struct {
-	s   sketch
+	s   zsketch
 	ref denseRef
 }
 
@@ -234,6 +237,7 @@ func TestSketchMatchesDense(t *testing.T) {
 		func() float64 { return float64(rng.IntN(4)) },                 // connect times
 		func() float64 { return rng.ExpFloat64() * 1e6 },               // wide
 		func() float64 { return 1e-300 * rng.Float64() },               // zeros and the smallest bins
+		func() float64 { return 1e300 * rng.Float64() },                // the largest bins: 4-byte keys beside the smallest
 		func() float64 { return 30000 },                                // one bin
 		func() float64 { return -rng.Float64() },                       // ignored by Dist; zeros here
 	}
@@ -263,14 +267,7 @@ func TestSketchMatchesDense(t *testing.T) {
 			p.ref.merge(&o.ref)
 			checkSketch(t, fmt.Sprintf("step %d: merge source", step), &o.s, &o.ref)
 		case op < 9:
-			var e encoder
-			encodeSketch(&e, &p.s)
-			var got sketch
-			r := decoder{b: e.b}
-			if err := decodeSketch(&r, int64(p.s.total()), &got); err != nil {
-				t.Fatalf("step %d: decode: %v", step, err)
-			}
-			p.s = got
+			p.s = roundTrip(t, &p.s)
 		default:
 			*p = sketchPair{}
 		}
@@ -310,8 +307,8 @@ func TestSketchMatchesDense(t *testing.T) {
 func TestSketchCountsDoNotWrap(t *testing.T) {
 	for _, start := range []uint64{math.MaxUint8 - 1, math.MaxUint16 - 1, math.MaxUint32 - 1} {
 		for _, sparse := range []bool{false, true} {
-			add := func(s *sketch, k int32, c uint64) { s.addBin(k, c) }
-			build := func(s *sketch, ref *denseRef) {
+			add := func(s *zsketch, k int32, c uint64) { s.addBin(k, c) }
+			build := func(s *zsketch, ref *denseRef) {
 				add(s, 100, 7)
 				ref.addBin(100, 7)
 				if sparse {
@@ -327,7 +324,7 @@ func TestSketchCountsDoNotWrap(t *testing.T) {
 					t.Fatalf("sparse = %v, want %v", s.sparse, sparse)
 				}
 			}
-			var s sketch
+			var s zsketch
 			var ref denseRef
 			build(&s, &ref)
 			add(&s, 110, start)
@@ -339,7 +336,7 @@ func TestSketchCountsDoNotWrap(t *testing.T) {
 				ref.addBin(110, 1)
 				checkSketch(t, what+" +1", &s, &ref)
 			}
-			var o sketch
+			var o zsketch
 			var oref denseRef
 			build(&o, &oref)
 			add(&o, 110, math.MaxUint32)
@@ -350,13 +347,7 @@ func TestSketchCountsDoNotWrap(t *testing.T) {
 			if s.w != 8 {
 				t.Fatalf("%s: width %d after a count above 2^32", what, s.w)
 			}
-			var e encoder
-			encodeSketch(&e, &s)
-			var got sketch
-			r := decoder{b: e.b}
-			if err := decodeSketch(&r, int64(s.total()), &got); err != nil {
-				t.Fatal(err)
-			}
+			got := roundTrip(t, &s)
 			checkSketch(t, what+" decoded", &got, &ref)
 		}
 	}
@@ -367,7 +358,7 @@ func TestSketchCountsDoNotWrap(t *testing.T) {
 // values is sparse, and neither takes much more than its bins.
 func TestSketchLayoutIsSmall(t *testing.T) {
 	rng := rand.New(rand.NewPCG(41, 42))
-	var lat, few sketch
+	var lat, few zsketch
 	for range 1000 {
 		lat.add(math.Exp(rng.NormFloat64()*0.5) * 80)
 	}
@@ -381,15 +372,48 @@ func TestSketchLayoutIsSmall(t *testing.T) {
 	if n := int(hi-lo) + 1; cap(lat.b) > n+n/4+16 {
 		t.Errorf("latencies: %d bytes reserved for %d bins", cap(lat.b), n)
 	}
-	if !few.sparse || len(few.b) != 5*(keyBytes+1) {
+	if !few.sparse || few.wide || len(few.b) != 5*(narrowKey+1) {
 		t.Errorf("five values: sparse %v, %d bytes", few.sparse, len(few.b))
 	}
 }
 
-// total returns the observations s holds: its zero count and every bin's
+// zsketch is a sketch with its zero count, which a Dist keeps as part of
+// its Count.
+type zsketch struct {
+	sketch
+	zero uint64
+}
+
+func (z *zsketch) add(v float64) {
+	if !(v > minIndexable) {
+		z.zero++
+	}
+	z.sketch.add(v)
+}
+
+func (z *zsketch) merge(o *zsketch) {
+	z.zero += o.zero
+	z.sketch.merge(&o.sketch)
+}
+
+// total returns the observations z holds: its zero count and every bin's
 // count (a Dist keeps this as its Count).
-func (s *sketch) total() uint64 {
-	n := s.zero
-	s.bins(func(_ int, c uint64) { n += c })
+func (z *zsketch) total() uint64 {
+	n := z.zero
+	z.bins(func(_ int, c uint64) { n += c })
 	return n
+}
+
+// roundTrip encodes and decodes z.
+func roundTrip(t *testing.T, z *zsketch) zsketch {
+	t.Helper()
+	var e encoder
+	encodeSketch(&e, &z.sketch, z.total())
+	var got zsketch
+	r := decoder{b: e.b}
+	if err := decodeSketch(&r, int64(z.total()), &got.sketch); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	got.zero = z.total() - got.binTotal()
+	return got
 }
