@@ -23,15 +23,19 @@ import (
 // samples' order, is away from h/100). The two clocks' times are kept as
 // one time and the other's distance from it in microseconds (a dyno
 // prints its memory and load lines together, and syslog times have
-// microseconds). That is 128 bytes a dyno instead of 240 of float64s
-// and int64s. Each value is stored that way only when it reads back as
+// microseconds). The maximum is kept as its distance above the last
+// value (16 bits), and the sum as its distance from the clock's count
+// times the last value (16 bits): within a minute a dyno's gauges move
+// little. That is 96 bytes a dyno instead of 240 of float64s and
+// int64s. Each value is stored that way only when it reads back as
 // the very float64 it stands for (see fixed), and each count and time
 // only when it fits; when one does not (values with more decimals, byte
 // counts, sums beyond int32 or more than 7 ulps from their fixed point,
 // clocks more than 35 minutes or not a whole number of µs apart, more
 // than 65,535 samples, lines that set gauges in other combinations than
-// two clocks hold), the record turns into a Stat per gauge (stats) and
-// stays so.
+// two clocks hold, a maximum more than 65,535 hundredths above the last
+// value or a sum more than 32,767 from the count times it), the record
+// turns into a Stat per gauge (stats) and stays so.
 type Gauges struct {
 	t      int64     // clock 0's latest sample time, Unix ns
 	dt     int32     // clock 1's latest sample time minus t, in µs
@@ -40,23 +44,90 @@ type Gauges struct {
 	// sumUlp holds, a signed nibble per gauge, how many ulps each float64
 	// sum is above fixed(sum).
 	sumUlp [logline.NumGauges / 2]uint8
-	// sum, max and last hold the values in fixed point (see fixed).
-	sum, max, last [logline.NumGauges]int32
+	// last holds each gauge's last value in fixed point (see fixed);
+	// maxD its maximum less the last value, sumD its sum less the count
+	// of its clock times the last value.
+	last [logline.NumGauges]int32
+	maxD [logline.NumGauges]uint16
+	sumD [logline.NumGauges]int16
 	// stats, when not nil, holds the samples instead of all the above.
 	stats *[logline.NumGauges]Stat
+}
+
+// fixedForm is the fixed-point form of Gauges unpacked, with each
+// gauge's sum, maximum and last value as int32 hundredths: the fold's
+// arithmetic works on it, and pack stores it as Gauges.
+type fixedForm struct {
+	t              int64
+	dt             int32
+	count          [2]uint16
+	member         [2]uint8
+	sumUlp         [logline.NumGauges / 2]uint8
+	sum, max, last [logline.NumGauges]int32
+}
+
+// unpack returns gs's fixed-point form; gs.stats must be nil.
+func (gs *Gauges) unpack() fixedForm {
+	f := fixedForm{t: gs.t, dt: gs.dt, count: gs.count, member: gs.member, sumUlp: gs.sumUlp, last: gs.last}
+	for i := range f.sum {
+		f.sum[i], f.max[i] = gs.sumMax(i)
+	}
+	return f
+}
+
+// sumMax returns gauge i's sum and maximum in fixed point.
+func (gs *Gauges) sumMax(i int) (sum, max int32) {
+	var n int64
+	if k := gs.clockOf(i); k >= 0 {
+		n = int64(gs.count[k])
+	}
+	last := int64(gs.last[i])
+	return int32(n*last + int64(gs.sumD[i])), int32(last + int64(gs.maxD[i]))
+}
+
+// clockOf returns the clock of gauge g, -1 when it has no samples.
+func (gs *Gauges) clockOf(g int) int {
+	bit := uint8(1) << g
+	for k, m := range gs.member {
+		if m&bit != 0 {
+			return k
+		}
+	}
+	return -1
+}
+
+// pack stores f in gs; it reports false, changing nothing, when a
+// maximum or sum is too far from its last value to be stored.
+func (gs *Gauges) pack(f *fixedForm) bool {
+	var maxD [logline.NumGauges]uint16
+	var sumD [logline.NumGauges]int16
+	for i := range f.sum {
+		var n int64
+		if k := f.clockOf(i); k >= 0 {
+			n = int64(f.count[k])
+		}
+		last := int64(f.last[i])
+		dm, ds := int64(f.max[i])-last, int64(f.sum[i])-n*last
+		if dm < 0 || dm > math.MaxUint16 || ds < math.MinInt16 || ds > math.MaxInt16 {
+			return false
+		}
+		maxD[i], sumD[i] = uint16(dm), int16(ds)
+	}
+	*gs = Gauges{t: f.t, dt: f.dt, count: f.count, member: f.member, sumUlp: f.sumUlp, last: f.last, maxD: maxD, sumD: sumD}
+	return true
 }
 
 // maxUlp bounds the ulps a sum may be from its fixed point: a nibble.
 const maxUlp = 7
 
 // ulp returns gauge g's sum's ulps.
-func (gs *Gauges) ulp(g int) int64 {
+func (gs *fixedForm) ulp(g int) int64 {
 	n := gs.sumUlp[g>>1] >> (4 * (g & 1)) & 0xf
 	return int64(int8(n<<4) >> 4)
 }
 
 // clockT returns clock k's latest sample time.
-func (gs *Gauges) clockT(k int) int64 {
+func (gs *fixedForm) clockT(k int) int64 {
 	if k == 0 {
 		return gs.t
 	}
@@ -66,7 +137,7 @@ func (gs *Gauges) clockT(k int) int64 {
 // setClockT sets clock k's latest sample time to t; it reports false,
 // changing nothing, when the clocks would be too far apart. Clock 1 is
 // used only while clock 0 is (clockFor takes the first free one).
-func (gs *Gauges) setClockT(k int, t int64) bool {
+func (gs *fixedForm) setClockT(k int, t int64) bool {
 	var d int64
 	switch {
 	case k == 1:
@@ -118,7 +189,7 @@ func toFixed(g int, v float64) (int32, bool) {
 }
 
 // sumOf returns gauge g's sum as a float64.
-func (gs *Gauges) sumOf(g int) float64 {
+func (gs *fixedForm) sumOf(g int) float64 {
 	base := math.Float64bits(fixed(g, gs.sum[g]))
 	return math.Float64frombits(uint64(int64(base) + gs.ulp(g)))
 }
@@ -126,7 +197,7 @@ func (gs *Gauges) sumOf(g int) float64 {
 // setSum stores v as gauge g's sum: the nearest fixed-point value and
 // the ulps between them. It reports false, storing nothing, when they
 // are more than maxUlp ulps apart.
-func (gs *Gauges) setSum(g int, v float64) bool {
+func (gs *fixedForm) setSum(g int, v float64) bool {
 	h, ok := nearestFixed(g, v)
 	if !ok {
 		return false
@@ -141,9 +212,8 @@ func (gs *Gauges) setSum(g int, v float64) bool {
 	return true
 }
 
-// clockOf returns the clock of gauge g in the fixed-point form, -1 when
-// it has no samples.
-func (gs *Gauges) clockOf(g int) int {
+// clockOf returns the clock of gauge g, -1 when it has no samples.
+func (gs *fixedForm) clockOf(g int) int {
 	bit := uint8(1) << g
 	for k, m := range gs.member {
 		if m&bit != 0 {
@@ -158,11 +228,20 @@ func (gs *Gauges) Stat(g logline.Gauge) Stat {
 	if gs.stats != nil {
 		return gs.stats[g]
 	}
-	k := gs.clockOf(int(g))
+	i := int(g)
+	k := gs.clockOf(i)
 	if k < 0 || gs.count[k] == 0 {
 		return Stat{}
 	}
-	i := int(g)
+	// One gauge of the unpacked form, without unpacking the others.
+	f := fixedForm{t: gs.t, dt: gs.dt, count: gs.count, sumUlp: gs.sumUlp}
+	f.sum[i], f.max[i] = gs.sumMax(i)
+	f.last[i] = gs.last[i]
+	return f.stat(i, k)
+}
+
+// stat returns gauge i's samples, on clock k.
+func (gs *fixedForm) stat(i, k int) Stat {
 	return Stat{Count: int64(gs.count[k]), Sum: gs.sumOf(i), Max: fixed(i, gs.max[i]), Last: fixed(i, gs.last[i]), LastT: gs.clockT(k)}
 }
 
@@ -188,7 +267,8 @@ func (gs *Gauges) AddLine(has uint16, values *[logline.NumGauges]float64, t int6
 		return
 	}
 	if gs.stats == nil {
-		if gs.addFixed(set, values, t) {
+		f := gs.unpack()
+		if f.addFixed(set, values, t) && gs.pack(&f) {
 			return
 		}
 		gs.toStats()
@@ -203,7 +283,7 @@ func (gs *Gauges) AddLine(has uint16, values *[logline.NumGauges]float64, t int6
 // addFixed adds the line to the fixed-point form, as Stat.Add would to
 // each gauge in set; it reports false, changing nothing, when the gauges
 // in set do not fit a clock or a value has no fixed-point form.
-func (gs *Gauges) addFixed(set uint16, values *[logline.NumGauges]float64, t int64) bool {
+func (gs *fixedForm) addFixed(set uint16, values *[logline.NumGauges]float64, t int64) bool {
 	k := gs.clockFor(uint8(set))
 	if k < 0 || set > math.MaxUint8 || gs.count[k] == math.MaxUint16 {
 		return false
@@ -237,7 +317,7 @@ func (gs *Gauges) addFixed(set uint16, values *[logline.NumGauges]float64, t int
 // clockFor returns the clock for the gauges in set: the one they share
 // alone, or a free one when none of them has samples yet; -1 when there
 // is none. It changes nothing.
-func (gs *Gauges) clockFor(set uint8) int {
+func (gs *fixedForm) clockFor(set uint8) int {
 	for k, m := range gs.member {
 		if m == set {
 			return k
@@ -265,8 +345,11 @@ func (gs *Gauges) toStats() {
 
 // Merge adds o's samples to gs.
 func (gs *Gauges) Merge(o *Gauges) {
-	if gs.stats == nil && o.stats == nil && gs.mergeFixed(o) {
-		return
+	if gs.stats == nil && o.stats == nil {
+		f, of := gs.unpack(), o.unpack()
+		if f.mergeFixed(&of) && gs.pack(&f) {
+			return
+		}
 	}
 	if gs.stats == nil {
 		gs.toStats()
@@ -277,12 +360,10 @@ func (gs *Gauges) Merge(o *Gauges) {
 		}
 		return
 	}
-	for k, m := range o.member { // only the gauges o has samples of
-		for i := range gs.stats {
-			if m&(1<<i) != 0 {
-				st := Stat{Count: int64(o.count[k]), Sum: o.sumOf(i), Max: fixed(i, o.max[i]), Last: fixed(i, o.last[i]), LastT: o.clockT(k)}
-				gs.stats[i].Merge(&st)
-			}
+	for i := range gs.stats { // only the gauges o has samples of
+		if o.clockOf(i) >= 0 {
+			st := o.Stat(logline.Gauge(i))
+			gs.stats[i].Merge(&st)
 		}
 	}
 }
@@ -291,7 +372,7 @@ func (gs *Gauges) Merge(o *Gauges) {
 // gauge, when each of o's clocks has a clock of gs with the same gauges,
 // or a free one for gauges gs has no samples of, and every sum has a
 // fixed-point form; it reports false, changing nothing, otherwise.
-func (gs *Gauges) mergeFixed(o *Gauges) bool {
+func (gs *fixedForm) mergeFixed(o *fixedForm) bool {
 	n := *gs
 	for k, m := range o.member {
 		if m == 0 || o.count[k] == 0 {
@@ -332,15 +413,15 @@ func (gs *Gauges) mergeFixed(o *Gauges) bool {
 // distinct counts and times and every value has a fixed-point form,
 // else as Stats.
 func (gs *Gauges) set(st *[logline.NumGauges]Stat) {
-	*gs = Gauges{}
-	if !gs.setFixed(st) {
+	var f fixedForm
+	if !f.setFixed(st) || !gs.pack(&f) {
 		*gs = Gauges{stats: new([logline.NumGauges]Stat)}
 		*gs.stats = *st
 	}
 }
 
 // setFixed is set's fixed-point form; it reports false when st has none.
-func (gs *Gauges) setFixed(st *[logline.NumGauges]Stat) bool {
+func (gs *fixedForm) setFixed(st *[logline.NumGauges]Stat) bool {
 	for i := range st {
 		s := &st[i]
 		if s.Count == 0 {

@@ -42,7 +42,11 @@ func checkGauges(t *testing.T, what string, gs *Gauges, ref *gaugesRef) {
 // prints (load with two decimals, memory in MB with two decimals, parsed
 // as the parser does), sometimes a value without a fixed-point form
 // (three decimals, bytes, binary fractions, -0, huge), NaN or infinity.
-func gaugeValue(rng *rand.Rand, g int) float64 {
+// steady values of Heroku's are within 20.00 of 500.00, as a dyno's
+// gauges are within a minute (so that a few samples' maximum and sum
+// stay near the last value, the packed fixed-point form); others
+// anywhere from 0 to 20,000.00.
+func gaugeValue(rng *rand.Rand, g int, steady bool) float64 {
 	mb := float64(1 << 20)
 	if g < int(logline.GaugeMemTotal) {
 		mb = 1
@@ -62,6 +66,9 @@ func gaugeValue(rng *rand.Rand, g int) float64 {
 		return float64(rng.Int64N(1 << 40)) // bytes, or beyond int32
 	case 6:
 		return 3e7 * mb // 30 TB: hundredths beyond int32
+	}
+	if steady {
+		return float64(49000+rng.IntN(2000)) / 100 * mb
 	}
 	scale := []int{100, 1000, 100000, 2000000}[rng.IntN(4)]
 	return float64(rng.IntN(scale)) / 100 * mb
@@ -107,13 +114,14 @@ func testGaugesMatchStats(t *testing.T, rng *rand.Rand, odd bool) {
 				has = memoryGauges
 			}
 			var values [logline.NumGauges]float64
+			steady := p == pool[0] || p == pool[1] || p == pool[2] || p == pool[3]
 			for i := range values {
 				if odd {
-					values[i] = gaugeValue(rng, i)
+					values[i] = gaugeValue(rng, i, steady)
 				} else {
-					values[i] = gaugeValue(rng, i)
+					values[i] = gaugeValue(rng, i, steady)
 					for j := 0; j < 9 && !isHeroku(i, values[i]); j++ {
-						values[i] = gaugeValue(rng, i)
+						values[i] = gaugeValue(rng, i, steady)
 					}
 				}
 			}
@@ -160,7 +168,7 @@ func isHeroku(g int, v float64) bool {
 }
 
 // TestGaugesStayFixed: a dyno's memory and load lines as Heroku prints
-// them, added, merged and decoded, stay in fixed point (128 bytes) with
+// them, added, merged and decoded, stay in fixed point (96 bytes) with
 // two clocks, and read back the float64 sums added in order.
 func TestGaugesStayFixed(t *testing.T) {
 	var minute, other Gauges
@@ -189,7 +197,7 @@ func TestGaugesStayFixed(t *testing.T) {
 	if st := minute.Stat(logline.GaugeMemTotal); st.Count != 6 || st.LastT != 100e9 || !sameFloat(st.Sum, sum) {
 		t.Fatalf("memory total = %+v, want the sum %v", st, sum)
 	}
-	if size := unsafe.Sizeof(minute); size != 128 {
+	if size := unsafe.Sizeof(minute); size != 96 {
 		t.Fatalf("Gauges is %d bytes", size)
 	}
 }
@@ -198,7 +206,7 @@ func TestGaugesStayFixed(t *testing.T) {
 // (the most its count keeps) takes more as Stats, adding and merging.
 func TestGaugesCountBeyondFixed(t *testing.T) {
 	var st [logline.NumGauges]Stat
-	st[logline.GaugeLoad1m] = Stat{Count: 65535, Sum: 100, Max: 0.5, Last: 0.25, LastT: 7e9}
+	st[logline.GaugeLoad1m] = Stat{Count: 65535, Sum: 16383.75, Max: 0.5, Last: 0.25, LastT: 7e9}
 	var full, one Gauges
 	full.set(&st)
 	if full.stats != nil {
@@ -208,7 +216,7 @@ func TestGaugesCountBeyondFixed(t *testing.T) {
 	merged := full
 	merged.Merge(&one)
 	full.Add(logline.GaugeLoad1m, 0.75, 8e9)
-	want := Stat{Count: 65536, Sum: 100.75, Max: 0.75, Last: 0.75, LastT: 8e9}
+	want := Stat{Count: 65536, Sum: 16384.5, Max: 0.75, Last: 0.75, LastT: 8e9}
 	for _, g := range []*Gauges{&full, &merged} {
 		if g.stats == nil || g.Stat(logline.GaugeLoad1m) != want {
 			t.Fatalf("%+v", g.Stat(logline.GaugeLoad1m))
@@ -217,8 +225,13 @@ func TestGaugesCountBeyondFixed(t *testing.T) {
 }
 
 // TestRuntimeBucketsFixed: TestStoredRuntimeBuckets checks the fixed-point
-// form, not only Stats: many of its dynos are in fixed point, in minutes,
-// rollups and decoded buckets merged into.
+// form, not only Stats: some of its dynos are in fixed point, in minutes,
+// rollups and decoded buckets merged into. Few are since the form keeps
+// maxima and sums as 16-bit distances from the last value (8 of 70
+// minutes, 2 of 111 rollups, 3 of 112 merged): that data draws each
+// sample's memory anywhere from 0 to the quota, where a real dyno's
+// moves little within a minute. TestGaugesMatchStats drives the form
+// with steadier values through encodings too.
 func TestRuntimeBucketsFixed(t *testing.T) {
 	bs := runtimeBuckets(rand.New(rand.NewPCG(2026, 1126)), 60)
 	var fixedDynos, dynos [3]int // of minutes, rollups, decoded and merged
@@ -233,8 +246,8 @@ func TestRuntimeBucketsFixed(t *testing.T) {
 	t.Logf("dynos in fixed point: %d of %d in minutes, %d of %d in rollups, %d of %d merged into decoded buckets",
 		fixedDynos[0], dynos[0], fixedDynos[1], dynos[1], fixedDynos[2], dynos[2])
 	for i := range dynos {
-		if 4*fixedDynos[i] < dynos[i] {
-			t.Fatal("too few dynos in fixed point")
+		if fixedDynos[i] == 0 {
+			t.Fatal("no dynos in fixed point")
 		}
 	}
 }
