@@ -56,7 +56,28 @@ type Config struct {
 	Journal string
 	// JournalCompress has the file journal store bodies S2-packed.
 	JournalCompress bool
+	// StoreCheck is StoreCheckBackground (the default when empty) or
+	// StoreCheckOpen.
+	StoreCheck string
+	// ScrubAfter is how long after start the first background check of
+	// the whole store begins (default DefaultScrubAfter; with
+	// StoreCheckOpen, ScrubEvery); ScrubEvery is how often it runs
+	// (default DefaultScrubEvery).
+	ScrubAfter, ScrubEvery time.Duration
 }
+
+// How much of metrics.db is checked before the node serves
+// (Config.StoreCheck).
+const (
+	// StoreCheckBackground checks the file's length and the tables every
+	// write touches at start, in a time that does not grow with the days
+	// stored, and every partition in the background (sqlite.Store.Scrub).
+	StoreCheckBackground = "background"
+	// StoreCheckOpen checks the whole store (SQLite's structural check
+	// and every bucket) before serving, refusing a file with structural
+	// damage anywhere; start-up time grows with the store.
+	StoreCheckOpen = "open"
+)
 
 // The embedded journals (Config.Journal).
 const (
@@ -94,10 +115,14 @@ type Node struct {
 // Start opens the data directory, replays the journal into the store and
 // starts serving. Stop it with Close.
 func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
+	if cfg.StoreCheck != "" && cfg.StoreCheck != StoreCheckBackground && cfg.StoreCheck != StoreCheckOpen {
+		return nil, fmt.Errorf("store check %q: want %s or %s", cfg.StoreCheck, StoreCheckBackground, StoreCheckOpen)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	st, err := sqlite.OpenStore(ctx, filepath.Join(cfg.DataDir, "metrics.db"), cfg.Retention, log)
+	st, err := sqlite.OpenStoreWith(ctx, filepath.Join(cfg.DataDir, "metrics.db"),
+		sqlite.StoreOptions{Retention: cfg.Retention, CheckAtOpen: cfg.StoreCheck == StoreCheckOpen}, log)
 	if err != nil {
 		return nil, err
 	}
@@ -160,13 +185,18 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	if scfg.Health == nil {
 		scfg.Health = agg.Health
 	}
+	sc := newScrubber(cfg, st, log, reg)
 	if scfg.HealthDetail == nil {
 		scfg.HealthDetail = func(context.Context) []string {
-			return []string{
+			out := []string{
 				fmt.Sprintf("journal_backlog_records %d", backlog()),
 				fmt.Sprintf("journal_last_seq %d", j.LastSeq()),
 				fmt.Sprintf("store_position %d", agg.Flushed()),
 			}
+			if d := sc.damagedPartitions.Load(); d > 0 {
+				out = append(out, fmt.Sprintf("store_damaged_partitions %d", d))
+			}
+			return out
 		}
 	}
 	scfg.AppRoutes = al.appRoutes(scfg.AppRoutes)
@@ -199,6 +229,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	}
 	sup.Go(runCtx, "aggregator", agg.Run)
 	sup.Go(runCtx, "retention", n.retention)
+	sup.Go(runCtx, "scrub", func(ctx context.Context) error { return sc.run(ctx, sup) })
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()

@@ -113,7 +113,8 @@ type Store struct {
 	parts map[partKey]string // partition tables known to exist
 	auth  drainpipe.DrainAuths
 
-	damaged int // buckets found damaged at start-up
+	path    string // the database file
+	damaged int    // buckets found damaged by the check at open
 
 	now   func() time.Time // the clock of the rollup (tests move it)
 	names namesSeen
@@ -147,17 +148,38 @@ var (
 	_ server.LatencyStore = (*Store)(nil)
 )
 
-// OpenStore opens or creates the store database at path. A nil retention
+// OpenStore opens or creates the store database at path and checks all
+// of it before it returns (StoreOptions.CheckAtOpen). A nil retention
 // means DefaultRetention.
 func OpenStore(ctx context.Context, path string, retention map[drainpipe.Tier]time.Duration, log *slog.Logger) (*Store, error) {
+	return OpenStoreWith(ctx, path, StoreOptions{Retention: retention, CheckAtOpen: true}, log)
+}
+
+// StoreOptions are the settings of OpenStoreWith.
+type StoreOptions struct {
+	// Retention is how long each tier is kept (nil: DefaultRetention).
+	Retention map[drainpipe.Tier]time.Duration
+	// CheckAtOpen checks the whole store before OpenStoreWith returns:
+	// SQLite's structural check of the file, then every bucket (Scrub).
+	// The time it takes grows with the store. Without it, the open checks
+	// what every write touches (the file's length, the tables that are
+	// not partitions, and each tier's newest partition) and leaves the
+	// rest to Scrub, which the caller runs in the background.
+	CheckAtOpen bool
+}
+
+// OpenStoreWith opens or creates the store database at path. A file whose
+// structure fails the check is refused with a *CorruptError.
+func OpenStoreWith(ctx context.Context, path string, opt StoreOptions, log *slog.Logger) (*Store, error) {
 	db, err := open(ctx, path, storeSchema+rollupSchema+monitorSchema, storePageSize)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
+	retention := opt.Retention
 	if retention == nil {
 		retention = DefaultRetention()
 	}
-	s := &Store{db: db, log: log, retention: retention, parts: map[partKey]string{}, now: time.Now, eventsLimit: server.EventsLimit,
+	s := &Store{db: db, path: path, log: log, retention: retention, parts: map[partKey]string{}, now: time.Now, eventsLimit: server.EventsLimit,
 		walPath: path + "-wal", walCap: storeWALCap}
 	rows, err := db.QueryContext(ctx, `SELECT tier, start, name FROM partitions`)
 	if err != nil {
@@ -185,90 +207,70 @@ func OpenStore(ctx context.Context, path string, retention map[drainpipe.Tier]ti
 		db.Close()
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	if err := s.verify(ctx, path); err != nil {
+	check := s.checkWritten
+	if opt.CheckAtOpen {
+		check = s.verify
+	}
+	if err := check(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	return s, nil
 }
 
-// verify is the start-up check: SQLite's structural check of the file,
-// then every stored bucket's CRC-32C (over all its bytes) and its plain
-// request and 5xx columns against the checksummed bucket. Only the status
-// part is decoded: the checksum is what finds damage, and decoding every
-// sketch made start-up grow with the store. A bucket that fails is moved,
-// bytes intact, to the quarantine table, reported with the file and the
-// row's byte offset, and left out of every answer; plain columns that
-// disagree with their (intact) bucket are rewritten from it. A file that
-// fails the structural check is refused (*CorruptError).
-func (s *Store) verify(ctx context.Context, path string) error {
-	if err := checkStructure(ctx, s.db, path); err != nil {
+// verify is the whole check at open: SQLite's structural check of the
+// file (a failure refuses the store), then Scrub's check of every bucket.
+func (s *Store) verify(ctx context.Context) error {
+	if err := checkStructure(ctx, s.db, s.path); err != nil {
 		return err
 	}
-	type fix struct {
-		table            string
-		offset           int64
-		app, ptype       string
-		ts               int64
-		data             []byte
-		err              error
-		requests, err5xx int64
+	r, err := s.scrub(ctx, false)
+	if err != nil {
+		return err
 	}
-	var bad []fix
-	n := 0
-	for _, table := range s.allPartitions() {
-		rows, err := s.db.QueryContext(ctx, `SELECT sqlite_offset(data), app, ptype, ts, requests, err5xx, data FROM `+table)
-		if err != nil {
-			return fmt.Errorf("verify %s: %w", table, err)
+	s.damaged = r.Quarantined + r.Repaired
+	s.log.Info("store verified", "file", s.path, "buckets", r.Buckets, "damaged", s.damaged)
+	return nil
+}
+
+// checkWritten is the open's check without CheckAtOpen: the file's length
+// against its header, and SQLite's structural check of what every write
+// touches (the tables other than partitions, and the newest partition
+// of each tier). Its time does not grow with the days stored.
+func (s *Store) checkWritten(ctx context.Context) error {
+	if size := cutShort(s.path); size >= 0 {
+		return &CorruptError{File: s.path, Offset: size, Detail: "the file ends before its last page"}
+	}
+	var tables []string
+	rows, err := s.db.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT IN (SELECT name FROM partitions)`)
+	if err != nil {
+		return &CorruptError{File: s.path, Offset: locateDamage(ctx, s.path), Detail: err.Error()}
+	}
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return &CorruptError{File: s.path, Offset: locateDamage(ctx, s.path), Detail: err.Error()}
 		}
-		for rows.Next() {
-			var f fix
-			var req, e5 int64
-			if err := rows.Scan(&f.offset, &f.app, &f.ptype, &f.ts, &req, &e5, &f.data); err != nil {
-				rows.Close()
-				return fmt.Errorf("verify %s: %w", table, err)
-			}
-			n++
-			f.table = table
-			b, derr := metrics.DecodeParts(f.data, metrics.PartStatus)
-			switch {
-			case derr != nil:
-				f.err = derr
-			case b.Requests != req || b.Count5xx() != e5:
-				f.requests, f.err5xx = b.Requests, b.Count5xx()
-			default:
-				continue
-			}
-			bad = append(bad, f)
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return fmt.Errorf("verify %s: %w", table, err)
+		tables = append(tables, t)
+	}
+	rows.Close()
+	s.mu.Lock()
+	newest := map[drainpipe.Tier]partKey{}
+	for k := range s.parts {
+		if n, ok := newest[k.tier]; !ok || k.start > n.start {
+			newest[k.tier] = k
 		}
 	}
-	for _, f := range bad {
-		if f.err != nil {
-			s.log.Error("store: damaged bucket moved to quarantine and left out of every answer",
-				"file", path, "offset", f.offset, "table", f.table, "app", f.app, "process_type", f.ptype, "ts", f.ts, "err", f.err)
-			if _, err := s.db.ExecContext(ctx,
-				`INSERT INTO quarantine(tbl, app, ptype, ts, data, error, moved_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-				f.table, f.app, f.ptype, f.ts, f.data, f.err.Error(), time.Now().Unix()); err != nil {
-				return fmt.Errorf("quarantine bucket in %s: %w", f.table, err)
-			}
-			if _, err := s.db.ExecContext(ctx, `DELETE FROM `+f.table+` WHERE app = ? AND ptype = ? AND ts = ?`, f.app, f.ptype, f.ts); err != nil {
-				return fmt.Errorf("quarantine bucket in %s: %w", f.table, err)
-			}
-			continue
-		}
-		s.log.Error("store: request counts disagreed with their checksummed bucket; rewritten from it",
-			"file", path, "offset", f.offset, "table", f.table, "app", f.app, "process_type", f.ptype, "ts", f.ts)
-		if _, err := s.db.ExecContext(ctx, `UPDATE `+f.table+` SET requests = ?, err5xx = ? WHERE app = ? AND ptype = ? AND ts = ?`, f.requests, f.err5xx, f.app, f.ptype, f.ts); err != nil {
-			return fmt.Errorf("repair counts in %s: %w", f.table, err)
+	for _, k := range newest {
+		tables = append(tables, s.parts[k])
+	}
+	s.mu.Unlock()
+	for _, t := range tables {
+		if err := checkTable(ctx, s.db, s.path, t); err != nil {
+			return err
 		}
 	}
-	s.damaged = len(bad)
-	s.log.Info("store verified", "file", path, "buckets", n, "damaged", len(bad))
 	return nil
 }
 
@@ -283,8 +285,8 @@ func (s *Store) allPartitions() []string {
 	return out
 }
 
-// Damaged returns how many buckets the start-up check found damaged
-// (quarantined or repaired from their checksummed bytes).
+// Damaged returns how many buckets the check at open (CheckAtOpen) found
+// damaged (quarantined or repaired from their checksummed bytes).
 func (s *Store) Damaged() int { return s.damaged }
 
 // Close closes the database.

@@ -13,12 +13,15 @@ import (
 )
 
 // CorruptError reports a database file that fails SQLite's own structural
-// check at start-up. drainpipe refuses to start on it rather than serve
-// numbers it cannot vouch for; the message says what to do.
+// check. At start-up drainpipe refuses to start on it rather than serve
+// numbers it cannot vouch for; a partition found damaged while running
+// (Store.Scrub, Table set) is reported and the node keeps running. The
+// message says what to do.
 type CorruptError struct {
 	File   string // path of the database file
 	Offset int64  // byte offset of the first damaged page, -1 when unknown
 	Detail string // SQLite's report, first lines
+	Table  string // the damaged table, when only one table was checked
 }
 
 func (e *CorruptError) Error() string {
@@ -26,12 +29,17 @@ func (e *CorruptError) Error() string {
 	if e.Offset >= 0 {
 		where = fmt.Sprintf("%s at byte offset %d", e.File, e.Offset)
 	}
-	return fmt.Sprintf("%s is damaged (%s): drainpipe will not start on it. "+
+	consequence := "drainpipe will not start on it"
+	if e.Table != "" {
+		where = fmt.Sprintf("table %s of %s", e.Table, where)
+		consequence = "drainpipe keeps running, and answers leave out what cannot be read"
+	}
+	return fmt.Sprintf("%s is damaged (%s): %s. "+
 		"Stop drainpipe, keep a copy of the file, then either restore it from a backup, "+
 		"or rebuild what can be read with `sqlite3 %s .recover | sqlite3 %s.recovered` "+
 		"and move %s.recovered into its place (delete the -wal and -shm files next to it first); "+
 		"records that failed their checksums are kept apart in the quarantine tables",
-		where, e.Detail, e.File, e.File, e.File)
+		where, e.Detail, consequence, e.File, e.File, e.File)
 }
 
 var pageRe = regexp.MustCompile(`[Pp]age (\d+)`)
@@ -41,7 +49,17 @@ var pageRe = regexp.MustCompile(`[Pp]age (\d+)`)
 // the file's size. A failure is a *CorruptError naming the file and the
 // byte offset of the first damaged page SQLite names.
 func checkStructure(ctx context.Context, db *sql.DB, path string) error {
-	rows, err := db.QueryContext(ctx, `PRAGMA quick_check(20)`)
+	return checkTable(ctx, db, path, "")
+}
+
+// checkTable is checkStructure for one table and its indexes (all of
+// them when table is empty).
+func checkTable(ctx context.Context, db *sql.DB, path, table string) error {
+	arg := "20" // report at most 20 problems
+	if table != "" {
+		arg = table
+	}
+	rows, err := db.QueryContext(ctx, `PRAGMA quick_check(`+arg+`)`)
 	if err != nil {
 		return &CorruptError{File: path, Offset: locateDamage(ctx, path), Detail: err.Error()}
 	}
@@ -97,6 +115,23 @@ func isCorrupt(err error) bool {
 // root through the raw pages (sqlite_dbpage). It returns -1 when it finds
 // nothing.
 func locateDamage(ctx context.Context, path string) int64 {
+	return locate(ctx, path, everyPage)
+}
+
+// cutShort returns the size of the file at path when it ends before the
+// last page its header counts (a file cut short), else -1. It reads the
+// header only.
+func cutShort(path string) int64 {
+	return locate(context.Background(), path, cutShortOnly)
+}
+
+// How far locate looks.
+const (
+	everyPage = iota
+	cutShortOnly
+)
+
+func locate(ctx context.Context, path string, only int) int64 {
 	hdr := make([]byte, 100)
 	f, err := os.Open(path)
 	if err != nil {
@@ -115,6 +150,9 @@ func locateDamage(ctx context.Context, path string) int64 {
 	pages := int64(binary.BigEndian.Uint32(hdr[28:32]))
 	if wal, err := os.Stat(path + "-wal"); (err != nil || wal.Size() == 0) && st.Size() < pages*pageSize {
 		return st.Size() // the file ends before its last page
+	}
+	if only == cutShortOnly {
+		return -1
 	}
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	if err != nil {

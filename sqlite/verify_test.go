@@ -3,7 +3,6 @@ package sqlite
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -174,21 +173,7 @@ func TestDamagedFileRefusesToStart(t *testing.T) {
 		damage func(t *testing.T, path string)
 	}{
 		{"page header overwritten", func(t *testing.T, path string) {
-			f, err := os.OpenFile(path, os.O_RDWR, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			// Page 2 is the first table's root; scribble over its header.
-			// It starts one page in: the page size is the big-endian
-			// 16-bit number at byte 16 of the file's header.
-			var size [2]byte
-			if _, err := f.ReadAt(size[:], 16); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, 12), int64(binary.BigEndian.Uint16(size[:]))); err != nil {
-				t.Fatal(err)
-			}
+			scribblePage(t, path, 2) // the first table's root
 		}},
 		{"truncated", func(t *testing.T, path string) {
 			st, err := os.Stat(path)
@@ -241,11 +226,13 @@ func TestDamagedFileRefusesToStart(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.damage(t, path)
-			if s, err := OpenStore(ctx, path, nil, quiet); err == nil {
-				s.Close()
-				t.Fatal("opened a damaged store")
-			} else {
-				checkCorruptError(t, err, path)
+			for _, atOpen := range []bool{true, false} {
+				if s, err := OpenStoreWith(ctx, path, StoreOptions{CheckAtOpen: atOpen}, quiet); err == nil {
+					s.Close()
+					t.Fatalf("opened a damaged store (check at open %v)", atOpen)
+				} else {
+					checkCorruptError(t, err, path)
+				}
 			}
 		})
 	}
@@ -271,22 +258,88 @@ func checkCorruptError(t *testing.T, err error, path string) {
 
 // TestStoreDamageIsFoundAtStartup flips a byte inside one stored bucket
 // and changes another row's plain request count, with the store closed.
-// The next start names the file and offset of the damaged bucket, moves it
-// to quarantine (so no answer includes it), rewrites the plain count from
-// its checksummed bucket, and keeps every other row as it was.
+// The check at open (CheckAtOpen), and without it the Scrub that follows,
+// names the file and offset of the damaged bucket, moves it to quarantine
+// (so no answer includes it), rewrites the plain count from its
+// checksummed bucket, and keeps every other row as it was.
 func TestStoreDamageIsFoundAtStartup(t *testing.T) {
+	for _, atOpen := range []bool{true, false} {
+		t.Run(fmt.Sprintf("check at open %v", atOpen), func(t *testing.T) {
+			ctx := context.Background()
+			path, table, t0 := damagedBuckets(t)
+			var logs logBuffer
+			s, err := OpenStoreWith(ctx, path, StoreOptions{CheckAtOpen: atOpen}, slog.New(slog.NewTextHandler(&logs, nil)))
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			defer s.Close()
+			if atOpen {
+				if s.Damaged() < 2 {
+					t.Fatalf("Damaged() = %d, want at least 2", s.Damaged())
+				}
+			} else {
+				if s.Damaged() != 0 || strings.Contains(logs.String(), "damaged") {
+					t.Fatalf("the open without CheckAtOpen read the buckets: Damaged() = %d\n%s", s.Damaged(), logs.String())
+				}
+				r, err := s.Scrub(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Quarantined != 1 || r.Repaired != 1 || r.Buckets < 3 || r.Partitions < 3 || len(r.Damaged) != 0 {
+					t.Fatalf("scrub report %+v, want 1 quarantined, 1 repaired, every partition read", r)
+				}
+				if again, err := s.Scrub(ctx); err != nil || again.Quarantined != 0 || again.Repaired != 0 {
+					t.Fatalf("a second scrub found more: %+v %v", again, err)
+				}
+			}
+			out := logs.String()
+			if !strings.Contains(out, "damaged bucket moved to quarantine") || !strings.Contains(out, "file="+path) || !strings.Contains(out, "offset=") {
+				t.Fatalf("damage report:\n%s", out)
+			}
+			if !strings.Contains(out, "rewritten from it") {
+				t.Fatalf("plain count repair not reported:\n%s", out)
+			}
+			counts, err := s.RequestCounts(ctx, drainpipe.Tier1m, t0, t0.Add(time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]int64{}
+			for _, c := range counts {
+				got[c.App] = c.Requests
+			}
+			if got["a"] != 0 || got["b"] != 7 || got["c"] != 9 {
+				t.Fatalf("request counts after recovery: %v (want a gone, b 7, c 9)", got)
+			}
+			rows, err := s.Buckets(ctx, "", "web", drainpipe.Tier1m, t0, t0.Add(time.Minute))
+			if err != nil || len(rows) != 2 {
+				t.Fatalf("buckets after recovery: %d, %v", len(rows), err)
+			}
+			var n int
+			if err := s.db.QueryRow(`SELECT COUNT(*) FROM quarantine WHERE app = 'a' AND tbl = ?`, table).Scan(&n); err != nil || n != 1 {
+				t.Fatalf("quarantine rows for a: %d %v", n, err)
+			}
+		})
+	}
+}
+
+// damagedBuckets writes apps a, b and c's buckets of one minute, then,
+// with the store closed, flips a byte inside a's 1-minute bucket in the
+// file and sets c's plain request count to 1000. It returns the file, the
+// 1-minute partition and the minute.
+func damagedBuckets(t *testing.T) (path, table string, t0 time.Time) {
+	t.Helper()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "metrics.db")
+	path = filepath.Join(t.TempDir(), "metrics.db")
 	s, err := OpenStore(ctx, path, nil, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	if err := s.Apply(ctx, &metrics.Flush{Position: 1, Rows: []metrics.Row{
 		delta("a", "web", t0, 5, 1), delta("b", "web", t0, 7, 1), delta("c", "web", t0, 9, 1)}}); err != nil {
 		t.Fatal(err)
 	}
-	table := s.partitionsIn(drainpipe.Tier1m, t0, t0.Add(time.Minute))[0]
+	table = s.partitionsIn(drainpipe.Tier1m, t0, t0.Add(time.Minute))[0]
 	var blob []byte
 	if err := s.db.QueryRow(`SELECT data FROM ` + table + ` WHERE app = 'a'`).Scan(&blob); err != nil {
 		t.Fatal(err)
@@ -297,7 +350,6 @@ func TestStoreDamageIsFoundAtStartup(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// Flip a byte of a's 1-minute bucket in the file itself.
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -310,42 +362,7 @@ func TestStoreDamageIsFoundAtStartup(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-
-	var logs logBuffer
-	s, err = OpenStore(ctx, path, nil, slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	defer s.Close()
-	out := logs.String()
-	if !strings.Contains(out, "damaged bucket moved to quarantine") || !strings.Contains(out, "file="+path) || !strings.Contains(out, "offset=") {
-		t.Fatalf("start-up report:\n%s", out)
-	}
-	if !strings.Contains(out, "rewritten from it") {
-		t.Fatalf("plain count repair not reported:\n%s", out)
-	}
-	if s.Damaged() < 2 {
-		t.Fatalf("Damaged() = %d, want at least 2", s.Damaged())
-	}
-	counts, err := s.RequestCounts(ctx, drainpipe.Tier1m, t0, t0.Add(time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]int64{}
-	for _, c := range counts {
-		got[c.App] = c.Requests
-	}
-	if got["a"] != 0 || got["b"] != 7 || got["c"] != 9 {
-		t.Fatalf("request counts after recovery: %v (want a gone, b 7, c 9)", got)
-	}
-	rows, err := s.Buckets(ctx, "", "web", drainpipe.Tier1m, t0, t0.Add(time.Minute))
-	if err != nil || len(rows) != 2 {
-		t.Fatalf("buckets after recovery: %d, %v", len(rows), err)
-	}
-	var n int
-	if err := s.db.QueryRow(`SELECT COUNT(*) FROM quarantine WHERE app = 'a' AND tbl = ?`, table).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("quarantine rows for a: %d %v", n, err)
-	}
+	return path, table, t0
 }
 
 // BenchmarkRecordCRC is what the journal's checksum adds to an append and
