@@ -820,10 +820,10 @@ func (s *State) foldLine(as **appState, app string, recv int64, h *logplex.Heade
 		b := s.bucket(a, ptype, t)
 		b.AddStatus(r.Status)
 		if r.HasService {
-			b.Service.Add(r.ServiceMS)
+			b.AddService(r.ServiceMS)
 		}
 		if r.HasConnect {
-			b.Connect.Add(r.ConnectMS)
+			b.AddConnect(r.ConnectMS)
 		}
 		if len(r.Code) > 0 {
 			b.AddHCode(r.Code)

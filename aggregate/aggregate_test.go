@@ -75,8 +75,8 @@ func TestFoldCountsEveryKind(t *testing.T) {
 	if web.HCodes().Get("H12") != 1 || web.HCodes().Get("H10") != 1 || web.RCodes().Get("R14") != 2 {
 		t.Fatalf("codes: H %v R %v", web.HCodes(), web.RCodes())
 	}
-	if web.Service.Count != 2 || web.Service.Max != 30000 {
-		t.Fatalf("service dist: count %d max %v", web.Service.Count, web.Service.Max)
+	if web.Service().Count != 2 || web.Service().Max != 30000 {
+		t.Fatalf("service dist: count %d max %v", web.Service().Count, web.Service().Max)
 	}
 	if got := web.DynoGauges("web.1").Stat(logline.GaugeMemQuota).Max; got != 512*1048576 {
 		t.Fatalf("memory quota = %v", got)

@@ -115,7 +115,7 @@ func BenchmarkMinute(b *testing.B) {
 			f := s.Take(1)
 			for _, r := range f.Rows {
 				for _, q := range []float64{0.5, 0.95, 0.99} {
-					v, _ := r.Bucket.Service.Quantile(q)
+					v, _ := r.Bucket.Service().Quantile(q)
 					sum += v
 				}
 			}

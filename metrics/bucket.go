@@ -75,22 +75,64 @@ const MaxCustomPerBucket = 200
 // they live in a record of their own that only the buckets using them
 // allocate (96 bytes less per bucket in memory), and the string counts
 // in one of its own again (a bucket with custom metrics but no errors
-// pays 32 bytes, not 96). Use a Bucket through a
-// pointer: a copy would share its parts with the original.
+// pays 32 bytes, not 96). The router's latencies (Service, Connect)
+// live in a record of their own too, which a process type without
+// router lines (a worker) never allocates: 128 bytes less for its
+// buckets, 16 more for a web one's. Use a Bucket through a pointer: a
+// copy would share its parts with the original.
 type Bucket struct {
 	// Requests counts router request lines, with or without a status.
 	Requests int64
-	// Service and Connect are the router's service and connect times in ms.
-	Service Dist
-	Connect Dist
 	// Status counts requests per HTTP status code.
 	Status Counts[int]
 	// Dynos holds runtime samples per dyno source ("web.1"), by name.
 	Dynos []DynoGauges
+	// lat holds the router's service and connect times; nil while both
+	// are empty.
+	lat *latencies
 	// rare holds the parts most buckets do not use; nil while all are
 	// empty.
 	rare *bucketRare
 }
+
+// latencies is the part of a Bucket that router lines fill: service and
+// connect times in ms.
+type latencies struct {
+	service, connect Dist
+}
+
+// Service returns the router's service times in ms. It is for reading:
+// when the bucket has none it is an empty Dist of its own, not the
+// bucket's. Add observations with AddService.
+func (b *Bucket) Service() *Dist {
+	if b.lat == nil {
+		return new(Dist)
+	}
+	return &b.lat.service
+}
+
+// Connect returns the router's connect times in ms, for reading as
+// Service. Add observations with AddConnect.
+func (b *Bucket) Connect() *Dist {
+	if b.lat == nil {
+		return new(Dist)
+	}
+	return &b.lat.connect
+}
+
+// latencies returns b's latencies, allocating them on first use.
+func (b *Bucket) latencies() *latencies {
+	if b.lat == nil {
+		b.lat = new(latencies)
+	}
+	return b.lat
+}
+
+// AddService records one router service time in ms (as Dist.Add).
+func (b *Bucket) AddService(ms float64) { b.latencies().service.Add(ms) }
+
+// AddConnect records one router connect time in ms (as Dist.Add).
+func (b *Bucket) AddConnect(ms float64) { b.latencies().connect.Add(ms) }
 
 // bucketRare is the part of a Bucket that most buckets leave empty:
 // custom metrics, and (behind a pointer of their own, as few buckets
@@ -303,7 +345,7 @@ type NamedCustom struct {
 
 // Empty reports whether nothing was recorded in b.
 func (b *Bucket) Empty() bool {
-	return b.Requests == 0 && b.Service.Count == 0 && b.Connect.Count == 0 &&
+	return b.Requests == 0 && (b.lat == nil || b.lat.service.Count == 0 && b.lat.connect.Count == 0) &&
 		len(b.Status) == 0 && len(b.HCodes()) == 0 && len(b.RCodes()) == 0 &&
 		len(b.Dynos) == 0 && len(b.LogLoss()) == 0 && len(b.Custom()) == 0
 }
@@ -445,8 +487,11 @@ func (b *Bucket) Merge(o *Bucket) {
 		return
 	}
 	b.Requests += o.Requests
-	b.Service.Merge(&o.Service)
-	b.Connect.Merge(&o.Connect)
+	if o.lat != nil && (o.lat.service.Count > 0 || o.lat.connect.Count > 0) {
+		l := b.latencies()
+		l.service.Merge(&o.lat.service)
+		l.connect.Merge(&o.lat.connect)
+	}
 	b.Status.merge(o.Status)
 	if oc := o.codes(); oc != nil && (len(oc.hCodes) > 0 || len(oc.rCodes) > 0 || len(oc.logLoss) > 0) {
 		c := b.moreCodes()
@@ -504,8 +549,8 @@ func (b *Bucket) Encode(dst []byte) []byte {
 	e := encoder{b: dst}
 	e.uvarint(encodingVersion)
 	e.uvarint(uint64(b.Requests))
-	b.Service.encode(&e)
-	b.Connect.encode(&e)
+	b.Service().encode(&e)
+	b.Connect().encode(&e)
 	e.uvarint(uint64(len(b.Status)))
 	for _, c := range b.Status {
 		e.uvarint(uint64(c.Key))
@@ -600,15 +645,16 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 	// with its rare part when it has one: one allocation either way.
 	local := Bucket{Requests: int64(r.uvarint())}
 	b := &local
+	var lat latencies
 	if parts&PartService != 0 {
-		if err := b.Service.decode(&r); err != nil {
+		if err := lat.service.decode(&r); err != nil {
 			return nil, fmt.Errorf("decode bucket service: %w", err)
 		}
 	} else {
 		skipDist(&r)
 	}
 	if parts&PartConnect != 0 {
-		if err := b.Connect.decode(&r); err != nil {
+		if err := lat.connect.decode(&r); err != nil {
 			return nil, fmt.Errorf("decode bucket connect: %w", err)
 		}
 	} else {
@@ -722,28 +768,37 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 	if len(r.b) != 0 {
 		return nil, fmt.Errorf("decode bucket: %d trailing bytes", len(r.b))
 	}
-	// The bucket and the parts it has, allocated in one go.
+	return allocDecoded(&local, &lat, &rare, &codes), nil
+}
+
+// allocDecoded returns a decoded bucket: local with lat, rare and codes
+// when they are not empty, the bucket with its latencies in one
+// allocation and its rare part with its codes in another.
+func allocDecoded(local *Bucket, lat *latencies, rare *bucketRare, codes *bucketCodes) *Bucket {
+	var rp *bucketRare
 	switch {
 	case len(codes.hCodes) > 0 || len(codes.rCodes) > 0 || len(codes.logLoss) > 0:
-		all := &struct {
-			Bucket
+		rc := &struct {
 			bucketRare
 			bucketCodes
-		}{local, rare, codes}
-		all.bucketRare.codes = &all.bucketCodes
-		all.Bucket.rare = &all.bucketRare
-		return &all.Bucket, nil
+		}{*rare, *codes}
+		rc.bucketRare.codes = &rc.bucketCodes
+		rp = &rc.bucketRare
 	case len(rare.custom) > 0:
-		both := &struct {
-			Bucket
-			bucketRare
-		}{local, rare}
-		both.Bucket.rare = &both.bucketRare
-		return &both.Bucket, nil
+		rp = new(bucketRare)
+		*rp = *rare
 	}
-	out := new(Bucket)
-	*out = local
-	return out, nil
+	if lat.service.Count == 0 && lat.connect.Count == 0 {
+		out := new(Bucket)
+		*out, out.rare = *local, rp
+		return out
+	}
+	bl := &struct {
+		Bucket
+		latencies
+	}{*local, *lat}
+	bl.Bucket.lat, bl.Bucket.rare = &bl.latencies, rp
+	return &bl.Bucket
 }
 
 // skipDist steps over an encoded Dist.

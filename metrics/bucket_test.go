@@ -63,8 +63,8 @@ func sampleBucket(rng *rand.Rand) *Bucket {
 	b := new(Bucket)
 	for i := 0; i < 100; i++ {
 		b.AddStatus([]int{200, 200, 200, 304, 404, 503}[rng.IntN(6)])
-		b.Service.Add(rng.ExpFloat64() * 100)
-		b.Connect.Add(float64(rng.IntN(3)))
+		b.AddService(rng.ExpFloat64() * 100)
+		b.AddConnect(float64(rng.IntN(3)))
 	}
 	b.AddHCode([]byte("H12"))
 	b.AddRCode([]byte("R14"))
@@ -93,8 +93,8 @@ func TestEncodeRoundTrip(t *testing.T) {
 	if got.Requests != 100 || got.HCodes().Get("H12") != 1 || got.LogLoss().Get("L10") != 7 {
 		t.Fatalf("decoded counts wrong: %+v", got)
 	}
-	p1, _ := b.Service.Quantile(0.95)
-	p2, _ := got.Service.Quantile(0.95)
+	p1, _ := b.Service().Quantile(0.95)
+	p2, _ := got.Service().Quantile(0.95)
 	if p1 != p2 {
 		t.Fatalf("p95 changed through encoding: %v vs %v", p1, p2)
 	}
@@ -116,8 +116,8 @@ func TestMergeIsOrderIndependent(t *testing.T) {
 	if ab.Requests != 300 || ab.Requests != ba.Requests || ab.Status.Get(200) != ba.Status.Get(200) || ab.Count5xx() != ba.Count5xx() {
 		t.Fatalf("merge order changed counts: %d/%d", ab.Requests, ba.Requests)
 	}
-	q1, _ := ab.Service.Quantile(0.99)
-	q2, _ := ba.Service.Quantile(0.99)
+	q1, _ := ab.Service().Quantile(0.99)
+	q2, _ := ba.Service().Quantile(0.99)
 	if q1 != q2 {
 		t.Fatalf("merge order changed p99: %v vs %v", q1, q2)
 	}
@@ -146,11 +146,14 @@ func TestDecodePartsKeepsOnlyItsParts(t *testing.T) {
 	}
 	pick := func(b *Bucket, p Part) *Bucket {
 		out := &Bucket{Requests: b.Requests}
-		if p&PartService != 0 {
-			out.Service = b.Service
-		}
-		if p&PartConnect != 0 {
-			out.Connect = b.Connect
+		if p&(PartService|PartConnect) != 0 && b.lat != nil {
+			out.lat = new(latencies)
+			if p&PartService != 0 {
+				out.lat.service = b.lat.service
+			}
+			if p&PartConnect != 0 {
+				out.lat.connect = b.lat.connect
+			}
 		}
 		if p&PartStatus != 0 {
 			out.Status = b.Status
@@ -396,12 +399,12 @@ func TestCustomKeepsOnlyItsKinds(t *testing.T) {
 // rejects as corrupt.
 func TestDistIgnoresValuesBeyondTheSketch(t *testing.T) {
 	var b Bucket
-	b.Service.Add(5)
-	b.Service.Add(math.MaxFloat64)
-	b.Service.Add(math.Inf(1))
+	b.AddService(5)
+	b.AddService(math.MaxFloat64)
+	b.AddService(math.Inf(1))
 	b.CustomMetric([]byte("huge"), logline.CustomMeasure).Dist.Add(1.5e308)
-	if b.Service.Count != 1 || b.Service.Max != 5 || b.Metric("huge").Dist.Count != 0 {
-		t.Fatalf("service %+v, huge %+v", b.Service, b.Metric("huge").Dist)
+	if b.Service().Count != 1 || b.Service().Max != 5 || b.Metric("huge").Dist.Count != 0 {
+		t.Fatalf("service %+v, huge %+v", b.Service(), b.Metric("huge").Dist)
 	}
 	if _, err := Decode(b.Encode(nil)); err != nil {
 		t.Fatal(err)

@@ -17,8 +17,8 @@ func goldenBucket(rng *rand.Rand) *Bucket {
 	b := new(Bucket)
 	for range rng.IntN(400) {
 		b.AddStatus([]int{200, 200, 201, 301, 304, 404, 429, 500, 503, 0, 99999}[rng.IntN(11)])
-		b.Service.Add(rng.ExpFloat64() * 100)
-		b.Connect.Add(float64(rng.IntN(3)))
+		b.AddService(rng.ExpFloat64() * 100)
+		b.AddConnect(float64(rng.IntN(3)))
 	}
 	for range rng.IntN(6) {
 		b.AddHCode([]byte(fmt.Sprintf("H%d", 10+rng.IntN(20))))

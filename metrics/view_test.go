@@ -65,10 +65,10 @@ func TestViewLatencyAnswersAsDecode(t *testing.T) {
 	var buf []byte
 	for round := range 2000 {
 		b := sampleBucket(rng)
-		b.Service, b.Connect = Dist{}, Dist{}
-		randomDist(rng, &b.Service)
-		randomDist(rng, &b.Connect)
-		b.Requests = b.Service.Count + int64(rng.IntN(3))
+		b.lat = new(latencies)
+		randomDist(rng, &b.lat.service)
+		randomDist(rng, &b.lat.connect)
+		b.Requests = b.lat.service.Count + int64(rng.IntN(3))
 		enc := b.Encode(nil)
 		dec, err := DecodeParts(enc, PartService|PartConnect)
 		if err != nil {
@@ -78,7 +78,7 @@ func TestViewLatencyAnswersAsDecode(t *testing.T) {
 		if err := ViewLatency(enc, &v); err != nil {
 			t.Fatal(err)
 		}
-		if v.Requests != dec.Requests || v.Service.Count != dec.Service.Count || v.Connect.Count != dec.Connect.Count {
+		if v.Requests != dec.Requests || v.Service.Count != dec.Service().Count || v.Connect.Count != dec.Connect().Count {
 			t.Fatalf("round %d: counts differ", round)
 		}
 		// Keep must leave a view that answers the same once the bytes
@@ -86,14 +86,14 @@ func TestViewLatencyAnswersAsDecode(t *testing.T) {
 		buf = v.Keep(buf[:0])
 		clear(enc)
 		for _, qs := range viewQuantiles {
-			checkViewQuantiles(t, "service", &v.Service, &dec.Service, qs)
-			checkViewQuantiles(t, "connect", &v.Connect, &dec.Connect, qs)
+			checkViewQuantiles(t, "service", &v.Service, dec.Service(), qs)
+			checkViewQuantiles(t, "connect", &v.Connect, dec.Connect(), qs)
 		}
 
 		// The view's sum and extremes are the decoded Dist's.
-		if !sameFloat(v.Service.Sum, dec.Service.Sum) || (v.Service.Count > 0 &&
-			(!sameFloat(v.Service.Min, dec.Service.Min) || !sameFloat(v.Service.Max, dec.Service.Max))) {
-			t.Fatalf("round %d: view %+v, Dist %+v", round, v.Service, dec.Service)
+		if ds := dec.Service(); !sameFloat(v.Service.Sum, ds.Sum) || (v.Service.Count > 0 &&
+			(!sameFloat(v.Service.Min, ds.Min) || !sameFloat(v.Service.Max, ds.Max))) {
+			t.Fatalf("round %d: view %+v, Dist %+v", round, v.Service, ds)
 		}
 	}
 }
@@ -114,7 +114,7 @@ func TestMergedQuantilesAnswerAsMergedDists(t *testing.T) {
 		for range k {
 			var d Dist
 			randomDist(rng, &d)
-			b := &Bucket{Service: d, Requests: d.Count}
+			b := &Bucket{lat: &latencies{service: d}, Requests: d.Count}
 			var v LatencyView
 			if err := ViewLatency(b.Encode(nil), &v); err != nil {
 				t.Fatal(err)
@@ -200,12 +200,12 @@ func FuzzViewLatency(f *testing.F) {
 			return
 		}
 		for _, qs := range viewQuantiles {
-			checkViewQuantiles(t, "service", &v.Service, &b.Service, qs)
-			checkViewQuantiles(t, "connect", &v.Connect, &b.Connect, qs)
+			checkViewQuantiles(t, "service", &v.Service, b.Service(), qs)
+			checkViewQuantiles(t, "connect", &v.Connect, b.Connect(), qs)
 		}
 		var want Dist
-		want.Merge(&b.Service)
-		want.Merge(&b.Connect)
+		want.Merge(b.Service())
+		want.Merge(b.Connect())
 		var sum DistSum
 		sum.Add(&v.Service)
 		sum.Add(&v.Connect)

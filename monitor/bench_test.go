@@ -34,7 +34,7 @@ func benchEvaluator(b *testing.B, apps int) (*Evaluator, *metrics.Flush, *time.T
 		r := errorMinute(t0, 50, 2)
 		r.App = fmt.Sprintf("app%d", i)
 		for j := 0; j < 50; j++ {
-			r.Bucket.Service.Add(float64(20 + j*7))
+			r.Bucket.AddService(float64(20 + j*7))
 		}
 		f.Rows = append(f.Rows, r)
 	}

@@ -21,7 +21,7 @@ func measure(m *Monitor, b, appWide *metrics.Bucket) minuteValue {
 	switch m.Name {
 	case Latency:
 		if b != nil {
-			v.value, v.has = b.Service.Quantile(0.95)
+			v.value, v.has = b.Service().Quantile(0.95)
 		}
 	case ErrorRate:
 		if b != nil && b.Requests > 0 {

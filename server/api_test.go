@@ -105,8 +105,8 @@ func requests(latencies ...float64) *metrics.Bucket {
 	b := new(metrics.Bucket)
 	for _, l := range latencies {
 		b.AddStatus(200)
-		b.Service.Add(l)
-		b.Connect.Add(1)
+		b.AddService(l)
+		b.AddConnect(1)
 	}
 	return b
 }

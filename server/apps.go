@@ -261,10 +261,10 @@ func (s *Server) fleetSummary(ctx context.Context) ([]appJSON, error) {
 			continue
 		}
 		if row.Time.Before(curStart) {
-			a.prev.Merge(&b.Service)
+			a.prev.Merge(b.Service())
 			continue
 		}
-		a.cur.Merge(&b.Service)
+		a.cur.Merge(b.Service())
 		a.sum.HErrors += b.HCodes().Total()
 		for code, n := range b.RCodes().All() {
 			a.sum.RErrors += n

@@ -154,8 +154,8 @@ func (s *Server) handleLatency(w http.ResponseWriter, r *http.Request, app strin
 				continue
 			}
 			lat.requests += b.Requests
-			all.Merge(&b.Service)
-			lat.step(i, &b.Service, &b.Connect)
+			all.Merge(b.Service())
+			lat.step(i, b.Service(), b.Connect())
 		}
 		count, top, quantile = all.Count, all.Max, all.Quantile
 	}

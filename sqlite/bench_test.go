@@ -31,8 +31,8 @@ func minuteBucket(rng *rand.Rand) *metrics.Bucket {
 	n := 600 + rng.IntN(200)
 	for range n {
 		b.AddStatus([]int{200, 200, 200, 200, 200, 304, 404, 500}[rng.IntN(8)])
-		b.Service.Add(85 * (1 + rng.NormFloat64()*0.6*rng.Float64()) * 1.0001)
-		b.Connect.Add(float64(rng.IntN(3)))
+		b.AddService(85 * (1 + rng.NormFloat64()*0.6*rng.Float64()) * 1.0001)
+		b.AddConnect(float64(rng.IntN(3)))
 	}
 	for d := 1; d <= 4; d++ {
 		g := b.Dyno([]byte("web." + strconv.Itoa(d)))
@@ -52,8 +52,8 @@ func quietBucket(rng *rand.Rand) *metrics.Bucket {
 	b := new(metrics.Bucket)
 	for range 1 + rng.IntN(8) {
 		b.AddStatus(200)
-		b.Service.Add(40 * (1 + rng.Float64()))
-		b.Connect.Add(1)
+		b.AddService(40 * (1 + rng.Float64()))
+		b.AddConnect(1)
 	}
 	for d := 1; d <= 2; d++ {
 		g := b.Dyno([]byte("web." + strconv.Itoa(d)))

@@ -53,7 +53,7 @@ func TestEachLatencyLeavesOutCorruptRows(t *testing.T) {
 		if ts.Unix() == bad {
 			t.Errorf("the damaged row was read")
 		}
-		if i >= len(rows) || !ts.Equal(rows[i].Time) || v.Requests != rows[i].Bucket.Requests || v.Service.Count != rows[i].Bucket.Service.Count {
+		if i >= len(rows) || !ts.Equal(rows[i].Time) || v.Requests != rows[i].Bucket.Requests || v.Service.Count != rows[i].Bucket.Service().Count {
 			t.Errorf("row %d at %v differs from Buckets'", i, ts)
 		}
 		i++

@@ -111,7 +111,7 @@ func delta(app, ptype string, at time.Time, requests int, latency float64) metri
 	b := new(metrics.Bucket)
 	for i := 0; i < requests; i++ {
 		b.AddStatus(200)
-		b.Service.Add(latency)
+		b.AddService(latency)
 	}
 	return metrics.Row{App: app, ProcessType: ptype, Time: at, Bucket: b}
 }
@@ -142,8 +142,8 @@ func TestApplyMergesLateDataIntoEveryTier(t *testing.T) {
 	if rows[0].Bucket.Requests != 13 || rows[1].Bucket.Requests != 5 {
 		t.Fatalf("1m requests = %d, %d; want 13, 5", rows[0].Bucket.Requests, rows[1].Bucket.Requests)
 	}
-	if rows[0].Bucket.Service.Max != 300 {
-		t.Fatalf("late max lost: %v", rows[0].Bucket.Service.Max)
+	if rows[0].Bucket.Service().Max != 300 {
+		t.Fatalf("late max lost: %v", rows[0].Bucket.Service().Max)
 	}
 	for _, tier := range []drainpipe.Tier{drainpipe.Tier10m, drainpipe.Tier1h} {
 		rows, err := s.Buckets(ctx, "a", "", tier, t0, t0.Add(time.Hour))

@@ -33,8 +33,8 @@ func BenchFlushOf(prefix string, at time.Time, seq int64) *metrics.Flush {
 			b := new(metrics.Bucket)
 			for i := range 20 {
 				b.AddStatus([]int{200, 200, 200, 302, 404, 500}[(i+a)%6])
-				b.Service.Add(float64(5 + (i*37+a*11+int(seq))%900))
-				b.Connect.Add(float64(i % 3))
+				b.AddService(float64(5 + (i*37+a*11+int(seq))%900))
+				b.AddConnect(float64(i % 3))
 			}
 			for d := 1; d <= 2; d++ {
 				g := b.Dyno(fmt.Appendf(nil, "%s.%d", pt, d))

@@ -81,7 +81,7 @@ func Delta(app, ptype string, at time.Time, requests int, latency float64, statu
 	b := new(metrics.Bucket)
 	for range requests {
 		b.AddStatus(status)
-		b.Service.Add(latency)
+		b.AddService(latency)
 	}
 	return metrics.Row{App: app, ProcessType: ptype, Time: at, Bucket: b}
 }
@@ -107,8 +107,8 @@ func RandomFlushes(seed uint64, n int, now time.Time) []*metrics.Flush {
 			} else {
 				for range r.IntN(30) {
 					b.AddStatus([]int{200, 200, 200, 302, 404, 500, 503}[r.IntN(7)])
-					b.Service.Add(float64(1 + r.IntN(2000)))
-					b.Connect.Add(float64(r.IntN(5)))
+					b.AddService(float64(1 + r.IntN(2000)))
+					b.AddConnect(float64(r.IntN(5)))
 				}
 				if r.IntN(4) == 0 {
 					b.AddHCode([]byte(fmt.Sprintf("H%d", 10+r.IntN(5))))
@@ -245,8 +245,8 @@ func testApplyMergesAndRollsUp(t *testing.T, cfg Config) {
 	if rows[0].Bucket.Requests != 13 || rows[1].Bucket.Requests != 5 || rows[2].Bucket.Requests != 2 {
 		t.Fatalf("1m requests = %d, %d, %d; want 13, 5, 2", rows[0].Bucket.Requests, rows[1].Bucket.Requests, rows[2].Bucket.Requests)
 	}
-	if rows[0].Bucket.Service.Max != 300 || rows[0].Bucket.Status.Get(500) != 3 || rows[0].Bucket.Status.Get(200) != 10 {
-		t.Fatalf("late data not merged: max %v, status %v", rows[0].Bucket.Service.Max, rows[0].Bucket.Status)
+	if rows[0].Bucket.Service().Max != 300 || rows[0].Bucket.Status.Get(500) != 3 || rows[0].Bucket.Status.Get(200) != 10 {
+		t.Fatalf("late data not merged: max %v, status %v", rows[0].Bucket.Service().Max, rows[0].Bucket.Status)
 	}
 	// The rollups hold the merge of the minutes they cover: the sketch of
 	// the 10-minute row answers as one built from every request.
@@ -259,8 +259,8 @@ func testApplyMergesAndRollsUp(t *testing.T, cfg Config) {
 		t.Fatalf("10m rows %v", describe(r10))
 	}
 	for _, q := range []float64{0.5, 0.95, 0.99} {
-		got, _ := r10[0].Bucket.Service.Quantile(q)
-		exp, _ := want.Service.Quantile(q)
+		got, _ := r10[0].Bucket.Service().Quantile(q)
+		exp, _ := want.Service().Quantile(q)
 		if got != exp {
 			t.Errorf("10m p%v = %v, want %v", q*100, got, exp)
 		}
