@@ -233,10 +233,19 @@ func (s *Server) routes(gatherer prometheus.Gatherer) http.Handler {
 	}
 
 	if !s.cfg.NoDrains {
-		mux.HandleFunc("POST /drains/{app}", s.handleDrain)
-		mux.HandleFunc("/drains/{app}", func(w http.ResponseWriter, r *http.Request) {
+		// A drain URL pasted with a trailing slash is the same drain:
+		// Logplex drops a batch answered 4xx, so refusing it would lose
+		// every line of the app.
+		notPost := func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", http.MethodPost)
 			writeError(w, http.StatusMethodNotAllowed, "drains accept POST only")
+		}
+		mux.HandleFunc("POST /drains/{app}", s.handleDrain)
+		mux.HandleFunc("POST /drains/{app}/{$}", s.handleDrain)
+		mux.HandleFunc("/drains/{app}", notPost)
+		mux.HandleFunc("/drains/{app}/{$}", notPost)
+		mux.HandleFunc("/drains/", func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path+" (drains are POST /drains/{app})")
 		})
 	}
 	if !s.cfg.NoAPI {
@@ -258,7 +267,12 @@ func (s *Server) routes(gatherer prometheus.Gatherer) http.Handler {
 		for pattern, h := range s.cfg.AppRoutes {
 			mux.Handle(pattern, s.appAPI(h))
 		}
-		mux.Handle("/api/", s.api(func(w http.ResponseWriter, r *http.Request, _ principal) {
+		mux.Handle(apiCatchAll, s.api(func(w http.ResponseWriter, r *http.Request, _ principal) {
+			if allow := allowedMethods(mux, r); allow != "" {
+				w.Header().Set("Allow", allow)
+				writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+" (allowed: "+allow+")")
+				return
+			}
 			writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 		}))
 
@@ -267,6 +281,23 @@ func (s *Server) routes(gatherer prometheus.Gatherer) http.Handler {
 		}
 	}
 	return mux
+}
+
+// apiCatchAll is the pattern of every /api/ path no endpoint serves.
+const apiCatchAll = "/api/"
+
+// allowedMethods returns the methods (as an Allow header) that an /api/
+// endpoint serves at r's path, or "" when no endpoint has that path. GET
+// endpoints serve HEAD too, as net/http does.
+func allowedMethods(mux *http.ServeMux, r *http.Request) string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != apiCatchAll {
+			allow = append(allow, m)
+		}
+	}
+	return strings.Join(allow, ", ")
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
