@@ -149,4 +149,18 @@ type Line struct {
 	NumCustom     int
 	CustomSource  []byte // optional source= on a custom-metrics line
 	CustomDropped int    // metrics beyond MaxCustom on this line
+
+	filled parts // the parts the last Parse may have written, for reset
 }
+
+// parts is a set of a Line's parts.
+type parts uint8
+
+const (
+	partRouter parts = 1 << iota
+	partRuntime
+	partDyno
+	partAPI
+	partLogLoss
+	partCustom // Custom, NumCustom, CustomSource, CustomDropped
+)

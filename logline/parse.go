@@ -85,9 +85,11 @@ func Parse(appName, procID, msg []byte, out *Line) error {
 	out.reset()
 	if string(appName) == "heroku" {
 		if string(procID) == "router" {
+			out.filled = partRouter
 			return parseRouter(msg, out)
 		}
 		if isLogLoss(msg) {
+			out.filled = partLogLoss
 			parseLogLoss(msg, out)
 			return nil
 		}
@@ -95,16 +97,20 @@ func Parse(appName, procID, msg []byte, out *Line) error {
 			return nil
 		}
 		if bytes.Contains(msg, []byte("sample#")) {
+			out.filled = partRuntime
 			return parseRuntime(procID, msg, out)
 		}
+		out.filled = partDyno
 		return parseDyno(procID, msg, out)
 	}
 	if string(appName) == "app" {
 		if string(procID) == "api" {
+			out.filled = partAPI
 			parseAPI(msg, out)
 			return nil
 		}
 		if isDynoProc(procID) && isLifecyclePhrase(msg) {
+			out.filled = partDyno
 			if err := parseDyno(procID, msg, out); err == nil && out.Kind == KindDyno {
 				return nil
 			}
@@ -112,6 +118,7 @@ func Parse(appName, procID, msg []byte, out *Line) error {
 			out.Dyno = Dyno{}
 		}
 	}
+	out.filled |= partCustom
 	parseCustom(msg, out)
 	return nil
 }
@@ -179,25 +186,44 @@ func errorCode(b []byte, letter byte, lo, hi int) bool {
 	return len(b) == 3 || b[3] == ' ' || b[3] == '(' || b[3] == ':'
 }
 
-// reset clears what a previous Parse may have set. Of the Custom array only
-// the entries that were in use are cleared.
+// reset clears what a previous Parse may have set: only the parts it
+// filled (most lines fill one, and clearing all of a Line's parts was a
+// tenth of a router line's parse), and of the Custom array only the
+// entries that were in use.
 func (l *Line) reset() {
-	n := l.NumCustom
-	if n > MaxCustom {
-		n = MaxCustom
-	}
-	if n > 0 {
-		clear(l.Custom[:n])
-	}
+	f := l.filled
 	l.Kind = KindUnknown
-	l.Router = Router{}
-	l.Runtime = Runtime{}
-	l.Dyno = Dyno{}
-	l.API = API{}
-	l.LogLoss = LogLoss{}
-	l.NumCustom = 0
-	l.CustomSource = nil
-	l.CustomDropped = 0
+	l.filled = 0
+	if f == 0 {
+		return
+	}
+	if f&partRouter != 0 {
+		l.Router = Router{}
+	}
+	if f&partRuntime != 0 {
+		l.Runtime = Runtime{}
+	}
+	if f&partDyno != 0 {
+		l.Dyno = Dyno{}
+	}
+	if f&partAPI != 0 {
+		l.API = API{}
+	}
+	if f&partLogLoss != 0 {
+		l.LogLoss = LogLoss{}
+	}
+	if f&partCustom != 0 {
+		n := l.NumCustom
+		if n > MaxCustom {
+			n = MaxCustom
+		}
+		if n > 0 {
+			clear(l.Custom[:n])
+		}
+		l.NumCustom = 0
+		l.CustomSource = nil
+		l.CustomDropped = 0
+	}
 }
 
 func parseRouter(msg []byte, out *Line) error {
@@ -281,62 +307,75 @@ func scanRouterFast(b []byte, r *Router) (status []byte, ok bool) {
 	}
 	var i int
 	r.At, i = scanValue(b, 3)
-	if k := " code="; len(b)-i >= len(k) && string(b[i:i+len(k)]) == k {
-		r.Code, i = scanValue(b, i+len(k))
-		if k := " desc="; len(b)-i >= len(k) && string(b[i:i+len(k)]) == k {
-			_, i = scanValue(b, i+len(k))
+	if j := afterKey(b, i, " code=", ""); j >= 0 {
+		r.Code, i = scanValue(b, j)
+		if j := afterKey(b, i, " desc=", ""); j >= 0 {
+			_, i = scanValue(b, j)
 		}
 	}
-	if k := " method="; len(b)-i < len(k) || string(b[i:i+len(k)]) != k {
-		return nil, false
-	}
-	r.Method, i = scanValue(b, i+len(" method="))
-	if k := " path="; len(b)-i < len(k) || string(b[i:i+len(k)]) != k {
-		return nil, false
-	}
-	r.Path, i = scanValue(b, i+len(" path="))
-	if k := " host="; len(b)-i < len(k) || string(b[i:i+len(k)]) != k {
-		return nil, false
-	}
-	r.Host, i = scanValue(b, i+len(" host="))
-	if k := " request_id="; len(b)-i < len(k) || string(b[i:i+len(k)]) != k {
-		return nil, false
-	}
-	_, i = scanValue(b, i+len(" request_id="))
-	if k := " fwd="; len(b)-i < len(k) || string(b[i:i+len(k)]) != k {
-		return nil, false
-	}
-	_, i = scanValue(b, i+len(" fwd="))
-	if k := " dyno="; len(b)-i < len(k) || string(b[i:i+len(k)]) != k {
-		return nil, false
-	}
-	r.Dyno, i = scanValue(b, i+len(" dyno="))
-	if k := " connect="; len(b)-i < len(k) || string(b[i:i+len(k)]) != k {
-		return nil, false
-	}
 	var v []byte
-	v, i = scanValue(b, i+len(" connect="))
+	if i = afterKey(b, i, " method=", ""); i < 0 {
+		return nil, false
+	}
+	r.Method, i = scanValue(b, i)
+	if i = afterKey(b, i, " path=", ""); i < 0 {
+		return nil, false
+	}
+	r.Path, i = scanValue(b, i)
+	if i = afterKey(b, i, " host=", ""); i < 0 {
+		return nil, false
+	}
+	r.Host, i = scanValue(b, i)
+	if i = afterKey(b, i, " request", "_id="); i < 0 {
+		return nil, false
+	}
+	_, i = scanValue(b, i)
+	if i = afterKey(b, i, " fwd=", ""); i < 0 {
+		return nil, false
+	}
+	_, i = scanValue(b, i)
+	if i = afterKey(b, i, " dyno=", ""); i < 0 {
+		return nil, false
+	}
+	r.Dyno, i = scanValue(b, i)
+	if i = afterKey(b, i, " connect", "="); i < 0 {
+		return nil, false
+	}
+	v, i = scanValue(b, i)
 	r.ConnectMS, r.HasConnect = parseMS(v)
-	if k := " service="; len(b)-i < len(k) || string(b[i:i+len(k)]) != k {
+	if i = afterKey(b, i, " service", "="); i < 0 {
 		return nil, false
 	}
-	v, i = scanValue(b, i+len(" service="))
+	v, i = scanValue(b, i)
 	r.ServiceMS, r.HasService = parseMS(v)
-	if k := " status="; len(b)-i < len(k) || string(b[i:i+len(k)]) != k {
+	if i = afterKey(b, i, " status=", ""); i < 0 {
 		return nil, false
 	}
-	status, i = scanValue(b, i+len(" status="))
-	if k := " bytes="; len(b)-i < len(k) || string(b[i:i+len(k)]) != k {
+	status, i = scanValue(b, i)
+	if i = afterKey(b, i, " bytes=", ""); i < 0 {
 		return nil, false
 	}
-	v, i = scanValue(b, i+len(" bytes="))
+	v, i = scanValue(b, i)
 	if n, ok := parseUint(v); ok {
 		r.Bytes = n
 	}
-	if k := " protocol="; len(b)-i >= len(k) && string(b[i:i+len(k)]) == k {
-		_, i = scanValue(b, i+len(k))
+	if j := afterKey(b, i, " protoco", "l="); j >= 0 {
+		_, i = scanValue(b, j)
 	}
 	return status, i == len(b)
+}
+
+// afterKey is a step of scanRouterFast: when b[i:] starts with the key
+// k1+k2 (" method=", " request_id=", each with its '='), it returns the
+// index after it, else -1. The key comes in two parts of at most 8 bytes
+// each: once afterKey is inlined the compiler compares a constant of up
+// to 8 bytes with one load, where it calls memequal for a longer one.
+func afterKey(b []byte, i int, k1, k2 string) int {
+	n := len(k1) + len(k2)
+	if len(b)-i < n || string(b[i:i+len(k1)]) != k1 || string(b[i+len(k1):i+n]) != k2 {
+		return -1
+	}
+	return i + n
 }
 
 // parseMS parses a router duration such as "18ms", "18.5ms" or "18" into
