@@ -74,7 +74,9 @@ func quietBucket(rng *rand.Rand) *metrics.Bucket {
 func BenchmarkApply(b *testing.B) {
 	for _, apps := range []int{1, 10, 100, 1000} {
 		b.Run(fmt.Sprintf("apps=%d", apps), func(b *testing.B) {
-			ctx := context.Background()
+			// A context that can be cancelled, as the aggregator's.
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
 			s := openStore(b)
 			rng := rand.New(rand.NewPCG(1, 2))
 			t := time.Now().UTC().Truncate(time.Minute)

@@ -93,16 +93,48 @@ type txn struct {
 	*sql.Tx
 	conn *sql.Conn
 	done bool
+	stop context.Context // a detached transaction's context (beginDetached)
 }
 
 // begin starts an immediate transaction (the DSN's _txlock) on a
 // connection of its own.
 func begin(ctx context.Context, db *sql.DB) (*txn, error) {
-	conn, err := db.Conn(ctx)
+	return beginTx(ctx, ctx, db)
+}
+
+// beginDetached is begin for a transaction whose statements run under
+// context.WithoutCancel(ctx): ctx bounds only the wait for a connection,
+// and the caller checks ctx between statements and before committing
+// (txn.alive). A statement under a context that can be cancelled makes
+// database/sql (for a query in such a transaction) and the SQLite driver
+// (for any statement) each start a goroutine that watches it: two or
+// three per row of a flush. It returns the context to run the
+// statements under.
+func beginDetached(ctx context.Context, db *sql.DB) (*txn, context.Context, error) {
+	run := context.WithoutCancel(ctx)
+	tx, err := beginTx(ctx, run, db)
+	if err != nil {
+		return nil, nil, err
+	}
+	tx.stop = ctx
+	return tx, run, nil
+}
+
+// alive returns the error of the context a detached transaction was
+// begun with (nil for another, or while it has not ended).
+func (t *txn) alive() error {
+	if t.stop == nil {
+		return nil
+	}
+	return t.stop.Err()
+}
+
+func beginTx(connCtx, txCtx context.Context, db *sql.DB) (*txn, error) {
+	conn, err := db.Conn(connCtx)
 	if err != nil {
 		return nil, err
 	}
-	tx, err := conn.BeginTx(ctx, nil)
+	tx, err := conn.BeginTx(txCtx, nil)
 	if err != nil {
 		t := &txn{conn: conn, done: true}
 		t.reset()
@@ -116,6 +148,9 @@ func begin(ctx context.Context, db *sql.DB) (*txn, error) {
 func (t *txn) Commit() error {
 	if t.done {
 		return sql.ErrTxDone
+	}
+	if err := t.alive(); err != nil {
+		return err // not committed: Rollback ends it
 	}
 	t.done = true
 	err := t.Tx.Commit()

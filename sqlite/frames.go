@@ -87,19 +87,24 @@ func (x *FrameIndex) EachFrame(ctx context.Context, fn func(app, id string, seen
 }
 
 // Remember adds frames in one transaction, durable when it returns.
+// ctx is checked before each frame (a detached transaction, see
+// beginDetached: no goroutine per insert).
 func (x *FrameIndex) Remember(ctx context.Context, frames []journal.Frame) error {
-	tx, err := begin(ctx, x.db)
+	tx, run, err := beginDetached(ctx, x.db)
 	if err != nil {
 		return fmt.Errorf("frame index: %w", err)
 	}
 	defer tx.Rollback()
-	ins, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO frames(app, frame_id, seen_at) VALUES (?, ?, ?)`)
+	ins, err := tx.PrepareContext(run, `INSERT OR IGNORE INTO frames(app, frame_id, seen_at) VALUES (?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("frame index: %w", err)
 	}
 	defer ins.Close()
 	for _, f := range frames {
-		if _, err := ins.ExecContext(ctx, f.App, f.ID, f.SeenAt.UnixNano()); err != nil {
+		if err := tx.alive(); err != nil {
+			return fmt.Errorf("frame index: %w", err)
+		}
+		if _, err := ins.ExecContext(run, f.App, f.ID, f.SeenAt.UnixNano()); err != nil {
 			return fmt.Errorf("frame index: insert: %w", err)
 		}
 	}

@@ -154,6 +154,9 @@ func (s *Store) write(ctx context.Context, stmts *stmtCache, g *tierGroups, crea
 		if !now.IsZero() && s.expired(g.tier, k.ts, now) {
 			continue
 		}
+		if err := stmts.alive(); err != nil {
+			return err
+		}
 		table, err := s.partition(ctx, stmts.tx, g.tier, time.Unix(k.ts, 0), created)
 		if err != nil {
 			return err

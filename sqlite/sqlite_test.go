@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/journal"
 	"github.com/drainpipe/drainpipe/metrics"
 )
 
@@ -312,5 +313,83 @@ func TestCredentialsAreRandomAndStoredAsHashes(t *testing.T) {
 		if bytes.Contains(data, []byte(sec)) {
 			t.Fatalf("the store file holds a credential in clear")
 		}
+	}
+}
+
+// endsAfter is a context that reports context.Canceled from the n-th call
+// of Err on: a cancellation that arrives in the middle of a flush.
+type endsAfter struct {
+	context.Context
+	n *int
+}
+
+func (c endsAfter) Err() error {
+	if *c.n--; *c.n <= 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// TestApplyCancelledMidwayCommitsNothing: a flush's statements run
+// detached from its context (beginDetached), which is checked between
+// rows and before the commit instead; one cancelled midway fails with
+// the context's error and leaves nothing of itself behind.
+func TestApplyCancelledMidwayCommitsNothing(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	f := &metrics.Flush{Position: 7}
+	for i := range 20 {
+		f.Rows = append(f.Rows, delta("a", "web", t0.Add(time.Duration(i)*time.Minute), 1, 10))
+	}
+	for _, n := range []int{2, 10, 21} { // before a row, midway, before the commit
+		left := n
+		if err := s.Apply(endsAfter{ctx, &left}, f); !errors.Is(err, context.Canceled) {
+			t.Fatalf("n=%d: Apply = %v, want context.Canceled", n, err)
+		}
+		rows, err := s.Buckets(ctx, "a", "web", drainpipe.Tier1m, t0, t0.Add(time.Hour))
+		if err != nil || len(rows) != 0 {
+			t.Fatalf("n=%d: %d rows after a cancelled flush (err %v)", n, len(rows), err)
+		}
+		if pos, _ := s.Position(ctx); pos != 0 {
+			t.Fatalf("n=%d: position %d after a cancelled flush", n, pos)
+		}
+	}
+	if err := s.Apply(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	if rows, err := s.Buckets(ctx, "a", "web", drainpipe.Tier1m, t0, t0.Add(time.Hour)); err != nil || len(rows) != 20 {
+		t.Fatalf("%d rows, err %v", len(rows), err)
+	}
+}
+
+// TestRememberCancelledMidwayStoresNothing: FrameIndex.Remember checks
+// its context between frames (beginDetached) and, cancelled midway,
+// stores none of the group's ids.
+func TestRememberCancelledMidwayStoresNothing(t *testing.T) {
+	ctx := context.Background()
+	x, err := OpenFrameIndex(ctx, filepath.Join(t.TempDir(), "journal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	now := time.Now()
+	frames := []journal.Frame{{App: "a", ID: "1", SeenAt: now}, {App: "a", ID: "2", SeenAt: now}, {App: "a", ID: "3", SeenAt: now}}
+	for _, n := range []int{2, 4} { // midway, before the commit
+		left := n
+		if err := x.Remember(endsAfter{ctx, &left}, frames); !errors.Is(err, context.Canceled) {
+			t.Fatalf("n=%d: Remember = %v, want context.Canceled", n, err)
+		}
+		for _, f := range frames {
+			if seen, err := x.Seen(ctx, f.App, f.ID); err != nil || seen {
+				t.Fatalf("n=%d: frame %s seen=%v err=%v after a cancelled Remember", n, f.ID, seen, err)
+			}
+		}
+	}
+	if err := x.Remember(ctx, frames); err != nil {
+		t.Fatal(err)
+	}
+	if seen, err := x.Seen(ctx, "a", "3"); err != nil || !seen {
+		t.Fatalf("seen=%v err=%v", seen, err)
 	}
 }

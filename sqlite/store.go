@@ -470,12 +470,15 @@ func partitionStart(tier drainpipe.Tier, ts int64) int64 {
 }
 
 func (s *Store) apply(ctx context.Context, f *metrics.Flush, o applyOpts) error {
-	tx, err := begin(ctx, s.db)
+	// Detached: ctx is checked before each row is written and before the
+	// commit, not watched by a goroutine per statement.
+	tx, ctx, err := beginDetached(ctx, s.db)
 	if err != nil {
 		return fmt.Errorf("store: begin flush: %w", err)
 	}
 	defer tx.Rollback()
 	stmts := newStmtCache(tx.Tx)
+	stmts.alive = tx.alive
 	defer stmts.close()
 	created := map[partKey]string{}
 	// Every delta goes into the 1-minute tier; into the coarser tiers
@@ -614,10 +617,13 @@ type stmtCache struct {
 	m    map[string]*sql.Stmt
 	buf  []byte // encoding buffer, reused: a statement has run when Exec returns
 	args []any  // argument buffer, reused likewise
+	// alive reports the end of a detached transaction's context
+	// (txn.alive), checked before each row; never nil.
+	alive func() error
 }
 
 func newStmtCache(tx *sql.Tx) *stmtCache {
-	return &stmtCache{tx: tx, m: map[string]*sql.Stmt{}}
+	return &stmtCache{tx: tx, m: map[string]*sql.Stmt{}, alive: func() error { return nil }}
 }
 
 func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
