@@ -69,7 +69,7 @@ func TestFoldCountsEveryKind(t *testing.T) {
 	f := s.Take(1)
 	b := rowsByKey(f)
 	web := b["web@10:00"]
-	if web == nil || web.Requests != 3 || web.Status.Get(200) != 1 || web.Status.Get(503) != 2 {
+	if web == nil || web.Requests != 3 || web.Status().Get(200) != 1 || web.Status().Get(503) != 2 {
 		t.Fatalf("web minute: %+v", web)
 	}
 	if web.HCodes().Get("H12") != 1 || web.HCodes().Get("H10") != 1 || web.RCodes().Get("R14") != 2 {

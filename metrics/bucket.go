@@ -75,64 +75,76 @@ const MaxCustomPerBucket = 200
 // they live in a record of their own that only the buckets using them
 // allocate (96 bytes less per bucket in memory), and the string counts
 // in one of its own again (a bucket with custom metrics but no errors
-// pays 32 bytes, not 96). The router's latencies (Service, Connect)
-// live in a record of their own too, which a process type without
-// router lines (a worker) never allocates: 128 bytes less for its
-// buckets, 16 more for a web one's. Use a Bucket through a pointer: a
-// copy would share its parts with the original.
+// pays 32 bytes, not 96). The router's latencies and status counts
+// (Service, Connect, Status) live in a record of their own too, which a
+// process type without router lines (a worker) never allocates: 144
+// bytes less for its buckets, 16 more for a web one's. Use a Bucket
+// through a pointer: a copy would share its parts with the original.
 type Bucket struct {
 	// Requests counts router request lines, with or without a status.
 	Requests int64
-	// Status counts requests per HTTP status code.
-	Status Counts[int]
 	// Dynos holds runtime samples per dyno source ("web.1"), by name.
 	Dynos []DynoGauges
-	// lat holds the router's service and connect times; nil while both
-	// are empty.
-	lat *latencies
+	// rt holds the router's service and connect times and status counts;
+	// nil while all are empty.
+	rt *routerPart
 	// rare holds the parts most buckets do not use; nil while all are
 	// empty.
 	rare *bucketRare
 }
 
-// latencies is the part of a Bucket that router lines fill: service and
-// connect times in ms.
-type latencies struct {
+// routerPart is the part of a Bucket that router lines fill: service and
+// connect times in ms, and requests per status code.
+type routerPart struct {
 	service, connect Dist
+	status           Counts[int]
 }
 
 // Service returns the router's service times in ms. It is for reading:
 // when the bucket has none it is an empty Dist of its own, not the
 // bucket's. Add observations with AddService.
 func (b *Bucket) Service() *Dist {
-	if b.lat == nil {
+	if b.rt == nil {
 		return new(Dist)
 	}
-	return &b.lat.service
+	return &b.rt.service
 }
 
 // Connect returns the router's connect times in ms, for reading as
 // Service. Add observations with AddConnect.
 func (b *Bucket) Connect() *Dist {
-	if b.lat == nil {
+	if b.rt == nil {
 		return new(Dist)
 	}
-	return &b.lat.connect
+	return &b.rt.connect
 }
 
-// latencies returns b's latencies, allocating them on first use.
-func (b *Bucket) latencies() *latencies {
-	if b.lat == nil {
-		b.lat = new(latencies)
+// Status counts requests per HTTP status code. Count them with
+// AddStatus.
+func (b *Bucket) Status() Counts[int] {
+	if b.rt == nil {
+		return nil
 	}
-	return b.lat
+	return b.rt.status
+}
+
+// router returns b's router part, allocating it on first use.
+func (b *Bucket) router() *routerPart {
+	if b.rt == nil {
+		b.rt = new(routerPart)
+	}
+	return b.rt
+}
+
+func (rt *routerPart) empty() bool {
+	return rt.service.Count == 0 && rt.connect.Count == 0 && len(rt.status) == 0
 }
 
 // AddService records one router service time in ms (as Dist.Add).
-func (b *Bucket) AddService(ms float64) { b.latencies().service.Add(ms) }
+func (b *Bucket) AddService(ms float64) { b.router().service.Add(ms) }
 
 // AddConnect records one router connect time in ms (as Dist.Add).
-func (b *Bucket) AddConnect(ms float64) { b.latencies().connect.Add(ms) }
+func (b *Bucket) AddConnect(ms float64) { b.router().connect.Add(ms) }
 
 // bucketRare is the part of a Bucket that most buckets leave empty:
 // custom metrics, and (behind a pointer of their own, as few buckets
@@ -345,15 +357,15 @@ type NamedCustom struct {
 
 // Empty reports whether nothing was recorded in b.
 func (b *Bucket) Empty() bool {
-	return b.Requests == 0 && (b.lat == nil || b.lat.service.Count == 0 && b.lat.connect.Count == 0) &&
-		len(b.Status) == 0 && len(b.HCodes()) == 0 && len(b.RCodes()) == 0 &&
+	return b.Requests == 0 && (b.rt == nil || b.rt.service.Count == 0 && b.rt.connect.Count == 0 && len(b.rt.status) == 0) &&
+		len(b.HCodes()) == 0 && len(b.RCodes()) == 0 &&
 		len(b.Dynos) == 0 && len(b.LogLoss()) == 0 && len(b.Custom()) == 0
 }
 
 // Count5xx returns the number of requests answered with a 5xx status.
 func (b *Bucket) Count5xx() int64 {
 	var n int64
-	for _, e := range b.Status {
+	for _, e := range b.Status() {
 		if e.Key >= 500 && e.Key <= 599 {
 			n += e.N
 		}
@@ -367,7 +379,7 @@ func (b *Bucket) AddStatus(status int) {
 	if status <= 0 {
 		return
 	}
-	b.Status.Add(status, 1)
+	b.router().status.Add(status, 1)
 }
 
 // AddHCode counts a router error code.
@@ -487,12 +499,12 @@ func (b *Bucket) Merge(o *Bucket) {
 		return
 	}
 	b.Requests += o.Requests
-	if o.lat != nil && (o.lat.service.Count > 0 || o.lat.connect.Count > 0) {
-		l := b.latencies()
-		l.service.Merge(&o.lat.service)
-		l.connect.Merge(&o.lat.connect)
+	if o.rt != nil && !o.rt.empty() {
+		rt := b.router()
+		rt.service.Merge(&o.rt.service)
+		rt.connect.Merge(&o.rt.connect)
+		rt.status.merge(o.rt.status)
 	}
-	b.Status.merge(o.Status)
 	if oc := o.codes(); oc != nil && (len(oc.hCodes) > 0 || len(oc.rCodes) > 0 || len(oc.logLoss) > 0) {
 		c := b.moreCodes()
 		c.hCodes.merge(oc.hCodes)
@@ -551,8 +563,9 @@ func (b *Bucket) Encode(dst []byte) []byte {
 	e.uvarint(uint64(b.Requests))
 	b.Service().encode(&e)
 	b.Connect().encode(&e)
-	e.uvarint(uint64(len(b.Status)))
-	for _, c := range b.Status {
+	status := b.Status()
+	e.uvarint(uint64(len(status)))
+	for _, c := range status {
 		e.uvarint(uint64(c.Key))
 		e.uvarint(uint64(c.N))
 	}
@@ -645,16 +658,16 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 	// with its rare part when it has one: one allocation either way.
 	local := Bucket{Requests: int64(r.uvarint())}
 	b := &local
-	var lat latencies
+	var rt routerPart
 	if parts&PartService != 0 {
-		if err := lat.service.decode(&r); err != nil {
+		if err := rt.service.decode(&r); err != nil {
 			return nil, fmt.Errorf("decode bucket service: %w", err)
 		}
 	} else {
 		skipDist(&r)
 	}
 	if parts&PartConnect != 0 {
-		if err := lat.connect.decode(&r); err != nil {
+		if err := rt.connect.decode(&r); err != nil {
 			return nil, fmt.Errorf("decode bucket connect: %w", err)
 		}
 	} else {
@@ -662,10 +675,10 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 	}
 	if n := r.count(); n > 0 {
 		if parts&PartStatus != 0 {
-			b.Status = make(Counts[int], n)
+			rt.status = make(Counts[int], n)
 			for i := 0; i < n && r.err == nil; i++ {
-				b.Status[i] = KeyCount[int]{Key: int(r.uvarint()), N: int64(r.uvarint())}
-				if i > 0 && b.Status[i].Key <= b.Status[i-1].Key && r.err == nil {
+				rt.status[i] = KeyCount[int]{Key: int(r.uvarint()), N: int64(r.uvarint())}
+				if i > 0 && rt.status[i].Key <= rt.status[i-1].Key && r.err == nil {
 					return nil, fmt.Errorf("decode bucket: status codes out of order")
 				}
 			}
@@ -768,13 +781,13 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 	if len(r.b) != 0 {
 		return nil, fmt.Errorf("decode bucket: %d trailing bytes", len(r.b))
 	}
-	return allocDecoded(&local, &lat, &rare, &codes), nil
+	return allocDecoded(&local, &rt, &rare, &codes), nil
 }
 
-// allocDecoded returns a decoded bucket: local with lat, rare and codes
-// when they are not empty, the bucket with its latencies in one
+// allocDecoded returns a decoded bucket: local with rt, rare and codes
+// when they are not empty, the bucket with its router part in one
 // allocation and its rare part with its codes in another.
-func allocDecoded(local *Bucket, lat *latencies, rare *bucketRare, codes *bucketCodes) *Bucket {
+func allocDecoded(local *Bucket, rt *routerPart, rare *bucketRare, codes *bucketCodes) *Bucket {
 	var rp *bucketRare
 	switch {
 	case len(codes.hCodes) > 0 || len(codes.rCodes) > 0 || len(codes.logLoss) > 0:
@@ -788,17 +801,17 @@ func allocDecoded(local *Bucket, lat *latencies, rare *bucketRare, codes *bucket
 		rp = new(bucketRare)
 		*rp = *rare
 	}
-	if lat.service.Count == 0 && lat.connect.Count == 0 {
+	if rt.empty() {
 		out := new(Bucket)
 		*out, out.rare = *local, rp
 		return out
 	}
-	bl := &struct {
+	br := &struct {
 		Bucket
-		latencies
-	}{*local, *lat}
-	bl.Bucket.lat, bl.Bucket.rare = &bl.latencies, rp
-	return &bl.Bucket
+		routerPart
+	}{*local, *rt}
+	br.Bucket.rt, br.Bucket.rare = &br.routerPart, rp
+	return &br.Bucket
 }
 
 // skipDist steps over an encoded Dist.

@@ -113,7 +113,7 @@ func TestMergeIsOrderIndependent(t *testing.T) {
 	for i := len(parts) - 1; i >= 0; i-- {
 		ba.Merge(parts[i])
 	}
-	if ab.Requests != 300 || ab.Requests != ba.Requests || ab.Status.Get(200) != ba.Status.Get(200) || ab.Count5xx() != ba.Count5xx() {
+	if ab.Requests != 300 || ab.Requests != ba.Requests || ab.Status().Get(200) != ba.Status().Get(200) || ab.Count5xx() != ba.Count5xx() {
 		t.Fatalf("merge order changed counts: %d/%d", ab.Requests, ba.Requests)
 	}
 	q1, _ := ab.Service().Quantile(0.99)
@@ -146,17 +146,17 @@ func TestDecodePartsKeepsOnlyItsParts(t *testing.T) {
 	}
 	pick := func(b *Bucket, p Part) *Bucket {
 		out := &Bucket{Requests: b.Requests}
-		if p&(PartService|PartConnect) != 0 && b.lat != nil {
-			out.lat = new(latencies)
+		if p&(PartService|PartConnect|PartStatus) != 0 && b.rt != nil {
+			out.rt = new(routerPart)
 			if p&PartService != 0 {
-				out.lat.service = b.lat.service
+				out.rt.service = b.rt.service
 			}
 			if p&PartConnect != 0 {
-				out.lat.connect = b.lat.connect
+				out.rt.connect = b.rt.connect
 			}
-		}
-		if p&PartStatus != 0 {
-			out.Status = b.Status
+			if p&PartStatus != 0 {
+				out.rt.status = b.rt.status
+			}
 		}
 		if p&PartHCodes != 0 {
 			out.moreCodes().hCodes = b.HCodes()
@@ -353,7 +353,7 @@ func TestCountsMatchMap(t *testing.T) {
 // repeated is corrupt, and accepting it would break the lookups.
 func TestDecodeRejectsUnsortedKeys(t *testing.T) {
 	for _, b := range []*Bucket{
-		{Status: Counts[int]{{Key: 500, N: 1}, {Key: 200, N: 1}}},
+		{rt: &routerPart{status: Counts[int]{{Key: 500, N: 1}, {Key: 200, N: 1}}}},
 		{rare: &bucketRare{codes: &bucketCodes{hCodes: Counts[string]{{Key: "H12", N: 1}, {Key: "H12", N: 2}}}}},
 		{rare: &bucketRare{codes: &bucketCodes{logLoss: Counts[string]{{Key: "b", N: 1}, {Key: "a", N: 1}}}}},
 		{Dynos: []DynoGauges{{Name: "web.2"}, {Name: "web.1"}}},

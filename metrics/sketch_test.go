@@ -232,7 +232,7 @@ type sketchPair struct {
 func TestSketchMatchesDense(t *testing.T) {
 	rng := rand.New(rand.NewPCG(31, 32))
 	gens := []func() float64{
-		func() float64 { return math.Exp(rng.NormFloat64()*0.6) * 85 }, // dense latencies
+		func() float64 { return math.Exp(rng.NormFloat64()*0.6) * 85 }, // dense routerPart
 		func() float64 { return math.Exp(rng.NormFloat64()*3) * 50 },   // long tails, sparse
 		func() float64 { return float64(rng.IntN(4)) },                 // connect times
 		func() float64 { return rng.ExpFloat64() * 1e6 },               // wide
@@ -273,7 +273,7 @@ func TestSketchMatchesDense(t *testing.T) {
 		}
 		checkSketch(t, fmt.Sprintf("step %d", step), &p.s, &p.ref)
 	}
-	// The whole index range, with latencies merged in either way round.
+	// The whole index range, with routerPart merged in either way round.
 	var wide, lat sketchPair
 	for _, v := range []float64{1e-300, 1e300, 5, 2e-300, 3e299} {
 		wide.s.add(v)
@@ -292,10 +292,10 @@ func TestSketchMatchesDense(t *testing.T) {
 	a, b := clone(wide), clone(lat)
 	a.s.merge(&lat.s)
 	a.ref.merge(&lat.ref)
-	checkSketch(t, "wide + latencies", &a.s, &a.ref)
+	checkSketch(t, "wide + routerPart", &a.s, &a.ref)
 	b.s.merge(&wide.s)
 	b.ref.merge(&wide.ref)
-	checkSketch(t, "latencies + wide", &b.s, &b.ref)
+	checkSketch(t, "routerPart + wide", &b.s, &b.ref)
 	if !a.s.sparse || !b.s.sparse {
 		t.Error("a sketch over the whole index range is not sparse")
 	}
@@ -354,7 +354,7 @@ func TestSketchCountsDoNotWrap(t *testing.T) {
 }
 
 // TestSketchLayoutIsSmall checks that the layouts do what they are for:
-// a minute of latencies is dense with 1-byte counts, a handful of spread
+// a minute of routerPart is dense with 1-byte counts, a handful of spread
 // values is sparse, and neither takes much more than its bins.
 func TestSketchLayoutIsSmall(t *testing.T) {
 	rng := rand.New(rand.NewPCG(41, 42))
@@ -366,11 +366,11 @@ func TestSketchLayoutIsSmall(t *testing.T) {
 		few.add(v)
 	}
 	if lat.sparse || lat.w != 1 {
-		t.Errorf("latencies: sparse %v width %d, want dense 1-byte counts", lat.sparse, lat.w)
+		t.Errorf("routerPart: sparse %v width %d, want dense 1-byte counts", lat.sparse, lat.w)
 	}
 	lo, hi, _ := lat.span()
 	if n := int(hi-lo) + 1; cap(lat.b) > n+n/4+16 {
-		t.Errorf("latencies: %d bytes reserved for %d bins", cap(lat.b), n)
+		t.Errorf("routerPart: %d bytes reserved for %d bins", cap(lat.b), n)
 	}
 	if !few.sparse || few.wide || len(few.b) != 5*(narrowKey+1) {
 		t.Errorf("five values: sparse %v, %d bytes", few.sparse, len(few.b))

@@ -59,7 +59,7 @@ func goldenBucket(rng *rand.Rand) *Bucket {
 func summary(b *Bucket) string {
 	var sum strings.Builder
 	fmt.Fprintf(&sum, "req=%d 5xx=%d", b.Requests, b.Count5xx())
-	for code, n := range b.Status.All() {
+	for code, n := range b.Status().All() {
 		fmt.Fprintf(&sum, " s%d=%d", code, n)
 	}
 	for _, m := range []Counts[string]{b.HCodes(), b.RCodes(), b.LogLoss()} {

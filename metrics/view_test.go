@@ -10,7 +10,7 @@ import (
 
 // randomDist fills d with one of several shapes of data: tiny counts,
 // zeros (below the sketch's smallest indexable value), heavy tails,
-// constant values, and the benchmarks' log-normal latencies.
+// constant values, and the benchmarks' log-normal routerPart.
 func randomDist(rng *rand.Rand, d *Dist) {
 	n := []int{0, 1, 2, 3, 5, 10, 100, 700, 5000}[rng.IntN(9)]
 	shape := rng.IntN(5)
@@ -65,10 +65,10 @@ func TestViewLatencyAnswersAsDecode(t *testing.T) {
 	var buf []byte
 	for round := range 2000 {
 		b := sampleBucket(rng)
-		b.lat = new(latencies)
-		randomDist(rng, &b.lat.service)
-		randomDist(rng, &b.lat.connect)
-		b.Requests = b.lat.service.Count + int64(rng.IntN(3))
+		b.rt = new(routerPart)
+		randomDist(rng, &b.rt.service)
+		randomDist(rng, &b.rt.connect)
+		b.Requests = b.rt.service.Count + int64(rng.IntN(3))
 		enc := b.Encode(nil)
 		dec, err := DecodeParts(enc, PartService|PartConnect)
 		if err != nil {
@@ -114,7 +114,7 @@ func TestMergedQuantilesAnswerAsMergedDists(t *testing.T) {
 		for range k {
 			var d Dist
 			randomDist(rng, &d)
-			b := &Bucket{lat: &latencies{service: d}, Requests: d.Count}
+			b := &Bucket{rt: &routerPart{service: d}, Requests: d.Count}
 			var v LatencyView
 			if err := ViewLatency(b.Encode(nil), &v); err != nil {
 				t.Fatal(err)

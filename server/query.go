@@ -340,7 +340,7 @@ const (
 )
 
 func routerSeen(b *metrics.Bucket) bool {
-	return b.Requests > 0 || len(b.Status) > 0 || len(b.HCodes()) > 0
+	return b.Requests > 0 || len(b.Status()) > 0 || len(b.HCodes()) > 0
 }
 
 func dynoSeen(b *metrics.Bucket) bool {
@@ -356,7 +356,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request, app string
 		return
 	}
 	body := newSeriesBody(win)
-	countSeries(body, buckets, strconv.Itoa, func(b *metrics.Bucket) metrics.Counts[int] { return b.Status }, routerSeen)
+	countSeries(body, buckets, strconv.Itoa, func(b *metrics.Bucket) metrics.Counts[int] { return b.Status() }, routerSeen)
 	writeJSON(w, http.StatusOK, body)
 }
 

@@ -245,8 +245,8 @@ func testApplyMergesAndRollsUp(t *testing.T, cfg Config) {
 	if rows[0].Bucket.Requests != 13 || rows[1].Bucket.Requests != 5 || rows[2].Bucket.Requests != 2 {
 		t.Fatalf("1m requests = %d, %d, %d; want 13, 5, 2", rows[0].Bucket.Requests, rows[1].Bucket.Requests, rows[2].Bucket.Requests)
 	}
-	if rows[0].Bucket.Service().Max != 300 || rows[0].Bucket.Status.Get(500) != 3 || rows[0].Bucket.Status.Get(200) != 10 {
-		t.Fatalf("late data not merged: max %v, status %v", rows[0].Bucket.Service().Max, rows[0].Bucket.Status)
+	if rows[0].Bucket.Service().Max != 300 || rows[0].Bucket.Status().Get(500) != 3 || rows[0].Bucket.Status().Get(200) != 10 {
+		t.Fatalf("late data not merged: max %v, status %v", rows[0].Bucket.Service().Max, rows[0].Bucket.Status())
 	}
 	// The rollups hold the merge of the minutes they cover: the sketch of
 	// the 10-minute row answers as one built from every request.
