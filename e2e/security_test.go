@@ -96,6 +96,10 @@ func TestEveryEndpointCrossApp(t *testing.T) {
 			if code, _ := doReq(t, req, routerBatch(1, 500, now)); code != http.StatusUnauthorized {
 				t.Errorf("POST /drains/alpha with beta's drain credentials: %d, want 401", code)
 			}
+		case path == "/drains/":
+			if code, resp := do(t, "POST", n.URL+"/drains/", "", nil, routerBatch(1, 500, now)); code != http.StatusNotFound {
+				t.Errorf("POST /drains/: %d %s, want 404", code, resp)
+			}
 		case path == "/api/":
 			if code, _ := do(t, "GET", n.URL+"/api/nothing", beta.APIToken, nil, nil); code != http.StatusNotFound {
 				t.Errorf("unknown API path: %d", code)
