@@ -80,6 +80,7 @@ func (s *Server) handleCreateApp(w http.ResponseWriter, r *http.Request, p princ
 	}
 	s.summary.invalidate()
 	s.log.Info("app created", "app", app.Name)
+	w.Header().Set("Location", "/api/apps/"+app.Name)
 	writeJSON(w, http.StatusCreated, createdApp{
 		Name:      app.Name,
 		CreatedAt: app.CreatedAt.UTC().Format(time.RFC3339),
@@ -178,14 +179,7 @@ func (c *summaryCache) get(compute func() ([]appJSON, error)) ([]appJSON, error)
 // handleListApps is GET /api/apps: every app the token may see, with its
 // summary. An app token sees a list of one.
 func (s *Server) handleListApps(w http.ResponseWriter, r *http.Request, p principal) {
-	apps, err := s.summary.get(func() ([]appJSON, error) {
-		start := time.Now()
-		defer func() { s.m.summaryDuration.Observe(time.Since(start).Seconds()) }()
-		// Detached: a client hanging up must not poison the shared cache.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
-		defer cancel()
-		return s.fleetSummary(ctx)
-	})
+	apps, err := s.fleet(r)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
@@ -197,6 +191,40 @@ func (s *Server) handleListApps(w http.ResponseWriter, r *http.Request, p princi
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// fleet returns every app's entry, from the summary cache.
+func (s *Server) fleet(r *http.Request) ([]appJSON, error) {
+	return s.summary.get(func() ([]appJSON, error) {
+		start := time.Now()
+		defer func() { s.m.summaryDuration.Observe(time.Since(start).Seconds()) }()
+		// Detached: a client hanging up must not poison the shared cache.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
+		defer cancel()
+		return s.fleetSummary(ctx)
+	})
+}
+
+// handleGetApp is GET /api/apps/{app}: the app's entry of GET /api/apps.
+// appAPI has checked that the app exists and the token may see it; an
+// app the cached summary does not hold yet (created through another API
+// process) gets the summary computed afresh.
+func (s *Server) handleGetApp(w http.ResponseWriter, r *http.Request, app string) {
+	for range 2 {
+		apps, err := s.fleet(r)
+		if err != nil {
+			s.internalError(w, r, err)
+			return
+		}
+		for _, a := range apps {
+			if a.Name == app {
+				writeJSON(w, http.StatusOK, a)
+				return
+			}
+		}
+		s.summary.invalidate()
+	}
+	writeError(w, http.StatusNotFound, "app not found")
 }
 
 // fleetSummary computes the summary of every app with three store calls
