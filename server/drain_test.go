@@ -335,3 +335,24 @@ func TestDrainOverHTTP(t *testing.T) {
 		}
 	}
 }
+
+// TestDrainMsgCountNotTrusted pins that Logplex-Msg-Count neither
+// rejects a batch nor decides how many lines it holds: the frames in the
+// body do, whatever the header says (or when it is missing or not a
+// number), so a sender that miscounts loses nothing.
+func TestDrainMsgCountNotTrusted(t *testing.T) {
+	for _, count := range []string{"", "5", "1", "0", "x"} {
+		h := newHarness(t, Config{})
+		headers := map[string]string{}
+		if count != "" {
+			headers["Logplex-Msg-Count"] = count
+		}
+		w := h.drain(drainReq{body: frame(routerLine) + frame(routerLine), headers: headers})
+		if w.Code != 200 {
+			t.Fatalf("Msg-Count %q: status %d: %s", count, w.Code, w.Body.String())
+		}
+		if got := metricValue(h.srv.m.drainLines); got != 2 {
+			t.Errorf("Msg-Count %q: lines counter = %v, want 2 (the frames in the body)", count, got)
+		}
+	}
+}

@@ -73,3 +73,33 @@ func TestMethodsAndPaths(t *testing.T) {
 		t.Fatalf("journal = %+v, want one storefront batch", bs)
 	}
 }
+
+// TestRolesAnswerJSONForTheOtherRole pins what a scale-out process
+// answers for the endpoints of a role it does not run: a JSON 404 that
+// says so, not the dashboard's or net/http's plain-text answer.
+func TestRolesAnswerJSONForTheOtherRole(t *testing.T) {
+	dash := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	})
+	for _, tc := range []struct {
+		name         string
+		cfg          Config
+		method, path string
+		want         string
+	}{
+		{"api role gets a drain", Config{NoDrains: true, Dashboard: dash}, "POST", "/drains/storefront", "ingest"},
+		{"ingest role gets a query", Config{NoAPI: true}, "GET", "/api/apps", "api"},
+		{"ingest role gets a series", Config{NoAPI: true}, "GET", "/api/apps/storefront/router-metrics/latency", "api"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.cfg)
+			w := h.do(tc.method, tc.path, admin, "")
+			if w.Code != 404 {
+				t.Fatalf("status %d, want 404: %s", w.Code, w.Body.String())
+			}
+			if msg := errorOf(t, w); !strings.Contains(msg, "role") || !strings.Contains(msg, tc.want) {
+				t.Errorf("error %q does not name the %s role", msg, tc.want)
+			}
+		})
+	}
+}

@@ -247,6 +247,15 @@ func (s *Server) routes(gatherer prometheus.Gatherer) http.Handler {
 		mux.HandleFunc("/drains/", func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path+" (drains are POST /drains/{app})")
 		})
+	} else {
+		mux.HandleFunc("/drains/", func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "this process does not run the ingest role: send drains to an ingest process")
+		})
+	}
+	if s.cfg.NoAPI {
+		mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "this process does not run the api role: query an api process")
+		})
 	}
 	if !s.cfg.NoAPI {
 		mux.Handle("GET /api/me", s.api(s.handleMe))
