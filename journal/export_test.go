@@ -24,3 +24,11 @@ func WithRemove(opt Options, remove func(string) error) Options {
 
 // SegmentHeaderSize is the size of a segment file's header.
 const SegmentHeaderSize = segHeaderSize
+
+// Queued returns how many written groups wait for the syncer (not
+// counting those of the sync running).
+func Queued(j *Journal) int {
+	j.qmu.Lock()
+	defer j.qmu.Unlock()
+	return len(j.queue)
+}

@@ -37,7 +37,7 @@ func (j *Journal) Import(ctx context.Context, src Source) (int, error) {
 		if len(recs) == 0 {
 			break
 		}
-		group := make([]*appendReq, 0, len(recs))
+		g := &group{reqs: make([]*appendReq, 0, len(recs))}
 		for _, r := range recs {
 			req := &appendReq{b: r.Batch, stored: r.Body, seq: r.Seq, fixed: true, damaged: r.Damaged}
 			if r.Damaged {
@@ -47,9 +47,20 @@ func (j *Journal) Import(ctx context.Context, src Source) (int, error) {
 				req.codec, req.stored = uint8(codec), stored
 				req.crc = batchcodec.RecordCRC(r.App, r.FrameID, r.ReceivedAt.UnixNano(), r.Dropped, r.Lost, r.Body)
 			}
-			group = append(group, req)
+			g.reqs = append(g.reqs, req)
 		}
-		if err := j.commit(group); err != nil {
+		err = j.commit(g)
+		if err == nil {
+			err = j.enqueue(g)
+		}
+		if err == nil {
+			// Synced (or failed, and cut off) before the next is read.
+			err = j.settle(true)
+			if g.err != nil {
+				err = g.err
+			}
+		}
+		if err != nil {
 			return n, fmt.Errorf("journal: import: %w", err)
 		}
 		n += len(recs)
@@ -57,6 +68,7 @@ func (j *Journal) Import(ctx context.Context, src Source) (int, error) {
 	}
 	if l := src.LastSeq(); l > j.lastSeq.Load() {
 		j.lastSeq.Store(l)
+		j.wlast = l
 	}
 	if err := src.Trim(ctx, j.lastSeq.Load()); err != nil {
 		return n, fmt.Errorf("journal: import: delete what was copied: %w", err)

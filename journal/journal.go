@@ -7,10 +7,12 @@
 // random seed (in the segment's header, never shown to a client, so that
 // a record forged inside a batch body does not check) and everything
 // after its length (sequence number included; the format is in
-// record.go). A single writer goroutine takes every append waiting, writes
-// them in one write, makes them durable with one fdatasync, and only then
-// answers each; a new segment file, its header and its directory are
-// fsynced before any record in it is acknowledged. The body's part of each
+// record.go). A single writer goroutine takes every append waiting and
+// writes them in one write; a syncer goroutine makes every group written
+// since its last fdatasync durable with one more, and only then answers
+// each append (the writer writes the next group meanwhile, see writer);
+// a new segment file, its header and its directory are fsynced before
+// any record in it is acknowledged. The body's part of each
 // record's checksum is computed by the appending goroutine, outside the
 // writer's serial section; the writer finishes it over the segment's seed
 // and the header (crcCombine).
@@ -53,6 +55,7 @@ const MaxReadBytes = 32 << 20
 const (
 	maxGroup      = 256      // appends in one group commit, at most
 	maxGroupBytes = 16 << 20 // stop adding appends to a group past this
+	maxFreeGroups = 16       // answered groups kept for reuse
 	// persistEvery and persistPending say when the frame ids of new
 	// records are written to the index: every second, or sooner once this
 	// many wait (they are in memory until then).
@@ -148,15 +151,33 @@ type Journal struct {
 	// closeErr is Close's outcome, for every call.
 	closeErr error
 
-	// wmu is held by the writer for each group commit (and by Import).
-	wmu         sync.Mutex
-	active      segFile  // the last segment, open for writing
-	broken      error    // a failed write that could not be undone yet
+	// wmu is held by the writer while it numbers and writes a group
+	// (and by Import, and by the syncer to cut back after a failed
+	// sync): whoever holds it owns the end of the last segment.
+	wmu    sync.Mutex
+	active segFile // the last segment, open for writing
+	broken error   // a failed write that could not be undone yet
+	// wend and wlast are the writer's position: the end of the bytes
+	// written to the last segment and the highest seq numbered, synced
+	// or not. The committed position (what readers see) is the last
+	// segment's size and lastSeq, moved on by the syncer.
+	wend, wlast int64
 	hdrs        []byte   // the group's record headers
 	spans       []int    // where each header ends in hdrs
 	iov         [][]byte // headers and bodies, in file order
-	entries     []handoff.Entry
 	kickPersist bool
+
+	// qmu guards the pipeline between the writer and the syncer: the
+	// groups written and waiting for a sync (queue, in file order),
+	// whether a sync is running, the error of a failed sync that the
+	// segment has not been cut back from yet, and the free groups.
+	qmu      sync.Mutex
+	qcond    *sync.Cond // signalled whenever any of those changes
+	queue    []*group
+	syncing  bool
+	syncErr  error
+	wexited  bool // the writer has returned: the syncer ends once idle
+	freeList []*group
 
 	// smu guards segs and the size and last of each.
 	smu  sync.RWMutex
@@ -216,7 +237,22 @@ type appendReq struct {
 	seq          int64
 	dup          bool
 	err          error
-	done         chan struct{}
+	done         chan struct{} // nil for Import's records
+}
+
+// group is one group commit: the appends the writer took together,
+// written with one pwritev and acknowledged after an fdatasync that
+// started once the write had returned.
+type group struct {
+	reqs    []*appendReq
+	entries []handoff.Entry // the records written, for the hand-off
+	added   []frameKey      // the frame ids it put in pending
+	seg     *segment        // the segment written to (when size > 0)
+	file    segFile
+	size    int   // bytes written
+	last    int64 // the highest seq written (when size > 0)
+	err     error // the outcome, set before the appends are answered
+	pooled  bool  // from newGroup, kept for reuse once answered
 }
 
 var _ drainpipe.Journal = (*Journal)(nil)
@@ -275,8 +311,14 @@ func Open(ctx context.Context, dir string, opt Options) (*Journal, error) {
 
 	j.persisted.Store(j.lastSeq.Load())
 	j.lastForget = time.Now()
-	j.wg.Add(2)
+	j.wlast = j.lastSeq.Load()
+	if n := len(j.segs); n > 0 {
+		j.wend = j.segs[n-1].size
+	}
+	j.qcond = sync.NewCond(&j.qmu)
+	j.wg.Add(3)
 	go j.writer()
+	go j.syncer()
 	go j.persister()
 	return j, nil
 }
@@ -566,14 +608,31 @@ func (j *Journal) seen(ctx context.Context, app, id string) (bool, error) {
 	return j.idx.Seen(ctx, app, id)
 }
 
+// The group commit is a pipeline of two goroutines. The writer numbers
+// a group of appends and writes it (one pwritev at the end of the bytes
+// written so far) while the syncer's fdatasync of the groups before it
+// runs. The syncer takes every group written since its last sync, syncs
+// once, and only then makes them visible (the segment's size, LastSeq,
+// the hand-off, Notify) and answers their appends: a group is
+// acknowledged only after a sync that started once its write had
+// returned. A failed sync fails every group written since the last sync
+// that succeeded (those it covered and those written while it ran), and
+// the segment is cut back to its last synced byte before anything more
+// is written to it.
+
+// writer takes the appends waiting, in groups, and writes them.
 func (j *Journal) writer() {
 	defer j.wg.Done()
-	defer close(j.exited)
-	group := make([]*appendReq, 0, maxGroup)
+	defer func() {
+		j.qmu.Lock()
+		j.wexited = true
+		j.qcond.Broadcast()
+		j.qmu.Unlock()
+	}()
 	for {
+		var first *appendReq
 		select {
-		case r := <-j.reqs:
-			group = append(group[:0], r)
+		case first = <-j.reqs:
 		case <-j.done:
 			for {
 				select {
@@ -585,26 +644,29 @@ func (j *Journal) writer() {
 				}
 			}
 		}
-		size := len(group[0].stored)
+		g := j.newGroup()
+		g.reqs = append(g.reqs, first)
+		size := len(first.stored)
 	more:
-		for len(group) < maxGroup && size < maxGroupBytes {
+		for len(g.reqs) < maxGroup && size < maxGroupBytes {
 			select {
 			case r := <-j.reqs:
-				group = append(group, r)
+				g.reqs = append(g.reqs, r)
 				size += len(r.stored)
 			default:
 				break more
 			}
 		}
 		j.wmu.Lock()
-		err := j.commit(group)
+		err := j.commit(g)
+		if err == nil {
+			err = j.enqueue(g)
+		}
 		kick := j.kickPersist
 		j.wmu.Unlock()
-		for _, r := range group {
-			if err != nil {
-				r.err, r.seq, r.dup = err, 0, false
-			}
-			close(r.done)
+		if err != nil {
+			g.err = err
+			j.answer(g)
 		}
 		if kick {
 			select {
@@ -612,47 +674,231 @@ func (j *Journal) writer() {
 			default:
 			}
 		}
-		if err == nil {
-			select {
-			case j.notify <- struct{}{}:
-			default:
-			}
-		}
-		clear(group)
 	}
 }
 
-// commit writes one group: ids checked, sequence numbers given, every
-// record in one write and one fdatasync. On failure nothing of the group
-// stays in the file or in pending, and the error is every append's.
-func (j *Journal) commit(group []*appendReq) error {
-	if j.broken != nil {
-		if err := j.undo(); err != nil {
-			return err
+// syncer makes the groups the writer has written durable, in order, one
+// fdatasync for all those written since the last, and answers them.
+func (j *Journal) syncer() {
+	defer j.wg.Done()
+	defer close(j.exited)
+	var batch []*group
+	for {
+		j.qmu.Lock()
+		for len(j.queue) == 0 && !j.wexited {
+			j.qcond.Wait()
+		}
+		if len(j.queue) == 0 {
+			j.qmu.Unlock()
+			return
+		}
+		batch = append(batch[:0], j.queue...)
+		clear(j.queue)
+		j.queue = j.queue[:0]
+		j.syncing = true
+		j.qmu.Unlock()
+		// Every group in flight is in the last segment: a roll waits
+		// until none is.
+		var err error
+		for _, g := range batch {
+			if g.size > 0 {
+				if err = g.file.Datasync(); err != nil {
+					err = fmt.Errorf("journal: fdatasync %s: %w", g.seg.path, err)
+				}
+				break
+			}
+		}
+		if err != nil {
+			batch = j.syncFailed(batch, err)
+		} else {
+			j.synced(batch)
+		}
+		clear(batch)
+	}
+}
+
+// synced makes the groups of a successful sync visible and answers them.
+func (j *Journal) synced(batch []*group) {
+	var seg *segment
+	var size, last int64
+	for _, g := range batch {
+		if g.size > 0 {
+			seg, last = g.seg, g.last
+			size += int64(g.size)
 		}
 	}
-	last := j.lastSeq.Load()
-	next := last + 1
-	first := next
-	if group[0].fixed {
-		first = group[0].seq
+	if seg != nil {
+		j.smu.Lock()
+		seg.size += size
+		seg.last = last
+		j.smu.Unlock()
+		j.lastSeq.Store(last)
+		for _, g := range batch {
+			j.handoff.Add(g.entries)
+		}
+	}
+	j.qmu.Lock()
+	j.syncing = false
+	j.qcond.Broadcast()
+	j.qmu.Unlock()
+	for _, g := range batch {
+		j.answer(g)
+	}
+	if seg != nil {
+		select {
+		case j.notify <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// syncFailed fails the groups of a failed sync and every group written
+// after them, cuts the segment back to its last synced byte (unless the
+// writer has already), and answers them. It returns batch, grown.
+func (j *Journal) syncFailed(batch []*group, err error) []*group {
+	j.qmu.Lock()
+	batch = append(batch, j.queue...)
+	clear(j.queue)
+	j.queue = j.queue[:0]
+	for _, g := range batch {
+		j.dropPending(g)
+		g.err = err
+	}
+	j.syncErr = err
+	j.syncing = false
+	j.qcond.Broadcast()
+	j.qmu.Unlock()
+	j.handoff.Invalidate()
+	j.log.Error("journal: fdatasync failed; the appends written since the last one fail", "err", err)
+	j.wmu.Lock()
+	j.qmu.Lock()
+	mine := j.syncErr == err
+	j.qmu.Unlock()
+	if mine {
+		j.undo() // logged; the writer tries again before its next write
+	}
+	j.wmu.Unlock()
+	for _, g := range batch {
+		j.answer(g)
+	}
+	return batch
+}
+
+// newGroup returns an empty group, one answered before when there is.
+func (j *Journal) newGroup() *group {
+	j.qmu.Lock()
+	defer j.qmu.Unlock()
+	if n := len(j.freeList); n > 0 {
+		g := j.freeList[n-1]
+		j.freeList = j.freeList[:n-1]
+		return g
+	}
+	return &group{pooled: true}
+}
+
+// answer gives g's outcome to its appends and keeps g for reuse (unless
+// it is Import's, which reads g.err after).
+func (j *Journal) answer(g *group) {
+	for _, r := range g.reqs {
+		if g.err != nil {
+			r.err, r.seq, r.dup = g.err, 0, false
+		}
+		if r.done != nil {
+			close(r.done)
+		}
+	}
+	if !g.pooled {
+		return
+	}
+	clear(g.reqs)
+	clear(g.entries)
+	*g = group{reqs: g.reqs[:0], entries: g.entries[:0], added: g.added[:0], pooled: true}
+	j.qmu.Lock()
+	if len(j.freeList) < maxFreeGroups {
+		j.freeList = append(j.freeList, g)
+	}
+	j.qmu.Unlock()
+}
+
+// enqueue hands a written group to the syncer. After a failed sync that
+// the segment is not cut back from yet the group fails instead (it was
+// written after the last sync that succeeded), and is cut off with the
+// others.
+func (j *Journal) enqueue(g *group) error {
+	j.qmu.Lock()
+	err := j.syncErr
+	if err == nil {
+		j.queue = append(j.queue, g)
+		j.qcond.Broadcast()
+	}
+	j.qmu.Unlock()
+	if err != nil {
+		j.dropPending(g)
+		if uerr := j.undo(); uerr != nil {
+			return uerr
+		}
+	}
+	return err
+}
+
+// dropPending forgets the frame ids g put in pending (g failed).
+func (j *Journal) dropPending(g *group) {
+	j.fmu.Lock()
+	for _, k := range g.added {
+		delete(j.pending, k)
+	}
+	j.fmu.Unlock()
+	g.added = g.added[:0]
+}
+
+// settle makes the writer's position good to write at: after a failed
+// write or sync, once the groups in flight are synced (they were all
+// written before the failure) or failed, the segment is cut back to its
+// last synced byte. With drain it also waits for every group in flight
+// (before a roll closes the file they are in). The caller holds wmu.
+func (j *Journal) settle(drain bool) error {
+	j.qmu.Lock()
+	failed := j.broken != nil || j.syncErr != nil
+	if drain || failed {
+		for len(j.queue) > 0 || j.syncing {
+			j.qcond.Wait()
+		}
+		failed = j.broken != nil || j.syncErr != nil
+	}
+	j.qmu.Unlock()
+	if !failed {
+		return nil
+	}
+	return j.undo()
+}
+
+// commit numbers and writes one group: ids checked, sequence numbers
+// given, every record in one pwritev at the writer's position. The
+// syncer syncs it. When the write fails nothing of the group stays in
+// pending nor, once the groups before it are synced, in the file, and
+// the error is every append's.
+func (j *Journal) commit(g *group) error {
+	if err := j.settle(false); err != nil {
+		return err
 	}
 	// The segment the group goes to, rolled first when needed: each
 	// record's checksum covers that segment's seed.
-	seg, err := j.target(first)
+	seg, err := j.target(g)
 	if err != nil {
 		return err
 	}
+	next := j.wlast + 1
 	j.hdrs, j.spans, j.iov = j.hdrs[:0], j.spans[:0], j.iov[:0]
-	j.entries = j.entries[:0]
-	var added []frameKey
 	j.fmu.Lock()
-	for _, r := range group {
+	for _, r := range g.reqs {
 		if r.fixed {
 			next = r.seq
 		} else if r.b.FrameID != "" {
 			k := frameKey{r.b.App, r.b.FrameID}
 			if _, ok := j.pending[k]; ok {
+				// Appended before, in a group synced or in flight: this
+				// group is answered after that one's sync, and fails
+				// with it.
 				r.dup = true
 				continue
 			}
@@ -668,7 +914,7 @@ func (j *Journal) commit(group []*appendReq) error {
 				}
 			}
 			j.pending[k] = pendingFrame{seq: next, at: r.b.ReceivedAt.UnixNano()}
-			added = append(added, k)
+			g.added = append(g.added, k)
 		}
 		r.seq = next
 		next++
@@ -696,7 +942,7 @@ func (j *Journal) commit(group []*appendReq) error {
 		} else if !j.opt.Compress {
 			crc = c
 		}
-		j.entries = append(j.entries, handoff.Entry{Rec: drainpipe.Record{Seq: r.seq, Batch: r.b, Damaged: e.Flags&flagDamaged != 0}, CRC: crc, Owned: r.owned && !r.damaged})
+		g.entries = append(g.entries, handoff.Entry{Rec: drainpipe.Record{Seq: r.seq, Batch: r.b, Damaged: e.Flags&flagDamaged != 0}, CRC: crc, Owned: r.owned && !r.damaged})
 	}
 	j.kickPersist = len(j.pending) >= persistPending
 	j.fmu.Unlock()
@@ -719,80 +965,92 @@ func (j *Journal) commit(group []*appendReq) error {
 		size += end - start + len(j.iov[i])
 	}
 	j.iov = append(j.iov[:0], j.iov[bodies:]...)
-	if err := j.write(seg, size); err != nil {
-		j.fmu.Lock()
-		for _, k := range added {
-			delete(j.pending, k)
-		}
-		j.fmu.Unlock()
+	err = j.write(seg, size)
+	clear(j.iov)
+	if err != nil {
+		j.dropPending(g)
+		clear(g.entries)
+		g.entries = g.entries[:0]
 		j.handoff.Invalidate()
-		clear(j.entries)
-		clear(j.iov)
+		// The groups before it are synced (or failed) before the
+		// segment is cut back to its last synced byte.
+		if uerr := j.settle(false); uerr != nil {
+			return uerr
+		}
 		return err
 	}
-	clear(j.iov)
-	j.smu.Lock()
-	seg.size += int64(size)
-	seg.last = next - 1
-	j.smu.Unlock()
-	j.lastSeq.Store(next - 1)
-	j.handoff.Add(j.entries)
-	clear(j.entries)
+	g.seg, g.file, g.size, g.last = seg, j.active, size, next-1
+	j.wlast = next - 1
 	return nil
 }
 
-// target returns the last segment, for a group whose first record is
-// first, rolling to a new one when there is none, it is full, or it
-// cannot take appends (no intact header).
-func (j *Journal) target(first int64) (*segment, error) {
+// target returns the last segment, for group g, rolling to a new one
+// when there is none, it is full, or it cannot take appends (no intact
+// header).
+func (j *Journal) target(g *group) (*segment, error) {
 	j.smu.RLock()
 	var s *segment
 	if n := len(j.segs); n > 0 {
 		s = j.segs[n-1]
 	}
 	j.smu.RUnlock()
-	if s == nil || !s.writable || s.size >= j.opt.SegmentSize {
-		return j.roll(first)
+	if s != nil && s.writable && j.wend < j.opt.SegmentSize {
+		return s, nil
 	}
-	return s, nil
+	// The groups in flight are synced (or failed and cut off) before the
+	// roll closes their file.
+	if err := j.settle(true); err != nil {
+		return nil, err
+	}
+	first := j.wlast + 1
+	if g.reqs[0].fixed {
+		first = g.reqs[0].seq
+	}
+	return j.roll(first)
 }
 
-// write appends j.iov (size bytes) to s, the last segment, and syncs it.
+// write appends j.iov (size bytes) to s, the last segment, at the
+// writer's position. It does not sync: the syncer does.
 func (j *Journal) write(s *segment, size int) error {
-	if n, err := j.active.WritevAt(j.iov, s.size); err != nil || n != size {
+	if n, err := j.active.WritevAt(j.iov, j.wend); err != nil || n != size {
 		if err == nil {
 			err = io.ErrShortWrite
 		}
 		j.broken = fmt.Errorf("journal: write %s: %w", s.path, err)
-		err := j.broken
-		j.undo()
-		return err
+		return j.broken
 	}
-	if err := j.active.Datasync(); err != nil {
-		j.broken = fmt.Errorf("journal: fdatasync %s: %w", s.path, err)
-		err := j.broken
-		j.undo()
-		return err
-	}
+	j.wend += int64(size)
 	return nil
 }
 
-// undo cuts the last segment back to its committed size after a failed
-// write (the bytes written may be there in part, or their sync failed).
-// While it fails, every group fails.
+// undo cuts the last segment back to its last synced byte after a failed
+// write or sync (the bytes after it may be there in part, or their sync
+// failed) and moves the writer's position back there. No group may be in
+// flight; the caller holds wmu. While it fails, every group fails.
 func (j *Journal) undo() error {
+	j.qmu.Lock()
+	cause := j.syncErr
+	j.qmu.Unlock()
+	if j.broken != nil {
+		cause = j.broken
+	}
 	j.smu.RLock()
 	s := j.segs[len(j.segs)-1]
+	size := s.size
 	j.smu.RUnlock()
-	err := j.active.Truncate(s.size)
+	err := j.active.Truncate(size)
 	if err == nil {
 		err = j.active.Datasync()
 	}
 	if err != nil {
 		j.log.Error("journal: cannot cut a failed append off the last segment; appends fail until it can", "file", s.path, "err", err)
-		return fmt.Errorf("%w (and cutting it off failed: %v)", j.broken, err)
+		return fmt.Errorf("%w (and cutting it off failed: %v)", cause, err)
 	}
 	j.broken = nil
+	j.qmu.Lock()
+	j.syncErr = nil
+	j.qmu.Unlock()
+	j.wend, j.wlast = size, j.lastSeq.Load()
 	return nil
 }
 
@@ -846,6 +1104,7 @@ func (j *Journal) roll(first int64) (*segment, error) {
 		j.active.Close()
 	}
 	j.active = f
+	j.wend = s.size
 	j.smu.Lock()
 	if n := len(j.segs); n > 0 && j.segs[n-1].first == first {
 		// The same file, with its header now. A new array: readers

@@ -29,8 +29,10 @@ const (
 // them from the file.
 //
 // Invariant, while valid: every committed record with a sequence number
-// above after is in recs, in order. Only the journal's single writer adds
-// records, so that holds from the moment it is set.
+// above after is in recs, in order. Only one goroutine adds records, in
+// commit order (the SQLite journal's writer; the segment journal's
+// syncer, once a group's fdatasync returned), so that holds from the
+// moment it is set.
 //
 // The zero value is invalid (answers nothing) until Reset; MaxBytes and
 // MaxRecords must be set before use.
