@@ -388,10 +388,21 @@ func appendNumber(b []byte, x float64) []byte {
 	if math.IsNaN(x) || math.IsInf(x, 0) {
 		return append(b, "null"...)
 	}
-	if x == math.Trunc(x) && math.Abs(x) < 1e15 {
+	abs := math.Abs(x)
+	if x == math.Trunc(x) && abs < 1e15 {
 		return strconv.AppendInt(b, int64(x), 10)
 	}
-	return strconv.AppendFloat(b, x, 'g', -1, 64)
+	// The form encoding/json writes (as JavaScript does): plain decimals
+	// from 1e-6 up to 1e21, exponents only outside, "e-7" not "e-07".
+	if abs >= 1e-6 && abs < 1e21 {
+		return strconv.AppendFloat(b, x, 'f', -1, 64)
+	}
+	b = strconv.AppendFloat(b, x, 'e', -1, 64)
+	if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+		b[n-2] = b[n-1]
+		b = b[:n-1]
+	}
+	return b
 }
 
 // optional returns v as a number when ok, else null.

@@ -49,3 +49,25 @@ func TestSeriesBodyJSONAsMarshal(t *testing.T) {
 		}
 	}
 }
+
+// TestNumbersAsEncodingJSON pins the form of numbers in answers: the one
+// encoding/json (and JavaScript) writes for a float64, plain decimals from
+// 1e-6 up to 1e21 (22250782.72 bytes, not 2.225078272e+07), exponents
+// only outside, integers without a fraction; NaN and ±Inf as null.
+func TestNumbersAsEncodingJSON(t *testing.T) {
+	for _, x := range []float64{0, 1, -1, 0.5, 41.2, 22250782.72, 1234567.5, 0.0001, 1e-5, 1e-6, 1e-7, 2.5e-7,
+		123456789.125, 1e15, 1e15 + 0.5, 1e20, 1e21, 1.5e22, 1e300, -3.25e-9, math.MaxFloat64, math.SmallestNonzeroFloat64} {
+		want, err := json.Marshal(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendNumber(nil, x); !bytes.Equal(got, want) {
+			t.Errorf("appendNumber(%v) = %s, want %s", x, got, want)
+		}
+	}
+	for _, x := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		if got := string(appendNumber(nil, x)); got != "null" {
+			t.Errorf("appendNumber(%v) = %s, want null", x, got)
+		}
+	}
+}
