@@ -575,8 +575,8 @@ func TestLastSeenMatchesMap(t *testing.T) {
 				distinct[n] = true
 			}
 		}
-		if len(names.ids) != len(distinct) {
-			t.Fatalf("step %d: the table holds %d names, the limits %d", i, len(names.ids), len(distinct))
+		if names.held+1 != len(distinct) {
+			t.Fatalf("step %d: the table holds %d names, the limits %d", i, names.held+1, len(distinct))
 		}
 	}
 }
@@ -761,5 +761,53 @@ func TestRestartDeliversTheFlushInFlight(t *testing.T) {
 	}
 	if len(positions) == 0 || positions[0] != 1 {
 		t.Fatalf("OnFlush got flushes at positions %v; want the flush of position 1 first", positions)
+	}
+}
+
+// TestNameTableMatchesMap drives the name table through random acquires
+// and releases against a map of names to holders: a held name keeps its
+// id and is found again (also after other names were removed from the
+// index around it), a name no one holds is forgotten, and ids are
+// reused.
+func TestNameTableMatchesMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	tbl := newNameTable()
+	refs := map[string]int{}
+	ids := map[string]uint32{}
+	for step := range 50000 {
+		name := fmt.Sprintf("n%d", rng.IntN(300))
+		if rng.IntN(2) == 0 || refs[name] == 0 {
+			id, ok := tbl.acquire([]byte(name))
+			if !ok {
+				t.Fatalf("step %d: table full", step)
+			}
+			if held, had := ids[name]; had && held != id {
+				t.Fatalf("step %d: %q has id %d, was %d", step, name, id, held)
+			}
+			ids[name] = id
+			refs[name]++
+		} else {
+			tbl.release(ids[name])
+			if refs[name]--; refs[name] == 0 {
+				delete(refs, name)
+				delete(ids, name)
+			}
+		}
+		if tbl.held != len(refs) {
+			t.Fatalf("step %d: %d names held, want %d", step, tbl.held, len(refs))
+		}
+		if step%97 == 0 {
+			for n, id := range ids {
+				if tbl.str(id) != n {
+					t.Fatalf("step %d: id %d is %q, want %q", step, id, tbl.str(id), n)
+				}
+				if _, v := tbl.slot([]byte(n)); v != id+1 {
+					t.Fatalf("step %d: %q not found in the index", step, n)
+				}
+			}
+		}
+	}
+	if len(tbl.entries) > 300+1+300/4+1 {
+		t.Fatalf("%d entries for at most 300 names: ids not reused", len(tbl.entries))
 	}
 }
