@@ -35,8 +35,10 @@ const (
 // RFC 6587 octet-counted frames: `<decimal length> SP <message>`.
 //
 // It is lenient in the ways real senders need: a trailing "\n" (or "\r\n")
-// inside the counted bytes is stripped from the returned message, and stray
-// "\n" / "\r\n" between frames that are not counted are skipped.
+// inside the counted bytes is stripped from the returned message, stray
+// "\n" / "\r\n" between frames that are not counted are skipped, and a
+// last frame whose count is one more than the bytes left (its counted
+// "\n" lost) is read as the bytes left.
 //
 // The zero Reader is an empty body. A Reader is not safe for concurrent use.
 type Reader struct {
@@ -97,7 +99,13 @@ func (r *Reader) Next() (frame []byte, err error) {
 	}
 	i++ // the space
 	if n > len(b)-i {
-		return nil, r.fail(start, ReasonTruncated)
+		// A last frame one byte short is taken as it is: its count
+		// includes a trailing "\n" the body lost (SPEC §1.1's example
+		// frame copied without it, a shell's $(…) stripping it).
+		if n-1 != len(b)-i || n == 1 {
+			return nil, r.fail(start, ReasonTruncated)
+		}
+		n--
 	}
 	frame = b[i : i+n : i+n]
 	r.pos = i + n

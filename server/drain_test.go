@@ -356,3 +356,19 @@ func TestDrainMsgCountNotTrusted(t *testing.T) {
 		}
 	}
 }
+
+// TestDrainSpecExampleFrame sends SPEC §1.1's example frame as printed
+// there: with the "\n" its length counts, and without it (as copied from
+// the text, or after a shell's $(…) stripped it). Both are one frame.
+func TestDrainSpecExampleFrame(t *testing.T) {
+	const example = "83 <40>1 2012-11-30T06:45:29+00:00 host app web.3 - State changed from starting to up"
+	for _, body := range []string{example + "\n", example} {
+		h := newHarness(t, Config{})
+		if w := h.drain(drainReq{body: body}); w.Code != 200 {
+			t.Fatalf("body %q: status %d: %s", body, w.Code, w.Body.String())
+		}
+		if got := metricValue(h.srv.m.drainLines); got != 1 {
+			t.Errorf("body %q: %v lines, want 1", body, got)
+		}
+	}
+}
