@@ -387,12 +387,40 @@ func (a *Aggregator) readOnce(ctx context.Context) (int, error) {
 // resetState starts a fresh State, counting lines into mLines.
 func (a *Aggregator) resetState() {
 	a.state = NewState(a.cfg.MaxAge, a.cfg.MaxFuture)
+	// The line kinds by a switch, which compares a few bytes: hashing
+	// the kind for a map, once per line, was 2% of the server's CPU in
+	// an end-to-end run. Rejection reasons, rarer, go through the map.
+	var kinds [7]prometheus.Counter
 	counters := map[string]prometheus.Counter{}
 	a.state.onLine = func(kind string) {
+		k := -1
+		switch kind {
+		case "router":
+			k = 0
+		case "other":
+			k = 1
+		case "custom":
+			k = 2
+		case "runtime":
+			k = 3
+		case "dyno":
+			k = 4
+		case "api":
+			k = 5
+		case "logloss":
+			k = 6
+		}
+		if k >= 0 && kinds[k] != nil {
+			kinds[k].Inc()
+			return
+		}
 		c, ok := counters[kind]
 		if !ok {
 			c = a.mLines.WithLabelValues(kind)
 			counters[kind] = c
+		}
+		if k >= 0 {
+			kinds[k] = c
 		}
 		c.Inc()
 	}

@@ -811,3 +811,26 @@ func TestNameTableMatchesMap(t *testing.T) {
 		t.Fatalf("%d entries for at most 300 names: ids not reused", len(tbl.entries))
 	}
 }
+
+// TestLineCounterCountsEveryKind: drainpipe_aggregate_lines_total counts
+// each line kind (looked up by a switch once its counter exists) and
+// each rejection reason (through a map), also after resetState.
+func TestLineCounterCountsEveryKind(t *testing.T) {
+	a := New(Config{}, nil, nil, nil, nil, nil)
+	kinds := []string{"router", "other", "custom", "runtime", "dyno", "api", "logloss", ReasonTooOld, ReasonMalformed}
+	for round := range 2 {
+		if round == 1 {
+			a.resetState() // a new State keeps counting into the same metric
+		}
+		for i, k := range kinds {
+			for range i + 1 {
+				a.state.count(k)
+			}
+		}
+	}
+	for i, k := range kinds {
+		if got := testutil.ToFloat64(a.mLines.WithLabelValues(k)); got != float64(2*(i+1)) {
+			t.Errorf("%s: %v lines, want %d", k, got, 2*(i+1))
+		}
+	}
+}

@@ -391,3 +391,18 @@ func BenchmarkFoldDynos(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLineCounter is the aggregator's per-line metric (the State's
+// line counter, drainpipe_aggregate_lines_total by kind) over the line
+// kinds of the demo's mix, without the fold.
+func BenchmarkLineCounter(b *testing.B) {
+	a := New(Config{}, nil, nil, nil, nil, nil)
+	kinds := []string{"router", "router", "other", "router", "custom", "router", "other", "runtime", "router", "router"}
+	m := benchmeter.Start(b)
+	for b.Loop() {
+		for _, k := range kinds {
+			a.state.count(k)
+		}
+	}
+	m.Lines(len(kinds))
+}
