@@ -1,5 +1,10 @@
 package logplex
 
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
 // HeaderError reports a syslog header (or `heroku logs` line) that cannot
 // be parsed. The values are shared and must not be modified; compare them
 // with errors.As and read Reason, which is short and constant (usable as a
@@ -24,6 +29,10 @@ var (
 	errMsgID      = &HeaderError{"missing msgid"}
 	errTailSource = &HeaderError{"bad source[proc]"}
 )
+
+// fieldErrs are the errors for a missing HOSTNAME, APP-NAME, PROCID and
+// MSGID, in that order.
+var fieldErrs = [...]error{errHostname, errAppName, errProcID, errMsgID}
 
 var nilValue = []byte("-")
 
@@ -89,18 +98,18 @@ func ParseHeader(msg []byte, h *Header) error {
 		return errTimestamp
 	}
 	i++
-	var ok bool
-	if h.Hostname, i, ok = field(b, i); !ok {
-		return errHostname
-	}
-	if h.AppName, i, ok = field(b, i); !ok {
-		return errAppName
-	}
-	if h.ProcID, i, ok = field(b, i); !ok {
-		return errProcID
-	}
-	if h.MsgID, i, ok = field(b, i); !ok {
-		return errMsgID
+	// HOSTNAME, APP-NAME, PROCID and MSGID: each non-empty, ending in a
+	// space or at the end.
+	for k, f := range [...]*[]byte{&h.Hostname, &h.AppName, &h.ProcID, &h.MsgID} {
+		j := spaceAfter(b, i)
+		if j == i {
+			return fieldErrs[k]
+		}
+		*f = b[i:j:j]
+		i = j
+		if i < len(b) {
+			i++
+		}
 	}
 	// i is just past the space after MSGID, or at the end.
 	rest := skipStructuredData(b[i:])
@@ -111,22 +120,20 @@ func ParseHeader(msg []byte, h *Header) error {
 	return nil
 }
 
-// field reads one non-empty header field starting at i, which must end in a
-// space or at the end of b. It returns the field and the index just past
-// the space that ends it.
-func field(b []byte, i int) ([]byte, int, bool) {
-	j := i
-	for j < len(b) && b[j] != ' ' {
-		j++
+// spaceAfter returns the index of the first space at or after i, or
+// len(b). Most header fields are shorter than 8 bytes (host, heroku,
+// router, web.1, -): their space is found in one word.
+func spaceAfter(b []byte, i int) int {
+	if len(b)-i >= 8 {
+		if m := zeroBytes(binary.LittleEndian.Uint64(b[i:]) ^ swarSpaces); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+		i += 8
 	}
-	if j == i {
-		return nil, i, false
+	for i < len(b) && b[i] != ' ' {
+		i++
 	}
-	f := b[i:j:j]
-	if j < len(b) {
-		j++
-	}
-	return f, j, true
+	return i
 }
 
 // skipStructuredData removes a nil or well-formed STRUCTURED-DATA field at
@@ -298,15 +305,8 @@ func parseTimestamp(b []byte) (ns int64, n int, err error) {
 	if len(b) < 20 {
 		return 0, 0, errTimestamp
 	}
-	year := digits4(b[0:4])
-	month := digits2(b[5:7])
-	day := digits2(b[8:10])
-	hour := digits2(b[11:13])
-	minute := digits2(b[14:16])
-	sec := digits2(b[17:19])
-	if year < 0 || month < 0 || day < 0 || hour < 0 || minute < 0 || sec < 0 ||
-		b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != 't') ||
-		b[13] != ':' || b[16] != ':' {
+	year, month, day, hour, minute, sec, ok := dateTime(b)
+	if !ok {
 		return 0, 0, errTimestamp
 	}
 	// sec may be 60 for a leap second; it then counts as the first second
@@ -321,19 +321,8 @@ func parseTimestamp(b []byte) (ns int64, n int, err error) {
 	i := 19
 	var frac int64
 	if b[i] == '.' {
-		i++
-		s := i
-		for i < len(b) && isDigit(b[i]) {
-			if i-s < 9 {
-				frac = frac*10 + int64(b[i]-'0')
-			}
-			i++
-		}
-		if i == s {
+		if frac, i, ok = fraction(b, i+1); !ok {
 			return 0, 0, errTimestamp
-		}
-		if n := i - s; n < 9 {
-			frac *= pow10[9-n] // digits beyond the ninth are ignored
 		}
 	}
 	if i >= len(b) {
@@ -364,20 +353,126 @@ func parseTimestamp(b []byte) (ns int64, n int, err error) {
 	return secs*1_000_000_000 + frac, i, nil
 }
 
+// fraction reads the digits of a fraction of a second starting at b[i]
+// (after the '.') as nanoseconds; digits beyond the ninth are ignored. It
+// returns the index after the digits, and false when there is none.
+func fraction(b []byte, i int) (ns int64, end int, ok bool) {
+	s := i
+	if k := leadingDigits8(b[i:]); k > 0 && k < 8 {
+		// Up to 7 digits (usually 6, microseconds) read at once.
+		ns = int64(digits8((binary.LittleEndian.Uint64(b[i:]) - swarZeros) << (64 - 8*k)))
+		i += k
+	} else {
+		for i < len(b) && isDigit(b[i]) {
+			if i-s < 9 {
+				ns = ns*10 + int64(b[i]-'0')
+			}
+			i++
+		}
+	}
+	if i == s {
+		return 0, i, false
+	}
+	if n := i - s; n < 9 {
+		ns *= pow10[9-n]
+	}
+	return ns, i, true
+}
+
+// The words of a timestamp's first 19 bytes that dateTime reads, in
+// little-endian order (byte 0 lowest): "YYYY-MM-" at 0, "DDThh:mm" at 8
+// and "hh:mm:ss" at 11. The digit masks have 0xFF in the bytes that must
+// be digits, the separator masks in those that must be separators, whose
+// values (after 'T' is lowered to 't') follow.
+const (
+	dateDigits = 0x00ffff00ffffffff
+	dateSeps   = 0xff0000ff00000000
+	dateSepVal = 0x2d00002d00000000 // '-' at bytes 4 and 7
+	timeDigits = 0xffff00ffff00ffff
+	timeSeps   = 0x0000ff0000ff0000
+	dayTimeVal = 0x00003a0000740000 // 't' at byte 2, ':' at 5
+	lowerT     = 0x0000000000200000 // makes 'T' at byte 2 't'
+	hmsSepVal  = 0x00003a00003a0000 // ':' at bytes 2 and 5
+)
+
+// dateTime reads and checks the syntax of YYYY-MM-DD('T'|'t')hh:mm:ss at
+// the start of b, which must be at least 19 bytes long, a word at a time.
+// ok is false when a digit or separator is not one.
+func dateTime(b []byte) (year, month, day, hour, minute, sec int, ok bool) {
+	w0 := binary.LittleEndian.Uint64(b[0:8])
+	w1 := binary.LittleEndian.Uint64(b[8:16])
+	w2 := binary.LittleEndian.Uint64(b[11:19])
+	if nonDigits(w0)&dateDigits != 0 || nonDigits(w1)&timeDigits != 0 || nonDigits(w2)&timeDigits != 0 ||
+		w0&dateSeps != dateSepVal || (w1|lowerT)&timeSeps != dayTimeVal || w2&timeSeps != hmsSepVal {
+		return 0, 0, 0, 0, 0, 0, false
+	}
+	p0, p1, p2 := digitPairs(w0, dateDigits), digitPairs(w1, timeDigits), digitPairs(w2, timeDigits)
+	return int(p0&0xff)*100 + int(p0>>16&0xff), int(p0 >> 40 & 0xff), int(p1 & 0xff),
+		int(p2 & 0xff), int(p2 >> 24 & 0xff), int(p2 >> 48 & 0xff), true
+}
+
+// nonDigits has the high bit set in every byte of w that is not an ASCII
+// digit (and perhaps in the byte after one at 0xBA or above, which is a
+// non-digit itself). A byte's high bit is set in w when it is 0x80 or
+// above, in w+0x46… when it is above '9', and cleared in
+// (w|0x80…)-0x30… when it is below '0'.
+func nonDigits(w uint64) uint64 {
+	return (w | (w + 0x4646464646464646) | ^((w | swarHighs) - swarZeros)) & swarHighs
+}
+
+// digitPairs turns the bytes of w that mask marks, which are ASCII digits,
+// into a word where each byte that starts two of them holds their value:
+// byte i is ten times digit i plus digit i+1 (no byte reaches 100, so
+// none carries into the next).
+func digitPairs(w, mask uint64) uint64 {
+	d := w&mask - swarZeros&mask
+	return d*10 + d>>8
+}
+
+// Constants for the word-at-a-time (SWAR) reads of the header.
+const (
+	swarOnes   = 0x0101010101010101
+	swarHighs  = 0x8080808080808080
+	swarZeros  = '0' * swarOnes
+	swarSpaces = ' ' * swarOnes
+)
+
+// zeroBytes has the high bit set in the lowest byte of x that is zero
+// (and perhaps in bytes above it, from the borrow: only its lowest set
+// bit is exact).
+func zeroBytes(x uint64) uint64 { return (x - swarOnes) &^ x & swarHighs }
+
+// leadingDigits8 returns how many of the first 8 bytes of b are ASCII
+// digits before the first that is not; 0 when b is shorter than 8 bytes.
+func leadingDigits8(b []byte) int {
+	if len(b) < 8 {
+		return 0
+	}
+	// The bytes before the first non-digit carry nothing into it, so its
+	// bit in nonDigits is exact.
+	nd := nonDigits(binary.LittleEndian.Uint64(b))
+	if nd == 0 {
+		return 8
+	}
+	return bits.TrailingZeros64(nd) >> 3
+}
+
+// digits8 returns the number written by the 8 decimal digit values in the
+// bytes of d, the first (most significant) in the lowest byte: an ASCII
+// word minus '0' in each byte, as loaded little-endian. Bytes shifted in
+// as 0 at the bottom are leading zeros.
+func digits8(d uint64) uint64 {
+	d = d*10 + d>>8 // each even byte: ten times a digit plus the next
+	return (d&0x000000FF000000FF*(100+1000000<<32) +
+		d>>16&0x000000FF000000FF*(1+10000<<32)) >> 32
+}
+
 func digits2(b []byte) int {
 	c0, c1 := b[0]-'0', b[1]-'0'
 	if c0 > 9 || c1 > 9 {
 		return -1
 	}
 	return int(c0)*10 + int(c1)
-}
-
-func digits4(b []byte) int {
-	hi, lo := digits2(b[0:2]), digits2(b[2:4])
-	if hi < 0 || lo < 0 {
-		return -1
-	}
-	return hi*100 + lo
 }
 
 func isLeap(y int) bool { return y%4 == 0 && (y%100 != 0 || y%400 == 0) }
