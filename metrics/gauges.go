@@ -69,10 +69,25 @@ type fixedForm struct {
 // unpack returns gs's fixed-point form; gs.stats must be nil.
 func (gs *Gauges) unpack() fixedForm {
 	f := fixedForm{t: gs.t, dt: gs.dt, count: gs.count, member: gs.member, sumUlp: gs.sumUlp, last: gs.last}
+	n := clockCounts(gs.member, gs.count)
 	for i := range f.sum {
-		f.sum[i], f.max[i] = gs.sumMax(i)
+		last := int64(gs.last[i])
+		f.sum[i], f.max[i] = int32(n[i]*last+int64(gs.sumD[i])), int32(last+int64(gs.maxD[i]))
 	}
 	return f
+}
+
+// clockCounts returns each gauge's sample count: its clock's.
+func clockCounts(member [2]uint8, count [2]uint16) [logline.NumGauges]int64 {
+	var n [logline.NumGauges]int64
+	for k, m := range member {
+		for i := range n {
+			if m&(1<<i) != 0 {
+				n[i] = int64(count[k])
+			}
+		}
+	}
+	return n
 }
 
 // sumMax returns gauge i's sum and maximum in fixed point.
@@ -101,13 +116,10 @@ func (gs *Gauges) clockOf(g int) int {
 func (gs *Gauges) pack(f *fixedForm) bool {
 	var maxD [logline.NumGauges]uint16
 	var sumD [logline.NumGauges]int16
+	n := clockCounts(f.member, f.count)
 	for i := range f.sum {
-		var n int64
-		if k := f.clockOf(i); k >= 0 {
-			n = int64(f.count[k])
-		}
 		last := int64(f.last[i])
-		dm, ds := int64(f.max[i])-last, int64(f.sum[i])-n*last
+		dm, ds := int64(f.max[i])-last, int64(f.sum[i])-n[i]*last
 		if dm < 0 || dm > math.MaxUint16 || ds < math.MinInt16 || ds > math.MaxInt16 {
 			return false
 		}
@@ -281,14 +293,15 @@ func (gs *Gauges) AddLine(has uint16, values *[logline.NumGauges]float64, t int6
 }
 
 // addFixed adds the line to the fixed-point form, as Stat.Add would to
-// each gauge in set; it reports false, changing nothing, when the gauges
-// in set do not fit a clock or a value has no fixed-point form.
+// each gauge in set; it reports false, leaving gs partly changed (a
+// scratch copy, unpacked), when the gauges in set do not fit a clock or
+// a value has no fixed-point form.
 func (gs *fixedForm) addFixed(set uint16, values *[logline.NumGauges]float64, t int64) bool {
 	k := gs.clockFor(uint8(set))
 	if k < 0 || set > math.MaxUint8 || gs.count[k] == math.MaxUint16 {
 		return false
 	}
-	n := *gs // changed in full or not at all
+	n := gs
 	first, latest := n.count[k] == 0, n.count[k] == 0 || t >= n.clockT(k)
 	for i, v := range values {
 		if set&(1<<i) == 0 {
@@ -310,7 +323,6 @@ func (gs *fixedForm) addFixed(set uint16, values *[logline.NumGauges]float64, t 
 	}
 	n.member[k] = uint8(set)
 	n.count[k]++
-	*gs = n
 	return true
 }
 
@@ -371,9 +383,10 @@ func (gs *Gauges) Merge(o *Gauges) {
 // mergeFixed merges o clock by clock, as Stat.Merge would gauge by
 // gauge, when each of o's clocks has a clock of gs with the same gauges,
 // or a free one for gauges gs has no samples of, and every sum has a
-// fixed-point form; it reports false, changing nothing, otherwise.
+// fixed-point form; it reports false otherwise, leaving gs (a scratch
+// copy, unpacked) partly changed.
 func (gs *fixedForm) mergeFixed(o *fixedForm) bool {
-	n := *gs
+	n := gs
 	for k, m := range o.member {
 		if m == 0 || o.count[k] == 0 {
 			continue
@@ -404,7 +417,6 @@ func (gs *fixedForm) mergeFixed(o *fixedForm) bool {
 		n.member[j] = m
 		n.count[j] += o.count[k]
 	}
-	*gs = n
 	return true
 }
 
