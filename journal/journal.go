@@ -97,6 +97,11 @@ type Options struct {
 	// Compress stores bodies of 4 KiB and more S2-packed (see
 	// docs/architecture.md for why the default is not to).
 	Compress bool
+	// SerialCommit has the writer wait for each group's fdatasync before
+	// it writes the next (the commit before session 5) instead of
+	// writing it while that sync runs; for comparing the two (see
+	// docs/BENCHMARKS.md).
+	SerialCommit bool
 
 	// wrap, when set, wraps each segment file opened for writing (tests
 	// inject write failures with it).
@@ -667,6 +672,12 @@ func (j *Journal) writer() {
 		if err != nil {
 			g.err = err
 			j.answer(g)
+		} else if j.opt.SerialCommit {
+			j.qmu.Lock()
+			for len(j.queue) > 0 || j.syncing {
+				j.qcond.Wait()
+			}
+			j.qmu.Unlock()
 		}
 		if kick {
 			select {

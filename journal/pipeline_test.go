@@ -373,3 +373,28 @@ func TestCloseWaitsForTheGroupsInFlight(t *testing.T) {
 		t.Fatalf("after restart: %d records, want 3", len(recs))
 	}
 }
+
+// TestSerialCommitWritesAfterTheSync: with SerialCommit the writer does
+// not write a group while the sync of the one before runs.
+func TestSerialCommitWritesAfterTheSync(t *testing.T) {
+	g := newGate()
+	j := openIn(t, t.TempDir(), g.wrap(journal.Options{SerialCommit: true}))
+	defer j.Close()
+	mustAppend(t, j, batch("a", "a", 10, 0))
+	g.arm(1)
+	bc := appendAsync(j, batch("a", "b", 10, 1))
+	release := g.hold(t)
+	w := g.writes.Load()
+	cc := appendAsync(j, batch("a", "c", 10, 2))
+	time.Sleep(20 * time.Millisecond)
+	if g.writes.Load() != w {
+		t.Fatal("C was written while B's sync ran")
+	}
+	release <- nil
+	if r := wait(t, bc); r.err != nil || r.seq != 2 {
+		t.Fatalf("B: %+v", r)
+	}
+	if r := wait(t, cc); r.err != nil || r.seq != 3 {
+		t.Fatalf("C: %+v", r)
+	}
+}
