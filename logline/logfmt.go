@@ -25,7 +25,7 @@ func (s *scanner) next() bool {
 		return false
 	}
 	st := i
-	i = index3(b, i, ' ', '=', '\t')
+	i = keyEnd(b, i)
 	s.key = b[st:i:i]
 	s.val = nil
 	s.hasEq = false
@@ -130,17 +130,24 @@ func index2(b []byte, i int, c1, c2 byte) int {
 	return i
 }
 
-// index3 is index2 for three bytes.
-func index3(b []byte, i int, c1, c2, c3 byte) int {
-	r1, r2, r3 := swarOnes*uint64(c1), swarOnes*uint64(c2), swarOnes*uint64(c3)
+// keyEnd returns the index of the first space, '=' or tab at or after i,
+// or len(b): where a key ends. A word at a time, it looks for bytes below
+// '!' or equal to '=' (two tests instead of one per delimiter) and steps
+// over the other control bytes it finds, as scanValue does.
+func keyEnd(b []byte, i int) int {
 	for i+8 <= len(b) {
 		w := binary.LittleEndian.Uint64(b[i:])
-		if m := zeroBytes(w^r1) | zeroBytes(w^r2) | zeroBytes(w^r3); m != 0 {
-			return i + bits.TrailingZeros64(m)>>3
+		if m := lessBytes(w, ' '+1) | zeroBytes(w^(swarOnes*'=')); m != 0 {
+			i += bits.TrailingZeros64(m) >> 3
+			if c := b[i]; c == ' ' || c == '=' || c == '\t' {
+				return i
+			}
+			i++
+			continue
 		}
 		i += 8
 	}
-	for i < len(b) && b[i] != c1 && b[i] != c2 && b[i] != c3 {
+	for i < len(b) && b[i] != ' ' && b[i] != '=' && b[i] != '\t' {
 		i++
 	}
 	return i

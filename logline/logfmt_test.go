@@ -91,6 +91,7 @@ var scannerSeeds = []string{
 	"sample#memory_total=21.00MB sample#memory_rss=21.00MB\tsample#memory_cache=0.00MB",
 	strings.Repeat("abcdefgh", 5) + "=" + strings.Repeat(`"x\`, 7),
 	"a=b\x01c d=\x00\x1f\x20\x21\x7f\x80\x9f\xa0\xff e=\x1fxxxxxxxxx\x00yyyyyyyy\tz",
+	"key\x01with\x02ctrl=v k\x1fey\x00long\x05er\xff\x80=x sample#\x7fmemory_total\x1e\x1d=1",
 }
 
 func TestScannerMatchesReference(t *testing.T) {
