@@ -56,9 +56,9 @@ type Config struct {
 	Journal string
 	// JournalCompress has the file journal store bodies S2-packed.
 	JournalCompress bool
-	// JournalPipeline has the file journal write the next group while
-	// the sync of the ones before runs (journal.Options.Pipeline).
-	JournalPipeline bool
+	// JournalSerialCommit has the file journal sync each group before it
+	// writes the next (journal.Options.SerialCommit).
+	JournalSerialCommit bool
 	// StoreCheck is StoreCheckBackground (the default when empty) or
 	// StoreCheckOpen.
 	StoreCheck string

@@ -49,7 +49,7 @@ func openJournal(ctx context.Context, cfg Config, st *sqlite.Store, log *slog.Lo
 		idx.Close()
 		return nil, err
 	}
-	j, err := journal.Open(ctx, segDir, journal.Options{Frames: idx, Log: log, Compress: cfg.JournalCompress, Pipeline: cfg.JournalPipeline})
+	j, err := journal.Open(ctx, segDir, journal.Options{Frames: idx, Log: log, Compress: cfg.JournalCompress, SerialCommit: cfg.JournalSerialCommit})
 	if err != nil {
 		idx.Close()
 		return nil, err

@@ -46,7 +46,7 @@ func TestConformance(t *testing.T) {
 		{"raw", journal.Options{}},
 		{"s2", journal.Options{Compress: true}},
 		{"small-segments", journal.Options{SegmentSize: 8 << 10}},
-		{"pipeline", journal.Options{Pipeline: true, SegmentSize: 64 << 10}},
+		{"serial-commit", journal.Options{SerialCommit: true, SegmentSize: 64 << 10}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			journaltest.Run(t, journaltest.Config{

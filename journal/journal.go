@@ -10,8 +10,7 @@
 // record.go). A single writer goroutine takes every append waiting and
 // writes them in one write; a syncer goroutine makes every group written
 // since its last fdatasync durable with one more, and only then answers
-// each append (with Options.Pipeline the writer writes the next group
-// meanwhile, see writer);
+// each append (the writer writes the next group meanwhile, see writer);
 // a new segment file, its header and its directory are fsynced before
 // any record in it is acknowledged. The body's part of each
 // record's checksum is computed by the appending goroutine, outside the
@@ -98,11 +97,13 @@ type Options struct {
 	// Compress stores bodies of 4 KiB and more S2-packed (see
 	// docs/architecture.md for why the default is not to).
 	Compress bool
-	// Pipeline has the writer write the next group while the fdatasync
-	// of the ones before runs, instead of waiting for it. Off by
-	// default: on the disks measured it cost CPU and shortened no wait
-	// (docs/BENCHMARKS.md, session 5).
-	Pipeline bool
+	// SerialCommit has the writer wait for each group's fdatasync before
+	// it writes the next (the commit before session 5) instead of
+	// writing it while that sync runs. The pipelined default made
+	// appends wait less on a quiet machine and cost about the same CPU;
+	// under heavy load the serial one used less CPU (docs/BENCHMARKS.md,
+	// session 5).
+	SerialCommit bool
 
 	// wrap, when set, wraps each segment file opened for writing (tests
 	// inject write failures with it).
@@ -614,16 +615,15 @@ func (j *Journal) seen(ctx context.Context, app, id string) (bool, error) {
 	return j.idx.Seen(ctx, app, id)
 }
 
-// The group commit is two goroutines. The writer numbers a group of
-// appends and writes it (one pwritev at the end of the bytes written so
-// far); the syncer takes every group written since its last sync, syncs
+// The group commit is a pipeline of two goroutines. The writer numbers
+// a group of appends and writes it (one pwritev at the end of the bytes
+// written so far) while the syncer's fdatasync of the groups before it
+// runs. The syncer takes every group written since its last sync, syncs
 // once, and only then makes them visible (the segment's size, LastSeq,
 // the hand-off, Notify) and answers their appends: a group is
 // acknowledged only after a sync that started once its write had
-// returned. By default the writer waits for that sync before it writes
-// the next group; with Options.Pipeline it writes it while the sync
-// runs. A failed sync fails every group written since the last sync
-// that succeeded (with Pipeline, those written while it ran too), and
+// returned. A failed sync fails every group written since the last sync
+// that succeeded (those it covered and those written while it ran), and
 // the segment is cut back to its last synced byte before anything more
 // is written to it.
 
@@ -674,7 +674,7 @@ func (j *Journal) writer() {
 		if err != nil {
 			g.err = err
 			j.answer(g)
-		} else if !j.opt.Pipeline {
+		} else if j.opt.SerialCommit {
 			j.qmu.Lock()
 			for len(j.queue) > 0 || j.syncing {
 				j.qcond.Wait()

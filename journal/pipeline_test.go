@@ -149,7 +149,7 @@ func writtenDuringSync(t *testing.T, j *journal.Journal, g *gate, b, c drainpipe
 func TestGroupWrittenDuringASyncWaitsForItsOwnSync(t *testing.T) {
 	dir := t.TempDir()
 	g := newGate()
-	j := openIn(t, dir, g.wrap(journal.Options{Pipeline: true}))
+	j := openIn(t, dir, g.wrap(journal.Options{}))
 	defer j.Close()
 	a := mustAppend(t, j, batch("a", "a", 10, 0))
 
@@ -187,7 +187,7 @@ func TestGroupWrittenDuringASyncWaitsForItsOwnSync(t *testing.T) {
 func TestFailedSyncFailsTheGroupsWrittenAfterIt(t *testing.T) {
 	dir := t.TempDir()
 	g := newGate()
-	j := openIn(t, dir, g.wrap(journal.Options{Pipeline: true}))
+	j := openIn(t, dir, g.wrap(journal.Options{}))
 	a := batch("a", "a", 10, 0)
 	mustAppend(t, j, a)
 	seg := segments(t, dir)[0]
@@ -233,7 +233,7 @@ func TestDuplicateOfAGroupInFlightFailsWithIt(t *testing.T) {
 	for _, fail := range []bool{false, true} {
 		t.Run(fmt.Sprintf("fail=%v", fail), func(t *testing.T) {
 			g := newGate()
-			j := openIn(t, t.TempDir(), g.wrap(journal.Options{Pipeline: true}))
+			j := openIn(t, t.TempDir(), g.wrap(journal.Options{}))
 			defer j.Close()
 			mustAppend(t, j, batch("a", "a", 10, 0)) // the first segment
 			b := batch("a", "b", 10, 1)
@@ -274,7 +274,7 @@ func TestDuplicateOfAGroupInFlightFailsWithIt(t *testing.T) {
 func TestRollWaitsForTheSyncInFlight(t *testing.T) {
 	dir := t.TempDir()
 	g := newGate()
-	j := openIn(t, dir, g.wrap(journal.Options{Pipeline: true, SegmentSize: 1}))
+	j := openIn(t, dir, g.wrap(journal.Options{SegmentSize: 1}))
 	defer j.Close()
 	mustAppend(t, j, batch("a", "a", 10, 0))
 	g.arm(2)
@@ -310,7 +310,7 @@ func TestRollWaitsForTheSyncInFlight(t *testing.T) {
 func TestFailedWriteDuringASyncKeepsTheGroupBefore(t *testing.T) {
 	dir := t.TempDir()
 	g := newGate()
-	j := openIn(t, dir, g.wrap(journal.Options{Pipeline: true}))
+	j := openIn(t, dir, g.wrap(journal.Options{}))
 	mustAppend(t, j, batch("a", "a", 10, 0))
 	g.arm(1)
 	b := batch("a", "b", 10, 1)
@@ -349,7 +349,7 @@ func TestFailedWriteDuringASyncKeepsTheGroupBefore(t *testing.T) {
 func TestCloseWaitsForTheGroupsInFlight(t *testing.T) {
 	dir := t.TempDir()
 	g := newGate()
-	j := openIn(t, dir, g.wrap(journal.Options{Pipeline: true}))
+	j := openIn(t, dir, g.wrap(journal.Options{}))
 	mustAppend(t, j, batch("a", "a", 10, 0))
 	bc, cc, release := writtenDuringSync(t, j, g, batch("a", "b", 10, 1), batch("a", "c", 10, 2))
 	closed := make(chan error, 1)
@@ -374,11 +374,11 @@ func TestCloseWaitsForTheGroupsInFlight(t *testing.T) {
 	}
 }
 
-// TestSerialCommitWritesAfterTheSync: without Pipeline (the default) the
-// writer does not write a group while the sync of the one before runs.
+// TestSerialCommitWritesAfterTheSync: with SerialCommit the writer does
+// not write a group while the sync of the one before runs.
 func TestSerialCommitWritesAfterTheSync(t *testing.T) {
 	g := newGate()
-	j := openIn(t, t.TempDir(), g.wrap(journal.Options{}))
+	j := openIn(t, t.TempDir(), g.wrap(journal.Options{SerialCommit: true}))
 	defer j.Close()
 	mustAppend(t, j, batch("a", "a", 10, 0))
 	g.arm(1)

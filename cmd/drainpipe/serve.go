@@ -36,7 +36,7 @@ type serveFlags struct {
 	cpuProfile string
 	journal    string
 	compress   bool
-	pipeline   bool
+	serial     bool
 	storeCheck string
 	alerts     alertFlags
 	limits     server.Config // the drain limits set by flags
@@ -46,7 +46,7 @@ func (f *serveFlags) register(fs *flag.FlagSet, defaultData, defaultListen strin
 	fs.StringVar(&f.data, "data", defaultData, "data directory (journal/, journal.db, metrics.db, admin-token)")
 	fs.StringVar(&f.journal, "journal", embedded.JournalFile, "embedded journal: file (checksummed segment files in DATA/journal, frame ids in DATA/journal.db) or sqlite (all in DATA/journal.db); records left by the other are moved over or refused at start (docs/architecture.md)")
 	fs.BoolVar(&f.compress, "journal-compress", false, "file journal: store bodies of 4 KiB and more S2-compressed (fewer bytes written, more CPU; see docs/BENCHMARKS.md)")
-	fs.BoolVar(&f.pipeline, "journal-pipeline", false, "file journal: write the next group of appends while the fdatasync of the ones before runs, instead of after it (measured: more CPU, no shorter wait; see docs/BENCHMARKS.md)")
+	fs.BoolVar(&f.serial, "journal-serial-commit", false, "file journal: sync each group of appends before writing the next, instead of writing it while that sync runs (less CPU on a saturated machine, longer waits on a quiet one; see docs/BENCHMARKS.md)")
 	fs.StringVar(&f.storeCheck, "store-check", embedded.StoreCheckBackground, "embedded store: background (at start only the file's length and the tables every write touches are checked, so start-up time does not grow with the days stored; a background check reads every partition a minute after start and then daily) or open (check all of metrics.db before serving, refusing structural damage anywhere; start-up grows with the store)")
 	listenHelp := "address to listen on"
 	if defaultListen == "" {
@@ -122,7 +122,7 @@ func (f *serveFlags) config() (embedded.Config, error) {
 		Dashboard: web.Handler(),
 		TLSCert:   f.tlsCert, TLSKey: f.tlsKey,
 		Server:  f.serverConfig(),
-		Journal: f.journal, JournalCompress: f.compress, JournalPipeline: f.pipeline,
+		Journal: f.journal, JournalCompress: f.compress, JournalSerialCommit: f.serial,
 		StoreCheck: f.storeCheck,
 	}
 	if err := f.alerts.config(&cfg); err != nil {
