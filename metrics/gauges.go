@@ -101,9 +101,13 @@ func (gs *Gauges) sumMax(i int) (sum, max int32) {
 }
 
 // clockOf returns the clock of gauge g, -1 when it has no samples.
-func (gs *Gauges) clockOf(g int) int {
+func (gs *Gauges) clockOf(g int) int { return clockIn(&gs.member, g) }
+
+// clockIn returns the clock whose member set holds gauge g, -1 when none
+// does.
+func clockIn(member *[2]uint8, g int) int {
 	bit := uint8(1) << g
-	for k, m := range gs.member {
+	for k, m := range member {
 		if m&bit != 0 {
 			return k
 		}
@@ -225,15 +229,7 @@ func (gs *fixedForm) setSum(g int, v float64) bool {
 }
 
 // clockOf returns the clock of gauge g, -1 when it has no samples.
-func (gs *fixedForm) clockOf(g int) int {
-	bit := uint8(1) << g
-	for k, m := range gs.member {
-		if m&bit != 0 {
-			return k
-		}
-	}
-	return -1
-}
+func (gs *fixedForm) clockOf(g int) int { return clockIn(&gs.member, g) }
 
 // Stat returns gauge g's samples.
 func (gs *Gauges) Stat(g logline.Gauge) Stat {
