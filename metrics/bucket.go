@@ -97,7 +97,7 @@ type Bucket struct {
 // connect times in ms, and requests per status code.
 type routerPart struct {
 	service, connect Dist
-	status           Counts[int]
+	status           StatusCounts
 }
 
 // Service returns the router's service times in ms. It is for reading:
@@ -119,11 +119,11 @@ func (b *Bucket) Connect() *Dist {
 	return &b.rt.connect
 }
 
-// Status counts requests per HTTP status code. Count them with
-// AddStatus.
-func (b *Bucket) Status() Counts[int] {
+// Status counts requests per HTTP status code, for reading. Count them
+// with AddStatus.
+func (b *Bucket) Status() StatusCounts {
 	if b.rt == nil {
-		return nil
+		return StatusCounts{}
 	}
 	return b.rt.status
 }
@@ -137,7 +137,7 @@ func (b *Bucket) router() *routerPart {
 }
 
 func (rt *routerPart) empty() bool {
-	return rt.service.Count == 0 && rt.connect.Count == 0 && len(rt.status) == 0
+	return rt.service.Count == 0 && rt.connect.Count == 0 && rt.status.Len() == 0
 }
 
 // AddService records one router service time in ms (as Dist.Add).
@@ -282,19 +282,46 @@ func (c Counts[K]) Total() int64 {
 	return n
 }
 
-// merge adds o's counts to c: in place, from the back, after counting
-// the keys c lacks (none, mostly, when minutes roll up).
-func (c *Counts[K]) merge(o Counts[K]) {
+// merge adds o's counts to c.
+func (c *Counts[K]) merge(o Counts[K]) { *c, _ = mergeSorted(*c, o) }
+
+// cmpKey compares e's key with o's.
+func (e KeyCount[K]) cmpKey(o KeyCount[K]) int { return cmp.Compare(e.Key, o.Key) }
+
+// plus returns e with o's count added.
+func (e KeyCount[K]) plus(o KeyCount[K]) (KeyCount[K], bool) {
+	return KeyCount[K]{Key: e.Key, N: e.N + o.N}, true
+}
+
+// sortedCount is an entry of a slice of counts sorted by key.
+type sortedCount[E any] interface {
+	// cmpKey compares the entry's key with o's.
+	cmpKey(o E) int
+	// plus returns the entry with o's count added; false when the sum
+	// does not fit.
+	plus(o E) (E, bool)
+}
+
+// mergeSorted adds o's counts to a's: in place, from the back, after
+// counting the keys a lacks (none, mostly, when minutes roll up). It
+// reports false, changing nothing, when a sum does not fit.
+func mergeSorted[E sortedCount[E]](a, o []E) ([]E, bool) {
 	if len(o) == 0 {
-		return
+		return a, true
 	}
-	a := *c
 	added := 0
 	for i, j := 0, 0; j < len(o); {
+		c := 1
+		if i < len(a) {
+			c = a[i].cmpKey(o[j])
+		}
 		switch {
-		case i < len(a) && a[i].Key < o[j].Key:
+		case c < 0:
 			i++
-		case i < len(a) && a[i].Key == o[j].Key:
+		case c == 0:
+			if _, ok := a[i].plus(o[j]); !ok {
+				return a, false
+			}
 			i, j = i+1, j+1
 		default:
 			added, j = added+1, j+1
@@ -303,19 +330,23 @@ func (c *Counts[K]) merge(o Counts[K]) {
 	out := slices.Grow(a, added)[:len(a)+added]
 	i, j := len(a)-1, len(o)-1
 	for k := len(out) - 1; j >= 0; k-- {
+		c := -1
+		if i >= 0 {
+			c = a[i].cmpKey(o[j])
+		}
 		switch {
-		case i >= 0 && a[i].Key > o[j].Key:
+		case c > 0:
 			out[k] = a[i]
 			i--
-		case i >= 0 && a[i].Key == o[j].Key:
-			out[k] = KeyCount[K]{Key: a[i].Key, N: a[i].N + o[j].N}
+		case c == 0:
+			out[k], _ = a[i].plus(o[j])
 			i, j = i-1, j-1
 		default:
 			out[k] = o[j]
 			j--
 		}
 	}
-	*c = out
+	return out, true
 }
 
 // addBytes adds n to the count of the string key k without allocating
@@ -357,7 +388,7 @@ type NamedCustom struct {
 
 // Empty reports whether nothing was recorded in b.
 func (b *Bucket) Empty() bool {
-	return b.Requests == 0 && (b.rt == nil || b.rt.service.Count == 0 && b.rt.connect.Count == 0 && len(b.rt.status) == 0) &&
+	return b.Requests == 0 && (b.rt == nil || b.rt.empty()) &&
 		len(b.HCodes()) == 0 && len(b.RCodes()) == 0 &&
 		len(b.Dynos) == 0 && len(b.LogLoss()) == 0 && len(b.Custom()) == 0
 }
@@ -365,9 +396,9 @@ func (b *Bucket) Empty() bool {
 // Count5xx returns the number of requests answered with a 5xx status.
 func (b *Bucket) Count5xx() int64 {
 	var n int64
-	for _, e := range b.Status() {
-		if e.Key >= 500 && e.Key <= 599 {
-			n += e.N
+	for code, c := range b.Status().All() {
+		if code >= 500 && code <= 599 {
+			n += c
 		}
 	}
 	return n
@@ -379,7 +410,7 @@ func (b *Bucket) AddStatus(status int) {
 	if status <= 0 {
 		return
 	}
-	b.router().status.Add(status, 1)
+	b.router().status.add(status, 1)
 }
 
 // AddHCode counts a router error code.
@@ -503,7 +534,7 @@ func (b *Bucket) Merge(o *Bucket) {
 		rt := b.router()
 		rt.service.Merge(&o.rt.service)
 		rt.connect.Merge(&o.rt.connect)
-		rt.status.merge(o.rt.status)
+		rt.status.merge(&o.rt.status)
 	}
 	if oc := o.codes(); oc != nil && (len(oc.hCodes) > 0 || len(oc.rCodes) > 0 || len(oc.logLoss) > 0) {
 		c := b.moreCodes()
@@ -563,12 +594,7 @@ func (b *Bucket) Encode(dst []byte) []byte {
 	e.uvarint(uint64(b.Requests))
 	b.Service().encode(&e)
 	b.Connect().encode(&e)
-	status := b.Status()
-	e.uvarint(uint64(len(status)))
-	for _, c := range status {
-		e.uvarint(uint64(c.Key))
-		e.uvarint(uint64(c.N))
-	}
+	b.Status().encode(&e)
 	encodeCounts(&e, b.HCodes())
 	encodeCounts(&e, b.RCodes())
 	encodeCounts(&e, b.LogLoss())
@@ -675,12 +701,8 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 	}
 	if n := r.count(); n > 0 {
 		if parts&PartStatus != 0 {
-			rt.status = make(Counts[int], n)
-			for i := 0; i < n && r.err == nil; i++ {
-				rt.status[i] = KeyCount[int]{Key: int(r.uvarint()), N: int64(r.uvarint())}
-				if i > 0 && rt.status[i].Key <= rt.status[i-1].Key && r.err == nil {
-					return nil, fmt.Errorf("decode bucket: status codes out of order")
-				}
+			if !rt.status.decode(&r, n) {
+				return nil, fmt.Errorf("decode bucket: status codes out of order")
 			}
 		} else {
 			for i := 0; i < n && r.err == nil; i++ {

@@ -353,7 +353,9 @@ func TestCountsMatchMap(t *testing.T) {
 // repeated is corrupt, and accepting it would break the lookups.
 func TestDecodeRejectsUnsortedKeys(t *testing.T) {
 	for _, b := range []*Bucket{
-		{rt: &routerPart{status: Counts[int]{{Key: 500, N: 1}, {Key: 200, N: 1}}}},
+		{rt: &routerPart{status: StatusCounts{narrow: []statusCount{{500, 1}, {200, 1}}}}},
+		{rt: &routerPart{status: StatusCounts{wide: &Counts[int]{{Key: 200, N: 1 << 40}, {Key: 200, N: 1}}}}},
+		{rt: &routerPart{status: StatusCounts{wide: &Counts[int]{{Key: 1 << 40, N: 1}, {Key: 200, N: 1}}}}},
 		{rare: &bucketRare{codes: &bucketCodes{hCodes: Counts[string]{{Key: "H12", N: 1}, {Key: "H12", N: 2}}}}},
 		{rare: &bucketRare{codes: &bucketCodes{logLoss: Counts[string]{{Key: "b", N: 1}, {Key: "a", N: 1}}}}},
 		{Dynos: []DynoGauges{{Name: "web.2"}, {Name: "web.1"}}},

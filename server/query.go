@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"math"
 	"net/http"
 	"slices"
@@ -306,14 +307,14 @@ func (s *Server) latencyInPlace(ctx context.Context, ls LatencyStore, app, pt st
 // countSeries builds one series per key of the maps get returns, null in
 // buckets where seen is false.
 func countSeries[K cmp.Ordered](body *seriesBody, buckets []*metrics.Bucket, name func(K) string,
-	get func(*metrics.Bucket) metrics.Counts[K], seen func(*metrics.Bucket) bool) {
+	get func(*metrics.Bucket) iter.Seq2[K, int64], seen func(*metrics.Bucket) bool) {
 	n := len(buckets)
 	series := map[K]values{}
 	for i, b := range buckets {
 		if b == nil {
 			continue
 		}
-		for k, c := range get(b).All() {
+		for k, c := range get(b) {
 			v, ok := series[k]
 			if !ok {
 				v = newValues(n)
@@ -340,7 +341,7 @@ const (
 )
 
 func routerSeen(b *metrics.Bucket) bool {
-	return b.Requests > 0 || len(b.Status()) > 0 || len(b.HCodes()) > 0
+	return b.Requests > 0 || b.Status().Len() > 0 || len(b.HCodes()) > 0
 }
 
 func dynoSeen(b *metrics.Bucket) bool {
@@ -356,7 +357,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request, app string
 		return
 	}
 	body := newSeriesBody(win)
-	countSeries(body, buckets, strconv.Itoa, func(b *metrics.Bucket) metrics.Counts[int] { return b.Status() }, routerSeen)
+	countSeries(body, buckets, strconv.Itoa, func(b *metrics.Bucket) iter.Seq2[int, int64] { return b.Status().All() }, routerSeen)
 	writeJSON(w, http.StatusOK, body)
 }
 
@@ -369,7 +370,7 @@ func (s *Server) handleRouterErrors(w http.ResponseWriter, r *http.Request, app 
 		return
 	}
 	body := newSeriesBody(win)
-	countSeries(body, buckets, identity, func(b *metrics.Bucket) metrics.Counts[string] { return b.HCodes() }, routerSeen)
+	countSeries(body, buckets, identity, func(b *metrics.Bucket) iter.Seq2[string, int64] { return b.HCodes().All() }, routerSeen)
 	writeJSON(w, http.StatusOK, body)
 }
 
@@ -380,7 +381,7 @@ func (s *Server) handleDynoErrors(w http.ResponseWriter, r *http.Request, app st
 		return
 	}
 	body := newSeriesBody(win)
-	countSeries(body, buckets, identity, func(b *metrics.Bucket) metrics.Counts[string] { return b.RCodes() }, dynoSeen)
+	countSeries(body, buckets, identity, func(b *metrics.Bucket) iter.Seq2[string, int64] { return b.RCodes().All() }, dynoSeen)
 	writeJSON(w, http.StatusOK, body)
 }
 
@@ -398,7 +399,7 @@ func (s *Server) handleLogLoss(w http.ResponseWriter, r *http.Request, app strin
 		return
 	}
 	body := newSeriesBody(win)
-	countSeries(body, buckets, identity, func(b *metrics.Bucket) metrics.Counts[string] { return b.LogLoss() }, anySeen)
+	countSeries(body, buckets, identity, func(b *metrics.Bucket) iter.Seq2[string, int64] { return b.LogLoss().All() }, anySeen)
 	writeJSON(w, http.StatusOK, body)
 }
 
