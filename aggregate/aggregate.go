@@ -908,18 +908,8 @@ func (s *State) foldCustom(as *appState, app string, t int64, procID []byte, l *
 			s.reject(app, t, ReasonCardinality, 1)
 			continue
 		}
-		m := b.CustomMetricNamed(s.names.str(id), c.Kind)
-		if m == nil {
+		if !b.AddCustom(s.names.str(id), c.Kind, c.Value, t) {
 			s.reject(app, t, ReasonCustomCap, 1)
-			continue
-		}
-		switch c.Kind {
-		case logline.CustomCount:
-			m.Total += c.Value
-		case logline.CustomSample:
-			m.Stat.Add(c.Value, t)
-		case logline.CustomMeasure:
-			m.Dist.Add(c.Value)
 		}
 	}
 }

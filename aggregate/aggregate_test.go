@@ -87,7 +87,11 @@ func TestFoldCountsEveryKind(t *testing.T) {
 	if got := b["@10:00"].LogLoss().Get("L10"); got != 12 {
 		t.Fatalf("L10 = %d", got)
 	}
-	if c := b["web@10:01"]; c.Metric("db.query").Dist.Count != 1 || c.Metric("signups").Total != 2 || c.Metric("queue.depth").Stat.Last != 99 {
+	c := b["web@10:01"]
+	dbq, _ := c.Metric("db.query")
+	signups, _ := c.Metric("signups")
+	depth, _ := c.Metric("queue.depth")
+	if dbq.Dist == nil || dbq.Dist.Count != 1 || signups.Total != 2 || depth.Stat == nil || depth.Stat.Last != 99 {
 		t.Fatalf("custom = %+v", c)
 	}
 	// The unparsable router line, the too-old line and the unframeable tail

@@ -18,48 +18,6 @@ import (
 // checksum: the storage under it corrupted them.
 var ErrChecksum = errors.New("checksum mismatch: corrupt bucket")
 
-// Custom is one l2met custom metric name in a bucket. One name may be
-// used with several kinds (count#hits and measure#hits); each kind keeps
-// its own aggregate, so none is lost.
-type Custom struct {
-	// Kinds has bit 1<<kind set for every logline.CustomKind seen.
-	Kinds uint8
-	// Count metrics use Total; sample metrics use Stat; measure metrics use
-	// Dist. Stat and Dist are nil unless the name was seen with their kind
-	// (Has): a name is almost always used with one kind, and a bucket is
-	// held in memory until the next flush.
-	Total float64
-	Stat  *Stat
-	Dist  *Dist
-}
-
-// Has reports whether the metric was seen with kind k.
-func (c *Custom) Has(k logline.CustomKind) bool { return c.Kinds&(1<<k) != 0 }
-
-// Merge adds o to c.
-func (c *Custom) Merge(o *Custom) {
-	c.Kinds |= o.Kinds
-	c.Total += o.Total
-	if o.Stat != nil {
-		if c.Stat == nil {
-			c.Stat = new(Stat)
-		}
-		c.Stat.Merge(o.Stat)
-	}
-	if o.Dist != nil {
-		if c.Dist == nil {
-			c.Dist = new(Dist)
-		}
-		c.Dist.Merge(o.Dist)
-	}
-}
-
-// MaxCustomPerBucket bounds the custom metric names one minute bucket
-// keeps, so an app that logs unbounded names cannot grow a bucket without
-// limit. Names beyond it are counted in the log-loss series as
-// "rejected.custom_limit". Merging (rollups) does not drop names.
-const MaxCustomPerBucket = 200
-
 // Bucket is everything drainpipe keeps for one app's process type over one
 // time bucket. The zero value is empty.
 //
@@ -150,13 +108,16 @@ func (b *Bucket) AddConnect(ms float64) { b.router().connect.Add(ms) }
 // custom metrics, and (behind a pointer of their own, as few buckets
 // with custom metrics have errors or log loss) the string counts.
 type bucketRare struct {
-	custom []NamedCustom
-	codes  *bucketCodes
+	customs
+	codes *bucketCodes
 }
 
-// bucketCodes is a Bucket's H codes, R codes and log loss.
+// bucketCodes is a Bucket's H codes, R codes and log loss, and the
+// custom metrics that the per-kind lists of customs cannot hold (odd,
+// see there).
 type bucketCodes struct {
 	hCodes, rCodes, logLoss Counts[string]
+	odd                     []NamedCustom
 }
 
 // more returns b's rare part, allocating it on first use.
@@ -207,15 +168,6 @@ func (b *Bucket) LogLoss() Counts[string] {
 		return c.logLoss
 	}
 	return nil
-}
-
-// Custom returns the l2met custom metrics, by name. Change them through
-// CustomMetric.
-func (b *Bucket) Custom() []NamedCustom {
-	if b.rare == nil {
-		return nil
-	}
-	return b.rare.custom
 }
 
 // Counts is a small map from keys to counts, kept as a slice sorted by
@@ -380,17 +332,11 @@ type DynoGauges struct {
 	Gauges Gauges
 }
 
-// NamedCustom is one custom metric of a bucket.
-type NamedCustom struct {
-	Name string
-	Custom
-}
-
 // Empty reports whether nothing was recorded in b.
 func (b *Bucket) Empty() bool {
 	return b.Requests == 0 && (b.rt == nil || b.rt.empty()) &&
 		len(b.HCodes()) == 0 && len(b.RCodes()) == 0 &&
-		len(b.Dynos) == 0 && len(b.LogLoss()) == 0 && len(b.Custom()) == 0
+		len(b.Dynos) == 0 && len(b.LogLoss()) == 0 && !b.hasCustom()
 }
 
 // Count5xx returns the number of requests answered with a 5xx status.
@@ -458,70 +404,6 @@ func (b *Bucket) DynoGauges(name string) *Gauges {
 	return &b.Dynos[i].Gauges
 }
 
-// Metric returns the named custom metric, nil when there is none. The
-// pointer is valid until the next custom metric is added to b.
-func (b *Bucket) Metric(name string) *Custom {
-	cs := b.Custom()
-	i, ok := customIndex(cs, name)
-	if !ok {
-		return nil
-	}
-	return &cs[i].Custom
-}
-
-func customIndex(cs []NamedCustom, name string) (int, bool) {
-	return slices.BinarySearchFunc(cs, name, func(c NamedCustom, name string) int { return strings.Compare(c.Name, name) })
-}
-
-// CustomMetric returns the named custom metric, marked as seen with kind,
-// creating it when missing; it returns nil when the bucket already holds
-// MaxCustomPerBucket names. The pointer is valid until the next custom
-// metric is added to b.
-func (b *Bucket) CustomMetric(name []byte, kind logline.CustomKind) *Custom {
-	cs := b.Custom()
-	i := findBytes(len(cs), func(i int) string { return cs[i].Name }, name)
-	if i < len(cs) && cs[i].Name == string(name) {
-		return cs[i].seen(kind)
-	}
-	return b.addCustom(i, string(name), kind)
-}
-
-// CustomMetricNamed is CustomMetric for a name held as a string, which b
-// keeps (rather than a copy) when it adds the metric: the aggregator
-// passes the copy its name limits hold.
-func (b *Bucket) CustomMetricNamed(name string, kind logline.CustomKind) *Custom {
-	cs := b.Custom()
-	i, ok := customIndex(cs, name)
-	if ok {
-		return cs[i].seen(kind)
-	}
-	return b.addCustom(i, name, kind)
-}
-
-// addCustom adds the named custom metric at i, seen with kind; nil when
-// the bucket already holds MaxCustomPerBucket names.
-func (b *Bucket) addCustom(i int, name string, kind logline.CustomKind) *Custom {
-	if len(b.Custom()) >= MaxCustomPerBucket {
-		return nil
-	}
-	r := b.more()
-	r.custom = tightslice.Insert(r.custom, i, NamedCustom{Name: name})
-	return r.custom[i].seen(kind)
-}
-
-// seen marks c as seen with kind, giving it the Stat or Dist the kind
-// uses, and returns it.
-func (c *Custom) seen(kind logline.CustomKind) *Custom {
-	c.Kinds |= 1 << kind
-	switch {
-	case kind == logline.CustomSample && c.Stat == nil:
-		c.Stat = new(Stat)
-	case kind == logline.CustomMeasure && c.Dist == nil:
-		c.Dist = new(Dist)
-	}
-	return c
-}
-
 // Merge adds everything in o to b. Merging is exact, commutative and
 // associative, which is what lets late data, several dynos and coarser
 // steps be folded together in any order.
@@ -536,7 +418,7 @@ func (b *Bucket) Merge(o *Bucket) {
 		rt.connect.Merge(&o.rt.connect)
 		rt.status.merge(&o.rt.status)
 	}
-	if oc := o.codes(); oc != nil && (len(oc.hCodes) > 0 || len(oc.rCodes) > 0 || len(oc.logLoss) > 0) {
+	if oc := o.codes(); oc != nil && (len(oc.hCodes) > 0 || len(oc.rCodes) > 0 || len(oc.logLoss) > 0) { // odd custom metrics: mergeCustom
 		c := b.moreCodes()
 		c.hCodes.merge(oc.hCodes)
 		c.rCodes.merge(oc.rCodes)
@@ -550,15 +432,7 @@ func (b *Bucket) Merge(o *Bucket) {
 		}
 		b.Dynos[i].Gauges.Merge(&d.Gauges)
 	}
-	for j := range o.Custom() {
-		c := &o.rare.custom[j]
-		r := b.more()
-		i, ok := customIndex(r.custom, c.Name)
-		if !ok {
-			r.custom = tightslice.Insert(r.custom, i, NamedCustom{Name: c.Name})
-		}
-		r.custom[i].Merge(&c.Custom)
-	}
+	b.mergeCustom(o)
 }
 
 // GaugeStat merges one gauge over the dynos in b; when dyno is non-empty
@@ -607,24 +481,7 @@ func (b *Bucket) Encode(dst []byte) []byte {
 			st.encode(&e)
 		}
 	}
-	cs := b.Custom()
-	e.uvarint(uint64(len(cs)))
-	for i := range cs {
-		c := &cs[i]
-		e.str(c.Name)
-		e.uvarint(uint64(c.Kinds))
-		e.float(c.Total)
-		if c.Stat != nil {
-			c.Stat.encode(&e)
-		} else {
-			e.uvarint(0) // an empty Stat
-		}
-		if c.Dist != nil {
-			c.Dist.encode(&e)
-		} else {
-			e.uvarint(0) // an empty Dist
-		}
-	}
+	b.encodeCustom(&e)
 	return binary.LittleEndian.AppendUint32(e.b, crc32.Checksum(e.b[len(dst):], castagnoli))
 }
 
@@ -751,50 +608,16 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 		}
 	}
 	if n := r.count(); n > 0 {
-		keep := parts&PartCustom != 0
-		var (
-			stats []Stat // for the names with samples, allocated at the first
-			dists []Dist // for the names with measures, likewise
-		)
-		if keep {
-			rare.custom = make([]NamedCustom, n)
-		}
-		for i := 0; i < n && r.err == nil; i++ {
-			if !keep {
+		if parts&PartCustom == 0 {
+			for i := 0; i < n && r.err == nil; i++ {
 				r.bytes()
 				r.uvarint()
 				r.float()
 				skipStat(&r)
 				skipDist(&r)
-				continue
 			}
-			name := r.str()
-			if i > 0 && name <= rare.custom[i-1].Name && r.err == nil {
-				return nil, fmt.Errorf("decode bucket: custom metrics out of order")
-			}
-			rare.custom[i].Name = name
-			c := &rare.custom[i].Custom
-			*c = Custom{Kinds: uint8(r.uvarint()), Total: r.float()}
-			var st Stat
-			st.decode(&r)
-			if st.Count > 0 || c.Has(logline.CustomSample) {
-				if stats == nil {
-					stats = make([]Stat, 0, n-i)
-				}
-				stats = append(stats, st) // within its capacity: no copy
-				c.Stat = &stats[len(stats)-1]
-			}
-			var d Dist
-			if err := d.decode(&r); err != nil {
-				return nil, fmt.Errorf("decode bucket custom %q: %w", name, err)
-			}
-			if d.Count > 0 || c.Has(logline.CustomMeasure) {
-				if dists == nil {
-					dists = make([]Dist, 0, n-i)
-				}
-				dists = append(dists, d)
-				c.Dist = &dists[len(dists)-1]
-			}
+		} else if err := decodeCustom(&r, n, &rare.customs, &codes.odd); err != nil {
+			return nil, err
 		}
 	}
 	if r.err != nil {
@@ -812,14 +635,14 @@ func DecodeParts(p []byte, parts Part) (*Bucket, error) {
 func allocDecoded(local *Bucket, rt *routerPart, rare *bucketRare, codes *bucketCodes) *Bucket {
 	var rp *bucketRare
 	switch {
-	case len(codes.hCodes) > 0 || len(codes.rCodes) > 0 || len(codes.logLoss) > 0:
+	case len(codes.hCodes) > 0 || len(codes.rCodes) > 0 || len(codes.logLoss) > 0 || len(codes.odd) > 0:
 		rc := &struct {
 			bucketRare
 			bucketCodes
 		}{*rare, *codes}
 		rc.bucketRare.codes = &rc.bucketCodes
 		rp = &rc.bucketRare
-	case len(rare.custom) > 0:
+	case rare.customs.len() > 0:
 		rp = new(bucketRare)
 		*rp = *rare
 	}

@@ -72,10 +72,9 @@ func sampleBucket(rng *rand.Rand) *Bucket {
 	g := b.Dyno([]byte("web.1"))
 	g.Add(logline.GaugeMemRSS, 200<<20, 1)
 	g.Add(logline.GaugeLoad1m, 0.5, 1)
-	c := b.CustomMetric([]byte("db.query"), logline.CustomMeasure)
-	c.Dist.Add(12)
-	b.CustomMetric([]byte("signups"), logline.CustomCount).Total += 3
-	b.CustomMetric([]byte("queue.depth"), logline.CustomSample).Stat.Add(9, 5)
+	b.AddCustom("db.query", logline.CustomMeasure, 12, 0)
+	b.AddCustom("signups", logline.CustomCount, 3, 0)
+	b.AddCustom("queue.depth", logline.CustomSample, 9, 5)
 	return b
 }
 
@@ -98,8 +97,10 @@ func TestEncodeRoundTrip(t *testing.T) {
 	if p1 != p2 {
 		t.Fatalf("p95 changed through encoding: %v vs %v", p1, p2)
 	}
-	if got.Metric("signups").Total != 3 || got.Metric("queue.depth").Stat.Last != 9 {
-		t.Fatalf("custom metrics lost: %+v", got.Custom())
+	signups, _ := got.Metric("signups")
+	depth, _ := got.Metric("queue.depth")
+	if signups.Total != 3 || depth.Stat == nil || depth.Stat.Last != 9 {
+		t.Fatalf("custom metrics lost: %+v", slices.Collect(got.Custom()))
 	}
 }
 
@@ -171,7 +172,8 @@ func TestDecodePartsKeepsOnlyItsParts(t *testing.T) {
 			out.Dynos = b.Dynos
 		}
 		if p&PartCustom != 0 {
-			out.more().custom = b.Custom()
+			out.more().customs = b.rare.customs
+			out.moreCodes().odd = b.odd()
 		}
 		return out
 	}
@@ -359,7 +361,9 @@ func TestDecodeRejectsUnsortedKeys(t *testing.T) {
 		{rare: &bucketRare{codes: &bucketCodes{hCodes: Counts[string]{{Key: "H12", N: 1}, {Key: "H12", N: 2}}}}},
 		{rare: &bucketRare{codes: &bucketCodes{logLoss: Counts[string]{{Key: "b", N: 1}, {Key: "a", N: 1}}}}},
 		{Dynos: []DynoGauges{{Name: "web.2"}, {Name: "web.1"}}},
-		{rare: &bucketRare{custom: []NamedCustom{{Name: "x"}, {Name: "x"}}}},
+		{rare: &bucketRare{customs: customs{counts: []named[float64]{{"x", 1}, {"x", 2}}}}},
+		{rare: &bucketRare{customs: customs{counts: []named[float64]{{"y", 1}, {"x", 1}}}}},
+		{rare: &bucketRare{codes: &bucketCodes{odd: []NamedCustom{{Name: "x"}, {Name: "x"}}}}},
 	} {
 		if _, err := Decode(b.Encode(nil)); err == nil {
 			t.Errorf("decoded %+v", b)
@@ -372,10 +376,10 @@ func TestDecodeRejectsUnsortedKeys(t *testing.T) {
 // through merges and the encoding, so Has(kind) always finds them.
 func TestCustomKeepsOnlyItsKinds(t *testing.T) {
 	var a, b Bucket
-	a.CustomMetric([]byte("hits"), logline.CustomCount).Total += 2
-	b.CustomMetric([]byte("hits"), logline.CustomMeasure).Dist.Add(math.NaN()) // seen, nothing recorded
-	b.CustomMetric([]byte("depth"), logline.CustomSample).Stat.Add(4, 1)
-	if c := a.Metric("hits"); c.Stat != nil || c.Dist != nil {
+	a.AddCustom("hits", logline.CustomCount, 2, 0)
+	b.AddCustom("hits", logline.CustomMeasure, math.NaN(), 0) // seen, nothing recorded
+	b.AddCustom("depth", logline.CustomSample, 4, 1)
+	if c, _ := a.Metric("hits"); c.Stat != nil || c.Dist != nil {
 		t.Fatalf("a count metric holds %+v", c)
 	}
 	a.Merge(&b)
@@ -384,7 +388,8 @@ func TestCustomKeepsOnlyItsKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, x := range []*Bucket{&a, dec} {
-		hits, depth := x.Metric("hits"), x.Metric("depth")
+		hits, _ := x.Metric("hits")
+		depth, _ := x.Metric("depth")
 		if hits.Total != 2 || hits.Dist == nil || hits.Dist.Count != 0 || hits.Stat != nil {
 			t.Fatalf("hits = %+v", hits)
 		}
@@ -404,9 +409,9 @@ func TestDistIgnoresValuesBeyondTheSketch(t *testing.T) {
 	b.AddService(5)
 	b.AddService(math.MaxFloat64)
 	b.AddService(math.Inf(1))
-	b.CustomMetric([]byte("huge"), logline.CustomMeasure).Dist.Add(1.5e308)
-	if b.Service().Count != 1 || b.Service().Max != 5 || b.Metric("huge").Dist.Count != 0 {
-		t.Fatalf("service %+v, huge %+v", b.Service(), b.Metric("huge").Dist)
+	b.AddCustom("huge", logline.CustomMeasure, 1.5e308, 0)
+	if huge, _ := b.Metric("huge"); b.Service().Count != 1 || b.Service().Max != 5 || huge.Dist.Count != 0 {
+		t.Fatalf("service %+v, huge %+v", b.Service(), huge.Dist)
 	}
 	if _, err := Decode(b.Encode(nil)); err != nil {
 		t.Fatal(err)

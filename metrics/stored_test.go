@@ -35,15 +35,20 @@ func goldenBucket(rng *rand.Rand) *Bucket {
 	}
 	for range rng.IntN(10) {
 		k := logline.CustomKind(rng.IntN(3)) // 0, count or sample
-		c := b.CustomMetric([]byte(fmt.Sprintf("m.%d", rng.IntN(12))), k)
+		name := fmt.Sprintf("m.%d", rng.IntN(12))
 		switch k {
 		case logline.CustomCount:
-			c.Total += rng.Float64() * 10
+			b.AddCustom(name, k, rng.Float64()*10, 0)
 		case logline.CustomSample:
-			c.Stat.Add(rng.Float64(), rng.Int64N(1e12))
+			b.AddCustom(name, k, rng.Float64(), rng.Int64N(1e12))
 		default:
 			// Kind 0 (no l2met kind, as from a newer or corrupt writer)
-			// with a distribution: these buckets were written that way.
+			// with a distribution: these buckets were written that way,
+			// and such a name is odd (see customs).
+			if b.AddCustom(name, k, 0, 0); b.oddMetric(name) == nil {
+				panic(name + " of kind 0 is not odd")
+			}
+			c := b.oddMetric(name)
 			if c.Dist == nil {
 				c.Dist = new(Dist)
 			}
@@ -75,8 +80,8 @@ func summary(b *Bucket) string {
 	}
 	all := b.GaugeStat(logline.GaugeLoad1m, "")
 	fmt.Fprintf(&sum, " all:%d:%v:%v |", all.Count, all.Sum, all.Last)
-	for _, nc := range b.Custom() {
-		c := b.Metric(nc.Name)
+	for nc := range b.Custom() {
+		c, _ := b.Metric(nc.Name)
 		var q float64
 		var samples int64
 		if c.Dist != nil {

@@ -265,7 +265,7 @@ func queueNames(b *pgx.Batch, f *metrics.Flush) {
 				note(dk{r.App, r.ProcessType, d.Name}, t)
 			}
 		}
-		for _, c := range r.Bucket.Custom() {
+		for c := range r.Bucket.Custom() {
 			for _, k := range []logline.CustomKind{logline.CustomCount, logline.CustomSample, logline.CustomMeasure} {
 				if c.Has(k) {
 					customs[ck{r.App, c.Name, k}] = true

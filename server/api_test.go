@@ -541,11 +541,10 @@ func TestCustomMetrics(t *testing.T) {
 	h.store.custom["storefront"] = []CustomMetric{{"signups", "count"}, {"queue.depth", "sample"}, {"db.query", "measure"}}
 	for i, pt := range []string{"web", "worker"} {
 		b := new(metrics.Bucket)
-		b.CustomMetric([]byte("signups"), logline.CustomCount).Total += float64(i + 1)
-		b.CustomMetric([]byte("queue.depth"), logline.CustomSample).Stat.Add(float64(10*(i+1)), at(10, 0).Add(time.Duration(i)*time.Second).UnixNano())
-		d := b.CustomMetric([]byte("db.query"), logline.CustomMeasure).Dist
+		b.AddCustom("signups", logline.CustomCount, float64(i+1), 0)
+		b.AddCustom("queue.depth", logline.CustomSample, float64(10*(i+1)), at(10, 0).Add(time.Duration(i)*time.Second).UnixNano())
 		for v := 1; v <= 100; v++ {
-			d.Add(float64(v + 100*i))
+			b.AddCustom("db.query", logline.CustomMeasure, float64(v+100*i), 0)
 		}
 		h.store.add("storefront", pt, at(10, 0), b)
 	}
@@ -585,8 +584,8 @@ func TestCustomMetricKeysAndKinds(t *testing.T) {
 	// entry per (name, kind), by name then kind.
 	h.store.custom["storefront"] = []CustomMetric{{"hits", "count"}, {"hits", "measure"}, {"idle", "sample"}}
 	b := new(metrics.Bucket)
-	b.CustomMetric([]byte("hits"), logline.CustomCount).Total += 7
-	b.CustomMetric([]byte("hits"), logline.CustomMeasure).Dist.Add(12)
+	b.AddCustom("hits", logline.CustomCount, 7, 0)
+	b.AddCustom("hits", logline.CustomMeasure, 12, 0)
 	h.store.add("storefront", "web", at(10, 0), b)
 	win := []string{"start_time", "2026-11-25T10:00:00Z", "end_time", "2026-11-25T10:02:00Z", "step", "1m"}
 	keys := func(s series) []string {

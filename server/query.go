@@ -650,11 +650,11 @@ func (s *Server) handleCustomSeries(w http.ResponseWriter, r *http.Request, app 
 		if b == nil {
 			return nil
 		}
-		c := b.Metric(name)
-		if c == nil || (kind != 0 && !c.Has(kind)) {
+		c, ok := b.Metric(name)
+		if !ok || (kind != 0 && !c.Has(kind)) {
 			return nil
 		}
-		return c
+		return &c
 	}
 	switch kind {
 	case logline.CustomCount:

@@ -260,7 +260,7 @@ func TestNamesWrittenWhenTheyChange(t *testing.T) {
 	row := func(at time.Time) metrics.Row {
 		r := delta("a", "web", at, 1, 10)
 		r.Bucket.Dyno([]byte("web.1")).Add(0, 1, at.UnixNano())
-		r.Bucket.CustomMetric([]byte("jobs"), logline.CustomCount).Total++
+		r.Bucket.AddCustom("jobs", logline.CustomCount, 1, 0)
 		return r
 	}
 	lastSeen := func() int64 {

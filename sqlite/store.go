@@ -713,7 +713,7 @@ func (s *Store) recordNames(ctx context.Context, stmts *stmtCache, f *metrics.Fl
 				seen[k] = max(seen[k], t)
 			}
 		}
-		for _, c := range r.Bucket.Custom() {
+		for c := range r.Bucket.Custom() {
 			for _, k := range []logline.CustomKind{logline.CustomCount, logline.CustomSample, logline.CustomMeasure} {
 				if c.Has(k) {
 					ck := customKey{r.App, c.Name, k}

@@ -41,7 +41,7 @@ func BenchFlushOf(prefix string, at time.Time, seq int64) *metrics.Flush {
 				g.Add(logline.GaugeMemRSS, float64((200+a+p)<<20), at.UnixNano())
 				g.Add(logline.GaugeLoad1m, 0.5, at.UnixNano())
 			}
-			b.CustomMetric([]byte("jobs.done"), logline.CustomCount).Total += 3
+			b.AddCustom("jobs.done", logline.CustomCount, 3, 0)
 			f.Rows = append(f.Rows, metrics.Row{App: fmt.Sprintf("%s-%03d", prefix, a), ProcessType: pt, Time: minute, Bucket: b})
 		}
 	}

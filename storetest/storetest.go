@@ -121,10 +121,10 @@ func RandomFlushes(seed uint64, n int, now time.Time) []*metrics.Flush {
 				g.Add(logline.GaugeMemRSS, float64(r.IntN(512)<<20), at.UnixNano())
 				g.Add(logline.GaugeLoad1m, float64(r.IntN(400))/100, at.UnixNano())
 				if r.IntN(3) == 0 {
-					b.CustomMetric([]byte("jobs"), logline.CustomCount).Total += float64(r.IntN(9))
+					b.AddCustom("jobs", logline.CustomCount, float64(r.IntN(9)), 0)
 				}
 				if r.IntN(3) == 0 {
-					b.CustomMetric([]byte("queue.depth"), logline.CustomMeasure).Dist.Add(float64(r.IntN(100)))
+					b.AddCustom("queue.depth", logline.CustomMeasure, float64(r.IntN(100)), 0)
 				}
 			}
 			f.Rows = append(f.Rows, metrics.Row{App: app, ProcessType: pt, Time: at.Truncate(time.Minute), Bucket: b})
@@ -445,9 +445,9 @@ func testFormationAndCustomMetrics(t *testing.T, cfg Config) {
 		return r
 	}
 	custom := Delta("a", "worker", t0, 0, 0, 0)
-	custom.Bucket.CustomMetric([]byte("jobs"), logline.CustomCount).Total = 3
-	custom.Bucket.CustomMetric([]byte("jobs"), logline.CustomMeasure).Dist.Add(4)
-	custom.Bucket.CustomMetric([]byte("depth"), logline.CustomSample).Stat.Add(1, 1)
+	custom.Bucket.AddCustom("jobs", logline.CustomCount, 3, 0)
+	custom.Bucket.AddCustom("jobs", logline.CustomMeasure, 4, 0)
+	custom.Bucket.AddCustom("depth", logline.CustomSample, 1, 1)
 	loss := metrics.Row{App: "a", Time: t0, Bucket: new(metrics.Bucket)}
 	loss.Bucket.AddLogLoss([]byte("L10"), 3)
 	old := row("clock", "clock.1")
