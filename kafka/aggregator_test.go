@@ -108,7 +108,7 @@ func openTopic(t *testing.T, partitions int32) (kafka.Config, *kafka.Journal) {
 	if err := kafka.EnsureTopic(context.Background(), kc, quiet); err != nil {
 		t.Fatal(err)
 	}
-	j, err := kafka.OpenJournal(kc)
+	j, err := kafka.OpenJournal(kc, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func TestJournalRecordsCarryTheBatch(t *testing.T) {
 	if err := kafka.EnsureTopic(ctx, kc, quiet); err != nil {
 		t.Fatalf("second EnsureTopic of an existing topic: %v", err)
 	}
-	j, err := kafka.OpenJournal(kc)
+	j, err := kafka.OpenJournal(kc, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}

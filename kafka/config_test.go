@@ -74,7 +74,7 @@ func TestAppendGivesUpAtItsDeadlineWhenKafkaIsDown(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
-	j, err := kafka.OpenJournal(kafka.Config{Brokers: []string{addr}})
+	j, err := kafka.OpenJournal(kafka.Config{Brokers: []string{addr}}, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -59,14 +60,23 @@ func EnsureTopic(ctx context.Context, c Config, log *slog.Logger) error {
 // and returns once every in-sync replica has it (acks=all, idempotent
 // producer). Duplicate Frame-Ids are not detected here but by the
 // aggregators, which see all of an app's batches in one partition.
+//
+// An Append that gave up at its deadline does not take its record back:
+// an idempotent producer cannot fail a record it may already have sent,
+// so the record may still reach the topic once the brokers answer, after
+// ingest answered 503. Logplex's retry of that POST carries the same
+// Frame-Id, which the aggregator drops; the journal logs each such late
+// record so that an operator can tell.
 type Journal struct {
 	cl    *kgo.Client
 	topic string
+	log   *slog.Logger
 }
 
-// OpenJournal connects a producer. It does not wait for the brokers: an
-// unreachable cluster shows as failing Appends (and 503s to Logplex).
-func OpenJournal(c Config) (*Journal, error) {
+// OpenJournal connects a producer that logs to log. It does not wait for
+// the brokers: an unreachable cluster shows as failing Appends (and 503s
+// to Logplex).
+func OpenJournal(c Config, log *slog.Logger) (*Journal, error) {
 	opts, err := c.clientOpts()
 	if err != nil {
 		return nil, err
@@ -84,7 +94,7 @@ func OpenJournal(c Config) (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: producer: %w", err)
 	}
-	return &Journal{cl: cl, topic: c.TopicName()}, nil
+	return &Journal{cl: cl, topic: c.TopicName(), log: log}, nil
 }
 
 // Append produces b and waits for the acknowledgement, or until ctx ends.
@@ -116,7 +126,21 @@ func (j *Journal) Append(ctx context.Context, b drainpipe.Batch) (int64, bool, e
 		err error
 	}
 	done := make(chan result, 1)
-	j.cl.Produce(ctx, rec, func(r *kgo.Record, err error) { done <- result{r.Offset, err} })
+	// state settles the race between the acknowledgement and ctx's end:
+	// whichever moves it from waiting first decides what Append returns.
+	const (
+		waiting int32 = iota
+		acked
+		gaveUp
+	)
+	var state atomic.Int32
+	j.cl.Produce(ctx, rec, func(r *kgo.Record, err error) {
+		if err == nil && !state.CompareAndSwap(waiting, acked) {
+			j.log.Warn("kafka: a batch whose append gave up (its POST was answered 503) reached the topic after all; a retry with its Frame-Id will be dropped as a duplicate",
+				"app", b.App, "frame_id", b.FrameID, "partition", r.Partition, "offset", r.Offset)
+		}
+		done <- result{r.Offset, err}
+	})
 	select {
 	case res := <-done:
 		if res.err != nil {
@@ -124,6 +148,11 @@ func (j *Journal) Append(ctx context.Context, b drainpipe.Batch) (int64, bool, e
 		}
 		return res.off, false, nil
 	case <-ctx.Done():
+		if !state.CompareAndSwap(waiting, gaveUp) {
+			// Acknowledged in the same instant: the promise is sending.
+			res := <-done
+			return res.off, false, nil
+		}
 		return 0, false, fmt.Errorf("kafka: produce to %s: not acknowledged in time: %w", j.topic, ctx.Err())
 	}
 }

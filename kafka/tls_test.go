@@ -29,7 +29,7 @@ func TestHerokuKafkaTLS(t *testing.T) {
 	if err := kafka.EnsureTopic(ctx, kc, quiet); err != nil {
 		t.Fatalf("EnsureTopic over TLS: %v\n%s", err, broker.Log())
 	}
-	j, err := kafka.OpenJournal(kc)
+	j, err := kafka.OpenJournal(kc, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestHerokuKafkaTLS(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		j, err := kafka.OpenJournal(c)
+		j, err := kafka.OpenJournal(c, quiet)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -254,7 +254,7 @@ func Start(ctx context.Context, cfg Config, open OpenFunc, log *slog.Logger) (*N
 	var sst server.Store = st
 	var appender server.Appender
 	if cfg.Roles[RoleIngest] {
-		j, err := kafka.OpenJournal(cfg.Kafka)
+		j, err := kafka.OpenJournal(cfg.Kafka, log)
 		if err != nil {
 			return fail(err)
 		}
