@@ -459,11 +459,14 @@ func decodeCustom(r *decoder, n int, cs *customs, odd *[]NamedCustom) error {
 		if !regular(&c, &st, &d) {
 			// As decoding always has: a Stat or Dist when not empty or
 			// of the name's kinds.
+			// (Copies, so that st and d stay on the stack otherwise.)
 			if st.Count > 0 || c.Has(logline.CustomSample) {
-				c.Stat = &st
+				c.Stat = new(Stat)
+				*c.Stat = st
 			}
 			if d.Count > 0 || c.Has(logline.CustomMeasure) {
-				c.Dist = &d
+				c.Dist = new(Dist)
+				*c.Dist = d
 			}
 			*odd = append(*odd, NamedCustom{Name: name, Custom: c})
 			continue
