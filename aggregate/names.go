@@ -44,7 +44,14 @@ type nameEntry struct {
 const maxNameIDs = 1 << 30
 
 func newNameTable() *nameTable {
-	return &nameTable{seed: maphash.MakeSeed(), entries: []nameEntry{{refs: 1}}}
+	t := new(nameTable)
+	t.init()
+	return t
+}
+
+// init makes t an empty table.
+func (t *nameTable) init() {
+	*t = nameTable{seed: maphash.MakeSeed(), entries: []nameEntry{{refs: 1}}}
 }
 
 // str returns the name of id.
