@@ -59,6 +59,10 @@ type Config struct {
 	// JournalSerialCommit has the file journal sync each group before it
 	// writes the next (journal.Options.SerialCommit).
 	JournalSerialCommit bool
+	// JournalAppendOnly has the file journal extend each segment as it
+	// appends to it instead of writing segments ahead
+	// (journal.Options.WriteAhead, the default).
+	JournalAppendOnly bool
 	// StoreCheck is StoreCheckBackground (the default when empty) or
 	// StoreCheckOpen.
 	StoreCheck string

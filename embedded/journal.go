@@ -49,7 +49,8 @@ func openJournal(ctx context.Context, cfg Config, st *sqlite.Store, log *slog.Lo
 		idx.Close()
 		return nil, err
 	}
-	j, err := journal.Open(ctx, segDir, journal.Options{Frames: idx, Log: log, Compress: cfg.JournalCompress, SerialCommit: cfg.JournalSerialCommit})
+	j, err := journal.Open(ctx, segDir, journal.Options{Frames: idx, Log: log, Compress: cfg.JournalCompress, SerialCommit: cfg.JournalSerialCommit,
+		WriteAhead: !cfg.JournalAppendOnly})
 	if err != nil {
 		idx.Close()
 		return nil, err

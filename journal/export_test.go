@@ -1,5 +1,7 @@
 package journal
 
+import "time"
+
 // SegFile is segFile for the tests' fault injection.
 type SegFile = segFile
 
@@ -31,4 +33,35 @@ func Queued(j *Journal) int {
 	j.qmu.Lock()
 	defer j.qmu.Unlock()
 	return len(j.queue)
+}
+
+// SpareReady waits until j has a spare segment ready (WriteAhead), or
+// fails after a while.
+func SpareReady(t interface{ Fatal(...any) }, j *Journal) {
+	for range 1000 {
+		j.spmu.Lock()
+		ready := false
+		for _, sp := range j.spare.files {
+			ready = ready || sp.ready
+		}
+		j.spmu.Unlock()
+		if ready {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("no spare segment ready after 5 s")
+}
+
+// CommittedSize returns the bytes of records (and header) in j's
+// segment file path: where its free space written ahead begins.
+func CommittedSize(j *Journal, path string) int64 {
+	j.smu.RLock()
+	defer j.smu.RUnlock()
+	for _, s := range j.segs {
+		if s.path == path {
+			return s.size
+		}
+	}
+	return -1
 }

@@ -87,13 +87,14 @@ func TestTornTailIsCutOff(t *testing.T) {
 	}
 	seg := segments(t, dir)[0]
 	good := size(t, seg)
-	data, _ := os.ReadFile(seg)
-	// Half of a copy of the last record, as a torn write leaves it.
+	// Half of the next record, as a torn write leaves it: its header
+	// (seq 6) and part of its body.
+	torn := journal.RecordBytes(6, "a", "f5", 0, journaltest.RouterBody(50, 5))
 	f, err := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Write(data[len(data)/2:])
+	f.Write(torn[:len(torn)/2])
 	f.Close()
 
 	j = openIn(t, dir, journal.Options{})

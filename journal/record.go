@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -264,4 +265,29 @@ func (e *entry) record() (drainpipe.Record, error) {
 	}
 	r.Body = body
 	return r, nil
+}
+
+// tornLen says what the bytes after the last intact record of a segment
+// (tail; last is that record's seq) are. It returns how many of them
+// belong to a record that was being written after it, when they begin
+// with one's header: the magic (or as much of it as there is) and a
+// possible length, and a seq above last where there are enough bytes to
+// hold one. It returns 0 when they do not: free space written ahead
+// (Options.WriteAhead), which holds zeroes or the records of the segment
+// the file was before it was retired, all numbered before this one's.
+func tornLen(tail []byte, last int64) int {
+	if len(tail) == 0 || !bytes.HasPrefix(magic[:], tail[:min(len(tail), len(magic))]) {
+		return 0
+	}
+	if len(tail) < headerSize {
+		return len(tail)
+	}
+	n, err := recordLen(tail)
+	if err != nil {
+		return 0
+	}
+	if len(tail) >= headerSize+8 && int64(binary.LittleEndian.Uint64(tail[headerSize:])) <= last {
+		return 0
+	}
+	return min(n, len(tail))
 }

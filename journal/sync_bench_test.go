@@ -23,7 +23,7 @@ import (
 // fdatasync; p50 and p90 are of the op's latency.
 func BenchmarkDatasync(b *testing.B) {
 	for _, size := range []int{16 << 10, 120 << 10, 480 << 10} {
-		for _, mode := range []string{"append", "zeroed", "fallocated"} {
+		for _, mode := range []string{"append", "zeroed", "fallocated", "writezeroes"} {
 			b.Run(fmt.Sprintf("mode=%s/size=%dKiB", mode, size>>10), func(b *testing.B) {
 				benchDatasync(b, mode, size)
 			})
@@ -47,6 +47,12 @@ func benchDatasync(b *testing.B, mode string, size int) {
 			if _, err := f.WriteAt(zero[:min(int64(len(zero)), fileSize-off)], off); err != nil {
 				b.Fatal(err)
 			}
+		}
+	case "writezeroes":
+		// Linux 6.17 on: written extents of zeroes, written by the
+		// device (or the kernel) rather than by write(2).
+		if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_WRITE_ZEROES, 0, fileSize); err != nil {
+			b.Skip("fallocate(FALLOC_FL_WRITE_ZEROES):", err)
 		}
 	case "fallocated":
 		if err := unix.Fallocate(int(f.Fd()), 0, 0, fileSize); err != nil {

@@ -37,6 +37,7 @@ type serveFlags struct {
 	journal    string
 	compress   bool
 	serial     bool
+	appendOnly bool
 	storeCheck string
 	alerts     alertFlags
 	limits     server.Config // the drain limits set by flags
@@ -47,6 +48,7 @@ func (f *serveFlags) register(fs *flag.FlagSet, defaultData, defaultListen strin
 	fs.StringVar(&f.journal, "journal", embedded.JournalFile, "embedded journal: file (checksummed segment files in DATA/journal, frame ids in DATA/journal.db) or sqlite (all in DATA/journal.db); records left by the other are moved over or refused at start (docs/architecture.md)")
 	fs.BoolVar(&f.compress, "journal-compress", false, "file journal: store bodies of 4 KiB and more S2-compressed (fewer bytes written, more CPU; see docs/BENCHMARKS.md)")
 	fs.BoolVar(&f.serial, "journal-serial-commit", false, "file journal: sync each group of appends before writing the next, instead of writing it while that sync runs (a little less CPU, a little longer waits; see docs/BENCHMARKS.md)")
+	fs.BoolVar(&f.appendOnly, "journal-append-only", false, "file journal: extend each segment file as records are appended, instead of writing segments ahead (a file of zeroes, or a trimmed segment's file reused: up to two spare files of 64 MiB beside the segments) so that appends overwrite written blocks, whose fdatasync is about half as long (see docs/BENCHMARKS.md)")
 	fs.StringVar(&f.storeCheck, "store-check", embedded.StoreCheckBackground, "embedded store: background (at start only the file's length and the tables every write touches are checked, so start-up time does not grow with the days stored; a background check reads every partition a minute after start and then daily) or open (check all of metrics.db before serving, refusing structural damage anywhere; start-up grows with the store)")
 	listenHelp := "address to listen on"
 	if defaultListen == "" {
@@ -122,7 +124,7 @@ func (f *serveFlags) config() (embedded.Config, error) {
 		Dashboard: web.Handler(),
 		TLSCert:   f.tlsCert, TLSKey: f.tlsKey,
 		Server:  f.serverConfig(),
-		Journal: f.journal, JournalCompress: f.compress, JournalSerialCommit: f.serial,
+		Journal: f.journal, JournalCompress: f.compress, JournalSerialCommit: f.serial, JournalAppendOnly: f.appendOnly,
 		StoreCheck: f.storeCheck,
 	}
 	if err := f.alerts.config(&cfg); err != nil {

@@ -1,0 +1,392 @@
+package journal_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/drainpipe/drainpipe"
+	"github.com/drainpipe/drainpipe/journal"
+	"github.com/drainpipe/drainpipe/journaltest"
+)
+
+const aheadSize = 16 << 10
+
+func aheadOpts() journal.Options { return journal.Options{WriteAhead: true, SegmentSize: aheadSize} }
+
+// appendRolling appends n batches to j, waiting for a spare segment
+// before each so that every segment it starts is one written ahead.
+func appendRolling(t *testing.T, j *journal.Journal, n, salt int) []drainpipe.Batch {
+	t.Helper()
+	var out []drainpipe.Batch
+	for i := range n {
+		journal.SpareReady(t, j)
+		b := batch("shop", fmt.Sprint("f", salt+i), 20, salt+i)
+		mustAppend(t, j, b)
+		out = append(out, b)
+	}
+	return out
+}
+
+func spares(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "journal", "*.spare"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func quarantineFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	m, _ := filepath.Glob(filepath.Join(dir, "journal", "quarantine", "*"))
+	return m
+}
+
+// checkRecords reads j whole and compares with want, numbered from
+// first on.
+func checkRecords(t *testing.T, j *journal.Journal, first int64, want []drainpipe.Batch) {
+	t.Helper()
+	recs := readAll(t, j)
+	if len(recs) != len(want) {
+		t.Fatalf("%d records, want %d", len(recs), len(want))
+	}
+	for i, r := range recs {
+		if r.Seq != first+int64(i) || r.Damaged || r.FrameID != want[i].FrameID || !bytes.Equal(r.Body, want[i].Body) {
+			t.Fatalf("record %d: seq %d frame %q damaged %v", i, r.Seq, r.FrameID, r.Damaged)
+		}
+	}
+}
+
+// TestWriteAheadSegments: with WriteAhead every segment is a spare file
+// of zeroes prepared beforehand, so it is longer than its records; the
+// records are read back exactly, before and after a restart, the free
+// space after them is neither a record nor damage nor a torn append,
+// and appends after the restart go into that free space.
+func TestWriteAheadSegments(t *testing.T) {
+	dir := t.TempDir()
+	j := openIn(t, dir, aheadOpts())
+	want := appendRolling(t, j, 30, 0)
+	segs := segments(t, dir)
+	for size(t, segs[len(segs)-1])-journal.CommittedSize(j, segs[len(segs)-1]) < 2<<10 {
+		// Until the last segment has free space for the append below.
+		want = append(want, appendRolling(t, j, 1, len(want))...)
+		segs = segments(t, dir)
+	}
+	checkRecords(t, j, 1, want)
+	if len(segs) < 3 {
+		t.Fatalf("%d segments, want several", len(segs))
+	}
+	for _, s := range segs {
+		if size(t, s) < aheadSize {
+			t.Fatalf("segment %s is %d bytes: not written ahead", s, size(t, s))
+		}
+	}
+	last := segs[len(segs)-1]
+	free := journal.CommittedSize(j, last)
+	n := int64(len(want))
+	journal.SpareReady(t, j)
+	if n := len(spares(t, dir)); n < 1 || n > 2 {
+		t.Fatalf("%d spare files, want 1 or 2", n)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j = openIn(t, dir, aheadOpts())
+	if j.LastSeq() != n || j.Quarantined() != 0 || len(quarantineFiles(t, dir)) != 0 {
+		t.Fatalf("after a restart: LastSeq %d, %d quarantined, quarantine %v", j.LastSeq(), j.Quarantined(), quarantineFiles(t, dir))
+	}
+	checkRecords(t, j, 1, want)
+	b := batch("shop", "after", 3, 99)
+	if seq := mustAppend(t, j, b); seq != n+1 {
+		t.Fatalf("next seq %d, want %d", seq, n+1)
+	}
+	if got := journal.CommittedSize(j, last); got <= free || size(t, last) < aheadSize {
+		t.Fatalf("the append after the restart did not go into the free space (records end at %d, were %d)", got, free)
+	}
+	want = append(want, b)
+	j.Close()
+	j = openIn(t, dir, aheadOpts())
+	defer j.Close()
+	checkRecords(t, j, 1, want)
+	if j.Quarantined() != 0 || len(quarantineFiles(t, dir)) != 0 {
+		t.Fatalf("%d quarantined: %v", j.Quarantined(), quarantineFiles(t, dir))
+	}
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+// TestRetiredSegmentsAreReused: Trim keeps the files of trimmed
+// segments (two at most) as spares, and later segments are those files,
+// their old records still in them beyond the new ones. The old records
+// (under another seed) are never read, neither in the last segment nor
+// in a segment before it whose file is longer than its records, nor
+// taken for damage, before or after a restart.
+func TestRetiredSegmentsAreReused(t *testing.T) {
+	dir := t.TempDir()
+	j := openIn(t, dir, aheadOpts())
+	appendRolling(t, j, 12, 0)
+	old := map[uint64]bool{}
+	segs := segments(t, dir)
+	for _, s := range segs[:len(segs)-1] {
+		old[inode(t, s)] = true
+	}
+	if err := j.Trim(context.Background(), j.LastSeq()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(spares(t, dir)); n != 2 {
+		t.Fatalf("%d spare files after the trim, want 2", n)
+	}
+	if n := len(segments(t, dir)); n != 1 {
+		t.Fatalf("%d segments after the trim, want 1", n)
+	}
+	want := appendRolling(t, j, 12, 100)
+	reused := 0
+	for _, s := range segments(t, dir) {
+		if old[inode(t, s)] {
+			reused++
+		}
+	}
+	if reused == 0 {
+		t.Fatal("no segment written after the trim is a retired segment's file")
+	}
+	checkRecords(t, j, 13, want)
+	j.Close()
+	j = openIn(t, dir, aheadOpts())
+	defer j.Close()
+	if err := j.Trim(context.Background(), 12); err != nil {
+		t.Fatal(err)
+	}
+	checkRecords(t, j, 13, want)
+	if j.Quarantined() != 0 || len(quarantineFiles(t, dir)) != 0 {
+		t.Fatalf("%d quarantined: %v", j.Quarantined(), quarantineFiles(t, dir))
+	}
+	if seq := mustAppend(t, j, batch("shop", "next", 3, 1)); seq != 25 {
+		t.Fatalf("next seq %d, want 25", seq)
+	}
+}
+
+// TestTornOverwriteInWrittenAheadSegment: a crash in the middle of an
+// append that overwrites free space (zeroes, or a retired segment's
+// records) leaves the start of a record after the last one: it is taken
+// for a torn append (never acknowledged), copied to quarantine once and
+// zeroed, the file keeps its length, and the next append goes there.
+func TestTornOverwriteInWrittenAheadSegment(t *testing.T) {
+	for _, retired := range []bool{false, true} {
+		t.Run(fmt.Sprintf("retired=%v", retired), func(t *testing.T) {
+			dir := t.TempDir()
+			j := openIn(t, dir, aheadOpts())
+			old := map[uint64]bool{}
+			if retired {
+				appendRolling(t, j, 12, 0)
+				segs := segments(t, dir)
+				for _, s := range segs[:len(segs)-1] {
+					old[inode(t, s)] = true
+				}
+				if err := j.Trim(context.Background(), j.LastSeq()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Appends until one starts a segment from a spare of the
+			// kind wanted: that segment's records are want.
+			var want []drainpipe.Batch
+			var first int64
+			for i := 0; ; i++ {
+				segs := segments(t, dir)
+				before := ""
+				if len(segs) > 0 {
+					before = segs[len(segs)-1]
+				}
+				want = appendRolling(t, j, 1, 50+i)
+				segs = segments(t, dir)
+				if s := segs[len(segs)-1]; s != before && (!retired || old[inode(t, s)]) {
+					first = j.LastSeq()
+					break
+				}
+				if i > 100 {
+					t.Fatal("no segment from a spare of that kind")
+				}
+			}
+			want = append(want, batch("shop", "g1", 3, 1), batch("shop", "g2", 3, 2))
+			mustAppend(t, j, want[1])
+			mustAppend(t, j, want[2])
+			segs := segments(t, dir)
+			seg := segs[len(segs)-1]
+			end := journal.CommittedSize(j, seg)
+			last := j.LastSeq()
+			j.Close()
+			fileSize := size(t, seg)
+			if fileSize <= end {
+				t.Fatalf("segment not written ahead: %d bytes, records end at %d", fileSize, end)
+			}
+			torn := journal.RecordBytes(last+1, "shop", "torn", 0, journaltest.RouterBody(10, 7))
+			whole := len(torn)
+			torn = torn[:len(torn)/2]
+			f, err := os.OpenFile(seg, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteAt(torn, end)
+			f.Close()
+
+			j = openIn(t, dir, aheadOpts())
+			if j.LastSeq() != last || j.Quarantined() != 0 {
+				t.Fatalf("LastSeq %d want %d, %d quarantined", j.LastSeq(), last, j.Quarantined())
+			}
+			q := quarantineFiles(t, dir)
+			if len(q) != 1 {
+				t.Fatalf("quarantine holds %v, want the torn append", q)
+			}
+			// The copy is of the length the torn record's header
+			// claims: its torn half, then free space.
+			if got, _ := os.ReadFile(q[0]); !bytes.HasPrefix(got, torn) || len(got) != whole {
+				t.Fatalf("quarantine copy is %d bytes, want the record's %d from the torn ones", len(got), whole)
+			}
+			if got := size(t, seg); got != fileSize {
+				t.Fatalf("segment %d bytes after the cut, want %d (still written ahead)", got, fileSize)
+			}
+			data, _ := os.ReadFile(seg)
+			if !bytes.Equal(data[end:end+int64(len(torn))], make([]byte, len(torn))) {
+				t.Fatal("torn bytes not zeroed")
+			}
+			b := batch("shop", "g3", 3, 3)
+			if seq := mustAppend(t, j, b); seq != last+1 {
+				t.Fatalf("next seq %d, want %d", seq, last+1)
+			}
+			want = append(want, b)
+			j.Close()
+			j = openIn(t, dir, aheadOpts())
+			defer j.Close()
+			if err := j.Trim(context.Background(), first-1); err != nil {
+				t.Fatal(err)
+			}
+			recs := readAll(t, j)
+			if len(recs) < len(want) {
+				t.Fatalf("%d records, want at least %d", len(recs), len(want))
+			}
+			recs = recs[len(recs)-len(want):]
+			for i, r := range recs {
+				if r.Damaged || r.FrameID != want[i].FrameID || !bytes.Equal(r.Body, want[i].Body) {
+					t.Fatalf("record %d: seq %d frame %q damaged %v", i, r.Seq, r.FrameID, r.Damaged)
+				}
+			}
+			if q := quarantineFiles(t, dir); len(q) != 1 || j.Quarantined() != 0 {
+				t.Fatalf("after a second restart: quarantine %v, %d quarantined", q, j.Quarantined())
+			}
+		})
+	}
+}
+
+// TestDamagedRecordInWrittenAheadSegment: a record damaged in the
+// middle of a segment written ahead is quarantined and reported as
+// Damaged, and the records after it are read: the free space after them
+// does not make the damage look like the end.
+func TestDamagedRecordInWrittenAheadSegment(t *testing.T) {
+	for _, final := range []bool{true, false} {
+		t.Run(fmt.Sprintf("last-segment=%v", final), func(t *testing.T) {
+			dir := t.TempDir()
+			j := openIn(t, dir, aheadOpts())
+			journal.SpareReady(t, j)
+			var want []drainpipe.Batch
+			var offs []int64
+			for i := range 5 {
+				b := batch("shop", fmt.Sprint("f", i), 3, i)
+				segs := segments(t, dir)
+				if len(segs) > 0 {
+					offs = append(offs, journal.CommittedSize(j, segs[0]))
+				} else {
+					offs = append(offs, journal.SegmentHeaderSize)
+				}
+				mustAppend(t, j, b)
+				want = append(want, b)
+			}
+			seg := segments(t, dir)[0]
+			if !final {
+				// Fill it so that the next append starts a segment.
+				for journal.CommittedSize(j, seg) < aheadSize {
+					want = append(want, batch("shop", fmt.Sprint("x", len(want)), 20, len(want)))
+					mustAppend(t, j, want[len(want)-1])
+				}
+				journal.SpareReady(t, j)
+				want = append(want, batch("shop", "next", 3, 9))
+				mustAppend(t, j, want[len(want)-1])
+			}
+			j.Close()
+			corrupt(t, seg, offs[2]+60) // the third record's body
+			j = openIn(t, dir, aheadOpts())
+			defer j.Close()
+			recs := readAll(t, j)
+			if len(recs) != len(want) {
+				t.Fatalf("%d records, want %d", len(recs), len(want))
+			}
+			for i, r := range recs {
+				if r.Seq != int64(i+1) || r.Damaged != (i == 2) || (i != 2 && !bytes.Equal(r.Body, want[i].Body)) {
+					t.Fatalf("record %d: seq %d damaged %v", i, r.Seq, r.Damaged)
+				}
+			}
+			if j.Quarantined() != 1 || len(quarantineFiles(t, dir)) != 1 {
+				t.Fatalf("%d quarantined: %v", j.Quarantined(), quarantineFiles(t, dir))
+			}
+		})
+	}
+}
+
+// TestOldSegmentsWithWriteAhead: segments from before segment headers
+// and segments of a journal that did not write ahead are read as before
+// by one that does; its appends go to a new segment written ahead (after
+// the old-format one) or on at the end of the last one.
+func TestOldSegmentsWithWriteAhead(t *testing.T) {
+	t.Run("before-headers", func(t *testing.T) {
+		dir := t.TempDir()
+		bodies := legacySegment(t, dir, nil)
+		j := openIn(t, dir, aheadOpts())
+		journal.SpareReady(t, j)
+		b := batch("shop", "f3", 5, 3)
+		if seq := mustAppend(t, j, b); seq != 4 {
+			t.Fatalf("next seq %d, want 4", seq)
+		}
+		j.Close()
+		segs := segments(t, dir)
+		if len(segs) != 2 || size(t, segs[1]) < aheadSize {
+			t.Fatalf("segments %v: want the old one and one written ahead", segs)
+		}
+		j = openIn(t, dir, aheadOpts())
+		defer j.Close()
+		recs := readAll(t, j)
+		if len(recs) != 4 || !bytes.Equal(recs[3].Body, b.Body) || !bytes.Equal(recs[0].Body, bodies[0]) || j.Quarantined() != 0 {
+			t.Fatalf("%d records, %d quarantined", len(recs), j.Quarantined())
+		}
+	})
+	t.Run("append-only", func(t *testing.T) {
+		dir := t.TempDir()
+		j := openIn(t, dir, journal.Options{SegmentSize: aheadSize})
+		var want []drainpipe.Batch
+		for i := range 8 {
+			want = append(want, batch("shop", fmt.Sprint("f", i), 20, i))
+			mustAppend(t, j, want[i])
+		}
+		j.Close()
+		j = openIn(t, dir, aheadOpts())
+		checkRecords(t, j, 1, want)
+		more := appendRolling(t, j, 6, 10)
+		want = append(want, more...)
+		j.Close()
+		j = openIn(t, dir, aheadOpts())
+		defer j.Close()
+		checkRecords(t, j, 1, want)
+		if j.Quarantined() != 0 || len(quarantineFiles(t, dir)) != 0 {
+			t.Fatalf("%d quarantined: %v", j.Quarantined(), quarantineFiles(t, dir))
+		}
+	})
+}
