@@ -28,6 +28,11 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(hdr)
 	f.Add(hdr[:10])
 	f.Add([]byte("DPJ1\x26\x00\x00\x00\x00\x00\x00\x00"))
+	// A segment written ahead: records, then zeroes or another
+	// segment's records.
+	rec := appendRecord(bytes.Clone(hdr), &entry{Seq: 3, ReceivedAt: 1764064800000000000, App: "shop", FrameID: "f", Stored: body}, seed)
+	f.Add(append(bytes.Clone(rec), make([]byte, 200)...))
+	f.Add(appendRecord(bytes.Clone(rec), &entry{Seq: 2, App: "shop", Stored: body}, 12345))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		kind, base, seed := segmentHeader(data)
 		switch {
@@ -61,6 +66,13 @@ func FuzzDecodeRecord(f *testing.F) {
 		})
 		if end < base || end > len(data) {
 			t.Fatalf("scan end %d outside %d..%d", end, base, len(data))
+		}
+		// What follows the last intact record: a torn append (within
+		// the bytes there, starting with a header numbered after the
+		// last) or free space written ahead.
+		tail := data[end:]
+		if n := tornLen(tail, prev); n < 0 || n > len(tail) || (n > 0 && !bytes.HasPrefix(magic[:], tail[:min(len(tail), 4)])) {
+			t.Fatalf("torn length %d of a %d-byte tail", n, len(tail))
 		}
 		claimedLast(data[base:], 0)
 	})

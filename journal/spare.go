@@ -39,7 +39,21 @@ const (
 	// retired segments are removed, as without WriteAhead.
 	maxSpares = 2
 	zeroChunk = 1 << 20
+	// roomFactor: a spare is made or kept only while the file system
+	// has this many times SegmentSize free (not under disk pressure,
+	// where the space is worth more than a faster sync).
+	roomFactor = 4
 )
+
+// roomForSpare reports whether the journal's file system has room for a
+// spare segment (roomFactor times SegmentSize free).
+func (j *Journal) roomForSpare() bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(j.dir, &st); err != nil {
+		return false
+	}
+	return int64(st.Bavail)*int64(st.Bsize) >= roomFactor*j.opt.SegmentSize
+}
 
 // spareFile is a spare segment file. seed is its header's CRC state once
 // the preparer has written and synced that header (ready).
@@ -120,7 +134,7 @@ func (j *Journal) retire(path string) bool {
 	}
 	j.spmu.Lock()
 	defer j.spmu.Unlock()
-	if len(j.spare.files) >= maxSpares {
+	if len(j.spare.files) >= maxSpares || !j.roomForSpare() {
 		return false
 	}
 	to := j.spareName(spareExt)
@@ -154,8 +168,10 @@ func (j *Journal) preparer() {
 		case ready:
 		case raw != "":
 			err = j.readySpare(raw)
-		case n < maxSpares:
+		case n < maxSpares && j.roomForSpare():
 			err = j.zeroSpare()
+		default:
+			ready = true // nothing to do until a roll or a trim
 		}
 		if err != nil {
 			if errors.Is(err, errStopping) {

@@ -47,6 +47,15 @@ func quarantineFiles(t *testing.T, dir string) []string {
 	return m
 }
 
+// noQuarantine fails unless j has quarantined nothing and dir's
+// quarantine directory is empty.
+func noQuarantine(t *testing.T, j *journal.Journal, dir string) {
+	t.Helper()
+	if j.Quarantined() != 0 || len(quarantineFiles(t, dir)) != 0 {
+		t.Fatalf("%d quarantined: %v", j.Quarantined(), quarantineFiles(t, dir))
+	}
+}
+
 // checkRecords reads j whole and compares with want, numbered from
 // first on.
 func checkRecords(t *testing.T, j *journal.Journal, first int64, want []drainpipe.Batch) {
@@ -113,9 +122,7 @@ func TestWriteAheadSegments(t *testing.T) {
 	j = openIn(t, dir, aheadOpts())
 	defer j.Close()
 	checkRecords(t, j, 1, want)
-	if j.Quarantined() != 0 || len(quarantineFiles(t, dir)) != 0 {
-		t.Fatalf("%d quarantined: %v", j.Quarantined(), quarantineFiles(t, dir))
-	}
+	noQuarantine(t, j, dir)
 }
 
 func inode(t *testing.T, path string) uint64 {
@@ -169,9 +176,7 @@ func TestRetiredSegmentsAreReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRecords(t, j, 13, want)
-	if j.Quarantined() != 0 || len(quarantineFiles(t, dir)) != 0 {
-		t.Fatalf("%d quarantined: %v", j.Quarantined(), quarantineFiles(t, dir))
-	}
+	noQuarantine(t, j, dir)
 	if seq := mustAppend(t, j, batch("shop", "next", 3, 1)); seq != 25 {
 		t.Fatalf("next seq %d, want 25", seq)
 	}
@@ -385,8 +390,6 @@ func TestOldSegmentsWithWriteAhead(t *testing.T) {
 		j = openIn(t, dir, aheadOpts())
 		defer j.Close()
 		checkRecords(t, j, 1, want)
-		if j.Quarantined() != 0 || len(quarantineFiles(t, dir)) != 0 {
-			t.Fatalf("%d quarantined: %v", j.Quarantined(), quarantineFiles(t, dir))
-		}
+		noQuarantine(t, j, dir)
 	})
 }
