@@ -72,6 +72,14 @@ func openJournal(ctx context.Context, cfg Config, st *sqlite.Store, log *slog.Lo
 // retireSegments checks, before the SQLite journal starts, that the
 // segment files in dir hold nothing the store lacks, and removes them.
 func retireSegments(ctx context.Context, dir, dbPath string, st *sqlite.Store, log *slog.Logger) error {
+	// Spare segment files (the file journal's segments written ahead)
+	// hold no record: they go first.
+	spares, _ := filepath.Glob(filepath.Join(dir, "*.spare*"))
+	for _, s := range spares {
+		if err := os.Remove(s); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove spare segment: %w", err)
+		}
+	}
 	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
 	if err != nil || len(segs) == 0 {
 		return err

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -99,9 +100,11 @@ func (j *Journal) loadSpares() error {
 	return nil
 }
 
-// spareName returns a path for a new spare file.
+// spareName returns a path for a new spare file: named for the time
+// and a counter, so that no name of an earlier process (whose spares
+// this one keeps) comes again, as a process id could.
 func (j *Journal) spareName(ext string) string {
-	return filepath.Join(j.dir, fmt.Sprintf("%d-%d%s", os.Getpid(), j.spare.next.Add(1), ext))
+	return filepath.Join(j.dir, fmt.Sprintf("%d-%d%s", time.Now().UnixNano(), j.spare.next.Add(1), ext))
 }
 
 // kickPreparer wakes the preparer.
