@@ -3,6 +3,7 @@ package metrics
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -416,4 +417,46 @@ func roundTrip(t *testing.T, z *zsketch) zsketch {
 	}
 	got.zero = z.total() - got.binTotal()
 	return got
+}
+
+// TestMergeNarrowIntoDense merges a sparse sketch of 2-byte keys and
+// 1-byte counts (what the fold makes of a few values) into dense runs of
+// every count width, with counts that outgrow the width at the first,
+// a middle and the last entry: every bin must hold the sum.
+func TestMergeNarrowIntoDense(t *testing.T) {
+	bins := func(s *sketch) map[int32]uint64 {
+		m := map[int32]uint64{}
+		for i, n := 0, s.entries(); i < n; i++ {
+			if k, c := s.entry(i); c > 0 {
+				m[k] = c
+			}
+		}
+		return m
+	}
+	for _, top := range []uint64{200, math.MaxUint8 - 3, math.MaxUint16 - 3, math.MaxUint32 - 3, math.MaxUint64 / 2} {
+		for _, at := range []int{0, 3, 6} { // which source entry overflows
+			var dst, src sketch
+			for k := int32(100); k <= 240; k++ {
+				dst.addBin(k, 1)
+			}
+			for j, k := range []int32{101, 121, 141, 161, 181, 201, 221} {
+				src.addBin(k, uint64(10+j))
+				if j == at {
+					dst.addBin(k, top)
+				}
+			}
+			if dst.sparse || !src.sparse || src.wide || src.w != 1 {
+				t.Fatalf("layouts: dst sparse %v, src sparse %v wide %v w %d", dst.sparse, src.sparse, src.wide, src.w)
+			}
+			want := bins(&dst)
+			for k, c := range bins(&src) {
+				want[k] += c
+			}
+			w := dst.w
+			dst.merge(&src)
+			if got := bins(&dst); !maps.Equal(got, want) {
+				t.Fatalf("top %d at %d (width %d): %v, want %v", top, at, w, got, want)
+			}
+		}
+	}
 }
