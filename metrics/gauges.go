@@ -26,15 +26,17 @@ import (
 // microseconds). The maximum is kept as its distance above the last
 // value (16 bits), and the sum as its distance from the clock's count
 // times the last value (16 bits): within a minute a dyno's gauges move
-// little. That is 96 bytes a dyno instead of 240 of float64s and
-// int64s. Each value is stored that way only when it reads back as
+// little. The last load averages are kept in 16 bits (up to 327.67).
+// That is 88 bytes a dyno instead of 240 of float64s and int64s. Each
+// value is stored that way only when it reads back as
 // the very float64 it stands for (see fixed), and each count and time
 // only when it fits; when one does not (values with more decimals, byte
 // counts, sums beyond int32 or more than 7 ulps from their fixed point,
 // clocks more than 35 minutes or not a whole number of µs apart, more
 // than 65,535 samples, lines that set gauges in other combinations than
 // two clocks hold, a maximum more than 65,535 hundredths above the last
-// value or a sum more than 32,767 from the count times it), the record
+// value or a sum more than 32,767 from the count times it, a load
+// average beyond ±327.67), the record
 // turns into a Stat per gauge (stats) and stays so.
 type Gauges struct {
 	t      int64     // clock 0's latest sample time, Unix ns
@@ -44,12 +46,14 @@ type Gauges struct {
 	// sumUlp holds, a signed nibble per gauge, how many ulps each float64
 	// sum is above fixed(sum).
 	sumUlp [logline.NumGauges / 2]uint8
-	// last holds each gauge's last value in fixed point (see fixed);
+	// lastLoad and lastMem hold each gauge's last value in fixed point
+	// (see fixed), the load averages' in 16 bits (lastOf reads both);
 	// maxD its maximum less the last value, sumD its sum less the count
 	// of its clock times the last value.
-	last [logline.NumGauges]int32
-	maxD [logline.NumGauges]uint16
-	sumD [logline.NumGauges]int16
+	lastLoad [numLoad]int16
+	lastMem  [logline.NumGauges - numLoad]int32
+	maxD     [logline.NumGauges]uint16
+	sumD     [logline.NumGauges]int16
 	// stats, when not nil, holds the samples instead of all the above.
 	stats *[logline.NumGauges]Stat
 }
@@ -68,10 +72,11 @@ type fixedForm struct {
 
 // unpack returns gs's fixed-point form; gs.stats must be nil.
 func (gs *Gauges) unpack() fixedForm {
-	f := fixedForm{t: gs.t, dt: gs.dt, count: gs.count, member: gs.member, sumUlp: gs.sumUlp, last: gs.last}
+	f := fixedForm{t: gs.t, dt: gs.dt, count: gs.count, member: gs.member, sumUlp: gs.sumUlp}
 	n := clockCounts(gs.member, gs.count)
 	for i := range f.sum {
-		last := int64(gs.last[i])
+		f.last[i] = gs.lastOf(i)
+		last := int64(f.last[i])
 		f.sum[i], f.max[i] = int32(n[i]*last+int64(gs.sumD[i])), int32(last+int64(gs.maxD[i]))
 	}
 	return f
@@ -96,8 +101,19 @@ func (gs *Gauges) sumMax(i int) (sum, max int32) {
 	if k := gs.clockOf(i); k >= 0 {
 		n = int64(gs.count[k])
 	}
-	last := int64(gs.last[i])
+	last := int64(gs.lastOf(i))
 	return int32(n*last + int64(gs.sumD[i])), int32(last + int64(gs.maxD[i]))
+}
+
+// numLoad is the number of load average gauges, the first ones.
+const numLoad = logline.GaugeMemTotal
+
+// lastOf returns gauge i's last value in fixed point.
+func (gs *Gauges) lastOf(i int) int32 {
+	if i < int(numLoad) {
+		return int32(gs.lastLoad[i])
+	}
+	return gs.lastMem[i-int(numLoad)]
 }
 
 // clockOf returns the clock of gauge g, -1 when it has no samples.
@@ -120,16 +136,24 @@ func clockIn(member *[2]uint8, g int) int {
 func (gs *Gauges) pack(f *fixedForm) bool {
 	var maxD [logline.NumGauges]uint16
 	var sumD [logline.NumGauges]int16
+	var lastLoad [numLoad]int16
 	n := clockCounts(f.member, f.count)
 	for i := range f.sum {
 		last := int64(f.last[i])
+		if i < int(numLoad) {
+			if last < math.MinInt16 || last > math.MaxInt16 {
+				return false
+			}
+			lastLoad[i] = int16(last)
+		}
 		dm, ds := int64(f.max[i])-last, int64(f.sum[i])-n[i]*last
 		if dm < 0 || dm > math.MaxUint16 || ds < math.MinInt16 || ds > math.MaxInt16 {
 			return false
 		}
 		maxD[i], sumD[i] = uint16(dm), int16(ds)
 	}
-	*gs = Gauges{t: f.t, dt: f.dt, count: f.count, member: f.member, sumUlp: f.sumUlp, last: f.last, maxD: maxD, sumD: sumD}
+	*gs = Gauges{t: f.t, dt: f.dt, count: f.count, member: f.member, sumUlp: f.sumUlp, lastLoad: lastLoad, maxD: maxD, sumD: sumD}
+	copy(gs.lastMem[:], f.last[numLoad:])
 	return true
 }
 
@@ -244,7 +268,7 @@ func (gs *Gauges) Stat(g logline.Gauge) Stat {
 	// One gauge of the unpacked form, without unpacking the others.
 	f := fixedForm{t: gs.t, dt: gs.dt, count: gs.count, sumUlp: gs.sumUlp}
 	f.sum[i], f.max[i] = gs.sumMax(i)
-	f.last[i] = gs.last[i]
+	f.last[i] = gs.lastOf(i)
 	return f.stat(i, k)
 }
 

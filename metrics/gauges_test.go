@@ -42,10 +42,10 @@ func checkGauges(t *testing.T, what string, gs *Gauges, ref *gaugesRef) {
 // prints (load with two decimals, memory in MB with two decimals, parsed
 // as the parser does), sometimes a value without a fixed-point form
 // (three decimals, bytes, binary fractions, -0, huge), NaN or infinity.
-// steady values of Heroku's are within 20.00 of 500.00, as a dyno's
-// gauges are within a minute (so that a few samples' maximum and sum
-// stay near the last value, the packed fixed-point form); others
-// anywhere from 0 to 20,000.00.
+// steady values of Heroku's are within 20.00 of 500.00 MB, or 2.00 of
+// 5.00 for a load average, as a dyno's gauges are within a minute (so
+// that a few samples' maximum and sum stay near the last value, the
+// packed fixed-point form); others anywhere from 0 to 20,000.00.
 func gaugeValue(rng *rand.Rand, g int, steady bool) float64 {
 	mb := float64(1 << 20)
 	if g < int(logline.GaugeMemTotal) {
@@ -66,6 +66,9 @@ func gaugeValue(rng *rand.Rand, g int, steady bool) float64 {
 		return float64(rng.Int64N(1 << 40)) // bytes, or beyond int32
 	case 6:
 		return 3e7 * mb // 30 TB: hundredths beyond int32
+	}
+	if steady && g < int(logline.GaugeMemTotal) {
+		return float64(300+rng.IntN(400)) / 100
 	}
 	if steady {
 		return float64(49000+rng.IntN(2000)) / 100 * mb
@@ -197,8 +200,50 @@ func TestGaugesStayFixed(t *testing.T) {
 	if st := minute.Stat(logline.GaugeMemTotal); st.Count != 6 || st.LastT != 100e9 || !sameFloat(st.Sum, sum) {
 		t.Fatalf("memory total = %+v, want the sum %v", st, sum)
 	}
-	if size := unsafe.Sizeof(minute); size != 96 {
+	if size := unsafe.Sizeof(minute); size != 88 {
 		t.Fatalf("Gauges is %d bytes", size)
+	}
+}
+
+// TestGaugesLoadBeyond16Bits: the packed record keeps a load average's
+// last value in 16 bits, up to ±327.67; one beyond turns the record into
+// Stats, by adding and by merging, and every Stat stays exact.
+func TestGaugesLoadBeyond16Bits(t *testing.T) {
+	for _, tc := range []struct {
+		last   float64
+		packed bool
+	}{{327.67, true}, {327.68, false}, {-327.68, true}, {-327.69, false}, {0.01, true}} {
+		var added, merged, other Gauges
+		var ref gaugesRef
+		var values [logline.NumGauges]float64
+		// The first sample near the last one, so that the maximum and the
+		// sum fit their 16-bit distances from it.
+		for i, v := range []float64{math.Copysign(1.5, tc.last), tc.last} {
+			for g := range numLoad {
+				values[g] = v
+			}
+			at := int64(i) * 20e9
+			added.AddLine(loadGauges, &values, at)
+			ref.addLine(loadGauges, &values, at)
+			if i == 0 {
+				merged.AddLine(loadGauges, &values, at)
+			} else {
+				other.AddLine(loadGauges, &values, at)
+			}
+		}
+		merged.Merge(&other)
+		b := Bucket{Dynos: []DynoGauges{{Name: "web.1", Gauges: added}}}
+		dec, err := Decode(b.Encode(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, g := range map[string]*Gauges{"added": &added, "merged": &merged, "decoded": &dec.Dynos[0].Gauges} {
+			what := fmt.Sprintf("last %v, %s", tc.last, name)
+			checkGauges(t, what, g, &ref)
+			if (g.stats == nil) != tc.packed {
+				t.Errorf("%s: packed %v, want %v", what, g.stats == nil, tc.packed)
+			}
+		}
 	}
 }
 
