@@ -90,7 +90,6 @@ func fitsAll(c Counts[int]) bool {
 // reads back exactly what the 16-byte one held.
 func TestStatusCountsMatchCounts(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	codes := []int{0, 100, 200, 201, 304, 404, 500, 503, 999, 99999, math.MaxUint32, math.MaxUint32 + 1, 1 << 40}
 	count := func() int64 {
 		switch rng.IntN(8) {
 		case 0:
@@ -101,32 +100,75 @@ func TestStatusCountsMatchCounts(t *testing.T) {
 		return 1 + rng.Int64N(1000)
 	}
 	for round := range 300 {
-		var a, b StatusCounts
-		var ac, bc Counts[int]
 		wideOK := round%3 == 0 // else codes and counts stay small, mostly
-		for range 40 {
-			k, n := codes[rng.IntN(9)], 1+rng.Int64N(1000)
-			if wideOK && rng.IntN(6) == 0 {
-				k, n = codes[rng.IntN(len(codes))], count()
+		statusOps(t, func() bool { return true }, func(n int) int {
+			if !wideOK && n == len(statusCodes) {
+				return rng.IntN(9)
 			}
-			switch rng.IntN(5) {
-			case 0:
-				b.add(k, n)
-				bc.Add(k, n)
-			case 1:
-				a.merge(&b)
-				ac.merge(bc)
-				checkStatus(t, "merge", &a, ac)
-			case 2:
-				b.merge(&a)
-				bc.merge(ac)
-				checkStatus(t, "merge back", &b, bc)
-			default:
-				a.add(k, n)
-				ac.Add(k, n)
+			return rng.IntN(n)
+		}, func() int64 {
+			if !wideOK {
+				return 1 + rng.Int64N(1000)
 			}
-			checkStatus(t, "add", &a, ac)
-			checkStatus(t, "add b", &b, bc)
-		}
+			return count()
+		})
 	}
+}
+
+// statusCodes are the codes statusOps draws from: the parser's range,
+// and beyond 32 bits.
+var statusCodes = []int{0, 100, 200, 201, 304, 404, 500, 503, 999, 99999, math.MaxUint32, math.MaxUint32 + 1, 1 << 40}
+
+// statusOps applies to two StatusCounts and two Counts[int] the adds and
+// merges that next draws (count draws a count), while more reports
+// true, and checks them after every step.
+func statusOps(t *testing.T, more func() bool, next func(n int) int, count func() int64) {
+	var a, b StatusCounts
+	var ac, bc Counts[int]
+	for step := 0; step < 40 && more(); step++ {
+		k, n := statusCodes[next(len(statusCodes))], count()
+		switch next(5) {
+		case 0:
+			b.add(k, n)
+			bc.Add(k, n)
+		case 1:
+			a.merge(&b)
+			ac.merge(bc)
+			checkStatus(t, "merge", &a, ac)
+		case 2:
+			b.merge(&a)
+			bc.merge(ac)
+			checkStatus(t, "merge back", &b, bc)
+		default:
+			a.add(k, n)
+			ac.Add(k, n)
+		}
+		checkStatus(t, "add", &a, ac)
+		checkStatus(t, "add b", &b, bc)
+	}
+}
+
+// FuzzStatusCounts is TestStatusCountsMatchCounts with the operations,
+// codes and counts drawn from the fuzzer's bytes.
+func FuzzStatusCounts(f *testing.F) {
+	f.Add([]byte{1, 2, 0, 0, 3, 4, 5, 1, 1, 12, 0, 6, 2, 2, 7, 1, 3, 0, 9})
+	f.Add([]byte{7, 0, 255, 255, 255, 250, 7, 0, 255, 255, 255, 250, 1, 1})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		next := func(n int) int {
+			if len(in) == 0 {
+				return 0
+			}
+			v := int(in[0]) % n
+			in = in[1:]
+			return v
+		}
+		count := func() int64 { // up to 2^40: 5 bytes
+			var c int64
+			for range next(6) {
+				c = c<<8 | int64(next(256))
+			}
+			return c
+		}
+		statusOps(t, func() bool { return len(in) > 0 }, next, count)
+	})
 }
