@@ -341,13 +341,7 @@ func (b *Bucket) Empty() bool {
 
 // Count5xx returns the number of requests answered with a 5xx status.
 func (b *Bucket) Count5xx() int64 {
-	var n int64
-	for code, c := range b.Status().All() {
-		if code >= 500 && code <= 599 {
-			n += c
-		}
-	}
-	return n
+	return b.Status().count5xx()
 }
 
 // AddStatus counts one request with the given status (0 = none given).

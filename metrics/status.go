@@ -154,10 +154,36 @@ func (e statusCount) plus(o statusCount) (statusCount, bool) {
 // each code and count as uvarints.
 func (c StatusCounts) encode(e *encoder) {
 	e.uvarint(uint64(c.Len()))
-	for k, n := range c.All() {
-		e.uvarint(uint64(k))
-		e.uvarint(uint64(n))
+	if c.wide != nil {
+		for _, kc := range *c.wide {
+			e.uvarint(uint64(kc.Key))
+			e.uvarint(uint64(kc.N))
+		}
+		return
 	}
+	for _, sc := range c.narrow { // not through All: its func would escape, an allocation per bucket
+		e.uvarint(uint64(sc.code))
+		e.uvarint(uint64(sc.n))
+	}
+}
+
+// count5xx returns the requests answered with a 5xx status.
+func (c StatusCounts) count5xx() int64 {
+	var n int64
+	if c.wide != nil {
+		for _, kc := range *c.wide {
+			if kc.Key >= 500 && kc.Key <= 599 {
+				n += kc.N
+			}
+		}
+		return n
+	}
+	for _, sc := range c.narrow {
+		if sc.code >= 500 && sc.code <= 599 {
+			n += int64(sc.n)
+		}
+	}
+	return n
 }
 
 // decode reads n encoded counts into c (empty), narrow while they fit;
