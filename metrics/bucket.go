@@ -31,9 +31,9 @@ var ErrChecksum = errors.New("checksum mismatch: corrupt bucket")
 // H and R codes, log loss and custom metrics are read through methods
 // (HCodes, RCodes, LogLoss, Custom): most buckets have none of them, so
 // they live in a record of their own that only the buckets using them
-// allocate (96 bytes less per bucket in memory), and the string counts
+// allocate (the custom metrics' lists, 80 bytes), and the string counts
 // in one of its own again (a bucket with custom metrics but no errors
-// pays 32 bytes, not 96). The router's latencies and status counts
+// does not pay for them). The router's latencies and status counts
 // (Service, Connect, Status) live in a record of their own too, which a
 // process type without router lines (a worker) never allocates: 144
 // bytes less for its buckets, 16 more for a web one's. Use a Bucket
