@@ -278,8 +278,14 @@ func (j *Journal) zeroSpare() error {
 		to := strings.TrimSuffix(tmp, spareTmp) + spareExt
 		if err = os.Rename(tmp, to); err == nil {
 			j.spmu.Lock()
-			j.spare.files = append(j.spare.files, spareFile{path: to})
+			full := len(j.spare.files) >= maxSpares // Trim retired some meanwhile
+			if !full {
+				j.spare.files = append(j.spare.files, spareFile{path: to})
+			}
 			j.spmu.Unlock()
+			if full {
+				return os.Remove(to)
+			}
 			return j.readySpare(to)
 		}
 	}

@@ -393,3 +393,48 @@ func TestOldSegmentsWithWriteAhead(t *testing.T) {
 		noQuarantine(t, j, dir)
 	})
 }
+
+// TestLeftoverSpares: at open, a zero-fill a stop cut short (*.spare.tmp)
+// is removed; a spare file left by an earlier process is given a new
+// header and used for the next segment (whatever it held: here the
+// bytes of a record under no seed of this journal, which is never read);
+// a journal that does not write ahead removes spare files.
+func TestLeftoverSpares(t *testing.T) {
+	dir := t.TempDir()
+	jdir := filepath.Join(dir, "journal")
+	if err := os.MkdirAll(jdir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	tmp, spare := filepath.Join(jdir, "1-1.spare.tmp"), filepath.Join(jdir, "1-2.spare")
+	old := bytes.Repeat(journal.RecordBytes(1, "shop", "old", 0, journaltest.RouterBody(20, 1)), 10)
+	for _, p := range []string{tmp, spare} {
+		if err := os.WriteFile(p, old, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ino := inode(t, spare)
+	j := openIn(t, dir, aheadOpts())
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Fatalf("unfinished spare still there: %v", err)
+	}
+	journal.SpareReady(t, j)
+	b := batch("shop", "new", 3, 2)
+	mustAppend(t, j, b)
+	segs := segments(t, dir)
+	if len(segs) != 1 || inode(t, segs[0]) != ino {
+		t.Fatalf("segments %v: want the left spare as the first", segs)
+	}
+	checkRecords(t, j, 1, []drainpipe.Batch{b})
+	j.Close()
+	j = openIn(t, dir, aheadOpts())
+	checkRecords(t, j, 1, []drainpipe.Batch{b})
+	noQuarantine(t, j, dir)
+	journal.SpareReady(t, j)
+	j.Close()
+	j = openIn(t, dir, journal.Options{})
+	defer j.Close()
+	if left := spares(t, dir); len(left) != 0 {
+		t.Fatalf("spare files %v left by a journal that does not write ahead", left)
+	}
+	checkRecords(t, j, 1, []drainpipe.Batch{b})
+}
