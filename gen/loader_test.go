@@ -35,14 +35,14 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	app := strings.TrimPrefix(r.URL.Path, "/drains/")
 	if u, p, ok := r.BasicAuth(); !ok || u != "u-"+app || p != "s3cret" {
-		http.Error(w, "bad credentials", 401)
+		http.Error(w, "bad credentials", http.StatusUnauthorized)
 		return
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		// The client gave up half-way (a run whose context ended): the
 		// body is cut short and was never acknowledged.
-		http.Error(w, err.Error(), 400)
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	rd := logplex.NewReader(body)
@@ -55,7 +55,7 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if err != nil {
 			s.t.Errorf("bad body: %v", err)
-			http.Error(w, err.Error(), 400)
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		var h logplex.Header

@@ -40,8 +40,7 @@ func TestAppendMessage(t *testing.T) {
 		if h.Time != tm.Truncate(time.Microsecond).UnixNano() || string(h.Msg) != strings.TrimSuffix(tt.msg, "\n") {
 			t.Errorf("round trip: %d %q", h.Time, h.Msg)
 		}
-		var h2 Header
-		h2 = h
+		h2 := h
 		again := AppendFrame(nil, &h2)
 		if string(again) != string(got[1:]) {
 			t.Errorf("AppendFrame = %q, want %q", again, got[1:])

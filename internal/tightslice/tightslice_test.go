@@ -21,7 +21,7 @@ func TestInsert(t *testing.T) {
 		}
 	}
 	// 24-byte elements: three fit the 80-byte size class, not four.
-	type e struct{ a, b, c int64 }
+	type e struct{ _, _, _ int64 }
 	es := Insert(Insert(Insert([]e(nil), 0, e{}), 0, e{}), 0, e{})
 	if len(es) != 3 || cap(es) != 3 {
 		t.Fatalf("3 elements of 24 bytes: capacity %d", cap(es))
