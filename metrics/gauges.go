@@ -252,9 +252,6 @@ func (gs *fixedForm) setSum(g int, v float64) bool {
 	return true
 }
 
-// clockOf returns the clock of gauge g, -1 when it has no samples.
-func (gs *fixedForm) clockOf(g int) int { return clockIn(&gs.member, g) }
-
 // Stat returns gauge g's samples.
 func (gs *Gauges) Stat(g logline.Gauge) Stat {
 	if gs.stats != nil {
