@@ -12,6 +12,7 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/drainpipe/drainpipe/internal/tightslice"
 	"github.com/drainpipe/drainpipe/logline"
 
 	"github.com/drainpipe/drainpipe/internal/benchmeter"
@@ -361,8 +362,8 @@ func TestDecodeRejectsUnsortedKeys(t *testing.T) {
 		{rare: &bucketRare{codes: &bucketCodes{hCodes: Counts[string]{{Key: "H12", N: 1}, {Key: "H12", N: 2}}}}},
 		{rare: &bucketRare{codes: &bucketCodes{logLoss: Counts[string]{{Key: "b", N: 1}, {Key: "a", N: 1}}}}},
 		{Dynos: []DynoGauges{{Name: "web.2"}, {Name: "web.1"}}},
-		{rare: &bucketRare{customs: customs{counts: []named[float64]{{"x", 1}, {"x", 2}}}}},
-		{rare: &bucketRare{customs: customs{counts: []named[float64]{{"y", 1}, {"x", 1}}}}},
+		{rare: &bucketRare{customs: customs{counts: tightslice.Of([]named[float64]{{"x", 1}, {"x", 2}})}}},
+		{rare: &bucketRare{customs: customs{counts: tightslice.Of([]named[float64]{{"y", 1}, {"x", 1}})}}},
 		{rare: &bucketRare{codes: &bucketCodes{odd: []NamedCustom{{Name: "x"}, {Name: "x"}}}}},
 	} {
 		if _, err := Decode(b.Encode(nil)); err == nil {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/drainpipe/drainpipe/logline"
 )
@@ -271,5 +272,13 @@ func TestCustomCap(t *testing.T) {
 	}
 	if !strings.Contains(fmt.Sprint(slices.Collect(b.Custom())[0].Name), "m000") {
 		t.Fatal("names out of order")
+	}
+}
+
+// TestRareSize: a bucket's rare part (the per-kind lists and the string
+// counts' pointer) fits the 64-byte size class.
+func TestRareSize(t *testing.T) {
+	if n := unsafe.Sizeof(bucketRare{}); n > 64 {
+		t.Fatalf("bucketRare is %d bytes", n)
 	}
 }
