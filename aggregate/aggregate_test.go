@@ -522,7 +522,7 @@ func TestStateFindsBucketsInAnyOrder(t *testing.T) {
 		t.Fatal("Take left buckets behind")
 	}
 	for app, as := range s.apps {
-		if len(as.series) != 0 {
+		if as.series.Len() != 0 {
 			t.Fatalf("Take left %s's buckets behind", app)
 		}
 	}
