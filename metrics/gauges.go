@@ -21,41 +21,79 @@ import (
 // keeps sum, maximum and last value of each gauge as int32 hundredths
 // (the sum also keeps how many float64 ulps the float sum, added in the
 // samples' order, is away from h/100). The two clocks' times are kept as
-// one time and the other's distance from it in microseconds (a dyno
-// prints its memory and load lines together, and syslog times have
-// microseconds). The maximum is kept as its distance above the last
-// value (16 bits), and the sum as its distance from the clock's count
-// times the last value (16 bits): within a minute a dyno's gauges move
-// little. The last load averages are kept in 16 bits (up to 327.67).
-// That is 88 bytes a dyno instead of 240 of float64s and int64s. Each
-// value is stored that way only when it reads back as
-// the very float64 it stands for (see fixed), and each count and time
+// one time, in whole microseconds (syslog times have microseconds), and
+// the other's distance from it in microseconds (a dyno prints its memory
+// and load lines together). The maximum is kept as its distance above
+// the last value (16 bits), and the sum as its distance from the clock's
+// count times the last value (16 bits): within a minute a dyno's gauges
+// move little. The last load averages are kept in 16 bits (up to
+// 327.67), the last memory values in 24 (up to 83,886.07 MB), and each
+// clock counts up to 255 samples (an hour of samples every 20 s is 180).
+// That is 80 bytes a dyno instead of 240 of float64s and int64s, 96
+// with its name. Each value is stored that way only when it reads back
+// as the very float64 it stands for (see fixed), and each count and time
 // only when it fits; when one does not (values with more decimals, byte
 // counts, sums beyond int32 or more than 7 ulps from their fixed point,
-// clocks more than 35 minutes or not a whole number of µs apart, more
-// than 65,535 samples, lines that set gauges in other combinations than
-// two clocks hold, a maximum more than 65,535 hundredths above the last
-// value or a sum more than 32,767 from the count times it, a load
-// average beyond ±327.67), the record
-// turns into a Stat per gauge (stats) and stays so.
+// clocks more than 35 minutes or not a whole number of µs apart, a time
+// with nanoseconds, more than 255 samples, lines that set gauges in
+// other combinations than two clocks hold, a maximum more than 65,535
+// hundredths above the last value or a sum more than 32,767 from the
+// count times it, a load average beyond ±327.67, memory beyond
+// ±83,886.07 MB), the record turns into a Stat per gauge (stats) and
+// stays so.
 type Gauges struct {
-	t      int64     // clock 0's latest sample time, Unix ns
-	dt     int32     // clock 1's latest sample time minus t, in µs
-	count  [2]uint16 // the samples of each clock
-	member [2]uint8  // the gauges on each clock (bit per gauge); 0: free
+	// stats, when not nil, holds the samples instead of all the below.
+	stats *[logline.NumGauges]Stat
+	// lastLoad and lastMem hold each gauge's last value in fixed point
+	// (see fixed), the load averages' in 16 bits, the others' in 24
+	// (lastOf reads both); maxD its maximum less the last value, sumD
+	// its sum less the count of its clock times the last value.
+	lastLoad [numLoad]int16
+	maxD     [logline.NumGauges]uint16
+	sumD     [logline.NumGauges]int16
+	// The rest are bytes, little-endian signed integers of the sizes
+	// given, so that no field pads the record.
+	t       [7]uint8                                 // clock 0's latest sample time, Unix µs: an int56
+	dt      [4]uint8                                 // clock 1's latest sample time less clock 0's, in µs: an int32
+	lastMem [3 * (logline.NumGauges - numLoad)]uint8 // int24s
+	count   [2]uint8                                 // the samples of each clock
+	member  [2]uint8                                 // the gauges on each clock (bit per gauge); 0: free
 	// sumUlp holds, a signed nibble per gauge, how many ulps each float64
 	// sum is above fixed(sum).
 	sumUlp [logline.NumGauges / 2]uint8
-	// lastLoad and lastMem hold each gauge's last value in fixed point
-	// (see fixed), the load averages' in 16 bits (lastOf reads both);
-	// maxD its maximum less the last value, sumD its sum less the count
-	// of its clock times the last value.
-	lastLoad [numLoad]int16
-	lastMem  [logline.NumGauges - numLoad]int32
-	maxD     [logline.NumGauges]uint16
-	sumD     [logline.NumGauges]int16
-	// stats, when not nil, holds the samples instead of all the above.
-	stats *[logline.NumGauges]Stat
+}
+
+// Bounds of the packed record's narrow fields: the memory gauges' last
+// values in 24 bits (hundredths of MB, up to about 81.9 GB), clock 0's
+// time in 56 bits of µs, and up to 255 samples a clock.
+const (
+	maxInt24         = 1<<23 - 1
+	maxInt56         = 1<<55 - 1
+	maxPackedSamples = math.MaxUint8
+)
+
+// getInt returns the signed little-endian integer of len(p) bytes at p.
+func getInt(p []uint8) int64 {
+	var u uint64
+	for i, c := range p {
+		u |= uint64(c) << (8 * i)
+	}
+	sh := 64 - 8*len(p)
+	return int64(u<<sh) >> sh
+}
+
+// putInt writes v at p as a little-endian integer of len(p) bytes; v
+// must fit.
+func putInt(p []uint8, v int64) {
+	for i := range p {
+		p[i] = uint8(v >> (8 * i))
+	}
+}
+
+// packedClocks returns the packed record's clock 0 time (ns), clock
+// distance (µs) and counts, as fixedForm holds them.
+func (gs *Gauges) packedClocks() (t int64, dt int32, count [2]uint16) {
+	return getInt(gs.t[:]) * 1000, int32(getInt(gs.dt[:])), [2]uint16{uint16(gs.count[0]), uint16(gs.count[1])}
 }
 
 // fixedForm is the fixed-point form of Gauges unpacked, with each
@@ -72,8 +110,9 @@ type fixedForm struct {
 
 // unpack returns gs's fixed-point form; gs.stats must be nil.
 func (gs *Gauges) unpack() fixedForm {
-	f := fixedForm{t: gs.t, dt: gs.dt, count: gs.count, member: gs.member, sumUlp: gs.sumUlp}
-	n := clockCounts(gs.member, gs.count)
+	f := fixedForm{member: gs.member, sumUlp: gs.sumUlp}
+	f.t, f.dt, f.count = gs.packedClocks()
+	n := clockCounts(gs.member, f.count)
 	for i := range f.sum {
 		f.last[i] = gs.lastOf(i)
 		last := int64(f.last[i])
@@ -113,7 +152,8 @@ func (gs *Gauges) lastOf(i int) int32 {
 	if i < int(numLoad) {
 		return int32(gs.lastLoad[i])
 	}
-	return gs.lastMem[i-int(numLoad)]
+	j := 3 * (i - int(numLoad))
+	return int32(getInt(gs.lastMem[j : j+3]))
 }
 
 // clockOf returns the clock of gauge g, -1 when it has no samples.
@@ -152,8 +192,20 @@ func (gs *Gauges) pack(f *fixedForm) bool {
 		}
 		maxD[i], sumD[i] = uint16(dm), int16(ds)
 	}
-	*gs = Gauges{t: f.t, dt: f.dt, count: f.count, member: f.member, sumUlp: f.sumUlp, lastLoad: lastLoad, maxD: maxD, sumD: sumD}
-	copy(gs.lastMem[:], f.last[numLoad:])
+	if f.t%1000 != 0 || f.t/1000 < -maxInt56-1 || f.t/1000 > maxInt56 || f.count[0] > maxPackedSamples || f.count[1] > maxPackedSamples {
+		return false
+	}
+	for _, v := range f.last[numLoad:] {
+		if v < -maxInt24-1 || v > maxInt24 {
+			return false
+		}
+	}
+	*gs = Gauges{count: [2]uint8{uint8(f.count[0]), uint8(f.count[1])}, member: f.member, sumUlp: f.sumUlp, lastLoad: lastLoad, maxD: maxD, sumD: sumD}
+	putInt(gs.t[:], f.t/1000)
+	putInt(gs.dt[:], int64(f.dt))
+	for i, v := range f.last[numLoad:] {
+		putInt(gs.lastMem[3*i:3*i+3], int64(v))
+	}
 	return true
 }
 
@@ -263,7 +315,8 @@ func (gs *Gauges) Stat(g logline.Gauge) Stat {
 		return Stat{}
 	}
 	// One gauge of the unpacked form, without unpacking the others.
-	f := fixedForm{t: gs.t, dt: gs.dt, count: gs.count, sumUlp: gs.sumUlp}
+	f := fixedForm{sumUlp: gs.sumUlp}
+	f.t, f.dt, f.count = gs.packedClocks()
 	f.sum[i], f.max[i] = gs.sumMax(i)
 	f.last[i] = gs.lastOf(i)
 	return f.stat(i, k)

@@ -171,7 +171,7 @@ func isHeroku(g int, v float64) bool {
 }
 
 // TestGaugesStayFixed: a dyno's memory and load lines as Heroku prints
-// them, added, merged and decoded, stay in fixed point (96 bytes) with
+// them, added, merged and decoded, stay in fixed point (80 bytes) with
 // two clocks, and read back the float64 sums added in order.
 func TestGaugesStayFixed(t *testing.T) {
 	var minute, other Gauges
@@ -200,7 +200,7 @@ func TestGaugesStayFixed(t *testing.T) {
 	if st := minute.Stat(logline.GaugeMemTotal); st.Count != 6 || st.LastT != 100e9 || !sameFloat(st.Sum, sum) {
 		t.Fatalf("memory total = %+v, want the sum %v", st, sum)
 	}
-	if size := unsafe.Sizeof(minute); size != 88 {
+	if size := unsafe.Sizeof(minute); size != 80 {
 		t.Fatalf("Gauges is %d bytes", size)
 	}
 }
@@ -247,21 +247,69 @@ func TestGaugesLoadBeyond16Bits(t *testing.T) {
 	}
 }
 
-// TestGaugesCountBeyondFixed: a record whose clock holds 65,535 samples
-// (the most its count keeps) takes more as Stats, adding and merging.
+// TestGaugesNarrowFields: the packed record keeps a memory gauge's last
+// value in 24 bits (±8,388,607 hundredths of MB) and clock 0's time in
+// whole µs; a value beyond, or a time with nanoseconds, turns the record
+// into Stats, by adding, by merging and through an encoding, and every
+// Stat stays exact.
+func TestGaugesNarrowFields(t *testing.T) {
+	mem := int(logline.GaugeMemTotal)
+	for _, tc := range []struct {
+		last   int32 // hundredths of MB
+		ns     int64 // added to the sample times
+		packed bool
+	}{
+		{8388607, 0, true}, {8388608, 0, false}, {-8388608, 0, true}, {-8388609, 0, false},
+		{20022, 0, true}, {20022, 1, false}, {20022, 999, false}, {20022, 1000, true},
+	} {
+		var added, merged, other Gauges
+		var ref gaugesRef
+		var values [logline.NumGauges]float64
+		for i := range 2 {
+			for g := mem; g < int(logline.NumGauges); g++ {
+				values[g] = fixed(g, tc.last)
+			}
+			at := int64(i)*20e9 + tc.ns
+			added.AddLine(memoryGauges, &values, at)
+			ref.addLine(memoryGauges, &values, at)
+			if i == 0 {
+				merged.AddLine(memoryGauges, &values, at)
+			} else {
+				other.AddLine(memoryGauges, &values, at)
+			}
+		}
+		merged.Merge(&other)
+		b := Bucket{Dynos: []DynoGauges{{Name: "web.1", Gauges: added}}}
+		dec, err := Decode(b.Encode(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, g := range map[string]*Gauges{"added": &added, "merged": &merged, "decoded": &dec.Dynos[0].Gauges} {
+			what := fmt.Sprintf("last %d, +%d ns, %s", tc.last, tc.ns, name)
+			checkGauges(t, what, g, &ref)
+			if (g.stats == nil) != tc.packed {
+				t.Errorf("%s: packed %v, want %v", what, g.stats == nil, tc.packed)
+			}
+		}
+	}
+}
+
+// TestGaugesCountBeyondFixed: a record whose clock holds 255 samples
+// (the most its count keeps: an hour of a dyno's samples every 20 s is
+// 180) takes more as Stats, adding and merging.
 func TestGaugesCountBeyondFixed(t *testing.T) {
 	var st [logline.NumGauges]Stat
-	st[logline.GaugeLoad1m] = Stat{Count: 65535, Sum: 16383.75, Max: 0.5, Last: 0.25, LastT: 7e9}
+	st[logline.GaugeLoad1m] = Stat{Count: 255, Sum: 63.75, Max: 0.5, Last: 0.25, LastT: 7e9}
 	var full, one Gauges
 	full.set(&st)
 	if full.stats != nil {
-		t.Fatal("65,535 samples not in fixed point")
+		t.Fatal("255 samples not in fixed point")
 	}
 	one.Add(logline.GaugeLoad1m, 0.75, 8e9)
 	merged := full
 	merged.Merge(&one)
 	full.Add(logline.GaugeLoad1m, 0.75, 8e9)
-	want := Stat{Count: 65536, Sum: 16384.5, Max: 0.75, Last: 0.75, LastT: 8e9}
+	want := Stat{Count: 256, Sum: 64.5, Max: 0.75, Last: 0.75, LastT: 8e9}
 	for _, g := range []*Gauges{&full, &merged} {
 		if g.stats == nil || g.Stat(logline.GaugeLoad1m) != want {
 			t.Fatalf("%+v", g.Stat(logline.GaugeLoad1m))
