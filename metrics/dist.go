@@ -192,19 +192,19 @@ func decodeSketch(r *decoder, want int64, s *sketch) error {
 		}
 		stride := s.stride()
 		if s.sparse {
-			s.b = make([]byte, bins*stride)
+			s.bn.Set(make([]byte, bins*stride))
 		} else {
-			s.b = make([]byte, (last-first+1)*stride)
+			s.bn.Set(make([]byte, (last-first+1)*stride))
 		}
 		index := 0
 		for i := range bins {
 			index += int(r.varint())
 			count := r.uvarint()
 			if s.sparse {
-				s.putKey(s.b[i*stride:], int32(index))
-				putCount(s.b[i*stride+s.keyBytes():], s.w, count)
+				s.putKey(s.bn.S()[i*stride:], int32(index))
+				putCount(s.bn.S()[i*stride+s.keyBytes():], s.w, count)
 			} else {
-				putCount(s.b[(index-first)*stride:], s.w, count)
+				putCount(s.bn.S()[(index-first)*stride:], s.w, count)
 			}
 		}
 	}

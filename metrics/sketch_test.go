@@ -202,8 +202,8 @@ func checkSketch(t *testing.T, what string, s *zsketch, ref *denseRef) {
 		if s.w != 1 && s.w != 2 && s.w != 4 && s.w != 8 {
 			t.Fatalf("%s: width %d", what, s.w)
 		}
-		if len(s.b)%s.stride() != 0 {
-			t.Fatalf("%s: %d bytes is not a whole number of %d-byte bins", what, len(s.b), s.stride())
+		if len(s.bn.S())%s.stride() != 0 {
+			t.Fatalf("%s: %d bytes is not a whole number of %d-byte bins", what, len(s.bn.S()), s.stride())
 		}
 		prev := int32(math.MinInt32)
 		for i := range s.entries() {
@@ -286,7 +286,7 @@ func TestSketchMatchesDense(t *testing.T) {
 		lat.ref.add(v)
 	}
 	clone := func(p sketchPair) sketchPair {
-		p.s.b = bytes.Clone(p.s.b)
+		p.s.bn.Set(bytes.Clone(p.s.bn.S()))
 		p.ref.counts = slices.Clone(p.ref.counts)
 		return p
 	}
@@ -370,11 +370,11 @@ func TestSketchLayoutIsSmall(t *testing.T) {
 		t.Errorf("routerPart: sparse %v width %d, want dense 1-byte counts", lat.sparse, lat.w)
 	}
 	lo, hi, _ := lat.span()
-	if n := int(hi-lo) + 1; cap(lat.b) > n+n/4+16 {
-		t.Errorf("routerPart: %d bytes reserved for %d bins", cap(lat.b), n)
+	if n := int(hi-lo) + 1; cap(lat.bn.S()) > n+n/4+16 {
+		t.Errorf("routerPart: %d bytes reserved for %d bins", cap(lat.bn.S()), n)
 	}
-	if !few.sparse || few.wide || len(few.b) != 5*(narrowKey+1) {
-		t.Errorf("five values: sparse %v, %d bytes", few.sparse, len(few.b))
+	if !few.sparse || few.wide || len(few.bn.S()) != 5*(narrowKey+1) {
+		t.Errorf("five values: sparse %v, %d bytes", few.sparse, len(few.bn.S()))
 	}
 }
 
