@@ -585,9 +585,9 @@ func (a *Aggregator) applied(ctx context.Context, ap *applying) {
 type State struct {
 	maxAge, maxFuture int64
 	// apps holds every app seen: its buckets since the last flush and
-	// its limits, which outlive flushes. One map for both: a map entry
-	// per app costs about 50 bytes (BenchmarkStateMemory).
-	apps map[string]*appState
+	// its limits, which outlive flushes. One table for both (see
+	// appTable).
+	apps appTable
 	// names interns the apps' process types, dynos and custom metric
 	// names: one copy per State, not per app. Held in the State, not
 	// behind a pointer: one allocation less, within the State's size
@@ -616,9 +616,10 @@ type State struct {
 // the app's process types, dynos and custom metric names, to bound what
 // one app can make the store keep; it outlives flushes. Both hold names
 // as ids in the State's nameTable, whose strings the buckets keep too.
-// Both are held as tightslice.Compact: 32 bytes for the appState rather
-// than 48 (BenchmarkStateMemory).
+// Both are held as tightslice.Compact: 48 bytes for the appState with
+// its name rather than 64 (BenchmarkStateMemory).
 type appState struct {
+	name   string
 	series tightslice.Compact[seriesMinute] // by process type name, then minute
 	seen   tightslice.Compact[seenName]     // a lastSeen
 }
@@ -656,7 +657,7 @@ type rKey struct {
 // NewState returns an empty fold that rejects lines more than maxAge older
 // or maxFuture newer than their arrival.
 func NewState(maxAge, maxFuture time.Duration) *State {
-	s := &State{maxAge: int64(maxAge), maxFuture: int64(maxFuture), apps: map[string]*appState{}}
+	s := &State{maxAge: int64(maxAge), maxFuture: int64(maxFuture)}
 	s.names.init()
 	return s
 }
@@ -679,12 +680,10 @@ func (s *State) count(kind string) {
 
 // app returns app's state, creating it when missing.
 func (s *State) app(app string) *appState {
-	as, ok := s.apps[app]
-	if !ok {
-		as = new(appState)
-		s.apps[app] = as
+	if as := s.apps.get(app); as != nil {
+		return as
 	}
-	return as
+	return s.apps.add(app)
 }
 
 // appOnce returns app's state: *as when not nil, else the one it looks
@@ -991,9 +990,9 @@ func (s *State) addEvent(app string, t int64, ptype, dyno []byte, kind drainpipe
 func (s *State) Take(pos int64) *metrics.Flush {
 	f := &metrics.Flush{Position: pos, Events: s.events}
 	f.Rows = make([]metrics.Row, 0, s.size)
-	for app, as := range s.apps {
+	for as := range s.apps.all {
 		for _, m := range as.series.S() {
-			f.Rows = append(f.Rows, metrics.Row{App: app, ProcessType: s.names.str(m.ptype), Time: time.Unix(int64(m.minute)*60, 0).UTC(), Bucket: m.b})
+			f.Rows = append(f.Rows, metrics.Row{App: as.name, ProcessType: s.names.str(m.ptype), Time: time.Unix(int64(m.minute)*60, 0).UTC(), Bucket: m.b})
 			s.names.release(m.ptype)
 		}
 		as.series = tightslice.Compact[seriesMinute]{}

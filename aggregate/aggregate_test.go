@@ -521,9 +521,9 @@ func TestStateFindsBucketsInAnyOrder(t *testing.T) {
 	if s.Size() != 0 {
 		t.Fatal("Take left buckets behind")
 	}
-	for app, as := range s.apps {
+	for as := range s.apps.all {
 		if as.series.Len() != 0 {
-			t.Fatalf("Take left %s's buckets behind", app)
+			t.Fatalf("Take left %s's buckets behind", as.name)
 		}
 	}
 }
