@@ -535,10 +535,11 @@ func (s *sketch) addExisting(o *sketch) bool {
 // keys (merging minutes' connect times and custom measures, and latencies
 // of few requests), reading the keys and counts in place.
 func (s *sketch) addExistingNarrow(o *sketch) bool {
-	os, m := narrowKey+int(o.w), len(o.bn.S())/(narrowKey+int(o.w))
-	ss, n := narrowKey+int(s.w), len(s.bn.S())/(narrowKey+int(s.w))
-	okey := func(j int) int32 { return o.lo + int32(binary.LittleEndian.Uint16(o.bn.S()[j*os:])) }
-	skey := func(i int) int32 { return s.lo + int32(binary.LittleEndian.Uint16(s.bn.S()[i*ss:])) }
+	ob, sb := o.bn.S(), s.bn.S() // read again after addAt, which may widen s
+	os, m := narrowKey+int(o.w), len(ob)/(narrowKey+int(o.w))
+	ss, n := narrowKey+int(s.w), len(sb)/(narrowKey+int(s.w))
+	okey := func(j int) int32 { return o.lo + int32(binary.LittleEndian.Uint16(ob[j*os:])) }
+	skey := func(i int) int32 { return s.lo + int32(binary.LittleEndian.Uint16(sb[i*ss:])) }
 	for i, j := 0, 0; j < m; j++ {
 		k := okey(j)
 		for i < n && skey(i) < k {
@@ -549,17 +550,17 @@ func (s *sketch) addExistingNarrow(o *sketch) bool {
 		}
 	}
 	for i, j := 0, 0; j < m; j++ {
-		k, c := okey(j), getCount(o.bn.S()[j*os+narrowKey:], o.w)
+		k, c := okey(j), getCount(ob[j*os+narrowKey:], o.w)
 		for skey(i) < k {
 			i++
 		}
-		p := s.bn.S()[i*ss+narrowKey:]
+		p := sb[i*ss+narrowKey:]
 		if sum := getCount(p, s.w) + c; sum >= c && sum <= maxCount(s.w) {
 			putCount(p, s.w, sum)
 			continue
 		}
 		s.addAt(i, c) // widens every count
-		ss = narrowKey + int(s.w)
+		ob, sb, ss = o.bn.S(), s.bn.S(), narrowKey+int(s.w)
 	}
 	return true
 }
@@ -570,24 +571,25 @@ func (s *sketch) addExistingNarrow(o *sketch) bool {
 // outgrow its width and returns how many of o's entries it added.
 func (s *sketch) addNarrow1(o *sketch) int {
 	const stride = narrowKey + 1
-	n, base := len(o.bn.S())/stride, int(o.lo-s.lo)
+	ob, sb := o.bn.S(), s.bn.S() // s's bins do not move: no widening here
+	n, base := len(ob)/stride, int(o.lo-s.lo)
 	i := 0
 	switch s.w {
 	case 1:
 		for ; i < n; i++ {
-			p := o.bn.S()[i*stride : i*stride+stride]
+			p := ob[i*stride : i*stride+stride]
 			j := base + int(binary.LittleEndian.Uint16(p))
-			sum := uint(s.bn.S()[j]) + uint(p[narrowKey])
+			sum := uint(sb[j]) + uint(p[narrowKey])
 			if sum > math.MaxUint8 {
 				break
 			}
-			s.bn.S()[j] = uint8(sum)
+			sb[j] = uint8(sum)
 		}
 	case 2:
 		for ; i < n; i++ {
-			p := o.bn.S()[i*stride : i*stride+stride]
+			p := ob[i*stride : i*stride+stride]
 			j := 2 * (base + int(binary.LittleEndian.Uint16(p)))
-			q := s.bn.S()[j : j+2]
+			q := sb[j : j+2]
 			sum := uint(binary.LittleEndian.Uint16(q)) + uint(p[narrowKey])
 			if sum > math.MaxUint16 {
 				break
@@ -596,9 +598,9 @@ func (s *sketch) addNarrow1(o *sketch) int {
 		}
 	case 4:
 		for ; i < n; i++ {
-			p := o.bn.S()[i*stride : i*stride+stride]
+			p := ob[i*stride : i*stride+stride]
 			j := 4 * (base + int(binary.LittleEndian.Uint16(p)))
-			q := s.bn.S()[j : j+4]
+			q := sb[j : j+4]
 			sum := uint64(binary.LittleEndian.Uint32(q)) + uint64(p[narrowKey])
 			if sum > math.MaxUint32 {
 				break
@@ -607,9 +609,9 @@ func (s *sketch) addNarrow1(o *sketch) int {
 		}
 	case 8:
 		for ; i < n; i++ {
-			p := o.bn.S()[i*stride : i*stride+stride]
+			p := ob[i*stride : i*stride+stride]
 			j := 8 * (base + int(binary.LittleEndian.Uint16(p)))
-			q := s.bn.S()[j : j+8]
+			q := sb[j : j+8]
 			sum := binary.LittleEndian.Uint64(q) + uint64(p[narrowKey])
 			if sum < uint64(p[narrowKey]) {
 				break
