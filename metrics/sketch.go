@@ -25,11 +25,15 @@ import (
 //     first and last not zero (a minute's latencies fill most bins between
 //     their lowest and highest);
 //   - sparse: a bin index and a count for every non-empty bin, ascending
-//     (connect times, custom measures and outliers). The index takes 2
-//     bytes, an offset from lo, while the bins span at most 65,536
-//     indexes (values within a factor of about 10^285 of each other,
-//     every sketch of real latencies); else 4 bytes, the index itself
-//     (wide).
+//     (connect times, custom measures and outliers). The index takes 1
+//     byte, an offset from lo, while the bins span at most 256 indexes
+//     (values within a factor of about 150 of each other: a minute's
+//     connect times and most custom measures), 2 bytes while they span
+//     at most 65,536 (a factor of about 10^285, every sketch of real
+//     latencies), else 4 bytes, the index itself (wide). The choice
+//     between the layouts counts 2-byte keys below 65,536 indexes either
+//     way (denseIsSmallerAdding), so 1-byte keys make sparse sketches
+//     smaller without making more of them sparse.
 //
 // Every count takes w bytes (1, 2, 4 or 8, little-endian). w is as small
 // as the largest count allows and grows when a count would exceed it, so
@@ -38,7 +42,7 @@ type sketch struct {
 	lo     int32 // dense: the bin index of the first count; sparse, not wide: the index keys are offsets from
 	w      uint8 // bytes per count: 0 while there are no bins, else 1, 2, 4 or 8
 	sparse bool  // b holds (index, count) entries rather than a dense run
-	wide   bool  // sparse: the keys are 4-byte bin indexes, not 2-byte offsets from lo
+	kb     uint8 // sparse: the bytes of a key: 1 or 2 (offsets from lo), 4 (bin indexes)
 	// bn holds the bins, in the layout above, as a 16-byte
 	// tightslice.Compact rather than a slice: a Dist is 56 bytes, not
 	// 64, a measure with its name 72, the router part of a bucket 144
@@ -51,14 +55,20 @@ var (
 	maxIndexable = indexMapping.MaxIndexableValue()
 )
 
-// Sizes of a sparse entry's bin index: an offset from lo, or the index.
+// Sizes of a sparse entry's bin index: an offset from lo (1 or 2
+// bytes), or the index.
 const (
+	tinyKey   = 1
 	narrowKey = 2
 	wideKey   = 4
 )
 
-// maxNarrowSpan is the most indexes that 2-byte keys cover.
-const maxNarrowSpan = 1 << 16
+// maxTinySpan and maxNarrowSpan are the most indexes that 1-byte and
+// 2-byte keys cover.
+const (
+	maxTinySpan   = 1 << 8
+	maxNarrowSpan = 1 << 16
+)
 
 // add records one non-negative finite value. Values at or below the
 // mapping's smallest indexable value are zeros, which the Dist's Count
@@ -146,43 +156,58 @@ func putCount(p []byte, w uint8, c uint64) {
 }
 
 // keyBytes is the size of a sparse entry's bin index.
-func (s *sketch) keyBytes() int {
-	if s.wide {
-		return wideKey
-	}
-	return narrowKey
-}
+func (s *sketch) keyBytes() int { return int(s.kb) }
 
 // key reads a sparse entry's bin index at p.
 func (s *sketch) key(p []byte) int32 {
-	if s.wide {
-		return int32(binary.LittleEndian.Uint32(p))
+	switch s.kb {
+	case tinyKey:
+		return s.lo + int32(p[0])
+	case narrowKey:
+		return s.lo + int32(binary.LittleEndian.Uint16(p))
 	}
-	return s.lo + int32(binary.LittleEndian.Uint16(p))
+	return int32(binary.LittleEndian.Uint32(p))
 }
 
 // putKey writes a sparse entry's bin index k at p; k must fit (fits).
 func (s *sketch) putKey(p []byte, k int32) {
-	if s.wide {
+	switch s.kb {
+	case tinyKey:
+		p[0] = uint8(k - s.lo)
+	case narrowKey:
+		binary.LittleEndian.PutUint16(p, uint16(k-s.lo))
+	default:
 		binary.LittleEndian.PutUint32(p, uint32(k))
-		return
 	}
-	binary.LittleEndian.PutUint16(p, uint16(k-s.lo))
 }
 
 // fits reports whether the sparse sketch's keys can hold index k.
 func (s *sketch) fits(k int32) bool {
-	return s.wide || k >= s.lo && int64(k)-int64(s.lo) < maxNarrowSpan
+	return s.kb == wideKey || k >= s.lo && int64(k)-int64(s.lo) < int64(1)<<(8*s.kb)
 }
 
-// setSparseKeys makes s's keys cover the indexes first..last: 2-byte
-// offsets from a lo that leaves room on both sides when they span at
-// most 65,536 indexes, else 4-byte indexes.
+// keyBytesFor returns the key size of sparse bins that span span
+// indexes.
+func keyBytesFor(span int64) uint8 {
+	switch {
+	case span <= maxTinySpan:
+		return tinyKey
+	case span <= maxNarrowSpan:
+		return narrowKey
+	}
+	return wideKey
+}
+
+// setSparseKeys makes s's keys cover the indexes first..last: offsets
+// from a lo that leaves room on both sides, of 1 byte when they span at
+// most 256 indexes (a minute's custom measures and connect times, 2
+// bytes a bin instead of 3), of 2 bytes when at most 65,536, else
+// 4-byte indexes.
 func (s *sketch) setSparseKeys(first, last int32) {
 	span := int64(last) - int64(first) + 1
-	s.wide = span > maxNarrowSpan
-	if !s.wide {
-		s.lo = first - int32((maxNarrowSpan-span)/2)
+	s.kb = keyBytesFor(span)
+	if s.kb != wideKey {
+		s.lo = first - int32((int64(1)<<(8*s.kb)-span)/2)
 	}
 }
 
@@ -207,12 +232,9 @@ func (s *sketch) entry(i int) (int32, uint64) {
 	switch {
 	case !s.sparse:
 		return s.lo + int32(i), getCount(s.bn.S()[i*int(s.w):], s.w)
-	case s.wide:
-		p := s.bn.S()[i*(wideKey+int(s.w)):]
-		return int32(binary.LittleEndian.Uint32(p)), getCount(p[wideKey:], s.w)
 	}
-	p := s.bn.S()[i*(narrowKey+int(s.w)):]
-	return s.lo + int32(binary.LittleEndian.Uint16(p)), getCount(p[narrowKey:], s.w)
+	p := s.bn.S()[i*(int(s.kb)+int(s.w)):]
+	return s.key(p), getCount(p[s.kb:], s.w)
 }
 
 // span returns the lowest and highest non-empty bin indexes; ok is false
@@ -254,10 +276,12 @@ func denseIsSmaller(span, bins int, w uint8) bool {
 }
 
 // denseIsSmallerAdding is denseIsSmaller for the fold's adds, which count
-// the sparse keys' real size (2 bytes while the bins span at most
-// 65,536 indexes): a sketch being filled in memory takes the smaller
-// layout (a worker's minute of a custom measure: 102 bytes sparse
-// instead of 152 dense, BenchmarkStateMemory). Merges and decoding keep
+// 2-byte sparse keys while the bins span at most 65,536 indexes: a
+// sketch being filled in memory takes the smaller layout (a worker's
+// minute of a custom measure: 102 bytes sparse with 2-byte keys, 68 with
+// 1-byte ones, instead of 152 dense, BenchmarkStateMemory). It does not
+// count 1-byte keys as 1 byte: that would make more of the fold's
+// sketches sparse, and a store's merges of sparse sketches slower. Merges and decoding keep
 // denseIsSmaller: a store's merges and rollups stay on dense runs.
 func denseIsSmallerAdding(span, bins int, w uint8) bool {
 	key := narrowKey
@@ -429,7 +453,7 @@ func (s *sketch) relayoutDense(lo, hi int32) {
 		s.lo = lo
 		return
 	}
-	s.sparse, s.wide, s.lo = false, false, lo
+	s.sparse, s.kb, s.lo = false, 0, lo
 	for i, n := 0, old.entries(); i < n; i++ {
 		k, c := old.entry(i)
 		putCount(s.bn.S()[int(k-lo)*w:], s.w, c)
@@ -467,7 +491,7 @@ func (s *sketch) merge(o *sketch) {
 	if !s.sparse && s.w != 0 && olo >= s.lo && int(ohi-s.lo) < len(s.bn.S())/int(s.w) {
 		if o.sparse {
 			i := 0
-			if !o.wide && o.w == 1 {
+			if o.kb != wideKey && o.w == 1 {
 				i = s.addNarrow1(o)
 			}
 			for n := o.entries(); i < n; i++ { // what is left: widening
@@ -500,7 +524,7 @@ func (s *sketch) merge(o *sketch) {
 // every one of them (merging minutes with the same few bins), and
 // reports whether it did.
 func (s *sketch) addExisting(o *sketch) bool {
-	if o.sparse && !o.wide && !s.wide {
+	if o.sparse && o.kb != wideKey && s.kb != wideKey {
 		return s.addExistingNarrow(o)
 	}
 	stride := s.stride()
@@ -531,15 +555,23 @@ func (s *sketch) addExisting(o *sketch) bool {
 	}
 }
 
-// addExistingNarrow is addExisting for two sparse sketches with 2-byte
-// keys (merging minutes' connect times and custom measures, and latencies
-// of few requests), reading the keys and counts in place.
+// offsetKey reads a 1- or 2-byte key (an offset from lo) at p.
+func offsetKey(p []byte, kb uint8, lo int32) int32 {
+	if kb == tinyKey {
+		return lo + int32(p[0])
+	}
+	return lo + int32(binary.LittleEndian.Uint16(p))
+}
+
+// addExistingNarrow is addExisting for two sparse sketches with 1- or
+// 2-byte keys (merging minutes' connect times and custom measures, and
+// latencies of few requests), reading the keys and counts in place.
 func (s *sketch) addExistingNarrow(o *sketch) bool {
 	ob, sb := o.bn.S(), s.bn.S() // read again after addAt, which may widen s
-	os, m := narrowKey+int(o.w), len(ob)/(narrowKey+int(o.w))
-	ss, n := narrowKey+int(s.w), len(sb)/(narrowKey+int(s.w))
-	okey := func(j int) int32 { return o.lo + int32(binary.LittleEndian.Uint16(ob[j*os:])) }
-	skey := func(i int) int32 { return s.lo + int32(binary.LittleEndian.Uint16(sb[i*ss:])) }
+	os, m := int(o.kb)+int(o.w), len(ob)/(int(o.kb)+int(o.w))
+	ss, n := int(s.kb)+int(s.w), len(sb)/(int(s.kb)+int(s.w))
+	okey := func(j int) int32 { return offsetKey(ob[j*os:], o.kb, o.lo) }
+	skey := func(i int) int32 { return offsetKey(sb[i*ss:], s.kb, s.lo) }
 	for i, j := 0, 0; j < m; j++ {
 		k := okey(j)
 		for i < n && skey(i) < k {
@@ -550,27 +582,31 @@ func (s *sketch) addExistingNarrow(o *sketch) bool {
 		}
 	}
 	for i, j := 0, 0; j < m; j++ {
-		k, c := okey(j), getCount(ob[j*os+narrowKey:], o.w)
+		k, c := okey(j), getCount(ob[j*os+int(o.kb):], o.w)
 		for skey(i) < k {
 			i++
 		}
-		p := sb[i*ss+narrowKey:]
+		p := sb[i*ss+int(s.kb):]
 		if sum := getCount(p, s.w) + c; sum >= c && sum <= maxCount(s.w) {
 			putCount(p, s.w, sum)
 			continue
 		}
 		s.addAt(i, c) // widens every count
-		ob, sb, ss = o.bn.S(), s.bn.S(), narrowKey+int(s.w)
+		ob, sb, ss = o.bn.S(), s.bn.S(), int(s.kb)+int(s.w)
 	}
 	return true
 }
 
-// addNarrow1 adds the sparse o, of 2-byte keys and 1-byte counts (the
-// fold's small sketches), to the dense run of s, which covers it: one
-// loop per width of s, as addDense. It stops before a count that would
-// outgrow its width and returns how many of o's entries it added.
+// addNarrow1 adds the sparse o, of 1- or 2-byte keys and 1-byte counts
+// (the fold's small sketches), to the dense run of s, which covers it:
+// one loop per key size and width of s, as addDense. It stops before a
+// count that would outgrow its width and returns how many of o's
+// entries it added.
 func (s *sketch) addNarrow1(o *sketch) int {
-	const stride = narrowKey + 1
+	// A key is the low kb bytes of the 2 at its entry (a 1-byte key's
+	// entry is the key and its count).
+	kb := int(o.kb)
+	stride, mask := kb+1, 1<<(8*kb)-1
 	ob, sb := o.bn.S(), s.bn.S() // s's bins do not move: no widening here
 	n, base := len(ob)/stride, int(o.lo-s.lo)
 	i := 0
@@ -578,8 +614,8 @@ func (s *sketch) addNarrow1(o *sketch) int {
 	case 1:
 		for ; i < n; i++ {
 			p := ob[i*stride : i*stride+stride]
-			j := base + int(binary.LittleEndian.Uint16(p))
-			sum := uint(sb[j]) + uint(p[narrowKey])
+			j := base + int(binary.LittleEndian.Uint16(p))&mask
+			sum := uint(sb[j]) + uint(p[kb])
 			if sum > math.MaxUint8 {
 				break
 			}
@@ -588,9 +624,9 @@ func (s *sketch) addNarrow1(o *sketch) int {
 	case 2:
 		for ; i < n; i++ {
 			p := ob[i*stride : i*stride+stride]
-			j := 2 * (base + int(binary.LittleEndian.Uint16(p)))
+			j := 2 * (base + int(binary.LittleEndian.Uint16(p))&mask)
 			q := sb[j : j+2]
-			sum := uint(binary.LittleEndian.Uint16(q)) + uint(p[narrowKey])
+			sum := uint(binary.LittleEndian.Uint16(q)) + uint(p[kb])
 			if sum > math.MaxUint16 {
 				break
 			}
@@ -599,9 +635,9 @@ func (s *sketch) addNarrow1(o *sketch) int {
 	case 4:
 		for ; i < n; i++ {
 			p := ob[i*stride : i*stride+stride]
-			j := 4 * (base + int(binary.LittleEndian.Uint16(p)))
+			j := 4 * (base + int(binary.LittleEndian.Uint16(p))&mask)
 			q := sb[j : j+4]
-			sum := uint64(binary.LittleEndian.Uint32(q)) + uint64(p[narrowKey])
+			sum := uint64(binary.LittleEndian.Uint32(q)) + uint64(p[kb])
 			if sum > math.MaxUint32 {
 				break
 			}
@@ -610,10 +646,10 @@ func (s *sketch) addNarrow1(o *sketch) int {
 	case 8:
 		for ; i < n; i++ {
 			p := ob[i*stride : i*stride+stride]
-			j := 8 * (base + int(binary.LittleEndian.Uint16(p)))
+			j := 8 * (base + int(binary.LittleEndian.Uint16(p))&mask)
 			q := sb[j : j+8]
-			sum := binary.LittleEndian.Uint64(q) + uint64(p[narrowKey])
-			if sum < uint64(p[narrowKey]) {
+			sum := binary.LittleEndian.Uint64(q) + uint64(p[kb])
+			if sum < uint64(p[kb]) {
 				break
 			}
 			binary.LittleEndian.PutUint64(q, sum)

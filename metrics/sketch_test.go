@@ -213,8 +213,8 @@ func checkSketch(t *testing.T, what string, s *zsketch, ref *denseRef) {
 			}
 			prev = k
 		}
-		if lo, hi, _ := s.span(); s.sparse && s.wide != (int(hi-lo)+1 > maxNarrowSpan) {
-			t.Fatalf("%s: wide keys %v for bins %d..%d", what, s.wide, lo, hi)
+		if lo, hi, _ := s.span(); s.sparse && s.kb != keyBytesFor(int64(hi)-int64(lo)+1) {
+			t.Fatalf("%s: %d-byte keys for bins %d..%d", what, s.kb, lo, hi)
 		}
 	}
 }
@@ -241,7 +241,9 @@ func TestSketchMatchesDense(t *testing.T) {
 		func() float64 { return 1e300 * rng.Float64() },                // the largest bins: 4-byte keys beside the smallest
 		func() float64 { return 30000 },                                // one bin
 		func() float64 { return -rng.Float64() },                       // ignored by Dist; zeros here
+		func() float64 { return math.Exp(rng.NormFloat64()*0.7) * 20 }, // a custom measure: 1- and 2-byte keys
 	}
+	tinyMerges := 0 // merges of a sparse sketch of 1-byte keys, into or from
 	pool := make([]*sketchPair, 8)
 	for i := range pool {
 		pool[i] = new(sketchPair)
@@ -264,6 +266,9 @@ func TestSketchMatchesDense(t *testing.T) {
 			if o == p {
 				continue
 			}
+			if o.s.sparse && o.s.kb == tinyKey || p.s.sparse && p.s.kb == tinyKey {
+				tinyMerges++
+			}
 			p.s.merge(&o.s)
 			p.ref.merge(&o.ref)
 			checkSketch(t, fmt.Sprintf("step %d: merge source", step), &o.s, &o.ref)
@@ -273,6 +278,9 @@ func TestSketchMatchesDense(t *testing.T) {
 			*p = sketchPair{}
 		}
 		checkSketch(t, fmt.Sprintf("step %d", step), &p.s, &p.ref)
+	}
+	if tinyMerges < 10 {
+		t.Fatalf("only %d merges of sketches with 1-byte keys", tinyMerges)
 	}
 	// The whole index range, with routerPart merged in either way round.
 	var wide, lat sketchPair
@@ -373,8 +381,16 @@ func TestSketchLayoutIsSmall(t *testing.T) {
 	if n := int(hi-lo) + 1; cap(lat.bn.S()) > n+n/4+16 {
 		t.Errorf("routerPart: %d bytes reserved for %d bins", cap(lat.bn.S()), n)
 	}
-	if !few.sparse || few.wide || len(few.bn.S()) != 5*(narrowKey+1) {
+	if !few.sparse || few.kb != narrowKey || len(few.bn.S()) != 5*(narrowKey+1) {
 		t.Errorf("five values: sparse %v, %d bytes", few.sparse, len(few.bn.S()))
+	}
+	// Values within a factor of about 150 (256 bins): 1-byte keys.
+	var near zsketch
+	for _, v := range []float64{10, 12, 15, 20, 30, 1000} {
+		near.add(v)
+	}
+	if !near.sparse || near.kb != tinyKey || len(near.bn.S()) != 6*(tinyKey+1) {
+		t.Errorf("six near values: sparse %v, %d-byte keys, %d bytes", near.sparse, near.kb, len(near.bn.S()))
 	}
 }
 
@@ -419,10 +435,10 @@ func roundTrip(t *testing.T, z *zsketch) zsketch {
 	return got
 }
 
-// TestMergeNarrowIntoDense merges a sparse sketch of 2-byte keys and
-// 1-byte counts (what the fold makes of a few values) into dense runs of
-// every count width, with counts that outgrow the width at the first,
-// a middle and the last entry: every bin must hold the sum.
+// TestMergeNarrowIntoDense merges a sparse sketch of 1- or 2-byte keys
+// and 1-byte counts (what the fold makes of a few values) into dense
+// runs of every count width, with counts that outgrow the width at the
+// first, a middle and the last entry: every bin must hold the sum.
 func TestMergeNarrowIntoDense(t *testing.T) {
 	bins := func(s *sketch) map[int32]uint64 {
 		m := map[int32]uint64{}
@@ -433,29 +449,36 @@ func TestMergeNarrowIntoDense(t *testing.T) {
 		}
 		return m
 	}
-	for _, top := range []uint64{200, math.MaxUint8 - 3, math.MaxUint16 - 3, math.MaxUint32 - 3, math.MaxUint64 / 2} {
-		for _, at := range []int{0, 3, 6} { // which source entry overflows
-			var dst, src sketch
-			for k := int32(100); k <= 240; k++ {
-				dst.addBin(k, 1)
-			}
-			for j, k := range []int32{101, 121, 141, 161, 181, 201, 221} {
-				src.addBin(k, uint64(10+j))
-				if j == at {
-					dst.addBin(k, top)
+	for _, step := range []int32{20, 60} { // keys over 121 and 361 bins: 1- and 2-byte keys
+		for _, top := range []uint64{200, math.MaxUint8 - 3, math.MaxUint16 - 3, math.MaxUint32 - 3, math.MaxUint64 / 2} {
+			for _, at := range []int{0, 3, 6} { // which source entry overflows
+				var dst, src sketch
+				for k := int32(100); k <= 120+6*step; k++ {
+					dst.addBin(k, 1)
 				}
-			}
-			if dst.sparse || !src.sparse || src.wide || src.w != 1 {
-				t.Fatalf("layouts: dst sparse %v, src sparse %v wide %v w %d", dst.sparse, src.sparse, src.wide, src.w)
-			}
-			want := bins(&dst)
-			for k, c := range bins(&src) {
-				want[k] += c
-			}
-			w := dst.w
-			dst.merge(&src)
-			if got := bins(&dst); !maps.Equal(got, want) {
-				t.Fatalf("top %d at %d (width %d): %v, want %v", top, at, w, got, want)
+				for j := range int32(7) {
+					k := 101 + j*step
+					src.addBin(k, uint64(10+j))
+					if int(j) == at {
+						dst.addBin(k, top)
+					}
+				}
+				wantKB := uint8(tinyKey)
+				if step > 40 {
+					wantKB = narrowKey
+				}
+				if dst.sparse || !src.sparse || src.kb != wantKB || src.w != 1 {
+					t.Fatalf("layouts: dst sparse %v, src sparse %v keys %d w %d", dst.sparse, src.sparse, src.kb, src.w)
+				}
+				want := bins(&dst)
+				for k, c := range bins(&src) {
+					want[k] += c
+				}
+				w := dst.w
+				dst.merge(&src)
+				if got := bins(&dst); !maps.Equal(got, want) {
+					t.Fatalf("top %d at %d (width %d): %v, want %v", top, at, w, got, want)
+				}
 			}
 		}
 	}
