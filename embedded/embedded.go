@@ -161,13 +161,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	if aggCfg.OK == nil {
 		aggCfg.OK = sup.OK
 	}
-	if aggCfg.TrimEvery == 0 && cfg.Journal != JournalSQLite && !cfg.JournalAppendOnly {
-		// Segments written ahead: applied segments are retired as
-		// spares within a second or two, so that a burst reuses them
-		// instead of writing new files of zeroes (docs/BENCHMARKS.md,
-		// "segments written ahead").
-		aggCfg.TrimEvery = time.Second
-	}
+
 	var sink aggregate.Sink = st
 	if cfg.WrapSink != nil {
 		sink = cfg.WrapSink(st)
