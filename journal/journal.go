@@ -422,7 +422,7 @@ func (j *Journal) recover(ctx context.Context) error {
 		if tail := data[end:]; len(tail) > 0 {
 			// What follows the last intact record: free space of a
 			// segment written ahead (WriteAhead), or an append that a
-			// crash tore, or damage (tailKind).
+			// crash tore, or damage (tornLen).
 			torn := tornLen(tail, s.last)
 			switch {
 			case torn == 0 && (final || s.last >= next-1):

@@ -30,7 +30,7 @@ import (
 // Such a segment is longer than its records: what follows the last
 // record is zeroes, or records of another segment whose checksums cover
 // another seed and never check. Recovery tells it from a torn append by
-// the record header at the end of the data (see tailKind).
+// the record header at the end of the data (see tornLen).
 
 const (
 	spareExt = ".spare"
