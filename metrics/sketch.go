@@ -39,9 +39,9 @@ import (
 // as the largest count allows and grows when a count would exceed it, so
 // counts never wrap below 2^64.
 type sketch struct {
-	lo     int32 // dense: the bin index of the first count; sparse, not wide: the index keys are offsets from
+	lo     int32 // dense: the bin index of the first count; sparse with 1- or 2-byte keys: what they are offsets from
 	w      uint8 // bytes per count: 0 while there are no bins, else 1, 2, 4 or 8
-	sparse bool  // b holds (index, count) entries rather than a dense run
+	sparse bool  // bn holds (index, count) entries rather than a dense run
 	kb     uint8 // sparse: the bytes of a key: 1 or 2 (offsets from lo), 4 (bin indexes)
 	// bn holds the bins, in the layout above, as a 16-byte
 	// tightslice.Compact rather than a slice: a Dist is 56 bytes, not
@@ -211,7 +211,7 @@ func (s *sketch) setSparseKeys(first, last int32) {
 	}
 }
 
-// stride is the bytes of one bin in b.
+// stride is the bytes of one bin in bn.
 func (s *sketch) stride() int {
 	if s.sparse {
 		return s.keyBytes() + int(s.w)
@@ -219,7 +219,7 @@ func (s *sketch) stride() int {
 	return int(s.w)
 }
 
-// entries is the number of bins b holds (dense: including empty ones).
+// entries is the number of bins bn holds (dense: including empty ones).
 func (s *sketch) entries() int {
 	if s.w == 0 {
 		return 0
@@ -227,10 +227,9 @@ func (s *sketch) entries() int {
 	return len(s.bn.S()) / s.stride()
 }
 
-// entry returns the bin index and count of b's i-th entry.
+// entry returns the bin index and count of bn's i-th entry.
 func (s *sketch) entry(i int) (int32, uint64) {
-	switch {
-	case !s.sparse:
+	if !s.sparse {
 		return s.lo + int32(i), getCount(s.bn.S()[i*int(s.w):], s.w)
 	}
 	p := s.bn.S()[i*(int(s.kb)+int(s.w)):]
@@ -281,8 +280,9 @@ func denseIsSmaller(span, bins int, w uint8) bool {
 // minute of a custom measure: 102 bytes sparse with 2-byte keys, 68 with
 // 1-byte ones, instead of 152 dense, BenchmarkStateMemory). It does not
 // count 1-byte keys as 1 byte: that would make more of the fold's
-// sketches sparse, and a store's merges of sparse sketches slower. Merges and decoding keep
-// denseIsSmaller: a store's merges and rollups stay on dense runs.
+// sketches sparse, and a store's merges of sparse sketches slower.
+// Merges and decoding keep denseIsSmaller: a store's merges and rollups
+// stay on dense runs.
 func denseIsSmallerAdding(span, bins int, w uint8) bool {
 	key := narrowKey
 	if span > maxNarrowSpan {
@@ -329,7 +329,7 @@ func (s *sketch) addBin(k int32, c uint64) {
 	}
 }
 
-// countAt returns the byte offset in b of entry i's count.
+// countAt returns the byte offset in bn of entry i's count.
 func (s *sketch) countAt(i int) int {
 	if s.sparse {
 		return i*s.stride() + s.keyBytes()
