@@ -438,3 +438,57 @@ func TestLeftoverSpares(t *testing.T) {
 	}
 	checkRecords(t, j, 1, []drainpipe.Batch{b})
 }
+
+// TestDamagedLastRecordHeaderIsNotFreeSpace: the last record of the last
+// segment with a byte of its magic or of its length flipped is not taken
+// for free space (which never holds the next seq): it is cut off with a
+// copy kept in quarantine, as a torn append is, with the journal writing
+// ahead or appending.
+func TestDamagedLastRecordHeaderIsNotFreeSpace(t *testing.T) {
+	for _, ahead := range []bool{true, false} {
+		for _, field := range []struct {
+			name string
+			off  int64
+		}{{"magic", 0}, {"length", 7}} {
+			t.Run(fmt.Sprintf("write-ahead=%v/%s", ahead, field.name), func(t *testing.T) {
+				dir := t.TempDir()
+				opt := journal.Options{}
+				if ahead {
+					opt = aheadOpts()
+				}
+				j := openIn(t, dir, opt)
+				if ahead {
+					journal.SpareReady(t, j)
+				}
+				var want []drainpipe.Batch
+				var offs []int64
+				for i := range 3 {
+					if segs := segments(t, dir); len(segs) > 0 {
+						offs = append(offs, journal.CommittedSize(j, segs[0]))
+					} else {
+						offs = append(offs, journal.SegmentHeaderSize)
+					}
+					want = append(want, batch("shop", fmt.Sprint("f", i), 3, i))
+					mustAppend(t, j, want[i])
+				}
+				j.Close()
+				corrupt(t, segments(t, dir)[0], offs[2]+field.off)
+				j = openIn(t, dir, opt)
+				defer j.Close()
+				if q := quarantineFiles(t, dir); len(q) != 1 {
+					t.Fatalf("quarantine holds %v, want a copy of the damaged last record", q)
+				}
+				recs := readAll(t, j)
+				if len(recs) != 2 || !bytes.Equal(recs[1].Body, want[1].Body) {
+					t.Fatalf("%d records, want the 2 intact", len(recs))
+				}
+				if seq := mustAppend(t, j, batch("shop", "f3", 3, 3)); seq != 3 {
+					t.Fatalf("next seq %d, want 3", seq)
+				}
+				if recs := readAll(t, j); len(recs) != 3 {
+					t.Fatalf("%d records after an append, want 3", len(recs))
+				}
+			})
+		}
+	}
+}
