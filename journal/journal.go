@@ -424,6 +424,9 @@ func (j *Journal) recover(ctx context.Context) error {
 			// segment written ahead (WriteAhead), or an append that a
 			// crash tore, or damage (tornLen).
 			torn := tornLen(tail, s.last)
+			if torn == 0 && final {
+				torn = damagedNext(tail, s.last)
+			}
 			switch {
 			case torn == 0 && (final || s.last >= next-1):
 				// Free space: zeroes, or records of the segment this
@@ -433,8 +436,9 @@ func (j *Journal) recover(ctx context.Context) error {
 				// the next segment's first.
 			case final:
 				// An append the crash interrupted before its fdatasync
-				// returned, so never acknowledged. A copy is kept in
-				// quarantine, in case it is damage instead; then it is
+				// returned, so never acknowledged, or the next record
+				// with its header damaged (damagedNext). A copy is kept
+				// in quarantine, in case it is damage; then it is
 				// cut off: truncated when it ends the file, else
 				// zeroed, so that the next start does not take it for
 				// a torn append again.

@@ -291,3 +291,20 @@ func tornLen(tail []byte, last int64) int {
 	}
 	return min(n, len(tail))
 }
+
+// damagedNext says whether the bytes after the last intact record of the
+// last segment (tail; last is that record's seq), which tornLen did not
+// take for a torn append, are the next record with its magic or length
+// damaged: they are when its seq field reads last+1, which free space
+// never holds (zeroes, or a retired segment's lower seqs). It returns how
+// many bytes to cut: the record's length when that reads as one, else
+// the whole tail; 0 when they are not.
+func damagedNext(tail []byte, last int64) int {
+	if len(tail) < headerSize+8 || int64(binary.LittleEndian.Uint64(tail[headerSize:])) != last+1 {
+		return 0
+	}
+	if n := binary.LittleEndian.Uint32(tail[4:]); n >= fixedSize && n <= maxPayload {
+		return min(headerSize+int(n), len(tail))
+	}
+	return len(tail)
+}
