@@ -412,7 +412,9 @@ func (b *Bucket) Merge(o *Bucket) {
 		rt.connect.Merge(&o.rt.connect)
 		rt.status.merge(&o.rt.status)
 	}
-	if oc := o.codes(); oc != nil && (len(oc.hCodes) > 0 || len(oc.rCodes) > 0 || len(oc.logLoss) > 0) { // odd custom metrics: mergeCustom
+	if oc := o.codes(); oc != nil && (len(oc.hCodes) > 0 || len(oc.rCodes) > 0 || len(oc.logLoss) > 0) {
+		// (The odd custom metrics held beside them are merged by
+		// mergeCustom, below.)
 		c := b.moreCodes()
 		c.hCodes.merge(oc.hCodes)
 		c.rCodes.merge(oc.rCodes)
