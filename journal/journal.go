@@ -423,9 +423,9 @@ func (j *Journal) recover(ctx context.Context) error {
 			// What follows the last intact record: free space of a
 			// segment written ahead (WriteAhead), or an append that a
 			// crash tore, or damage (tornLen).
-			torn := tornLen(tail, s.last)
+			torn, what := tornLen(tail, s.last), "an incomplete append (never acknowledged)"
 			if torn == 0 && final {
-				torn = damagedNext(tail, s.last)
+				torn, what = damagedNext(tail, s.last), "the next record, its header damaged"
 			}
 			switch {
 			case torn == 0 && (final || s.last >= next-1):
@@ -448,8 +448,8 @@ func (j *Journal) recover(ctx context.Context) error {
 				if err := cutTorn(s.path, int64(end), torn, len(tail)); err != nil {
 					return fmt.Errorf("cut the torn tail of %s: %w", s.path, err)
 				}
-				j.log.Warn("journal: cut off an incomplete append at the end of the last segment (it was never acknowledged); a copy is in the quarantine directory",
-					"file", s.path, "offset", end, "bytes", torn)
+				j.log.Warn("journal: cut off the bytes after the last intact record of the last segment; a copy is in the quarantine directory",
+					"file", s.path, "offset", end, "bytes", torn, "found", what)
 			default:
 				damaged++
 				bad = append(bad, len(slots))
