@@ -205,6 +205,35 @@ func TestGaugesStayFixed(t *testing.T) {
 	}
 }
 
+// gaugeForms adds n sample lines of the gauges in has, each filled in by
+// sample (which returns its time), three ways: all to one Gauges
+// ("added"); the first to one and the rest to another, then merged
+// ("merged"); and "added" through a bucket's encoding ("decoded"). It
+// returns them with the exact reference of the same lines.
+func gaugeForms(t *testing.T, has uint16, n int, sample func(i int, values *[logline.NumGauges]float64) int64) (map[string]*Gauges, *gaugesRef) {
+	t.Helper()
+	var added, merged, other Gauges
+	ref := new(gaugesRef)
+	var values [logline.NumGauges]float64
+	for i := range n {
+		at := sample(i, &values)
+		added.AddLine(has, &values, at)
+		ref.addLine(has, &values, at)
+		if i == 0 {
+			merged.AddLine(has, &values, at)
+		} else {
+			other.AddLine(has, &values, at)
+		}
+	}
+	merged.Merge(&other)
+	b := Bucket{Dynos: []DynoGauges{{Name: "web.1", Gauges: added}}}
+	dec, err := Decode(b.Encode(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]*Gauges{"added": &added, "merged": &merged, "decoded": &dec.Dynos[0].Gauges}, ref
+}
+
 // TestGaugesLoadBeyond16Bits: the packed record keeps a load average's
 // last value in 16 bits, up to ±327.67; one beyond turns the record into
 // Stats, by adding and by merging, and every Stat stays exact.
@@ -213,33 +242,18 @@ func TestGaugesLoadBeyond16Bits(t *testing.T) {
 		last   float64
 		packed bool
 	}{{327.67, true}, {327.68, false}, {-327.68, true}, {-327.69, false}, {0.01, true}} {
-		var added, merged, other Gauges
-		var ref gaugesRef
-		var values [logline.NumGauges]float64
 		// The first sample near the last one, so that the maximum and the
 		// sum fit their 16-bit distances from it.
-		for i, v := range []float64{math.Copysign(1.5, tc.last), tc.last} {
+		forms, ref := gaugeForms(t, loadGauges, 2, func(i int, values *[logline.NumGauges]float64) int64 {
+			v := []float64{math.Copysign(1.5, tc.last), tc.last}[i]
 			for g := range numLoad {
 				values[g] = v
 			}
-			at := int64(i) * 20e9
-			added.AddLine(loadGauges, &values, at)
-			ref.addLine(loadGauges, &values, at)
-			if i == 0 {
-				merged.AddLine(loadGauges, &values, at)
-			} else {
-				other.AddLine(loadGauges, &values, at)
-			}
-		}
-		merged.Merge(&other)
-		b := Bucket{Dynos: []DynoGauges{{Name: "web.1", Gauges: added}}}
-		dec, err := Decode(b.Encode(nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for name, g := range map[string]*Gauges{"added": &added, "merged": &merged, "decoded": &dec.Dynos[0].Gauges} {
+			return int64(i) * 20e9
+		})
+		for name, g := range forms {
 			what := fmt.Sprintf("last %v, %s", tc.last, name)
-			checkGauges(t, what, g, &ref)
+			checkGauges(t, what, g, ref)
 			if (g.stats == nil) != tc.packed {
 				t.Errorf("%s: packed %v, want %v", what, g.stats == nil, tc.packed)
 			}
@@ -262,31 +276,15 @@ func TestGaugesNarrowFields(t *testing.T) {
 		{8388607, 0, true}, {8388608, 0, false}, {-8388608, 0, true}, {-8388609, 0, false},
 		{20022, 0, true}, {20022, 1, false}, {20022, 999, false}, {20022, 1000, true},
 	} {
-		var added, merged, other Gauges
-		var ref gaugesRef
-		var values [logline.NumGauges]float64
-		for i := range 2 {
+		forms, ref := gaugeForms(t, memoryGauges, 2, func(i int, values *[logline.NumGauges]float64) int64 {
 			for g := mem; g < int(logline.NumGauges); g++ {
 				values[g] = fixed(g, tc.last)
 			}
-			at := int64(i)*20e9 + tc.ns
-			added.AddLine(memoryGauges, &values, at)
-			ref.addLine(memoryGauges, &values, at)
-			if i == 0 {
-				merged.AddLine(memoryGauges, &values, at)
-			} else {
-				other.AddLine(memoryGauges, &values, at)
-			}
-		}
-		merged.Merge(&other)
-		b := Bucket{Dynos: []DynoGauges{{Name: "web.1", Gauges: added}}}
-		dec, err := Decode(b.Encode(nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for name, g := range map[string]*Gauges{"added": &added, "merged": &merged, "decoded": &dec.Dynos[0].Gauges} {
+			return int64(i)*20e9 + tc.ns
+		})
+		for name, g := range forms {
 			what := fmt.Sprintf("last %d, +%d ns, %s", tc.last, tc.ns, name)
-			checkGauges(t, what, g, &ref)
+			checkGauges(t, what, g, ref)
 			if (g.stats == nil) != tc.packed {
 				t.Errorf("%s: packed %v, want %v", what, g.stats == nil, tc.packed)
 			}
