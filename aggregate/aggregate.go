@@ -569,7 +569,7 @@ func (a *Aggregator) applied(ctx context.Context, ap *applying) {
 			delete(a.poison, seq)
 		}
 	}
-	if time.Since(a.lastTrim) >= a.cfg.TrimEvery {
+	if time.Since(a.lastTrim) >= a.cfg.TrimEvery || a.wantsTrim(pos) {
 		if err := a.j.Trim(ctx, pos); err != nil {
 			a.log.Error("aggregate: trim journal", "err", err)
 		} else {
@@ -577,6 +577,18 @@ func (a *Aggregator) applied(ctx context.Context, ap *applying) {
 		}
 		a.lastTrim = time.Now()
 	}
+}
+
+// trimWanter is a journal that can ask for a Trim sooner than TrimEvery:
+// journal.Journal, when a trim would give it a segment to reuse.
+type trimWanter interface {
+	WantsTrim(upTo int64) bool
+}
+
+// wantsTrim reports whether the journal asks for a Trim up to pos now.
+func (a *Aggregator) wantsTrim(pos int64) bool {
+	tw, ok := a.j.(trimWanter)
+	return ok && tw.WantsTrim(pos)
 }
 
 // State is the in-memory fold: buckets per app, process type and minute

@@ -838,3 +838,46 @@ func TestLineCounterCountsEveryKind(t *testing.T) {
 		}
 	}
 }
+
+// trimAsker is a journal that asks for trims (journal.Journal.WantsTrim)
+// when want is set, and counts the trims it gets.
+type trimAsker struct {
+	*sqlite.Journal
+	want  bool
+	trims []int64
+}
+
+func (j *trimAsker) WantsTrim(int64) bool { return j.want }
+
+func (j *trimAsker) Trim(ctx context.Context, upTo int64) error {
+	j.trims = append(j.trims, upTo)
+	return j.Journal.Trim(ctx, upTo)
+}
+
+// TestTrimWhenTheJournalAsks: after a flush the aggregator trims at once
+// when the journal asks for it, and otherwise only every TrimEvery.
+func TestTrimWhenTheJournalAsks(t *testing.T) {
+	ctx := context.Background()
+	sj, st := openStack(t)
+	j := &trimAsker{Journal: sj}
+	now := time.Now().UTC()
+	a := New(Config{TrimEvery: time.Hour}, j, st, nil, quiet, nil)
+	step := func(want bool) {
+		t.Helper()
+		body := frame(nil, now, "heroku", "router", `at=info method=GET path=/ dyno=web.1 connect=1ms service=5ms status=200`)
+		if _, _, err := j.Append(ctx, drainpipe.Batch{App: "shop", ReceivedAt: now, Body: body}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.readOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		j.want = want
+		a.Flush(ctx)
+	}
+	step(false) // the first flush trims: no trim yet
+	step(false) // within TrimEvery, not asked: no trim
+	step(true)  // asked: a trim up to the flushed position
+	if want := []int64{1, 3}; !slices.Equal(j.trims, want) {
+		t.Fatalf("trims up to %v, want %v", j.trims, want)
+	}
+}

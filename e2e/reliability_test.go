@@ -193,6 +193,18 @@ func TestSlowStoreJournalAbsorbs(t *testing.T) {
 		v, ok := metricValue(t, n.URL, "drainpipe_journal_backlog_records")
 		return ok && v == 0
 	})
+	// The batches fit the first segment: one begun, from whatever.
+	begun := 0.0
+	for _, from := range []string{"created", "retired", "zeroed"} {
+		v, ok := metricValue(t, n.URL, `drainpipe_journal_segments_begun_total{from="`+from+`"}`)
+		if !ok {
+			t.Fatalf("no drainpipe_journal_segments_begun_total for %s in /metrics", from)
+		}
+		begun += v
+	}
+	if begun != 1 {
+		t.Fatalf("drainpipe_journal_segments_begun_total sums to %v, want 1", begun)
+	}
 }
 
 // TestCardinalityFloodIsCountedPerApp floods one app with 600 distinct

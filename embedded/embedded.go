@@ -24,6 +24,7 @@ import (
 	"github.com/drainpipe/drainpipe/aggregate"
 	"github.com/drainpipe/drainpipe/atomicfile"
 	"github.com/drainpipe/drainpipe/internal/tlsconf"
+	"github.com/drainpipe/drainpipe/journal"
 	"github.com/drainpipe/drainpipe/metrics"
 	"github.com/drainpipe/drainpipe/server"
 	"github.com/drainpipe/drainpipe/sqlite"
@@ -176,6 +177,19 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		Name: "drainpipe_journal_quarantined_records",
 		Help: "Journal records whose checksum failed, copied to quarantine (DATA/journal/quarantine, or journal.db's journal_quarantine) since start (their batches count as rejected.corrupt).",
 	}, func() float64 { return float64(j.Quarantined()) }))
+	if fj, ok := j.(*journal.Journal); ok {
+		for kind, n := range map[string]func(journal.RollCounts) int64{
+			"created": func(c journal.RollCounts) int64 { return c.Created },
+			"retired": func(c journal.RollCounts) int64 { return c.Retired },
+			"zeroed":  func(c journal.RollCounts) int64 { return c.Zeroed },
+		} {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name:        "drainpipe_journal_segments_begun_total",
+				Help:        "Journal segments begun since start, by what each was made of: a new file appended to (created), a trimmed segment's file written over (retired), or a spare of zeroes written ahead (zeroed). See docs/architecture.md.",
+				ConstLabels: prometheus.Labels{"from": kind},
+			}, func() float64 { return float64(n(fj.Rolls())) }))
+		}
+	}
 
 	scfg := cfg.Server
 	scfg.AdminToken = cfg.AdminToken

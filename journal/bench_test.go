@@ -22,7 +22,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 		journaltest.BenchRoundTrip(b, j)
 	})
 	b.Run("journal=file-ahead", func(b *testing.B) {
-		j := openIn(b, b.TempDir(), journal.Options{WriteAhead: true})
+		j := openIn(b, b.TempDir(), journal.Options{WriteAhead: true, ZeroFillAfter: -1})
 		defer j.Close()
 		journal.SpareReady(b, j) // as a server's is by its first roll
 		journaltest.BenchRoundTrip(b, j)

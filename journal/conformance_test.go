@@ -47,8 +47,8 @@ func TestConformance(t *testing.T) {
 		{"s2", journal.Options{Compress: true}},
 		{"small-segments", journal.Options{SegmentSize: 8 << 10}},
 		{"serial-commit", journal.Options{SerialCommit: true, SegmentSize: 64 << 10}},
-		{"write-ahead", journal.Options{WriteAhead: true, SegmentSize: 8 << 10}},
-		{"write-ahead-1MiB", journal.Options{WriteAhead: true, SegmentSize: 1 << 20}},
+		{"write-ahead", journal.Options{WriteAhead: true, ZeroFillAfter: -1, SegmentSize: 8 << 10}},
+		{"write-ahead-1MiB", journal.Options{WriteAhead: true, ZeroFillAfter: -1, SegmentSize: 1 << 20}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			journaltest.Run(t, journaltest.Config{

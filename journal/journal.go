@@ -104,6 +104,15 @@ type Options struct {
 	// BenchmarkDatasync). Up to maxSpares spare files of about
 	// SegmentSize each are kept beside the segments.
 	WriteAhead bool
+	// ZeroFillAfter is how long after the last roll the preparer waits
+	// before it zero-fills a new spare (WriteAhead); default 2 s,
+	// negative for no wait. While segments roll faster than that (a
+	// fast drain fills 64 MiB in under a second), new segments come
+	// from Trim's retired ones (the aggregator trims as soon as one is
+	// wanted, WantsTrim), or are created and appended to: zero-filling
+	// 64 MiB per segment cost as much CPU and twice the disk writes as
+	// the cheaper syncs gave back (docs/BENCHMARKS.md).
+	ZeroFillAfter time.Duration
 	// SerialCommit has the writer wait for each group's fdatasync before
 	// it writes the next (the commit before session 5) instead of
 	// writing it while that sync runs. Measured in session 5, the
@@ -225,6 +234,8 @@ type Journal struct {
 	packBufs    sync.Pool
 	bodies      chan []byte // body buffers for BodyBuffer, taken back
 	quarantined atomic.Int64
+	rolls       [numRollKinds]atomic.Int64 // by rollKind
+	lastRoll    atomic.Int64               // when the last segment began, Unix ns
 }
 
 type frameKey struct{ app, id string }
@@ -288,6 +299,9 @@ func Open(ctx context.Context, dir string, opt Options) (*Journal, error) {
 	}
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opt.ZeroFillAfter == 0 {
+		opt.ZeroFillAfter = 2 * time.Second
 	}
 	if opt.SegmentSize <= 0 {
 		opt.SegmentSize = DefaultSegmentSize
@@ -1124,7 +1138,8 @@ func (j *Journal) undo() error {
 // used; one holding more is an error and is left alone.
 func (j *Journal) roll(first int64) (*segment, error) {
 	s := &segment{first: first, last: first - 1, path: filepath.Join(j.dir, segmentName(first)), writable: true}
-	if f, seed, ok := j.rollSpare(s.path); ok {
+	if f, seed, kind, ok := j.rollSpare(s.path); ok {
+		j.rolls[kind].Add(1)
 		return j.rolled(s, f, seed), nil
 	}
 	f, err := j.openSegFile(s.path, os.O_RDWR|os.O_CREATE|os.O_EXCL)
@@ -1160,24 +1175,30 @@ func (j *Journal) roll(first int64) (*segment, error) {
 		}
 		return nil, fmt.Errorf("journal: create segment %s: %w", s.path, err)
 	}
+	j.rolls[rollCreated].Add(1)
 	return j.rolled(s, f, seed), nil
 }
 
 // rollSpare makes a ready spare the segment at path (one with its header
 // written and synced, see spare.go): renamed into place, the directory
-// synced. ok is false when there is none, or a file is at path already
-// (roll deals with it), or the rename fails.
-func (j *Journal) rollSpare(path string) (segFile, uint32, bool) {
+// synced; kind says where the spare came from. ok is false when there
+// is none, or a file is at path already (roll deals with it), or the
+// rename fails.
+func (j *Journal) rollSpare(path string) (segFile, uint32, rollKind, bool) {
 	if !j.opt.WriteAhead {
-		return nil, 0, false
+		return nil, 0, 0, false
 	}
 	defer j.kickPreparer()
 	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, false
+		return nil, 0, 0, false
 	}
 	sp, ok := j.takeSpare()
 	if !ok {
-		return nil, 0, false
+		return nil, 0, 0, false
+	}
+	kind := rollRetired
+	if sp.zeroed {
+		kind = rollZeroed
 	}
 	err := os.Rename(sp.path, path)
 	var f segFile
@@ -1195,14 +1216,15 @@ func (j *Journal) rollSpare(path string) (segFile, uint32, bool) {
 			// roll's reuse would refuse (it is large). Remove it.
 			os.Remove(path)
 		}
-		return nil, 0, false
+		return nil, 0, 0, false
 	}
-	return f, sp.seed, true
+	return f, sp.seed, kind, true
 }
 
 // rolled makes s, open as f with header seed seed, the last segment.
 func (j *Journal) rolled(s *segment, f segFile, seed uint32) *segment {
 	s.seed, s.base, s.size = seed, segHeaderSize, segHeaderSize
+	j.lastRoll.Store(time.Now().UnixNano())
 	if j.active != nil {
 		j.active.Close()
 	}

@@ -38,7 +38,7 @@ const (
 	spareTmp = ".spare.tmp"
 	// maxSpares bounds the spare files kept (ready or not): more
 	// retired segments are removed, as without WriteAhead.
-	maxSpares = 2
+	maxSpares = 3
 	zeroChunk = 1 << 20
 	// roomFactor: a spare is made or kept only while the file system
 	// has this many times SegmentSize free (not under disk pressure,
@@ -59,9 +59,38 @@ func (j *Journal) roomForSpare() bool {
 // spareFile is a spare segment file. seed is its header's CRC state once
 // the preparer has written and synced that header (ready).
 type spareFile struct {
-	path  string
-	seed  uint32
-	ready bool
+	path   string
+	seed   uint32
+	ready  bool
+	zeroed bool // made by zeroSpare (else a retired segment's file)
+}
+
+// rollKind says what a new segment was made of.
+type rollKind int
+
+const (
+	rollCreated rollKind = iota // a new file, appended to
+	rollRetired                 // a segment that Trim retired, written over
+	rollZeroed                  // a spare the preparer wrote zeroes into
+	numRollKinds
+)
+
+// RollCounts counts the segments a journal began since it was opened, by
+// what each was made of (see Journal.Rolls).
+type RollCounts struct {
+	// Created: new files, appended to (no spare was ready, or
+	// WriteAhead is off).
+	Created int64
+	// Retired: files of segments that Trim retired, written over.
+	Retired int64
+	// Zeroed: spares the preparer filled with zeroes.
+	Zeroed int64
+}
+
+// Rolls counts the segments this journal began since it was opened, by
+// what each was made of.
+func (j *Journal) Rolls() RollCounts {
+	return RollCounts{Created: j.rolls[rollCreated].Load(), Retired: j.rolls[rollRetired].Load(), Zeroed: j.rolls[rollZeroed].Load()}
 }
 
 // spares lists the spare files; the preparer readies them. Guarded by
@@ -115,6 +144,27 @@ func (j *Journal) kickPreparer() {
 	}
 }
 
+// WantsTrim reports whether Trim(upTo) would give the journal a segment
+// to write over: with WriteAhead, while fewer than maxSpares spares are
+// kept and its oldest segment is wholly at or below upTo. The aggregator
+// then trims at once rather than at its TrimEvery: a fast drain fills a
+// segment in well under a second, and without retired segments every
+// new one would be zero-filled (docs/architecture.md).
+func (j *Journal) WantsTrim(upTo int64) bool {
+	if !j.opt.WriteAhead {
+		return false
+	}
+	j.smu.RLock()
+	behind := len(j.segs) > 1 && j.segs[0].last <= upTo
+	j.smu.RUnlock()
+	if !behind {
+		return false
+	}
+	j.spmu.Lock()
+	defer j.spmu.Unlock()
+	return len(j.spare.files) < maxSpares
+}
+
 // takeSpare returns a ready spare, removed from the list, if there is one.
 func (j *Journal) takeSpare() (spareFile, bool) {
 	j.spmu.Lock()
@@ -150,8 +200,11 @@ func (j *Journal) retire(path string) bool {
 	return true
 }
 
-// preparer keeps one spare ready: it readies a spare file there is, or
-// zero-fills a new one.
+// preparer keeps one spare ready: it readies a spare file there is, or,
+// when there is none at all and the last roll is Options.ZeroFillAfter
+// old, zero-fills a new one. Retired segments (Trim, WantsTrim) are the
+// usual spares under load: zero-filling one per segment of a fast drain
+// cost more than the cheaper syncs saved.
 func (j *Journal) preparer() {
 	defer j.wg.Done()
 	for {
@@ -167,11 +220,16 @@ func (j *Journal) preparer() {
 		n := len(j.spare.files)
 		j.spmu.Unlock()
 		var err error
+		var later <-chan time.Time
 		switch {
 		case ready:
 		case raw != "":
 			err = j.readySpare(raw)
-		case n < maxSpares && j.roomForSpare():
+		case n == 0 && j.roomForSpare():
+			if wait := j.opt.ZeroFillAfter - time.Since(time.Unix(0, j.lastRoll.Load())); wait > 0 {
+				later, ready = time.After(wait), true
+				break
+			}
 			err = j.zeroSpare()
 		default:
 			ready = true // nothing to do until a roll or a trim
@@ -190,6 +248,7 @@ func (j *Journal) preparer() {
 			case <-j.done:
 				return
 			case <-j.prepKick:
+			case <-later:
 			}
 		}
 	}
@@ -280,7 +339,7 @@ func (j *Journal) zeroSpare() error {
 			j.spmu.Lock()
 			full := len(j.spare.files) >= maxSpares // Trim retired some meanwhile
 			if !full {
-				j.spare.files = append(j.spare.files, spareFile{path: to})
+				j.spare.files = append(j.spare.files, spareFile{path: to, zeroed: true})
 			}
 			j.spmu.Unlock()
 			if full {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/drainpipe/drainpipe"
 	"github.com/drainpipe/drainpipe/journal"
@@ -16,7 +17,9 @@ import (
 
 const aheadSize = 16 << 10
 
-func aheadOpts() journal.Options { return journal.Options{WriteAhead: true, SegmentSize: aheadSize} }
+func aheadOpts() journal.Options {
+	return journal.Options{WriteAhead: true, ZeroFillAfter: -1, SegmentSize: aheadSize}
+}
 
 // appendRolling appends n batches to j, waiting for a spare segment
 // before each so that every segment it starts is one written ahead.
@@ -490,5 +493,92 @@ func TestDamagedLastRecordHeaderIsNotFreeSpace(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestRollsCountWhatSegmentsAreMadeOf: Rolls counts each new segment as
+// a zero-filled spare, a retired segment's file or a created file.
+func TestRollsCountWhatSegmentsAreMadeOf(t *testing.T) {
+	dir := t.TempDir()
+	j := openIn(t, dir, aheadOpts())
+	defer j.Close()
+	appendRolling(t, j, 24, 0)
+	c := j.Rolls()
+	if c.Zeroed < 2 || c.Retired != 0 || c.Created != 0 {
+		t.Fatalf("before any trim: %+v, want only zero-filled spares", c)
+	}
+	if err := j.Trim(context.Background(), j.LastSeq()); err != nil {
+		t.Fatal(err)
+	}
+	appendRolling(t, j, 24, 100)
+	if d := j.Rolls(); d.Retired == 0 || d.Created != 0 {
+		t.Fatalf("after a trim: %+v, want retired segments reused", d)
+	}
+
+	plain := openIn(t, t.TempDir(), journal.Options{SegmentSize: aheadSize})
+	defer plain.Close()
+	for i := range 24 {
+		mustAppend(t, plain, batch("shop", fmt.Sprint("p", i), 20, i))
+	}
+	if c := plain.Rolls(); c.Created < 2 || c.Retired != 0 || c.Zeroed != 0 {
+		t.Fatalf("append-only: %+v, want only created segments", c)
+	}
+}
+
+// TestWantsTrim: the journal asks for a trim when one would give it a
+// segment to write over (WriteAhead, its oldest segment wholly at or
+// below the position, fewer spares than it keeps), and only then.
+func TestWantsTrim(t *testing.T) {
+	dir := t.TempDir()
+	j := openIn(t, dir, aheadOpts())
+	defer j.Close()
+	mustAppend(t, j, batch("shop", "a", 20, 0))
+	if j.WantsTrim(j.LastSeq()) {
+		t.Fatal("one segment: a trim frees nothing, yet WantsTrim")
+	}
+	appendRolling(t, j, 24, 1)
+	if !j.WantsTrim(j.LastSeq()) {
+		t.Fatal("whole segments behind the position: WantsTrim is false")
+	}
+	if j.WantsTrim(0) {
+		t.Fatal("nothing applied: WantsTrim is true")
+	}
+	if err := j.Trim(context.Background(), j.LastSeq()); err != nil {
+		t.Fatal(err)
+	}
+	if j.WantsTrim(j.LastSeq()) {
+		t.Fatal("after the trim: WantsTrim is still true")
+	}
+
+	plain := openIn(t, t.TempDir(), journal.Options{SegmentSize: aheadSize})
+	defer plain.Close()
+	for i := range 6 {
+		mustAppend(t, plain, batch("shop", fmt.Sprint("p", i), 20, i))
+	}
+	if plain.WantsTrim(plain.LastSeq()) {
+		t.Fatal("append-only journal: WantsTrim is true")
+	}
+}
+
+// TestZeroFillWaitsAfterARoll: no spare is zero-filled until the last
+// roll is ZeroFillAfter old; then one is.
+func TestZeroFillWaitsAfterARoll(t *testing.T) {
+	dir := t.TempDir()
+	opt := aheadOpts()
+	opt.ZeroFillAfter = 1500 * time.Millisecond
+	j := openIn(t, dir, opt)
+	defer j.Close()
+	journal.SpareReady(t, j) // none rolled yet: made at once
+	for i := 0; j.Rolls().Zeroed == 0; i++ {
+		mustAppend(t, j, batch("shop", fmt.Sprint("f", i), 20, i))
+	}
+	rolled := time.Now()
+	m, _ := filepath.Glob(filepath.Join(dir, "journal", "*.spare*"))
+	if len(m) != 0 && time.Since(rolled) < opt.ZeroFillAfter {
+		t.Fatalf("right after a roll: spare files %v, want none before %v", m, opt.ZeroFillAfter)
+	}
+	journal.SpareReady(t, j)
+	if took := time.Since(rolled); took < opt.ZeroFillAfter-100*time.Millisecond {
+		t.Fatalf("a spare was ready %v after the roll, before ZeroFillAfter (%v)", took, opt.ZeroFillAfter)
 	}
 }
