@@ -34,6 +34,13 @@ func TestLoadgenSinkAndVerify(t *testing.T) {
 	if k, _ := strconv.Atoi(m[1]); k == 0 {
 		t.Fatalf("verified no router lines:\n%s", out)
 	}
+	lag := regexp.MustCompile(`counted (\S+) after the last 2xx`).FindStringSubmatch(out)
+	if lag == nil {
+		t.Fatalf("no lag printed:\n%s", out)
+	}
+	if d, err := time.ParseDuration(lag[1]); err != nil || d < 0 || d > 30*time.Second {
+		t.Fatalf("lag %q: %v (want a duration within --verify's 30 s)", lag[1], err)
+	}
 }
 
 // TestLoadgenSinkAlone measures only the receiver when no server is given.
