@@ -424,3 +424,76 @@ func BenchmarkLineCounter(b *testing.B) {
 	}
 	m.Lines(len(kinds))
 }
+
+// backfillBodies returns hours of the demo fleet's traffic (3 apps, at
+// their usual rate) as logplex-1 bodies of up to 500 frames, in the order
+// `drainpipe loadgen --backfill` sends them: 10-minute chunks, every
+// app's chunk before any app's next, one batcher per chunk. It returns
+// the records (arriving just after the window, as a backfill's do) and
+// the number of lines. The generator's window is 24 hours, as in the
+// end-to-end study's backfill; the bodies are its first hours.
+func backfillBodies(tb testing.TB, hours int) ([]drainpipe.Record, int) {
+	tb.Helper()
+	fleet := gen.DemoFleet(3, 1)
+	from := t0
+	end := from.Add(24 * time.Hour)
+	gens := make([]*gen.Generator, len(fleet))
+	for i, a := range fleet {
+		gens[i] = gen.NewGenerator(a, 1, from, end)
+	}
+	var recs []drainpipe.Record
+	lines := 0
+	to := from.Add(time.Duration(hours) * time.Hour)
+	for t := from; t.Before(to); t = t.Add(10 * time.Minute) {
+		for i, g := range gens {
+			b := drain.NewBatcher(500, 1<<20, func(body []byte, n int) error {
+				recs = append(recs, drainpipe.Record{Seq: int64(len(recs) + 1), Batch: drainpipe.Batch{
+					App: fleet[i].Name, ReceivedAt: to, Body: bytes.Clone(body)}})
+				return nil
+			})
+			lines += g.Generate(t, t.Add(10*time.Minute), func(l *gen.Line) {
+				if err := b.AddBytes(l.Time, l.AppName, l.ProcID, l.Msg); err != nil {
+					tb.Fatal(err)
+				}
+			})
+			if err := b.Flush(); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+	return recs, lines
+}
+
+// backfillTakeEvery is how many bodies a backfill folds between two
+// flushes: an end-to-end backfill of the demo fleet sends ~1,500 bodies
+// a second, and the aggregator flushes about once a second.
+const backfillTakeEvery = 1500
+
+// BenchmarkFoldBackfill folds the way the aggregator does during a
+// backfill: 6 hours of the demo fleet's traffic in the order the loadgen
+// sends it, with a Take every backfillTakeEvery bodies (and one at the
+// end). Unlike FoldDemoMix, whose buckets exist, the fold keeps moving to
+// new minutes: it makes every (app, process type, minute) bucket, holds
+// a few hundred lines in each and hands it off.
+func BenchmarkFoldBackfill(b *testing.B) {
+	recs, lines := backfillBodies(b, 6)
+	var size int64
+	for i := range recs {
+		size += int64(len(recs[i].Body))
+	}
+	b.SetBytes(size)
+	rows := 0
+	m := benchmeter.Start(b)
+	for b.Loop() {
+		s := NewState(3*24*time.Hour, 5*time.Minute)
+		for i := range recs {
+			s.Fold(&recs[i])
+			if (i+1)%backfillTakeEvery == 0 {
+				rows += len(s.Take(int64(i + 1)).Rows)
+			}
+		}
+		rows += len(s.Take(int64(len(recs))).Rows)
+	}
+	m.Lines(lines)
+	b.ReportMetric(float64(rows)/float64(b.N), "rows/op")
+}
