@@ -274,16 +274,30 @@ func TestCrashExactlyOnce(t *testing.T) {
 	}()
 
 	kills := 0
+	begunFrom := []string{"created", "retired", "zeroed"}
+	var begun [3]int // segments begun by the processes killed, by from
 	for it := 1; it <= iterations; it++ {
 		time.Sleep(time.Duration(rand.IntN(600)) * time.Millisecond)
+		// Every other process runs on 64 KiB segments: it rolls a segment
+		// every few dozen batches, so kills also land during rolls, trims,
+		// the reuse of retired segments and the zero-fill of spares, and
+		// processes of either size open the other's segments.
+		args := []string{"serve", "--data", dir, "--listen", addr, "--admin-token", adminToken}
+		if it%2 == 1 {
+			args = append(args, "--journal-segment-size", "65536")
+		}
+		for k, from := range begunFrom {
+			v, _ := metricValue(t, base, `drainpipe_journal_segments_begun_total{from="`+from+`"}`)
+			begun[k] += int(v)
+		}
 		srv.kill9()
-		srv = startChild(t, bin, dir, addr)
+		srv = startChildArgs(t, bin, args...)
 		kills++
 		if rand.IntN(3) == 0 {
 			// Again at once, while the new process replays the journal.
 			time.Sleep(time.Duration(rand.IntN(30)) * time.Millisecond)
 			srv.kill9()
-			srv = startChild(t, bin, dir, addr)
+			srv = startChildArgs(t, bin, args...)
 			kills++
 		}
 		// Let the senders run on the new process a little, then hold
@@ -319,6 +333,10 @@ func TestCrashExactlyOnce(t *testing.T) {
 	t.Logf("%d iterations, %d SIGKILLs: %d lines acknowledged, %d counted, 0 lost; %d retries; %d lines given up unacknowledged, %d of them counted (journaled before the kill), none twice",
 		iterations, kills, acked.Load()+ackedAbandonedKind.Load(), int64(countStatus(t, base, "crashy", retried, now))+ackedAbandonedKind.Load(),
 		retries.Load(), abandonedN.Load(), int64(got202)-ackedAbandonedKind.Load())
+	t.Logf("segments begun by the killed processes: %d created, %d on retired segments, %d on zero-filled spares", begun[0], begun[1], begun[2])
+	if iterations >= 8 && begun[0]+begun[1]+begun[2] < iterations/2 {
+		t.Fatalf("only %v segments begun in %d iterations: the 64 KiB processes should roll", begun, iterations)
+	}
 	sc := bufio.NewScanner(strings.NewReader(srv.logs.String()))
 	for sc.Scan() {
 		if strings.Contains(sc.Text(), "level=ERROR") {

@@ -64,6 +64,9 @@ type Config struct {
 	// appends to it instead of writing segments ahead
 	// (journal.Options.WriteAhead, the default).
 	JournalAppendOnly bool
+	// JournalSegmentSize is the file journal's segment size
+	// (journal.Options.SegmentSize; 0 for its default, 64 MiB).
+	JournalSegmentSize int64
 	// StoreCheck is StoreCheckBackground (the default when empty) or
 	// StoreCheckOpen.
 	StoreCheck string

@@ -50,7 +50,7 @@ func openJournal(ctx context.Context, cfg Config, st *sqlite.Store, log *slog.Lo
 		return nil, err
 	}
 	j, err := journal.Open(ctx, segDir, journal.Options{Frames: idx, Log: log, Compress: cfg.JournalCompress, SerialCommit: cfg.JournalSerialCommit,
-		WriteAhead: !cfg.JournalAppendOnly})
+		WriteAhead: !cfg.JournalAppendOnly, SegmentSize: cfg.JournalSegmentSize})
 	if err != nil {
 		idx.Close()
 		return nil, err

@@ -115,6 +115,7 @@ func TestRetentionChecked(t *testing.T) {
 		{[]string{"--retention-1h", "0s"}, "--retention-1h 0s: must be at least 1h"},
 		{[]string{"--retention-1m", "1000h"}, "--retention-10m 840h0m0s is shorter than --retention-1m 1000h0m0s"},
 		{[]string{"--retention-10m", "10000h"}, "--retention-1h 9600h0m0s is shorter than --retention-10m 10000h0m0s"},
+		{[]string{"--journal-segment-size", "4096"}, "--journal-segment-size 4096: want at least 65536 bytes"},
 	} {
 		for _, cmd := range []string{"serve", "demo"} {
 			dir := filepath.Join(t.TempDir(), "data")

@@ -38,6 +38,7 @@ type serveFlags struct {
 	compress   bool
 	serial     bool
 	appendOnly bool
+	segSize    int64
 	storeCheck string
 	alerts     alertFlags
 	limits     server.Config // the drain limits set by flags
@@ -48,7 +49,8 @@ func (f *serveFlags) register(fs *flag.FlagSet, defaultData, defaultListen strin
 	fs.StringVar(&f.journal, "journal", embedded.JournalFile, "embedded journal: file (checksummed segment files in DATA/journal, frame ids in DATA/journal.db) or sqlite (all in DATA/journal.db); records left by the other are moved over or refused at start (docs/architecture.md)")
 	fs.BoolVar(&f.compress, "journal-compress", false, "file journal: store bodies of 4 KiB and more S2-compressed (fewer bytes written, more CPU; see docs/BENCHMARKS.md)")
 	fs.BoolVar(&f.serial, "journal-serial-commit", false, "file journal: sync each group of appends before writing the next, instead of writing it while that sync runs (a little less CPU, a little longer waits; see docs/BENCHMARKS.md)")
-	fs.BoolVar(&f.appendOnly, "journal-append-only", false, "file journal: extend each segment file as records are appended, instead of writing segments ahead (a file of zeroes, or a trimmed segment's file reused: up to two spare files of 64 MiB beside the segments) so that appends overwrite written blocks, whose fdatasync is about half as long (see docs/BENCHMARKS.md)")
+	fs.BoolVar(&f.appendOnly, "journal-append-only", false, "file journal: extend each segment file as records are appended, instead of writing segments ahead (a file of zeroes, or a trimmed segment's file reused: up to three spare files of a segment's size beside the segments) so that appends overwrite written blocks, whose fdatasync is about half as long (see docs/BENCHMARKS.md)")
+	fs.Int64Var(&f.segSize, "journal-segment-size", 64<<20, "file journal: bytes per segment file, at least 65536; the journal deletes (or reuses) whole segments once the store has their records, so smaller segments free disk sooner and roll more often")
 	fs.StringVar(&f.storeCheck, "store-check", embedded.StoreCheckBackground, "embedded store: background (at start only the file's length and the tables every write touches are checked, so start-up time does not grow with the days stored; a background check reads every partition a minute after start and then daily) or open (check all of metrics.db before serving, refusing structural damage anywhere; start-up grows with the store)")
 	listenHelp := "address to listen on"
 	if defaultListen == "" {
@@ -109,9 +111,16 @@ func (f *serveFlags) retention() map[drainpipe.Tier]time.Duration {
 	}
 }
 
+// minSegmentSize is the smallest --journal-segment-size: a segment holds
+// at least a few drain POSTs of the usual size.
+const minSegmentSize = 64 << 10
+
 func (f *serveFlags) config() (embedded.Config, error) {
 	if err := f.checkRetention(); err != nil {
 		return embedded.Config{}, err
+	}
+	if f.segSize < minSegmentSize {
+		return embedded.Config{}, fmt.Errorf("--journal-segment-size %d: want at least %d bytes", f.segSize, minSegmentSize)
 	}
 	listen := f.listenAddr()
 	token, file, err := adminToken(f.data, f.adminToken)
@@ -125,7 +134,8 @@ func (f *serveFlags) config() (embedded.Config, error) {
 		TLSCert:   f.tlsCert, TLSKey: f.tlsKey,
 		Server:  f.serverConfig(),
 		Journal: f.journal, JournalCompress: f.compress, JournalSerialCommit: f.serial, JournalAppendOnly: f.appendOnly,
-		StoreCheck: f.storeCheck,
+		JournalSegmentSize: f.segSize,
+		StoreCheck:         f.storeCheck,
 	}
 	if err := f.alerts.config(&cfg); err != nil {
 		return embedded.Config{}, err
