@@ -329,7 +329,7 @@ func FuzzFold(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		s := NewState(3*24*time.Hour, 5*time.Minute)
 		counted := 0
-		s.onLine = func(string) { counted++ }
+		s.onLine = func(_ string, n int64) { counted += int(n) }
 		rec := record(1, body)
 		s.Fold(&rec)
 		frames := 0
@@ -817,20 +817,25 @@ func TestNameTableMatchesMap(t *testing.T) {
 }
 
 // TestLineCounterCountsEveryKind: drainpipe_aggregate_lines_total counts
-// each line kind (looked up by a switch once its counter exists) and
-// each rejection reason (through a map), also after resetState.
+// each line kind (counted by the State, reported once per record) and
+// each rejection reason, also after resetState.
 func TestLineCounterCountsEveryKind(t *testing.T) {
 	a := New(Config{}, nil, nil, nil, nil, nil)
-	kinds := []string{"router", "other", "custom", "runtime", "dyno", "api", "logloss", ReasonTooOld, ReasonMalformed}
+	kinds := append(lineKinds[:], ReasonTooOld, ReasonMalformed)
 	for round := range 2 {
 		if round == 1 {
 			a.resetState() // a new State keeps counting into the same metric
 		}
 		for i, k := range kinds {
 			for range i + 1 {
-				a.state.count(k)
+				if i < len(lineKinds) {
+					a.state.count(i)
+				} else {
+					a.state.reject("app", t0.UnixNano(), k, 1)
+				}
 			}
 		}
+		a.state.reportLines()
 	}
 	for i, k := range kinds {
 		if got := testutil.ToFloat64(a.mLines.WithLabelValues(k)); got != float64(2*(i+1)) {

@@ -411,18 +411,21 @@ func BenchmarkFoldDynos(b *testing.B) {
 }
 
 // BenchmarkLineCounter is the aggregator's per-line metric (the State's
-// line counter, drainpipe_aggregate_lines_total by kind) over the line
-// kinds of the demo's mix, without the fold.
+// line counter, drainpipe_aggregate_lines_total by kind) over a body of
+// 500 lines of the demo's mix of kinds, without the fold: a count per
+// line, and the counter's update per kind at the end of the body.
 func BenchmarkLineCounter(b *testing.B) {
 	a := New(Config{}, nil, nil, nil, nil, nil)
-	kinds := []string{"router", "router", "other", "router", "custom", "router", "other", "runtime", "router", "router"}
+	mix := []int{lineRouter, lineRouter, lineOther, lineRouter, lineCustom, lineRouter, lineOther, lineRuntime, lineRouter, lineRouter}
+	const body = 500
 	m := benchmeter.Start(b)
 	for b.Loop() {
-		for _, k := range kinds {
-			a.state.count(k)
+		for i := range body {
+			a.state.count(mix[i%len(mix)])
 		}
+		a.state.reportLines()
 	}
-	m.Lines(len(kinds))
+	m.Lines(body)
 }
 
 // backfillBodies returns hours of the demo fleet's traffic (3 apps, at
@@ -472,9 +475,11 @@ const backfillTakeEvery = 1500
 // BenchmarkFoldBackfill folds the way the aggregator does during a
 // backfill: 6 hours of the demo fleet's traffic in the order the loadgen
 // sends it, with a Take every backfillTakeEvery bodies (and one at the
-// end). Unlike FoldDemoMix, whose buckets exist, the fold keeps moving to
-// new minutes: it makes every (app, process type, minute) bucket, holds
-// a few hundred lines in each and hands it off.
+// end), into the aggregator's State with its line counter. Unlike
+// FoldDemoMix, whose buckets exist, the fold keeps moving to new minutes:
+// it makes every (app, process type, minute) bucket, holds a few hundred
+// lines in each and hands it off, and every app holds hundreds of
+// minutes between two flushes.
 func BenchmarkFoldBackfill(b *testing.B) {
 	recs, lines := backfillBodies(b, 6)
 	var size int64
@@ -482,10 +487,12 @@ func BenchmarkFoldBackfill(b *testing.B) {
 		size += int64(len(recs[i].Body))
 	}
 	b.SetBytes(size)
+	a := New(Config{}, nil, nil, nil, nil, nil)
 	rows := 0
 	m := benchmeter.Start(b)
 	for b.Loop() {
-		s := NewState(3*24*time.Hour, 5*time.Minute)
+		a.resetState()
+		s := a.state
 		for i := range recs {
 			s.Fold(&recs[i])
 			if (i+1)%backfillTakeEvery == 0 {

@@ -64,7 +64,7 @@ type Aggregator struct {
 	failingSince time.Time
 	lastErr      error
 
-	onLine    func(kind string)
+	onLine    func(kind string, n int64)
 	mFlushes  prometheus.Counter
 	mFlushErr prometheus.Counter
 	mFenced   prometheus.Counter
@@ -142,13 +142,13 @@ func NewAggregator(cfg aggregate.Config, kc Config, sink aggregate.PartitionSink
 	}, []string{"kind"})
 	// Lines are folded only under a.mu, so the cache needs no lock of its own.
 	counters := map[string]prometheus.Counter{}
-	a.onLine = func(kind string) {
+	a.onLine = func(kind string, n int64) {
 		c, ok := counters[kind]
 		if !ok {
 			c = lines.WithLabelValues(kind)
 			counters[kind] = c
 		}
-		c.Inc()
+		c.Add(float64(n))
 	}
 	if reg != nil {
 		reg.MustRegister(lines, a.mFlushes, a.mFlushErr, a.mFenced, a.mDup, a.mRecords, a.mFlushDur)
