@@ -1138,6 +1138,13 @@ func (j *Journal) undo() error {
 // used; one holding more is an error and is left alone.
 func (j *Journal) roll(first int64) (*segment, error) {
 	s := &segment{first: first, last: first - 1, path: filepath.Join(j.dir, segmentName(first)), writable: true}
+	if j.opt.WriteAhead {
+		// The preparer makes the next spare, once rolled has set
+		// lastRoll (deferred calls run after the return's): kicked
+		// before, it could take the last roll for an old one and
+		// zero-fill at once, ZeroFillAfter unheeded.
+		defer j.kickPreparer()
+	}
 	if f, seed, kind, ok := j.rollSpare(s.path); ok {
 		j.rolls[kind].Add(1)
 		return j.rolled(s, f, seed), nil
@@ -1188,7 +1195,6 @@ func (j *Journal) rollSpare(path string) (segFile, uint32, rollKind, bool) {
 	if !j.opt.WriteAhead {
 		return nil, 0, 0, false
 	}
-	defer j.kickPreparer()
 	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
 		return nil, 0, 0, false
 	}
