@@ -147,7 +147,9 @@ type Aggregator struct {
 	state    *State
 	pos      int64
 	lastTrim time.Time
-	flushed  atomic.Int64 // the position the store has committed
+	// trimFailed: the last Trim failed (see applied).
+	trimFailed bool
+	flushed    atomic.Int64 // the position the store has committed
 	// wait is the time from the end of one flush to the start of the
 	// next, adapted to the last flush's duration (see MaxFlushInterval).
 	wait time.Duration
@@ -543,13 +545,17 @@ func (a *Aggregator) applied(ctx context.Context, ap *applying) {
 			delete(a.poison, seq)
 		}
 	}
-	if time.Since(a.lastTrim) >= a.cfg.TrimEvery || a.wantsTrim(pos) {
-		if err := a.j.Trim(ctx, pos); err != nil {
+	// The journal's asks are heeded only after a trim that succeeded: a
+	// failed one (the frame index cannot be written) leaves the journal
+	// asking, and is tried again after TrimEvery, not after every flush.
+	if time.Since(a.lastTrim) >= a.cfg.TrimEvery || (!a.trimFailed && a.wantsTrim(pos)) {
+		err := a.j.Trim(ctx, pos)
+		if err != nil {
 			a.log.Error("aggregate: trim journal", "err", err)
 		} else {
 			a.ok("trim")
 		}
-		a.lastTrim = time.Now()
+		a.lastTrim, a.trimFailed = time.Now(), err != nil
 	}
 }
 

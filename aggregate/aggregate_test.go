@@ -849,6 +849,7 @@ func TestLineCounterCountsEveryKind(t *testing.T) {
 type trimAsker struct {
 	*sqlite.Journal
 	want  bool
+	fail  bool // Trim fails (as when the frame index cannot be written)
 	trims []int64
 }
 
@@ -856,6 +857,9 @@ func (j *trimAsker) WantsTrim(int64) bool { return j.want }
 
 func (j *trimAsker) Trim(ctx context.Context, upTo int64) error {
 	j.trims = append(j.trims, upTo)
+	if j.fail {
+		return errors.New("trim: disk full")
+	}
 	return j.Journal.Trim(ctx, upTo)
 }
 
@@ -883,6 +887,42 @@ func TestTrimWhenTheJournalAsks(t *testing.T) {
 	step(false) // within TrimEvery, not asked: no trim
 	step(true)  // asked: a trim up to the flushed position
 	if want := []int64{1, 3}; !slices.Equal(j.trims, want) {
+		t.Fatalf("trims up to %v, want %v", j.trims, want)
+	}
+}
+
+// TestFailedTrimWaitsTrimEvery: a trim that failed is tried again after
+// TrimEvery, as before journals asked for trims, not after every flush
+// while the journal (which the failure left as it was) still asks; once
+// a trim succeeds the journal's asks count again.
+func TestFailedTrimWaitsTrimEvery(t *testing.T) {
+	ctx := context.Background()
+	sj, st := openStack(t)
+	j := &trimAsker{Journal: sj, want: true, fail: true}
+	now := time.Now().UTC()
+	a := New(Config{TrimEvery: time.Hour}, j, st, nil, quiet, nil)
+	step := func() {
+		t.Helper()
+		body := frame(nil, now, "heroku", "router", `at=info method=GET path=/ dyno=web.1 connect=1ms service=5ms status=200`)
+		if _, _, err := j.Append(ctx, drainpipe.Batch{App: "shop", ReceivedAt: now, Body: body}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.readOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		a.Flush(ctx)
+	}
+	step() // the first flush trims, and fails
+	step() // asked, but the last trim failed: not before TrimEvery
+	step()
+	if want := []int64{1}; !slices.Equal(j.trims, want) {
+		t.Fatalf("trims up to %v, want %v: a failed trim is tried after every flush", j.trims, want)
+	}
+	a.lastTrim = a.lastTrim.Add(-time.Hour) // TrimEvery passes
+	j.fail = false
+	step() // TrimEvery has passed: tried, and it succeeds
+	step() // asked, the last trim succeeded: at once
+	if want := []int64{1, 4, 5}; !slices.Equal(j.trims, want) {
 		t.Fatalf("trims up to %v, want %v", j.trims, want)
 	}
 }
