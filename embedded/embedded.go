@@ -188,7 +188,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		} {
 			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 				Name:        "drainpipe_journal_segments_begun_total",
-				Help:        "Journal segments begun since start, by what each was made of: a new file appended to (created), a trimmed segment's file written over (retired), or a spare of zeroes written ahead (zeroed). See docs/architecture.md.",
+				Help:        "Journal segments begun since start, by what each was made of: a new file appended to (created), a trimmed segment's file written over, or a spare an earlier process left (retired), or a spare of zeroes written ahead (zeroed). See docs/architecture.md.",
 				ConstLabels: prometheus.Labels{"from": kind},
 			}, func() float64 { return float64(n(fj.Rolls())) }))
 		}

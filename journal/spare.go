@@ -81,7 +81,9 @@ type RollCounts struct {
 	// Created: new files, appended to (no spare was ready, or
 	// WriteAhead is off).
 	Created int64
-	// Retired: files of segments that Trim retired, written over.
+	// Retired: files of segments that Trim retired, written over, and
+	// spares an earlier process left (zero-filled or not: Open cannot
+	// tell).
 	Retired int64
 	// Zeroed: spares the preparer filled with zeroes.
 	Zeroed int64
