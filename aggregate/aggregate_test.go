@@ -863,25 +863,32 @@ func (j *trimAsker) Trim(ctx context.Context, upTo int64) error {
 	return j.Journal.Trim(ctx, upTo)
 }
 
+// foldOne appends a record to j, has a fold it, calls before and
+// flushes.
+func (j *trimAsker) foldOne(t *testing.T, a *Aggregator, now time.Time, before func()) {
+	t.Helper()
+	ctx := context.Background()
+	body := frame(nil, now, "heroku", "router", `at=info method=GET path=/ dyno=web.1 connect=1ms service=5ms status=200`)
+	if _, _, err := j.Append(ctx, drainpipe.Batch{App: "shop", ReceivedAt: now, Body: body}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.readOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before()
+	a.Flush(ctx)
+}
+
 // TestTrimWhenTheJournalAsks: after a flush the aggregator trims at once
 // when the journal asks for it, and otherwise only every TrimEvery.
 func TestTrimWhenTheJournalAsks(t *testing.T) {
-	ctx := context.Background()
 	sj, st := openStack(t)
 	j := &trimAsker{Journal: sj}
 	now := time.Now().UTC()
 	a := New(Config{TrimEvery: time.Hour}, j, st, nil, quiet, nil)
 	step := func(want bool) {
 		t.Helper()
-		body := frame(nil, now, "heroku", "router", `at=info method=GET path=/ dyno=web.1 connect=1ms service=5ms status=200`)
-		if _, _, err := j.Append(ctx, drainpipe.Batch{App: "shop", ReceivedAt: now, Body: body}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := a.readOnce(ctx); err != nil {
-			t.Fatal(err)
-		}
-		j.want = want
-		a.Flush(ctx)
+		j.foldOne(t, a, now, func() { j.want = want })
 	}
 	step(false) // the first flush trims: no trim yet
 	step(false) // within TrimEvery, not asked: no trim
@@ -896,21 +903,13 @@ func TestTrimWhenTheJournalAsks(t *testing.T) {
 // while the journal (which the failure left as it was) still asks; once
 // a trim succeeds the journal's asks count again.
 func TestFailedTrimWaitsTrimEvery(t *testing.T) {
-	ctx := context.Background()
 	sj, st := openStack(t)
 	j := &trimAsker{Journal: sj, want: true, fail: true}
 	now := time.Now().UTC()
 	a := New(Config{TrimEvery: time.Hour}, j, st, nil, quiet, nil)
 	step := func() {
 		t.Helper()
-		body := frame(nil, now, "heroku", "router", `at=info method=GET path=/ dyno=web.1 connect=1ms service=5ms status=200`)
-		if _, _, err := j.Append(ctx, drainpipe.Batch{App: "shop", ReceivedAt: now, Body: body}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := a.readOnce(ctx); err != nil {
-			t.Fatal(err)
-		}
-		a.Flush(ctx)
+		j.foldOne(t, a, now, func() {})
 	}
 	step() // the first flush trims, and fails
 	step() // asked, but the last trim failed: not before TrimEvery
