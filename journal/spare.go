@@ -44,7 +44,17 @@ const (
 	// has this many times SegmentSize free (not under disk pressure,
 	// where the space is worth more than a faster sync).
 	roomFactor = 4
+	// sizeFactor: a file larger than this many times SegmentSize (a
+	// spare or segment of a journal whose segments were larger) is not
+	// kept as a spare: written over and retired again and again, it
+	// would never give its surplus back.
+	sizeFactor = 2
 )
+
+// spareSize reports whether a file of size bytes may be kept as a spare.
+func (j *Journal) spareSize(size int64) bool {
+	return size <= sizeFactor*j.opt.SegmentSize
+}
 
 // roomForSpare reports whether the journal's file system has room for a
 // spare segment (roomFactor times SegmentSize free).
@@ -104,7 +114,8 @@ type spares struct {
 
 // loadSpares lists the spare files in the journal's directory (none is
 // ready: each gets a new header before use) and removes the zero-fills
-// a stop cut short.
+// a stop cut short, and spares beyond maxSpares or too large for this
+// journal's segments (sizeFactor).
 func (j *Journal) loadSpares() error {
 	des, err := os.ReadDir(j.dir)
 	if err != nil {
@@ -119,7 +130,11 @@ func (j *Journal) loadSpares() error {
 				return fmt.Errorf("remove an unfinished spare segment: %w", err)
 			}
 		case strings.HasSuffix(name, spareExt):
-			if !j.opt.WriteAhead || len(j.spare.files) >= maxSpares {
+			fi, err := de.Info()
+			if err != nil {
+				return fmt.Errorf("list spare segments: %w", err)
+			}
+			if !j.opt.WriteAhead || len(j.spare.files) >= maxSpares || !j.spareSize(fi.Size()) {
 				if err := os.Remove(filepath.Join(j.dir, name)); err != nil {
 					return fmt.Errorf("remove a spare segment: %w", err)
 				}
@@ -181,8 +196,9 @@ func (j *Journal) takeSpare() (spareFile, bool) {
 }
 
 // retire keeps a trimmed segment's file as a spare when fewer than
-// maxSpares are kept, and reports whether it did; the caller removes it
-// otherwise. The caller holds rmu: no read is in the file.
+// maxSpares are kept and it is not too large (sizeFactor), and reports
+// whether it did; the caller removes it otherwise. The caller holds
+// rmu: no read is in the file.
 func (j *Journal) retire(path string) bool {
 	if !j.opt.WriteAhead {
 		return false
@@ -190,6 +206,9 @@ func (j *Journal) retire(path string) bool {
 	j.spmu.Lock()
 	defer j.spmu.Unlock()
 	if len(j.spare.files) >= maxSpares || !j.roomForSpare() {
+		return false
+	}
+	if fi, err := os.Stat(path); err != nil || !j.spareSize(fi.Size()) {
 		return false
 	}
 	to := j.spareName(spareExt)

@@ -601,3 +601,48 @@ func (f slowSync) Datasync() error {
 	time.Sleep(f.d)
 	return f.SegFile.Datasync()
 }
+
+// TestSparesOfLargerSegmentsGo: a journal keeps no spare file larger
+// than twice its segment size, from Open (spares a journal with larger
+// segments left) or from Trim (its segments): written over as segments
+// and retired again, such files would hold their surplus for good, and a
+// smaller --journal-segment-size would never give the disk back.
+func TestSparesOfLargerSegmentsGo(t *testing.T) {
+	dir := t.TempDir()
+	big := aheadOpts()
+	big.SegmentSize = 8 * aheadSize
+	j := openIn(t, dir, big)
+	for i := range 240 {
+		mustAppend(t, j, batch("shop", fmt.Sprint("b", i), 20, i))
+	}
+	if err := j.Trim(context.Background(), j.LastSeq()); err != nil {
+		t.Fatal(err)
+	}
+	journal.SpareReady(t, j)
+	j.Close()
+	large := func(paths []string) (out []string) {
+		for _, p := range paths {
+			if fi, err := os.Stat(p); err == nil && fi.Size() > 2*aheadSize {
+				out = append(out, fmt.Sprintf("%s (%d bytes)", filepath.Base(p), fi.Size()))
+			}
+		}
+		return out
+	}
+	if len(large(spares(t, dir))) == 0 || len(large(segments(t, dir))) == 0 {
+		t.Fatalf("setup: spares %v, segments %v: want large ones of both", spares(t, dir), segments(t, dir))
+	}
+
+	j = openIn(t, dir, aheadOpts())
+	defer j.Close()
+	if l := large(spares(t, dir)); len(l) != 0 {
+		t.Fatalf("after Open with %d-byte segments: spares %v", aheadSize, l)
+	}
+	appendRolling(t, j, 24, 1000)
+	if err := j.Trim(context.Background(), j.LastSeq()); err != nil {
+		t.Fatal(err)
+	}
+	if l := large(spares(t, dir)); len(l) != 0 {
+		t.Fatalf("after a Trim of the larger segments: spares %v", l)
+	}
+	noQuarantine(t, j, dir)
+}
