@@ -483,3 +483,54 @@ func TestMergeNarrowIntoDense(t *testing.T) {
 		}
 	}
 }
+
+// TestSketchSearchMatchesScan checks search on sparse sketches of every
+// key size against a scan of their entries, for indexes within, below
+// and beyond what their keys cover.
+func TestSketchSearchMatchesScan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	kinds := map[uint8]int{}
+	for round := range 400 {
+		var s sketch
+		spread := []float64{0.05, 0.7, 3, 60}[round%4]
+		for range rng.IntN(40) + 1 {
+			s.add(math.Exp(rng.NormFloat64()*spread) * 50)
+		}
+		if round%5 == 0 { // bins beyond 2-byte keys' span: 4-byte keys
+			s.add(1e-300)
+			s.add(1e300)
+		}
+		if !s.sparse {
+			continue
+		}
+		kinds[s.kb]++
+		first, last, _ := s.span()
+		n := s.entries()
+		probe := func(k int32) {
+			want := 0
+			for want < n {
+				if key, _ := s.entry(want); key >= k {
+					break
+				}
+				want++
+			}
+			found := want < n
+			if found {
+				key, _ := s.entry(want)
+				found = key == k
+			}
+			if i, ok := s.search(k); i != want || ok != found {
+				t.Fatalf("%d-byte keys from %d, bins %d..%d: search(%d) = %d, %v; want %d, %v", s.kb, s.lo, first, last, k, i, ok, want, found)
+			}
+		}
+		for k := first - 3; k <= last+3; k++ {
+			probe(k)
+		}
+		for _, k := range []int32{s.lo - 1, s.lo, s.lo + 255, s.lo + 256, s.lo + 65535, s.lo + 65536, math.MinInt32, math.MaxInt32} {
+			probe(k)
+		}
+	}
+	if kinds[tinyKey] == 0 || kinds[narrowKey] == 0 || kinds[wideKey] == 0 {
+		t.Fatalf("sparse sketches by key size: %v; want each size", kinds)
+	}
+}
