@@ -1,8 +1,10 @@
 package logline
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -452,4 +454,72 @@ func BenchmarkParseDyno(b *testing.B) {
 
 func BenchmarkParseAppOutput(b *testing.B) {
 	benchParse(b, "app", "web.1", `Completed 200 OK in 12ms (Views: 3.1ms | ActiveRecord: 2.2ms | Allocations: 1234)`, KindUnknown)
+}
+
+// lifecyclePhraseByPrefixes is isLifecyclePhrase without its first-byte
+// check: the phrases' prefixes and whole messages compared one by one.
+func lifecyclePhraseByPrefixes(msg []byte) bool {
+	switch {
+	case bytes.HasPrefix(msg, []byte("State changed from ")),
+		bytes.HasPrefix(msg, []byte("Starting process with command ")),
+		bytes.HasPrefix(msg, []byte("Process exited with status ")),
+		bytes.HasPrefix(msg, []byte("Process running mem=")):
+		return true
+	case bytes.HasPrefix(msg, []byte("Error ")):
+		c := msg[len("Error "):]
+		return errorCode(c, 'R', 10, 99) && len(c) > 4 && c[3] == ' ' && c[4] == '('
+	}
+	switch string(bytes.TrimRight(msg, " \t\r\n")) {
+	case "Stopping all processes with SIGTERM", "Restarting", "Cycling":
+		return true
+	}
+	return false
+}
+
+// TestLifecyclePhraseFirstByte checks isLifecyclePhrase's first-byte
+// shortcut against the comparisons alone: every phrase, with trailing
+// blanks, cut short at every length, with every first byte, and random
+// app output.
+func TestLifecyclePhraseFirstByte(t *testing.T) {
+	phrases := []string{
+		"State changed from up to crashed", "Starting process with command `x`",
+		"Process exited with status 0", "Process running mem=1028M(103.3%)",
+		"Error R14 (Memory quota exceeded)", "Error R99 (x)", "Error R10 (Boot timeout)",
+		"Stopping all processes with SIGTERM", "Restarting", "Cycling", "Cycling \r\n\t",
+		"Restarting worker pool", "Error Reading file", "GET / 200", "",
+	}
+	var msgs [][]byte
+	for _, p := range phrases {
+		for n := 0; n <= len(p); n++ {
+			msgs = append(msgs, []byte(p[:n]))
+			for c := range 256 { // every first byte
+				if n > 0 {
+					m := []byte(p[:n])
+					m[0] = byte(c)
+					msgs = append(msgs, m)
+				}
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 20000 {
+		m := make([]byte, rng.IntN(12))
+		for i := range m {
+			m[i] = "SPERCtate ro\n"[rng.IntN(13)]
+		}
+		msgs = append(msgs, m)
+	}
+	matched := 0
+	for _, m := range msgs {
+		want := lifecyclePhraseByPrefixes(m)
+		if got := isLifecyclePhrase(m); got != want {
+			t.Fatalf("isLifecyclePhrase(%q) = %v, want %v", m, got, want)
+		}
+		if want {
+			matched++
+		}
+	}
+	if matched < len(phrases)-5 {
+		t.Fatalf("only %d messages were phrases", matched)
+	}
 }
