@@ -1,7 +1,6 @@
 package logline
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -456,26 +455,6 @@ func BenchmarkParseAppOutput(b *testing.B) {
 	benchParse(b, "app", "web.1", `Completed 200 OK in 12ms (Views: 3.1ms | ActiveRecord: 2.2ms | Allocations: 1234)`, KindUnknown)
 }
 
-// lifecyclePhraseByPrefixes is isLifecyclePhrase without its first-byte
-// check: the phrases' prefixes and whole messages compared one by one.
-func lifecyclePhraseByPrefixes(msg []byte) bool {
-	switch {
-	case bytes.HasPrefix(msg, []byte("State changed from ")),
-		bytes.HasPrefix(msg, []byte("Starting process with command ")),
-		bytes.HasPrefix(msg, []byte("Process exited with status ")),
-		bytes.HasPrefix(msg, []byte("Process running mem=")):
-		return true
-	case bytes.HasPrefix(msg, []byte("Error ")):
-		c := msg[len("Error "):]
-		return errorCode(c, 'R', 10, 99) && len(c) > 4 && c[3] == ' ' && c[4] == '('
-	}
-	switch string(bytes.TrimRight(msg, " \t\r\n")) {
-	case "Stopping all processes with SIGTERM", "Restarting", "Cycling":
-		return true
-	}
-	return false
-}
-
 // TestLifecyclePhraseFirstByte checks isLifecyclePhrase's first-byte
 // shortcut against the comparisons alone: every phrase, with trailing
 // blanks, cut short at every length, with every first byte, and random
@@ -511,7 +490,7 @@ func TestLifecyclePhraseFirstByte(t *testing.T) {
 	}
 	matched := 0
 	for _, m := range msgs {
-		want := lifecyclePhraseByPrefixes(m)
+		want := lifecyclePrefixes(m)
 		if got := isLifecyclePhrase(m); got != want {
 			t.Fatalf("isLifecyclePhrase(%q) = %v, want %v", m, got, want)
 		}
