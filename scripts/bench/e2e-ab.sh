@@ -27,8 +27,10 @@ for ((i = 0; i < rounds; i++)); do
 		rm -rf "$dir"
 		field() { awk -v p="$1" -v f="$2" '$0 ~ p {print $(NF + f)}' <<<"$r"; }
 		lag=$(sed -n 's/.*counted \([0-9.]*\)\(m\?s\) after the last 2xx.*/\1 \2/p' <<<"$r" | awk '{print ($2 == "ms") ? $1 / 1000 : $1}')
-		printf 'BenchmarkE2E/bin=%s 1 %s ratio %s cpu-s %s lines/s %s sink-lines/s %s lag-s\n' "$name" \
-			"$(field '^ratio' -3)" "$(field 'server CPU during' -1)" "$(field '^drainpipe: sent' -1)" "$(field '^sink: sent' -1)" "${lag:-NaN}" |
+		# Binaries from before session 7 print no lag: the unit is left
+		# out for them (benchstat refuses a NaN).
+		printf 'BenchmarkE2E/bin=%s 1 %s ratio %s cpu-s %s lines/s %s sink-lines/s%s\n' "$name" \
+			"$(field '^ratio' -3)" "$(field 'server CPU during' -1)" "$(field '^drainpipe: sent' -1)" "$(field '^sink: sent' -1)" "${lag:+ $lag lag-s}" |
 			tee -a "$out"
 	done
 	echo "# round $((i + 1)) of $rounds done, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
