@@ -18,6 +18,13 @@ func RecordBytes(seq int64, app, frameID string, codec uint8, stored []byte) []b
 	return appendRecord(nil, &entry{Seq: seq, ReceivedAt: 1764064800000000000, App: app, FrameID: frameID, Codec: codec, Stored: stored}, 0)
 }
 
+// WithFree returns opt with free standing in for the free bytes of the
+// journal's file system.
+func WithFree(opt Options, free func() int64) Options {
+	opt.free = free
+	return opt
+}
+
 // WithRemove returns opt with files removed by remove.
 func WithRemove(opt Options, remove func(string) error) Options {
 	opt.remove = remove

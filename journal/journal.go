@@ -125,6 +125,9 @@ type Options struct {
 	wrap func(segFile) segFile
 	// remove removes a file (os.Remove unless a test fails it).
 	remove func(name string) error
+	// free, when set, stands in for the free bytes of the journal's file
+	// system (roomForSpare), for the tests.
+	free func() int64
 }
 
 // segFile is a segment file open for writing.

@@ -59,6 +59,9 @@ func (j *Journal) spareSize(size int64) bool {
 // roomForSpare reports whether the journal's file system has room for a
 // spare segment (roomFactor times SegmentSize free).
 func (j *Journal) roomForSpare() bool {
+	if j.opt.free != nil {
+		return j.opt.free() >= roomFactor*j.opt.SegmentSize
+	}
 	var st unix.Statfs_t
 	if err := unix.Statfs(j.dir, &st); err != nil {
 		return false
@@ -114,13 +117,16 @@ type spares struct {
 
 // loadSpares lists the spare files in the journal's directory (none is
 // ready: each gets a new header before use) and removes the zero-fills
-// a stop cut short, and spares beyond maxSpares or too large for this
-// journal's segments (sizeFactor).
+// a stop cut short, and spares beyond maxSpares, too large for this
+// journal's segments (sizeFactor), or any while the file system is short
+// of room (roomForSpare).
 func (j *Journal) loadSpares() error {
 	des, err := os.ReadDir(j.dir)
 	if err != nil {
 		return fmt.Errorf("list spare segments: %w", err)
 	}
+	// Under disk pressure no spare is kept, as none is made or retired.
+	keep := j.opt.WriteAhead && j.roomForSpare()
 	for _, de := range des {
 		name := de.Name()
 		switch {
@@ -134,7 +140,7 @@ func (j *Journal) loadSpares() error {
 			if err != nil {
 				return fmt.Errorf("list spare segments: %w", err)
 			}
-			if !j.opt.WriteAhead || len(j.spare.files) >= maxSpares || !j.spareSize(fi.Size()) {
+			if !keep || len(j.spare.files) >= maxSpares || !j.spareSize(fi.Size()) {
 				if err := os.Remove(filepath.Join(j.dir, name)); err != nil {
 					return fmt.Errorf("remove a spare segment: %w", err)
 				}

@@ -646,3 +646,47 @@ func TestSparesOfLargerSegmentsGo(t *testing.T) {
 	}
 	noQuarantine(t, j, dir)
 }
+
+// TestNoSpareKeptUnderDiskPressure: while the file system has less than
+// four segments' worth free, spares left by an earlier process are
+// removed at Open, no trimmed segment is retired as a spare and none is
+// zero-filled; with room, the same leftovers are kept.
+func TestNoSpareKeptUnderDiskPressure(t *testing.T) {
+	for _, short := range []bool{true, false} {
+		t.Run(fmt.Sprintf("short=%v", short), func(t *testing.T) {
+			dir := t.TempDir()
+			jdir := filepath.Join(dir, "journal")
+			if err := os.MkdirAll(jdir, 0o750); err != nil {
+				t.Fatal(err)
+			}
+			left := filepath.Join(jdir, "1-1.spare")
+			if err := os.WriteFile(left, make([]byte, aheadSize), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			free := int64(4 * aheadSize)
+			if short {
+				free--
+			}
+			j := openIn(t, dir, journal.WithFree(aheadOpts(), func() int64 { return free }))
+			defer j.Close()
+			if _, err := os.Stat(left); short != os.IsNotExist(err) {
+				t.Fatalf("short of room %v: the leftover spare's stat says %v", short, err)
+			}
+			if !short {
+				return
+			}
+			for i := range 24 {
+				mustAppend(t, j, batch("shop", fmt.Sprint("f", i), 20, i))
+			}
+			if err := j.Trim(context.Background(), j.LastSeq()); err != nil {
+				t.Fatal(err)
+			}
+			if got := spares(t, dir); len(got) != 0 {
+				t.Fatalf("spare files %v while short of room", got)
+			}
+			if c := j.Rolls(); c.Retired != 0 || c.Zeroed != 0 || c.Created < 2 {
+				t.Fatalf("while short of room: %+v, want only created segments", c)
+			}
+		})
+	}
+}
